@@ -1,0 +1,95 @@
+import { parseArgs } from 'node:util';
+
+/** The CLI's usage text. */
+export const USAGE = `Usage: pulsar [options]
+
+A length-prefixed TCP echo server with heartbeats, connection reports and graceful shutdown.
+
+Options:
+  --host <addr>             bind address (default 127.0.0.1; IPv6 and 0.0.0.0 work too)
+  --port <n>                TCP port, 0 for a free one (default 8080)
+  --heartbeat <ms>          heartbeat after this much client silence, 0 = off (default 5000)
+  --report <ms>             registry report interval, 0 = off (default 10000)
+  --max-frame <bytes>       largest frame payload (default 8388608)
+  --idle-timeout <ms>       close clients silent this long, 0 = never (default 0)
+  --max-connections <n>     refuse connections beyond n (default unlimited)
+  --shutdown-timeout <ms>   destroy what is still open this long after SIGINT/SIGTERM (default 10000)
+  --log <text|json>         text logs on stderr, or JSON lines on stdout (default text)
+  -h, --help                show this help
+  -v, --version             show the version
+
+Logs: DEBUG=pulsar:* adds heartbeats and lifecycle detail; the default is
+DEBUG=pulsar:server,pulsar:conn,pulsar:report.`;
+
+/** The CLI's settings, parsed and checked. */
+export interface CliOptions {
+  host: string;
+  port: number;
+  heartbeat: number;
+  report: number;
+  maxFrame: number;
+  idleTimeout: number;
+  maxConnections: number | undefined;
+  shutdownTimeout: number;
+  log: 'text' | 'json';
+  help: boolean;
+  version: boolean;
+}
+
+/** A bad flag or value: the CLI prints the message and the usage, and exits 2. */
+export class UsageError extends Error {}
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Parses the CLI's arguments (without `node` and the script).
+ * @throws {UsageError} naming the bad flag or value
+ */
+export function parseCli(argv: string[]): CliOptions {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        host: { type: 'string', default: '127.0.0.1' },
+        port: { type: 'string', default: '8080' },
+        heartbeat: { type: 'string', default: '5000' },
+        report: { type: 'string', default: '10000' },
+        'max-frame': { type: 'string', default: '8388608' },
+        'idle-timeout': { type: 'string', default: '0' },
+        'max-connections': { type: 'string' },
+        'shutdown-timeout': { type: 'string', default: '10000' },
+        log: { type: 'string', default: 'text' },
+        help: { type: 'boolean', short: 'h', default: false },
+        version: { type: 'boolean', short: 'v', default: false },
+      },
+    }));
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  if (values.log !== 'text' && values.log !== 'json') throw new UsageError(`--log must be 'text' or 'json', got '${values.log}'`);
+  if (values.host === '') throw new UsageError('--host must not be empty');
+  return {
+    host: values.host,
+    port: integer('--port', values.port, 0, 65535),
+    heartbeat: integer('--heartbeat', values.heartbeat, 0, MAX_TIMER_MS),
+    report: integer('--report', values.report, 0, MAX_TIMER_MS),
+    maxFrame: integer('--max-frame', values['max-frame'], 0, 2 ** 32 - 1),
+    idleTimeout: integer('--idle-timeout', values['idle-timeout'], 0, MAX_TIMER_MS),
+    maxConnections: values['max-connections'] === undefined ? undefined : integer('--max-connections', values['max-connections'], 1, Number.MAX_SAFE_INTEGER),
+    shutdownTimeout: integer('--shutdown-timeout', values['shutdown-timeout'], 0, MAX_TIMER_MS),
+    log: values.log,
+    help: values.help,
+    version: values.version,
+  };
+}
+
+function integer(flag: string, text: string, min: number, max: number): number {
+  const value = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new UsageError(`${flag} must be an integer from ${min} to ${max}, got '${text}'`);
+  }
+  return value;
+}

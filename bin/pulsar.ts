@@ -1,0 +1,84 @@
+#!/usr/bin/env node
+// The thin CLI: parse flags, wire the library's defaults, log its events, and map signals to close().
+import { readFileSync } from 'node:fs';
+import createDebug from 'debug';
+import { IdleHeartbeat, LengthPrefixedCodec, PulsarServer } from '../lib/index.js';
+import { parseCli, UsageError, USAGE, type CliOptions } from './args.js';
+import { CliLogger, DEFAULT_NAMESPACES, logClosed, logServerEvents, logShutdown } from './log.js';
+
+const SIGNAL_EXIT_CODES: Record<'SIGINT' | 'SIGTERM', number> = { SIGINT: 130, SIGTERM: 143 };
+
+const LISTEN_ERRORS: Record<string, string> = {
+  EADDRINUSE: 'address already in use',
+  EACCES: 'permission denied',
+  EADDRNOTAVAIL: 'address not available',
+};
+
+function readCli(): CliOptions {
+  try {
+    return parseCli(process.argv.slice(2));
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`pulsar: ${error.message}\n\n${USAGE}\n`);
+    process.exit(2);
+  }
+}
+
+function createServer(cli: CliOptions): PulsarServer {
+  const heartbeat = cli.heartbeat > 0 || cli.idleTimeout > 0
+    ? new IdleHeartbeat({ interval: cli.heartbeat, idleTimeout: cli.idleTimeout })
+    : false;
+  return new PulsarServer({
+    host: cli.host,
+    port: cli.port,
+    codec: new LengthPrefixedCodec({ maxFrameLength: cli.maxFrame }),
+    heartbeat,
+    reportInterval: cli.report > 0 ? cli.report : false,
+    shutdownTimeout: cli.shutdownTimeout,
+    ...(cli.maxConnections === undefined ? {} : { maxConnections: cli.maxConnections }),
+  });
+}
+
+/** First signal: graceful close, exit 0. A second one: exit at once (130 for SIGINT). */
+function handleSignals(server: PulsarServer, logger: CliLogger): void {
+  let closing = false;
+  const onSignal = (signal: 'SIGINT' | 'SIGTERM'): void => {
+    if (closing) process.exit(SIGNAL_EXIT_CODES[signal]);
+    closing = true;
+    logShutdown(logger, signal, server.connections.size);
+    void server.close().then((result) => {
+      logClosed(logger, result);
+      process.exit(0);
+    });
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}
+
+async function main(): Promise<void> {
+  const cli = readCli();
+  if (cli.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  if (cli.version) {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    process.stdout.write(`${pkg.version}\n`);
+    return;
+  }
+  if (process.env.DEBUG === undefined) createDebug.enable(DEFAULT_NAMESPACES);
+  const server = createServer(cli);
+  const logger = new CliLogger(cli.log);
+  logServerEvents(server, logger);
+  handleSignals(server, logger);
+  try {
+    await server.listen();
+  } catch (error) {
+    const { code, message } = error as NodeJS.ErrnoException;
+    const reason = (code && LISTEN_ERRORS[code]) ? `${LISTEN_ERRORS[code]} (${code})` : message;
+    process.stderr.write(`pulsar: cannot listen on ${cli.host}:${cli.port}: ${reason}\n`);
+    process.exit(1);
+  }
+}
+
+void main();

@@ -1,0 +1,376 @@
+import type { Socket } from 'node:net';
+import createDebug from 'debug';
+import type { FrameCodec, FrameDecoder } from './codec.js';
+import { PulsarError } from './errors.js';
+import type { HeartbeatPeer } from './heartbeat.js';
+import type { ConnectionSnapshot } from './registry.js';
+import { isPromiseLike } from './thenable.js';
+
+const debug = createDebug('pulsar:lifecycle:connection');
+
+/** `open`: reading and answering; `closing`: reads stopped, pending answers flushing; `closed`: gone. */
+export type ConnectionState = 'open' | 'closing' | 'closed';
+
+/**
+ * Why a connection ended: `end` the peer closed its side; `close` the application called `close()`;
+ * `shutdown` the server closed; `destroy` the application called `destroy()`; `error` a client error
+ * (bad frame, reset, idle timeout…); `timeout` a graceful close that did not finish in time.
+ */
+export type DisconnectReason = 'end' | 'close' | 'shutdown' | 'destroy' | 'error' | 'timeout';
+
+/** What a connection needs from the server that owns it (the server builds it; not a public extension point). */
+export interface ConnectionOwner {
+  readonly codec: FrameCodec;
+  /** Pending output, in bytes, above which reading pauses until the socket drains. */
+  readonly highWaterMark: number;
+  /** Longest a graceful close may take before the socket is destroyed. */
+  readonly closeTimeout: number;
+  onFrame(frame: Buffer, conn: Connection): void | PromiseLike<void>;
+  onClientError(error: Error, conn: Connection): void;
+  onFlowChange(conn: Connection, paused: boolean): void;
+  onClose(conn: Connection, reason: DisconnectReason, error: Error | undefined): void;
+}
+
+/** After our side has flushed and sent FIN, how long to keep reading for the peer's FIN (see #linger). */
+const LINGER_MS = 1000;
+
+const kConnection = Symbol('pulsar.connection');
+type OwnedSocket = Socket & { [kConnection]: Connection };
+
+function ignoreError(): void {}
+
+/**
+ * One accepted client. Created by {@link PulsarServer}; handed to handlers and events.
+ *
+ * Frames given to handlers are views into the received bytes, not copies: copy one (`Buffer.from(frame)`)
+ * to keep it beyond the handler call.
+ */
+export class Connection implements HeartbeatPeer {
+  /** Server-unique id, counting from 1. */
+  readonly id: number;
+  /** The underlying socket, for inspection (socket options, TLS details). Write through {@link send}. */
+  readonly socket: Socket;
+  /** Client IP address. */
+  readonly remoteAddress: string;
+  /** Client port. */
+  readonly remotePort: number;
+  /** `host:port` of the client (`[v6]:port` for IPv6), as used in logs. */
+  readonly remote: string;
+  /** Epoch ms when the connection was accepted. */
+  readonly connectedAt: number;
+
+  readonly #owner: ConnectionOwner;
+  readonly #decoder: FrameDecoder;
+  #state: ConnectionState = 'open';
+  #reason: DisconnectReason | undefined;
+  #error: Error | undefined;
+  #lastSeen: number;
+  #framesIn = 0;
+  #framesOut = 0;
+  #bytesIn = 0;
+  #bytesOut = 0;
+  /** Handler promises not yet settled: the connection ends only after they have. */
+  #inflight = 0;
+  /** True while a chunk's frames are being dispatched (close() must not end the socket mid-chunk). */
+  #dispatching = false;
+  #paused = false;
+  #ended = false;
+  #flushed = false;
+  #closeTimer: ReturnType<typeof setTimeout> | undefined;
+  #onHandlerSettled: (() => void) | undefined;
+  #onHandlerRejected: ((error: unknown) => void) | undefined;
+
+  /** Created by the server for each accepted socket; not meant to be constructed by applications. */
+  constructor(id: number, socket: Socket, owner: ConnectionOwner) {
+    this.id = id;
+    this.socket = socket;
+    this.remoteAddress = socket.remoteAddress ?? '';
+    this.remotePort = socket.remotePort ?? 0;
+    this.remote = socket.remoteFamily === 'IPv6' ? `[${this.remoteAddress}]:${this.remotePort}` : `${this.remoteAddress}:${this.remotePort}`;
+    this.connectedAt = Date.now();
+    this.#lastSeen = this.connectedAt;
+    this.#owner = owner;
+    this.#decoder = owner.codec.createDecoder();
+  }
+
+  /** Lifecycle state; see {@link ConnectionState}. */
+  get state(): ConnectionState {
+    return this.#state;
+  }
+  /** Epoch ms of the last inbound byte (the connect time until the first). */
+  get lastSeen(): number {
+    return this.#lastSeen;
+  }
+  /** Frames decoded from the client. */
+  get framesIn(): number {
+    return this.#framesIn;
+  }
+  /** Frames sent to the client, heartbeats included. */
+  get framesOut(): number {
+    return this.#framesOut;
+  }
+  /** Bytes received from the client. */
+  get bytesIn(): number {
+    return this.#bytesIn;
+  }
+  /** Bytes sent to the client (frames as encoded on the wire). */
+  get bytesOut(): number {
+    return this.#bytesOut;
+  }
+  /** Output queued in the socket, not yet handed to the kernel. */
+  get pendingBytes(): number {
+    return this.socket.writableLength;
+  }
+  /** Output handed to the kernel so far. */
+  get flushedBytes(): number {
+    return this.#bytesOut - this.socket.writableLength;
+  }
+  /** True while reading is paused because pending output passed the server's `highWaterMark`. */
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  /**
+   * Encodes `payload` with the server's codec and writes it.
+   * @returns `false` when the socket is backpressured (its buffer is full): wait for the server's
+   * `drain` event or the socket's before sending much more.
+   * @throws {PulsarError} `ERR_FRAME_TOO_LARGE` for a payload over the codec's limit;
+   * `ERR_CONNECTION_CLOSED` once the connection's writing side is closed.
+   */
+  send(payload: Uint8Array | string): boolean {
+    if (this.#ended || this.socket.destroyed) {
+      throw new PulsarError('ERR_CONNECTION_CLOSED', `cannot send to ${this.remote} (connection ${this.id}): it is closed`);
+    }
+    const wire = this.#owner.codec.encode(typeof payload === 'string' ? Buffer.from(payload) : payload);
+    this.#framesOut++;
+    this.#bytesOut += wire.length;
+    const accepted = this.socket.write(wire);
+    if (!accepted) this.#pauseIfOverHighWaterMark();
+    return accepted;
+  }
+
+  /**
+   * Closes gracefully: reads no more input, lets frames already received be answered (pending
+   * handler promises included), flushes, then ends the socket. Destroys it if that takes longer than
+   * the server's `shutdownTimeout`. Idempotent.
+   */
+  close(): void {
+    this.#beginClose('close');
+  }
+
+  /**
+   * Closes at once, dropping pending output. With an `error`, the `disconnect` event carries it.
+   * Idempotent.
+   */
+  destroy(error?: Error): void {
+    this.#terminate(error ? 'error' : 'destroy', error);
+  }
+
+  /** This connection's figures at `now` (epoch ms). */
+  snapshot(now = Date.now()): ConnectionSnapshot {
+    return {
+      id: this.id,
+      remoteAddress: this.remoteAddress,
+      remotePort: this.remotePort,
+      connectedAt: this.connectedAt,
+      idleMs: Math.max(0, now - this.#lastSeen),
+      framesIn: this.#framesIn,
+      framesOut: this.#framesOut,
+      bytesIn: this.#bytesIn,
+      bytesOut: this.#bytesOut,
+    };
+  }
+
+  /** @internal True once every byte sent was handed to the kernel and our FIN queued. */
+  get flushed(): boolean {
+    return this.#flushed;
+  }
+
+  /** @internal Attaches the socket handlers and starts reading. */
+  start(): void {
+    const socket = this.socket as OwnedSocket;
+    socket[kConnection] = this;
+    socket.setNoDelay(true);
+    socket.on('data', Connection.#socketOnData);
+    socket.on('end', Connection.#socketOnEnd);
+    socket.on('drain', Connection.#socketOnDrain);
+    socket.on('finish', Connection.#socketOnFinish);
+    socket.on('error', Connection.#socketOnError);
+    socket.on('close', Connection.#socketOnClose);
+  }
+
+  /** @internal Turns the client away without starting it (e.g. `maxConnections`). */
+  refuse(): void {
+    this.#state = 'closed';
+    this.socket.on('error', ignoreError);
+    this.socket.destroy();
+  }
+
+  /** @internal Graceful close on server shutdown. */
+  shutdown(): void {
+    this.#beginClose('shutdown');
+  }
+
+  static #socketOnData(this: OwnedSocket, chunk: Buffer): void {
+    this[kConnection].#receive(chunk);
+  }
+  static #socketOnEnd(this: OwnedSocket): void {
+    this[kConnection].#peerEnded();
+  }
+  static #socketOnDrain(this: OwnedSocket): void {
+    this[kConnection].#resumeIfPaused();
+  }
+  static #socketOnFinish(this: OwnedSocket): void {
+    this[kConnection].#linger();
+  }
+  static #socketOnError(this: OwnedSocket, error: Error): void {
+    this[kConnection].#fail(error);
+  }
+  static #socketOnClose(this: OwnedSocket): void {
+    this[kConnection].#closed();
+  }
+  static #onCloseTimeout(conn: Connection): void {
+    if (conn.#flushed) {
+      conn.socket.destroy(); // everything was delivered; the peer just never closed its side
+      return;
+    }
+    conn.#fail(new PulsarError('ERR_CLOSE_TIMEOUT', `${conn.remote} (connection ${conn.id}) did not finish closing in ${conn.#owner.closeTimeout} ms`), 'timeout');
+  }
+
+  #receive(chunk: Buffer): void {
+    if (this.#state !== 'open') return; // after close() began: discarded, only read to see the peer's FIN
+    this.#lastSeen = Date.now();
+    this.#bytesIn += chunk.length;
+    this.#decoder.push(chunk);
+    this.#dispatchFrames();
+  }
+
+  /** Hands every complete frame to the handler, with the socket corked so the answers go out in one write. */
+  #dispatchFrames(): void {
+    const socket = this.socket;
+    this.#dispatching = true;
+    socket.cork();
+    try {
+      for (let frame = this.#decoder.next(); frame !== null; frame = this.#decoder.next()) {
+        this.#framesIn++;
+        this.#dispatch(frame);
+        if (this.#state === 'closed') break;
+      }
+    } catch (error) {
+      this.#fail(error as Error);
+    } finally {
+      this.#dispatching = false;
+      socket.uncork();
+    }
+    if (this.#state === 'closing') this.#endWhenAnswered();
+    else if (socket.writableLength >= this.#owner.highWaterMark) this.#pauseIfOverHighWaterMark();
+  }
+
+  #dispatch(frame: Buffer): void {
+    let result: unknown;
+    try {
+      result = this.#owner.onFrame(frame, this);
+    } catch (error) {
+      this.#handlerFailed(error);
+      return;
+    }
+    if (!isPromiseLike(result)) return;
+    this.#inflight++;
+    // Created once per connection, and only for async handlers.
+    this.#onHandlerSettled ??= () => {
+      this.#inflight--;
+      if (this.#state === 'closing') this.#endWhenAnswered();
+    };
+    this.#onHandlerRejected ??= (error: unknown) => {
+      this.#handlerFailed(error);
+      this.#onHandlerSettled!();
+    };
+    result.then(this.#onHandlerSettled, this.#onHandlerRejected);
+  }
+
+  #handlerFailed(error: unknown): void {
+    const message = error instanceof Error ? error.message : String(error);
+    this.#owner.onClientError(
+      new PulsarError('ERR_HANDLER', `handler failed on a frame from ${this.remote}: ${message}`, { cause: error }),
+      this,
+    );
+  }
+
+  #pauseIfOverHighWaterMark(): void {
+    if (this.#paused || this.#state !== 'open' || this.socket.writableLength < this.#owner.highWaterMark) return;
+    this.#paused = true;
+    this.socket.pause();
+    debug('%s paused reading: %d bytes pending', this.remote, this.socket.writableLength);
+    this.#owner.onFlowChange(this, true);
+  }
+
+  #resumeIfPaused(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    if (this.#state === 'open') this.socket.resume();
+    debug('%s drained, reading resumed', this.remote);
+    this.#owner.onFlowChange(this, false);
+  }
+
+  #peerEnded(): void {
+    if (this.#state !== 'open') return;
+    try {
+      this.#decoder.end();
+    } catch (error) {
+      this.#owner.onClientError(error as Error, this); // the complete frames before it are still answered
+    }
+    this.#beginClose('end');
+  }
+
+  #beginClose(reason: DisconnectReason): void {
+    if (this.#state !== 'open') return;
+    this.#state = 'closing';
+    this.#reason = reason;
+    this.socket.pause(); // read no more input
+    this.#closeTimer = setTimeout(Connection.#onCloseTimeout, this.#owner.closeTimeout, this);
+    debug('%s closing (%s)', this.remote, reason);
+    this.#endWhenAnswered();
+  }
+
+  /** Ends our side once no frame is being dispatched and no handler promise is pending. */
+  #endWhenAnswered(): void {
+    if (this.#state !== 'closing' || this.#ended || this.#dispatching || this.#inflight > 0) return;
+    this.#ended = true;
+    this.socket.end();
+    // Keep reading (and discarding): closing a socket with unread input makes the kernel send a reset,
+    // which can destroy answers the peer has not read yet.
+    this.socket.resume();
+  }
+
+  /** Our side is flushed; give the peer a short while to close its side before destroying. */
+  #linger(): void {
+    this.#flushed = true;
+    clearTimeout(this.#closeTimer);
+    this.#closeTimer = setTimeout(Connection.#onCloseTimeout, Math.min(LINGER_MS, this.#owner.closeTimeout), this);
+  }
+
+  /** Reports a client error and destroys the connection. */
+  #fail(error: Error, reason: DisconnectReason = 'error'): void {
+    if (this.#state === 'closed') {
+      debug('%s late error after close: %s', this.remote, error.message);
+      return;
+    }
+    this.#owner.onClientError(error, this);
+    this.#terminate(reason, error);
+  }
+
+  #terminate(reason: DisconnectReason, error: Error | undefined): void {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    this.#reason = reason;
+    this.#error = error;
+    this.socket.destroy();
+  }
+
+  #closed(): void {
+    clearTimeout(this.#closeTimer);
+    this.#state = 'closed';
+    debug('%s closed (%s)', this.remote, this.#reason ?? 'end');
+    this.#owner.onClose(this, this.#reason ?? 'end', this.#error);
+  }
+}

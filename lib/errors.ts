@@ -1,0 +1,66 @@
+/**
+ * Every error pulsar raises carries a stable `code`, listed in the README. The codes are the API:
+ * match on `err.code`, not on messages.
+ */
+export type PulsarErrorCode =
+  /** A frame header announced more than the codec's `maxFrameLength`, or `send()` was given more. */
+  | 'ERR_FRAME_TOO_LARGE'
+  /** The peer closed its side in the middle of a frame. */
+  | 'ERR_TRUNCATED_FRAME'
+  /** The peer sent nothing for the heartbeat policy's idle timeout. */
+  | 'ERR_IDLE_TIMEOUT'
+  /** A connection arrived while `maxConnections` were already open. */
+  | 'ERR_MAX_CONNECTIONS'
+  /** The `handler` threw or its promise rejected; `cause` holds what it threw. */
+  | 'ERR_HANDLER'
+  /** `send()` on a connection whose writing side is already closed. */
+  | 'ERR_CONNECTION_CLOSED'
+  /** The connection was still open when the close or shutdown timeout expired, and was destroyed. */
+  | 'ERR_CLOSE_TIMEOUT'
+  /** A custom `Registry` threw or rejected. */
+  | 'ERR_REGISTRY'
+  /** `listen()` on a server that is already listening or was closed. */
+  | 'ERR_SERVER_STATE'
+  /** An option given to a constructor is of the wrong type or out of range. */
+  | 'ERR_INVALID_OPTION';
+
+const kPulsarError = Symbol.for('pulsar.error');
+
+/**
+ * Base class of pulsar's errors. `instanceof` works across the ESM and CommonJS builds (they hold two
+ * copies of this class) because it checks a global symbol brand, not the prototype chain.
+ */
+export class PulsarError extends Error {
+  /** Stable, documented error code. */
+  readonly code: PulsarErrorCode;
+
+  /**
+   * @param code stable error code
+   * @param message what happened, and to whom
+   * @param options standard `ErrorOptions` (`cause`)
+   */
+  constructor(code: PulsarErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+
+  /** @internal brand shared by both builds. */
+  get [kPulsarError](): true {
+    return true;
+  }
+
+  /** Brand-based check, so errors from the other build's class copy still match. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (typeof value !== 'object' || value === null) return false;
+    if (this === PulsarError) return (value as Record<symbol, unknown>)[kPulsarError] === true;
+    return Function.prototype[Symbol.hasInstance].call(this, value) || isNamedPulsarError(value, this.name);
+  }
+}
+
+function isNamedPulsarError(value: object, name: string): boolean {
+  return (value as Record<symbol, unknown>)[kPulsarError] === true && (value as Error).name === name;
+}
+
+/** A byte stream that cannot be split into frames (`ERR_FRAME_TOO_LARGE`, `ERR_TRUNCATED_FRAME`). */
+export class DecodingError extends PulsarError {}

@@ -1,0 +1,13 @@
+export { PulsarServer } from './server.js';
+export type { CloseResult, ListenAddress, PulsarServerEvents, Report } from './server.js';
+export type { FrameHandler, PulsarServerOptions, ResolvedServerOptions } from './options.js';
+export { Connection } from './connection.js';
+export type { ConnectionState, DisconnectReason } from './connection.js';
+export { DEFAULT_MAX_FRAME_LENGTH, LengthPrefixedCodec } from './codec.js';
+export type { FrameCodec, FrameDecoder, LengthFieldLength, LengthPrefixedCodecOptions } from './codec.js';
+export { MemoryRegistry } from './registry.js';
+export type { ConnectionSnapshot, Registry } from './registry.js';
+export { HEARTBEAT_PAYLOAD, IdleHeartbeat } from './heartbeat.js';
+export type { HeartbeatHost, HeartbeatPeer, HeartbeatPolicy, IdleHeartbeatOptions } from './heartbeat.js';
+export { DecodingError, PulsarError } from './errors.js';
+export type { PulsarErrorCode } from './errors.js';

@@ -1,0 +1,92 @@
+import { LengthPrefixedCodec, type FrameCodec } from './codec.js';
+import type { Connection } from './connection.js';
+import { IdleHeartbeat, type HeartbeatPolicy } from './heartbeat.js';
+import { MemoryRegistry, type Registry } from './registry.js';
+import { checkInteger, invalidOption } from './validate.js';
+
+/**
+ * Called for every inbound frame; replaces the default echo. It may answer with `conn.send()` at once
+ * or later. A returned promise is awaited only for graceful close (the connection ends after it
+ * settles); a throw or rejection is reported as an `ERR_HANDLER` client error.
+ */
+export type FrameHandler = (frame: Buffer, conn: Connection) => void | PromiseLike<void>;
+
+/** Options of {@link PulsarServer}; all optional. */
+export interface PulsarServerOptions {
+  /** Bind address; IPv6 (`'::1'`) and `'0.0.0.0'` work too. @default '127.0.0.1' */
+  host?: string;
+  /** TCP port; `0` picks a free one (read it back from `listen()`). @default 8080 */
+  port?: number;
+  /** Frame codec. @default new LengthPrefixedCodec() */
+  codec?: FrameCodec;
+  /** Where live connections are tracked. @default new MemoryRegistry() */
+  registry?: Registry;
+  /** Heartbeat policy, or `false` for none. @default new IdleHeartbeat({ interval: 5000 }) */
+  heartbeat?: HeartbeatPolicy | false;
+  /** Ms between `report` events, or `false`. @default 10000 */
+  reportInterval?: number | false;
+  /** Frame handler. @default echo: every frame is sent back unchanged */
+  handler?: FrameHandler;
+  /** Connections beyond this many are closed at once (`ERR_MAX_CONNECTIONS`). @default Infinity */
+  maxConnections?: number;
+  /** Ms a graceful `close()` waits before destroying what is left. @default 10000 */
+  shutdownTimeout?: number;
+  /**
+   * Pending output, in bytes, above which the server stops reading from that connection; reading
+   * resumes when its output has drained. @default 1048576 (1 MiB)
+   */
+  highWaterMark?: number;
+}
+
+/** {@link PulsarServerOptions} with every default applied. */
+export type ResolvedServerOptions = Readonly<{
+  host: string;
+  port: number;
+  codec: FrameCodec;
+  registry: Registry;
+  heartbeat: HeartbeatPolicy | false;
+  reportInterval: number | false;
+  handler: FrameHandler;
+  maxConnections: number;
+  shutdownTimeout: number;
+  highWaterMark: number;
+}>;
+
+/** The default handler: sends every frame back unchanged. */
+function echo(frame: Buffer, conn: Connection): void {
+  conn.send(frame);
+}
+
+const OWNER = 'PulsarServer';
+
+/** Applies defaults and validates every option, naming the bad one and its value. */
+export function resolveServerOptions(options: PulsarServerOptions = {}): ResolvedServerOptions {
+  if (typeof options !== 'object' || options === null) throw invalidOption(OWNER, 'options', 'must be an object', options);
+  const host = options.host ?? '127.0.0.1';
+  if (typeof host !== 'string' || host === '') throw invalidOption(OWNER, 'host', 'must be a non-empty string', host);
+  const maxConnections = options.maxConnections ?? Infinity;
+  if (maxConnections !== Infinity) checkInteger(OWNER, 'maxConnections', maxConnections, 1);
+  const reportInterval = options.reportInterval ?? 10_000;
+  if (reportInterval !== false) checkInteger(OWNER, 'reportInterval', reportInterval, 1, 2 ** 31 - 1);
+  const handler = options.handler ?? echo;
+  if (typeof handler !== 'function') throw invalidOption(OWNER, 'handler', 'must be a function', handler);
+  return Object.freeze({
+    host,
+    port: checkInteger(OWNER, 'port', options.port ?? 8080, 0, 65535),
+    codec: checkShape(options.codec ?? new LengthPrefixedCodec(), 'codec', ['createDecoder', 'encode']),
+    registry: checkShape(options.registry ?? new MemoryRegistry(), 'registry', ['add', 'remove', 'snapshot']),
+    heartbeat: options.heartbeat === false ? false : checkShape(options.heartbeat ?? new IdleHeartbeat(), 'heartbeat', ['start', 'stop']),
+    reportInterval,
+    handler,
+    maxConnections,
+    shutdownTimeout: checkInteger(OWNER, 'shutdownTimeout', options.shutdownTimeout ?? 10_000, 0, 2 ** 31 - 1),
+    highWaterMark: checkInteger(OWNER, 'highWaterMark', options.highWaterMark ?? 1024 * 1024, 1),
+  });
+}
+
+/** Checks that a pluggable piece has the methods its interface needs. */
+function checkShape<T>(value: T, option: string, methods: readonly string[]): T {
+  const missing = methods.filter((name) => typeof (value as Record<string, unknown> | null)?.[name] !== 'function');
+  if (missing.length > 0) throw invalidOption(OWNER, option, `must implement ${methods.join(', ')} (missing ${missing.join(', ')})`, value);
+  return value;
+}

@@ -1,0 +1,74 @@
+import type { Connection } from './connection.js';
+
+/** One connection's figures at a point in time, as reported every `reportInterval`. */
+export interface ConnectionSnapshot {
+  /** Server-unique connection id. */
+  id: number;
+  /** Client IP address. */
+  remoteAddress: string;
+  /** Client port. */
+  remotePort: number;
+  /** Epoch ms when the connection was accepted. */
+  connectedAt: number;
+  /** Ms since the last inbound byte. */
+  idleMs: number;
+  /** Frames decoded from the client. */
+  framesIn: number;
+  /** Frames sent to the client (heartbeats included). */
+  framesOut: number;
+  /** Bytes received from the client. */
+  bytesIn: number;
+  /** Bytes sent to the client. */
+  bytesOut: number;
+}
+
+/**
+ * Where live connections are tracked. The server calls `add` when a connection opens and `remove` when
+ * it closes, and `snapshot` for each report. Any method may return a promise (a registry backed by an
+ * external store): the server never waits on `add`/`remove` before handling frames, and reports a
+ * rejection as an `ERR_REGISTRY` server error.
+ */
+export interface Registry {
+  /** Records a newly accepted connection. */
+  add(conn: Connection): void | Promise<void>;
+  /** Forgets a closed connection. */
+  remove(conn: Connection): void | Promise<void>;
+  /** The live connections' figures, for reports. */
+  snapshot(): ConnectionSnapshot[] | Promise<ConnectionSnapshot[]>;
+}
+
+/** The default registry: a `Map` keyed by connection id, iterable for broadcasts. */
+export class MemoryRegistry implements Registry, Iterable<Connection> {
+  readonly #byId = new Map<number, Connection>();
+
+  /** Number of live connections. */
+  get size(): number {
+    return this.#byId.size;
+  }
+
+  /** The live connection with this id, if any. */
+  get(id: number): Connection | undefined {
+    return this.#byId.get(id);
+  }
+
+  /** {@inheritDoc Registry.add} */
+  add(conn: Connection): void {
+    this.#byId.set(conn.id, conn);
+  }
+
+  /** {@inheritDoc Registry.remove} */
+  remove(conn: Connection): void {
+    this.#byId.delete(conn.id);
+  }
+
+  /** {@inheritDoc Registry.snapshot} */
+  snapshot(): ConnectionSnapshot[] {
+    const now = Date.now();
+    return Array.from(this.#byId.values(), (conn) => conn.snapshot(now));
+  }
+
+  /** Iterates the live connections. */
+  [Symbol.iterator](): IterableIterator<Connection> {
+    return this.#byId.values();
+  }
+}

@@ -1,0 +1,307 @@
+import net, { type AddressInfo, type Socket } from 'node:net';
+import createDebug from 'debug';
+import { EventEmitter } from 'eventemitter3';
+import { Connection, type ConnectionOwner, type DisconnectReason } from './connection.js';
+import { PulsarError } from './errors.js';
+import type { HeartbeatHost } from './heartbeat.js';
+import { resolveServerOptions, type PulsarServerOptions, type ResolvedServerOptions } from './options.js';
+import type { ConnectionSnapshot } from './registry.js';
+import { isPromiseLike } from './thenable.js';
+
+const debug = createDebug('pulsar:lifecycle:server');
+
+/** Where the server listens, as `listen()` resolves and `listening` carries it. */
+export interface ListenAddress {
+  address: string;
+  port: number;
+  family: string;
+}
+
+/** A periodic snapshot of the live connections. */
+export interface Report {
+  /** Epoch ms when it was taken. */
+  time: number;
+  /** Number of live connections. */
+  count: number;
+  /** Each live connection's figures. */
+  connections: ConnectionSnapshot[];
+}
+
+/** How a graceful close ended. */
+export interface CloseResult {
+  /** Connections that flushed every answer and closed cleanly. */
+  drained: number;
+  /** Connections destroyed before they could (shutdown timeout, reset during shutdown). */
+  forced: number;
+}
+
+/** Events of {@link PulsarServer}, with their arguments. */
+export interface PulsarServerEvents {
+  /** The server is accepting connections. */
+  listening: [address: ListenAddress];
+  /** A client connected. */
+  connection: [conn: Connection];
+  /** A frame arrived (emitted before the handler runs). */
+  frame: [frame: Buffer, conn: Connection];
+  /** A heartbeat frame was sent to a silent client. */
+  heartbeat: [conn: Connection];
+  /** The periodic registry report. */
+  report: [report: Report];
+  /** Reading from `conn` paused: its pending output passed `highWaterMark`. */
+  backpressure: [conn: Connection];
+  /** `conn`'s output drained and reading resumed. */
+  drain: [conn: Connection];
+  /** A client went away, and why; `error` is set when it was a failure. */
+  disconnect: [conn: Connection, reason: DisconnectReason, error: Error | undefined];
+  /** A problem with one client (bad frame, reset, timeout, handler failure); other clients are untouched. */
+  clientError: [error: Error, conn: Connection];
+  /** A problem with the server itself (not with one client). */
+  error: [error: Error];
+  /** The server has closed; every connection is gone. */
+  close: [result: CloseResult];
+}
+
+type ServerState = 'idle' | 'starting' | 'listening' | 'closing' | 'closed';
+
+/**
+ * A framed TCP server: accepts connections, splits each stream into frames with the codec, and hands
+ * every frame to the handler (echo by default). Sends heartbeats, tracks connections in the registry,
+ * reports them periodically, and closes gracefully.
+ *
+ * @example
+ * ```ts
+ * const server = new PulsarServer({ port: 0, handler: (frame, conn) => conn.send(frame.reverse()) });
+ * const { port } = await server.listen();
+ * // ...
+ * await server.close();
+ * ```
+ */
+export class PulsarServer extends EventEmitter<PulsarServerEvents> {
+  /** The options in force, defaults applied. */
+  readonly options: ResolvedServerOptions;
+  readonly #net: net.Server;
+  readonly #connections = new Map<number, Connection>();
+  readonly #owner: ConnectionOwner;
+  #state: ServerState = 'idle';
+  #nextId = 1;
+  #reportTimer: ReturnType<typeof setInterval> | undefined;
+  #reporting = false;
+  #closing: Promise<CloseResult> | undefined;
+  #closeResult: CloseResult = { drained: 0, forced: 0 };
+  #netClosed = false;
+  #finishClose: (() => void) | undefined;
+
+  /**
+   * @param options see {@link PulsarServerOptions}
+   * @throws {PulsarError} `ERR_INVALID_OPTION` naming the first bad option
+   */
+  constructor(options?: PulsarServerOptions) {
+    super();
+    this.options = resolveServerOptions(options);
+    this.#owner = this.#createOwner();
+    this.#net = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.#accept(socket));
+  }
+
+  /** The live connections, by id. */
+  get connections(): ReadonlyMap<number, Connection> {
+    return this.#connections;
+  }
+
+  /** Where the server listens, or `null` when it is not listening. */
+  address(): ListenAddress | null {
+    const address = this.#net.address() as AddressInfo | null;
+    return address ? { address: address.address, port: address.port, family: address.family } : null;
+  }
+
+  /**
+   * Starts listening.
+   * @returns the real address and port (useful with `port: 0`)
+   * @throws rejects with Node's error (`EADDRINUSE`, `EACCES`…), or `ERR_SERVER_STATE` if the server
+   * is already listening or closed
+   */
+  listen(): Promise<ListenAddress> {
+    if (this.#state !== 'idle') {
+      return Promise.reject(new PulsarError('ERR_SERVER_STATE', `listen() needs an idle server, but this one is ${this.#state}`));
+    }
+    this.#state = 'starting';
+    const { host, port } = this.options;
+    return new Promise((resolve, reject) => {
+      const onError = (error: Error): void => {
+        this.#net.off('listening', onListening);
+        this.#state = 'idle';
+        reject(error);
+      };
+      const onListening = (): void => {
+        this.#net.off('error', onError);
+        this.#net.on('error', (error) => this.#serverError(error));
+        this.#state = 'listening';
+        this.#startTimers();
+        const address = this.address()!;
+        debug('listening on %s:%d', address.address, address.port);
+        this.emit('listening', address);
+        resolve(address);
+      };
+      this.#net.once('error', onError);
+      this.#net.once('listening', onListening);
+      this.#net.listen({ host, port });
+    });
+  }
+
+  /**
+   * Shuts down gracefully: stops accepting at once, reads no more input, answers every frame already
+   * received, flushes and ends each connection, and destroys what is left after `shutdownTimeout`.
+   * Calling it again returns the same promise.
+   * @returns how many connections drained cleanly and how many were forced
+   */
+  close(): Promise<CloseResult> {
+    this.#closing ??= new Promise<CloseResult>((resolve) => {
+      const wasListening = this.#state === 'listening' || this.#state === 'starting';
+      this.#state = 'closing';
+      this.#stopTimers();
+      this.#finishClose = () => {
+        this.#state = 'closed';
+        debug('closed: %d drained, %d forced', this.#closeResult.drained, this.#closeResult.forced);
+        this.emit('close', this.#closeResult);
+        resolve(this.#closeResult);
+      };
+      if (wasListening) {
+        this.#net.close(() => this.#netDone());
+      } else {
+        this.#netClosed = true;
+      }
+      debug('closing: %d connection(s) to drain', this.#connections.size);
+      for (const conn of this.#connections.values()) conn.shutdown();
+      // Asynchronous even when there is nothing to wait for, so a listener added after close() still hears it.
+      process.nextTick(() => this.#maybeClosed());
+    });
+    return this.#closing;
+  }
+
+  #accept(socket: Socket): void {
+    const conn = new Connection(this.#nextId++, socket, this.#owner);
+    if (this.#state !== 'listening') {
+      conn.refuse();
+      return;
+    }
+    if (this.#connections.size >= this.options.maxConnections) {
+      conn.refuse();
+      this.#clientError(
+        new PulsarError('ERR_MAX_CONNECTIONS', `refused ${conn.remote}: already ${this.#connections.size} connections (maxConnections)`),
+        conn,
+      );
+      return;
+    }
+    this.#connections.set(conn.id, conn);
+    conn.start();
+    this.#registryCall('add', conn);
+    this.emit('connection', conn);
+  }
+
+  #createOwner(): ConnectionOwner {
+    const { codec, highWaterMark, shutdownTimeout, handler } = this.options;
+    return {
+      codec,
+      highWaterMark,
+      closeTimeout: shutdownTimeout,
+      onFrame: (frame, conn) => {
+        this.emit('frame', frame, conn);
+        return handler(frame, conn);
+      },
+      onClientError: (error, conn) => this.#clientError(error, conn),
+      onFlowChange: (conn, paused) => (paused ? this.emit('backpressure', conn) : this.emit('drain', conn)),
+      onClose: (conn, reason, error) => this.#disconnected(conn, reason, error),
+    };
+  }
+
+  #heartbeatHost(): HeartbeatHost<Connection> {
+    return {
+      connections: () => this.#connections.values(),
+      now: Date.now,
+      ping: (conn, payload) => {
+        if (conn.state !== 'open') return;
+        conn.send(payload);
+        this.emit('heartbeat', conn);
+      },
+      kill: (conn, error) => {
+        this.#clientError(error, conn);
+        conn.destroy(error);
+      },
+    };
+  }
+
+  #disconnected(conn: Connection, reason: DisconnectReason, error: Error | undefined): void {
+    if (!this.#connections.delete(conn.id)) return;
+    this.#registryCall('remove', conn);
+    if (this.#state === 'closing') {
+      if (conn.flushed) this.#closeResult.drained++;
+      else this.#closeResult.forced++;
+    }
+    this.emit('disconnect', conn, reason, error);
+    this.#maybeClosed();
+  }
+
+  #clientError(error: Error, conn: Connection): void {
+    debug('client error from %s: %s', conn.remote, error.message);
+    this.emit('clientError', error, conn);
+  }
+
+  #serverError(error: Error): void {
+    debug('server error: %s', error.message);
+    this.emit('error', error);
+  }
+
+  /** Calls the registry without waiting on it: a slow external store must not stall frames. */
+  #registryCall(method: 'add' | 'remove', conn: Connection): void {
+    try {
+      const result: unknown = this.options.registry[method](conn);
+      if (isPromiseLike(result)) result.then(undefined, (error: unknown) => this.#registryFailed(method, error));
+    } catch (error) {
+      this.#registryFailed(method, error);
+    }
+  }
+
+  #registryFailed(method: string, error: unknown): void {
+    const message = error instanceof Error ? error.message : String(error);
+    this.#serverError(new PulsarError('ERR_REGISTRY', `registry.${method}() failed: ${message}`, { cause: error }));
+  }
+
+  #startTimers(): void {
+    const { heartbeat, reportInterval } = this.options;
+    if (heartbeat) heartbeat.start(this.#heartbeatHost());
+    if (reportInterval !== false) {
+      this.#reportTimer = setInterval(() => this.#report(), reportInterval);
+      this.#reportTimer.unref();
+    }
+  }
+
+  #stopTimers(): void {
+    if (this.options.heartbeat) this.options.heartbeat.stop();
+    clearInterval(this.#reportTimer);
+  }
+
+  /** Emits one report; skipped while the previous snapshot (maybe from an external store) is pending. */
+  async #report(): Promise<void> {
+    if (this.#reporting) return;
+    this.#reporting = true;
+    try {
+      const connections = await this.options.registry.snapshot();
+      if (this.#state === 'listening') this.emit('report', { time: Date.now(), count: connections.length, connections });
+    } catch (error) {
+      this.#registryFailed('snapshot', error);
+    } finally {
+      this.#reporting = false;
+    }
+  }
+
+  #netDone(): void {
+    this.#netClosed = true;
+    this.#maybeClosed();
+  }
+
+  #maybeClosed(): void {
+    if (this.#state !== 'closing' || !this.#netClosed || this.#connections.size > 0 || !this.#finishClose) return;
+    const finish = this.#finishClose;
+    this.#finishClose = undefined;
+    finish();
+  }
+}

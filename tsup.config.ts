@@ -1,0 +1,21 @@
+import { defineConfig } from 'tsup';
+
+export default defineConfig([
+  {
+    // The library: ESM and CommonJS, each with its own declarations (.d.ts / .d.cts).
+    entry: { index: 'lib/index.ts' },
+    format: ['esm', 'cjs'],
+    dts: true,
+    target: 'node20',
+    platform: 'node',
+    sourcemap: true,
+  },
+  {
+    // The CLI: one ESM file; tsup keeps the shebang and marks it executable.
+    entry: { cli: 'bin/pulsar.ts' },
+    format: ['esm'],
+    target: 'node20',
+    platform: 'node',
+    sourcemap: true,
+  },
+]);
