@@ -39,6 +39,25 @@ type OwnedSocket = Socket & { [kConnection]: Connection };
 
 function ignoreError(): void {}
 
+/** The parts of a socket's internals that show write progress (see kernelTakenBytes). */
+interface SocketWriteInternals {
+  _bytesDispatched?: number;
+  _handle?: { writeQueueSize?: number } | null;
+}
+
+/**
+ * Bytes the kernel has accepted: dispatched to libuv minus what libuv still queues. `writableLength`
+ * alone cannot show this, as it only drops when a whole write request completes, and one request
+ * can hold megabytes. These fields are internal to Node (stable since v8, used by its own TLS and
+ * HTTP/2 code); `undefined` if they ever disappear, and callers fall back to `writableLength`.
+ */
+function kernelTakenBytes(socket: Socket): number | undefined {
+  const internals = socket as unknown as SocketWriteInternals;
+  const queued = internals._handle?.writeQueueSize;
+  const dispatched = internals._bytesDispatched;
+  return typeof queued === 'number' && typeof dispatched === 'number' ? dispatched - queued : undefined;
+}
+
 /**
  * One accepted client. Created by {@link PulsarServer}; handed to handlers and events.
  *
@@ -121,9 +140,9 @@ export class Connection implements HeartbeatPeer {
   get pendingBytes(): number {
     return this.socket.writableLength;
   }
-  /** Output handed to the kernel so far. */
+  /** Output the kernel has taken so far; it advances as a slow reader drains, even inside one large write. */
   get flushedBytes(): number {
-    return this.#bytesOut - this.socket.writableLength;
+    return kernelTakenBytes(this.socket) ?? this.#bytesOut - this.socket.writableLength;
   }
   /** True while reading is paused because pending output passed the server's `highWaterMark`. */
   get paused(): boolean {

@@ -1,0 +1,167 @@
+// Shared test tools: a raw TCP test client with its own (deliberately independent) frame parser, server
+// start-up on port 0 with cleanup, and event waits bounded in time. Nothing here sleeps to assert.
+import { once, type EventEmitter as NodeEmitter } from 'node:events';
+import net from 'node:net';
+import { PulsarServer, type PulsarServerEvents, type PulsarServerOptions } from '../lib/index.js';
+
+/** A 4-byte big-endian length-prefixed frame, built without the library's codec. */
+export function frame(payload: Buffer | string): Buffer {
+  const body = typeof payload === 'string' ? Buffer.from(payload) : payload;
+  const header = Buffer.alloc(4);
+  header.writeUInt32BE(body.length);
+  return Buffer.concat([header, body]);
+}
+
+const cleanups: Array<() => Promise<unknown> | void> = [];
+
+/** Registers a cleanup to run after the current test (see {@link runCleanups}). */
+export function onCleanup(fn: () => Promise<unknown> | void): void {
+  cleanups.push(fn);
+}
+
+/** Runs and clears the registered cleanups, newest first. Call it from `afterEach`. */
+export async function runCleanups(): Promise<void> {
+  while (cleanups.length > 0) await cleanups.pop()!();
+}
+
+/** Starts a server on 127.0.0.1:0 with reports and heartbeats off unless given; closed after the test. */
+export async function startServer(options: PulsarServerOptions = {}): Promise<{ server: PulsarServer; port: number }> {
+  const server = new PulsarServer({ port: 0, reportInterval: false, heartbeat: false, shutdownTimeout: 2000, ...options });
+  onCleanup(() => server.close());
+  const { port } = await server.listen();
+  return { server, port };
+}
+
+/** Waits for `event` on a pulsar server, failing after `ms`. */
+export function nextEvent<K extends keyof PulsarServerEvents>(
+  server: PulsarServer,
+  event: K,
+  ms = 5000,
+  filter: (...args: PulsarServerEvents[K]) => boolean = () => true,
+): Promise<PulsarServerEvents[K]> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      server.off(event, listener as never);
+      reject(new Error(`no '${String(event)}' event within ${ms} ms`));
+    }, ms);
+    const listener = (...args: PulsarServerEvents[K]): void => {
+      if (!filter(...args)) return;
+      clearTimeout(timer);
+      server.off(event, listener as never);
+      resolve(args);
+    };
+    server.on(event, listener as never);
+  });
+}
+
+/** Waits for a Node emitter's event, failing after `ms`. */
+export async function within<T extends unknown[]>(emitter: NodeEmitter, event: string, ms = 5000): Promise<T> {
+  return (await once(emitter, event, { signal: AbortSignal.timeout(ms) })) as T;
+}
+
+/**
+ * Resolves once `condition` holds, checking it now and after each of `events` on `emitter`; fails
+ * after `ms` with `what` in the message. Waits on events, never on time.
+ */
+export function when(
+  emitter: { on(event: string, fn: () => void): unknown; off(event: string, fn: () => void): unknown },
+  events: string[],
+  condition: () => boolean,
+  what: string,
+  ms = 5000,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const check = (): void => {
+      if (!condition()) return;
+      done();
+      resolve();
+    };
+    const done = (): void => {
+      clearTimeout(timer);
+      for (const event of events) emitter.off(event, check);
+    };
+    const timer = setTimeout(() => {
+      done();
+      reject(new Error(`timed out after ${ms} ms waiting for ${what}`));
+    }, ms);
+    for (const event of events) emitter.on(event, check);
+    check();
+  });
+}
+
+/** A raw TCP client that parses 4-byte big-endian frames from what it receives. */
+export class TestClient {
+  readonly socket: net.Socket;
+  readonly frames: Buffer[] = [];
+  received: Buffer = Buffer.alloc(0);
+  bytesReceived = 0;
+  closed = false;
+  #chunks: Buffer[] = [];
+  #buffered = 0;
+
+  private constructor(socket: net.Socket) {
+    this.socket = socket;
+    // Registered first, so waits that listen to 'data' see the frames already parsed.
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('error', () => {}); // resets are asserted through `closed` and server events
+    socket.on('close', () => (this.closed = true));
+  }
+
+  /** Connects to the server; closed after the test. */
+  static async connect(port: number, host = '127.0.0.1', options: { allowHalfOpen?: boolean; keepRaw?: boolean } = {}): Promise<TestClient> {
+    const socket = net.connect({ port, host, allowHalfOpen: options.allowHalfOpen ?? false });
+    const client = new TestClient(socket);
+    client.keepRaw = options.keepRaw ?? true;
+    onCleanup(() => void socket.destroy());
+    await within(socket, 'connect');
+    return client;
+  }
+
+  /** Keep every received byte in `received` (off for bulk transfers). */
+  keepRaw = true;
+
+  /** Sends payloads as frames. */
+  send(...payloads: Array<Buffer | string>): boolean {
+    return this.socket.write(Buffer.concat(payloads.map(frame)));
+  }
+
+  /** Waits until at least `n` frames have arrived. */
+  async waitFrames(n: number, ms = 5000): Promise<Buffer[]> {
+    await when(this.socket, ['data', 'close'], () => this.frames.length >= n, `${n} frame(s), got ${this.frames.length}`, ms);
+    return this.frames;
+  }
+
+  /** Waits until at least `n` bytes have arrived. */
+  async waitBytes(n: number, ms = 5000): Promise<void> {
+    await when(this.socket, ['data', 'close'], () => this.bytesReceived >= n, `${n} byte(s), got ${this.bytesReceived}`, ms);
+  }
+
+  /** Waits until the socket is closed. */
+  async waitClosed(ms = 5000): Promise<void> {
+    await when(this.socket, ['close'], () => this.closed, 'the client socket to close', ms);
+  }
+
+  #onData(chunk: Buffer): void {
+    this.bytesReceived += chunk.length;
+    if (this.keepRaw) this.received = Buffer.concat([this.received, chunk]);
+    this.#chunks.push(chunk);
+    this.#buffered += chunk.length;
+    // Join the chunks only once a whole frame is there, so large frames cost one copy.
+    while (this.#buffered >= 4) {
+      if (this.#chunks[0]!.length < 4) this.#join();
+      const length = this.#chunks[0]!.readUInt32BE(0);
+      if (this.#buffered < 4 + length) break;
+      if (this.#chunks[0]!.length < 4 + length) this.#join();
+      const head = this.#chunks[0]!;
+      this.frames.push(Buffer.from(head.subarray(4, 4 + length)));
+      const rest = head.subarray(4 + length);
+      if (rest.length > 0) this.#chunks[0] = rest;
+      else this.#chunks.shift();
+      this.#buffered -= 4 + length;
+    }
+  }
+
+  #join(): void {
+    this.#chunks = [Buffer.concat(this.#chunks)];
+  }
+}

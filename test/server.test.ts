@@ -1,0 +1,574 @@
+// PulsarServer over real loopback sockets. Every wait is on an event or on state, bounded in time.
+import { expect } from 'chai';
+import net from 'node:net';
+import {
+  DecodingError,
+  IdleHeartbeat,
+  LengthPrefixedCodec,
+  MemoryRegistry,
+  PulsarError,
+  PulsarServer,
+  type Connection,
+  type ConnectionSnapshot,
+  type Registry,
+} from '../lib/index.js';
+import { TestClient, frame, nextEvent, onCleanup, runCleanups, startServer, when } from './helpers.js';
+
+afterEach(runCleanups);
+
+/** Collects a server's client errors and disconnects for assertions. */
+function record(server: PulsarServer) {
+  const clientErrors: Array<{ code: string; remote: string }> = [];
+  const disconnects: Array<{ id: number; reason: string; code: string | undefined }> = [];
+  server.on('clientError', (error, conn) => clientErrors.push({ code: (error as PulsarError).code, remote: conn.remote }));
+  server.on('disconnect', (conn, reason, error) => disconnects.push({ id: conn.id, reason, code: (error as PulsarError | undefined)?.code }));
+  return { clientErrors, disconnects };
+}
+
+describe('PulsarServer', () => {
+  describe('echo', () => {
+    it('echoes a frame back unchanged, byte for byte', async () => {
+      const { port } = await startServer();
+      const client = await TestClient.connect(port);
+      client.socket.write(Buffer.from('0000000548454c4c4f', 'hex'));
+      await client.waitFrames(1);
+      expect(client.received.toString('hex')).to.equal('0000000548454c4c4f');
+    });
+
+    it('echoes empty frames, every byte value and a frame split across many writes', async () => {
+      const { port } = await startServer();
+      const client = await TestClient.connect(port);
+      const binary = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+      const big = Buffer.alloc(3 * 1024 * 1024, 0xab);
+      client.send(Buffer.alloc(0), binary);
+      const wire = frame(big);
+      for (let i = 0; i < wire.length; i += 65536 + 7) client.socket.write(wire.subarray(i, i + 65536 + 7));
+      const frames = await client.waitFrames(3);
+      expect(frames[0]!.length).to.equal(0);
+      expect(frames[1]).to.deep.equal(binary);
+      expect(frames[2]!.equals(big)).to.equal(true);
+    });
+
+    it('keeps order when frames arrive one byte at a time', async () => {
+      const { port } = await startServer();
+      const client = await TestClient.connect(port);
+      const payloads = ['one', 'two', '', 'three'];
+      const wire = Buffer.concat(payloads.map(frame));
+      for (const byte of wire) client.socket.write(Buffer.from([byte]));
+      const frames = await client.waitFrames(4);
+      expect(frames.map(String)).to.deep.equal(payloads);
+    });
+
+    it('serves many concurrent clients, each in order, none mixed up', async () => {
+      const { server, port } = await startServer();
+      const clients = await Promise.all(Array.from({ length: 50 }, () => TestClient.connect(port)));
+      await when(server as never, ['connection'], () => server.connections.size === 50, '50 connections');
+      clients.forEach((client, c) => client.send(...Array.from({ length: 40 }, (_, i) => `client ${c} frame ${i}`)));
+      await Promise.all(clients.map((client) => client.waitFrames(40)));
+      clients.forEach((client, c) => {
+        expect(client.frames.map(String)).to.deep.equal(Array.from({ length: 40 }, (_, i) => `client ${c} frame ${i}`));
+      });
+    });
+
+    it('emits a frame event for every inbound frame', async () => {
+      const { server, port } = await startServer();
+      const seen: string[] = [];
+      server.on('frame', (f, conn) => seen.push(`${conn.id}:${f}`));
+      const client = await TestClient.connect(port);
+      client.send('a', 'b');
+      await client.waitFrames(2);
+      expect(seen).to.deep.equal(['1:a', '1:b']);
+    });
+
+    it('serves IPv6 loopback', async function () {
+      const server = new PulsarServer({ host: '::1', port: 0, heartbeat: false, reportInterval: false });
+      onCleanup(() => server.close());
+      let address;
+      try {
+        address = await server.listen();
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'EADDRNOTAVAIL') this.skip(); // no IPv6 on this host
+        throw error;
+      }
+      expect(address.family).to.equal('IPv6');
+      const client = await TestClient.connect(address.port, '::1');
+      client.send('v6');
+      expect(String((await client.waitFrames(1))[0])).to.equal('v6');
+      expect([...server.connections.values()][0]!.remote).to.match(/^\[::1\]:\d+$/);
+    });
+  });
+
+  describe('handler', () => {
+    it('replaces the echo with a custom handler', async () => {
+      const { port } = await startServer({ handler: (f, conn) => void conn.send(Buffer.from(String(f).toUpperCase())) });
+      const client = await TestClient.connect(port);
+      client.send('shout');
+      expect(String((await client.waitFrames(1))[0])).to.equal('SHOUT');
+    });
+
+    it('supports async handlers', async () => {
+      const { port } = await startServer({
+        handler: async (f, conn) => {
+          const copy = Buffer.from(f);
+          await new Promise((resolve) => setImmediate(resolve));
+          conn.send(Buffer.concat([copy, Buffer.from('!')]));
+        },
+      });
+      const client = await TestClient.connect(port);
+      client.send('a', 'b');
+      expect((await client.waitFrames(2)).map(String)).to.deep.equal(['a!', 'b!']);
+    });
+
+    it('reports a throwing or rejecting handler as ERR_HANDLER and keeps serving that client', async () => {
+      const { server, port } = await startServer({
+        handler: async (f, conn) => {
+          if (String(f) === 'throw') throw new Error('boom');
+          conn.send(f);
+        },
+      });
+      const errors: PulsarError[] = [];
+      server.on('clientError', (error) => errors.push(error as PulsarError));
+      const client = await TestClient.connect(port);
+      client.send('throw', 'after');
+      expect(String((await client.waitFrames(1))[0])).to.equal('after');
+      expect(errors).to.have.length(1);
+      expect(errors[0]!.code).to.equal('ERR_HANDLER');
+      expect(errors[0]!.message).to.match(/handler failed on a frame from 127\.0\.0\.1:\d+: boom/);
+      expect((errors[0]!.cause as Error).message).to.equal('boom');
+    });
+
+    it('reports a synchronous throw as ERR_HANDLER too', async () => {
+      const { server, port } = await startServer({ handler: () => { throw new Error('sync boom'); } });
+      const client = await TestClient.connect(port);
+      const [error] = await Promise.all([nextEvent(server, 'clientError').then(([e]) => e), client.send('x')]);
+      expect((error as PulsarError).code).to.equal('ERR_HANDLER');
+      expect(client.closed).to.equal(false);
+    });
+
+    it('throws ERR_FRAME_TOO_LARGE from send() for an oversized payload', async () => {
+      const { server, port } = await startServer({ codec: new LengthPrefixedCodec({ maxFrameLength: 16 }) });
+      const client = await TestClient.connect(port);
+      client.send('x');
+      await client.waitFrames(1);
+      const conn = server.connections.get(1)!;
+      expect(() => conn.send(Buffer.alloc(17))).to.throw(PulsarError).with.property('code', 'ERR_FRAME_TOO_LARGE');
+      expect(conn.send(Buffer.alloc(16))).to.equal(true);
+      await client.waitFrames(2);
+      expect(client.frames[1]!.length).to.equal(16);
+    });
+  });
+
+  describe('bad input', () => {
+    it('closes only the client whose header announces an oversized frame, and never waits for its payload', async () => {
+      const { server, port } = await startServer({ codec: new LengthPrefixedCodec({ maxFrameLength: 1024 }) });
+      const { clientErrors, disconnects } = record(server);
+      const good = await TestClient.connect(port);
+      const bad = await TestClient.connect(port);
+      const badPort = bad.socket.localPort;
+      const gone = nextEvent(server, 'disconnect');
+      bad.socket.write(Buffer.from('00000401', 'hex')); // 1025 bytes announced, none sent
+      await Promise.all([bad.waitClosed(), gone]);
+      expect(clientErrors).to.have.length(1);
+      expect(clientErrors[0]!.code).to.equal('ERR_FRAME_TOO_LARGE');
+      expect(clientErrors[0]!.remote).to.equal(`127.0.0.1:${badPort}`);
+      expect(disconnects[0]).to.include({ reason: 'error', code: 'ERR_FRAME_TOO_LARGE' });
+      good.send('still here', Buffer.alloc(1024, 1));
+      const frames = await good.waitFrames(2);
+      expect(String(frames[0])).to.equal('still here');
+      expect(frames[1]!.length).to.equal(1024);
+    });
+
+    it('rejects a 4 GiB header with the default codec', async () => {
+      const { server, port } = await startServer();
+      const bad = await TestClient.connect(port);
+      const [[error]] = await Promise.all([nextEvent(server, 'clientError'), bad.socket.write(Buffer.from('ffffffff', 'hex'))]);
+      expect(error).to.be.instanceOf(DecodingError);
+      expect((error as DecodingError).code).to.equal('ERR_FRAME_TOO_LARGE');
+      await bad.waitClosed();
+    });
+
+    it('answers the complete frames before a truncated one, then reports ERR_TRUNCATED_FRAME', async () => {
+      const { server, port } = await startServer();
+      const { clientErrors } = record(server);
+      const client = await TestClient.connect(port);
+      client.socket.end(Buffer.concat([frame('whole'), Buffer.from('0000000a4142', 'hex')]));
+      await client.waitClosed();
+      expect(client.frames.map(String)).to.deep.equal(['whole']);
+      expect(clientErrors.map((e) => e.code)).to.deep.equal(['ERR_TRUNCATED_FRAME']);
+    });
+
+    it('survives a client reset mid-frame, reporting it, while others are served', async () => {
+      const { server, port } = await startServer();
+      const { disconnects } = record(server);
+      const good = await TestClient.connect(port);
+      const rude = await TestClient.connect(port);
+      rude.socket.write(Buffer.from('00000010414243', 'hex'));
+      await when(server as never, ['connection'], () => server.connections.size === 2, 'two connections');
+      const gone = nextEvent(server, 'disconnect');
+      rude.socket.resetAndDestroy();
+      const [, reason] = await gone;
+      expect(reason).to.be.oneOf(['error', 'end']);
+      expect(disconnects).to.have.length(1);
+      good.send('fine');
+      expect(String((await good.waitFrames(1))[0])).to.equal('fine');
+      expect(server.connections.size).to.equal(1);
+    });
+  });
+
+  describe('heartbeat', () => {
+    it('sends HEARTBEAT to a silent client after the interval, and again while it stays silent', async () => {
+      const { server, port } = await startServer({ heartbeat: new IdleHeartbeat({ interval: 100 }) });
+      let beats = 0;
+      server.on('heartbeat', () => beats++);
+      const started = Date.now();
+      const client = await TestClient.connect(port);
+      await client.waitFrames(2, 3000);
+      const elapsed = Date.now() - started;
+      expect(client.frames.map(String)).to.deep.equal(['HEARTBEAT', 'HEARTBEAT']);
+      expect(client.received.subarray(0, 13).toString('hex')).to.equal('00000009484541525442454154');
+      expect(elapsed).to.be.at.least(190);
+      expect(beats).to.equal(2);
+    });
+
+    it('sends none to a client that keeps talking', async () => {
+      const { server, port } = await startServer({ heartbeat: new IdleHeartbeat({ interval: 150 }) });
+      let beats = 0;
+      server.on('heartbeat', () => beats++);
+      const client = await TestClient.connect(port);
+      // Talk in lockstep for four intervals: each echo triggers the next frame.
+      const started = Date.now();
+      let sent = 0;
+      while (Date.now() - started < 600) {
+        client.send(`m${sent++}`);
+        await client.waitFrames(sent);
+      }
+      expect(beats).to.equal(0);
+      expect(client.frames.map(String)).to.deep.equal(Array.from({ length: sent }, (_, i) => `m${i}`));
+    });
+
+    it('closes a client silent for the idle timeout with ERR_IDLE_TIMEOUT, after heartbeats', async () => {
+      const { server, port } = await startServer({ heartbeat: new IdleHeartbeat({ interval: 60, idleTimeout: 300 }) });
+      const { clientErrors, disconnects } = record(server);
+      const started = Date.now();
+      const gone = nextEvent(server, 'disconnect');
+      const client = await TestClient.connect(port);
+      await Promise.all([client.waitClosed(5000), gone]);
+      expect(Date.now() - started).to.be.at.least(290);
+      expect(client.frames.length).to.be.at.least(2);
+      expect(clientErrors.map((e) => e.code)).to.deep.equal(['ERR_IDLE_TIMEOUT']);
+      expect(disconnects).to.deep.equal([{ id: 1, reason: 'error', code: 'ERR_IDLE_TIMEOUT' }]);
+    });
+
+    it('does not reap a slow reader while its response is still draining', async function () {
+      this.timeout(20000);
+      const chunk = Buffer.alloc(8 * 1024 * 1024, 0x5a);
+      const { server, port } = await startServer({
+        heartbeat: new IdleHeartbeat({ interval: 0, idleTimeout: 400 }),
+        handler: (_f, conn) => { for (let i = 0; i < 3; i++) conn.send(chunk); },
+      });
+      const { clientErrors } = record(server);
+      const client = await TestClient.connect(port);
+      client.keepRaw = false;
+      client.send('go');
+      // Read slowly: one chunk, then pause a little, so draining 24 MiB takes well over the idle timeout.
+      const started = Date.now();
+      client.socket.on('data', () => {
+        client.socket.pause();
+        setTimeout(() => client.socket.resume(), 3);
+      });
+      await client.waitFrames(3, 18000);
+      const elapsed = Date.now() - started;
+      expect(elapsed, 'the drain must outlast the idle timeout for this test to mean anything').to.be.greaterThan(800);
+      expect(clientErrors).to.deep.equal([]);
+      expect(client.frames.every((f) => f.equals(chunk))).to.equal(true);
+    });
+  });
+
+  describe('report', () => {
+    it('reports every live connection with its figures', async () => {
+      const { server, port } = await startServer({ reportInterval: 50 });
+      const a = await TestClient.connect(port);
+      const b = await TestClient.connect(port);
+      a.send('12345', '67');
+      await a.waitFrames(2);
+      const [report] = await nextEvent(server, 'report', 3000, (r) => r.count === 2);
+      expect(report.connections).to.have.length(2);
+      const byPort = new Map(report.connections.map((c: ConnectionSnapshot) => [c.remotePort, c]));
+      const ra = byPort.get(a.socket.localPort!)!;
+      const rb = byPort.get(b.socket.localPort!)!;
+      expect(ra).to.include({ remoteAddress: '127.0.0.1', framesIn: 2, framesOut: 2, bytesIn: 15, bytesOut: 15 });
+      expect(rb).to.include({ framesIn: 0, bytesIn: 0, framesOut: 0, bytesOut: 0 });
+      expect(ra.connectedAt).to.be.within(Date.now() - 5000, Date.now());
+      expect(rb.idleMs).to.be.at.least(0);
+      expect(report.time).to.be.within(Date.now() - 5000, Date.now());
+    });
+
+    it('reports from a custom registry, and does not wait on its add() to serve frames', async () => {
+      const added: number[] = [];
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      const registry: Registry = {
+        add: async (conn) => { await gate; added.push(conn.id); },
+        remove: () => undefined,
+        snapshot: async () => [{ id: 42, remoteAddress: 'x', remotePort: 1, connectedAt: 0, idleMs: 0, framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0 }],
+      };
+      const { server, port } = await startServer({ registry, reportInterval: 30 });
+      const client = await TestClient.connect(port);
+      client.send('not blocked');
+      await client.waitFrames(1);
+      expect(added).to.deep.equal([]);
+      release();
+      const [report] = await nextEvent(server, 'report');
+      expect(report.connections[0]!.id).to.equal(42);
+    });
+
+    it('turns a failing registry into an ERR_REGISTRY server error, not a client failure', async () => {
+      const registry: Registry = { add: () => Promise.reject(new Error('store down')), remove: () => undefined, snapshot: () => [] };
+      const { server, port } = await startServer({ registry });
+      const errorSeen = nextEvent(server, 'error');
+      const client = await TestClient.connect(port);
+      const [error] = await errorSeen;
+      expect((error as PulsarError).code).to.equal('ERR_REGISTRY');
+      expect(error.message).to.match(/registry\.add\(\) failed: store down/);
+      client.send('ok');
+      await client.waitFrames(1);
+    });
+
+    it('keeps the default MemoryRegistry in step with connections', async () => {
+      const registry = new MemoryRegistry();
+      const { server, port } = await startServer({ registry });
+      const client = await TestClient.connect(port);
+      await when(server as never, ['connection'], () => registry.size === 1, 'registry add');
+      expect([...registry][0]!.remotePort).to.equal(client.socket.localPort);
+      client.socket.end();
+      await nextEvent(server, 'disconnect');
+      expect(registry.size).to.equal(0);
+    });
+  });
+
+  describe('limits', () => {
+    it('closes connections beyond maxConnections at once, with ERR_MAX_CONNECTIONS', async () => {
+      const { server, port } = await startServer({ maxConnections: 2 });
+      const { clientErrors } = record(server);
+      const a = await TestClient.connect(port);
+      const b = await TestClient.connect(port);
+      await when(server as never, ['connection'], () => server.connections.size === 2, 'two connections');
+      const refused = nextEvent(server, 'clientError');
+      const c = await TestClient.connect(port);
+      const cPort = c.socket.localPort;
+      await Promise.all([c.waitClosed(), refused]);
+      expect(clientErrors).to.deep.equal([{ code: 'ERR_MAX_CONNECTIONS', remote: `127.0.0.1:${cPort}` }]);
+      a.send('a');
+      b.send('b');
+      await Promise.all([a.waitFrames(1), b.waitFrames(1)]);
+      expect(server.connections.size).to.equal(2);
+    });
+
+    it('stops reading from a client that never reads, bounding server memory, and loses nothing once it does', async function () {
+      this.timeout(20000);
+      const highWaterMark = 256 * 1024;
+      const { server, port } = await startServer({ highWaterMark });
+      const events: string[] = [];
+      server.on('backpressure', () => events.push('backpressure'));
+      server.on('drain', () => events.push('drain'));
+      const client = await TestClient.connect(port);
+      client.keepRaw = false;
+      client.socket.pause(); // never reads
+      const payload = Buffer.alloc(64 * 1024, 7);
+      const wire = frame(payload);
+      const total = 1024; // 64 MiB offered
+      for (let i = 0; i < total; i++) client.socket.write(wire);
+      await nextEvent(server, 'backpressure');
+      const conn = server.connections.get(1)!;
+      let framesWhilePaused = 0;
+      server.on('frame', () => { if (conn.paused) framesWhilePaused++; });
+      expect(conn.paused).to.equal(true);
+      expect(conn.pendingBytes).to.be.at.least(highWaterMark);
+      expect(conn.pendingBytes, 'pending output stays near the mark').to.be.below(highWaterMark + 128 * 1024);
+      expect(conn.bytesIn, 'the server read a small part of what was offered').to.be.below(24 * 1024 * 1024);
+      expect(client.socket.writableLength, 'the rest waits on the client side').to.be.above(32 * 1024 * 1024);
+      client.socket.resume();
+      await client.waitFrames(total, 15000);
+      expect(client.frames.every((f) => f.equals(payload))).to.equal(true);
+      expect(events[0]).to.equal('backpressure');
+      expect(events).to.include('drain');
+      expect(events.filter((e) => e === 'backpressure').length).to.equal(events.filter((e) => e === 'drain').length);
+      expect(framesWhilePaused, 'no frame is read while paused').to.equal(0);
+      expect(conn.framesIn).to.equal(total);
+    });
+  });
+
+  describe('graceful close', () => {
+    it('answers every frame read before close, even to a client that reads only afterwards, then ends', async () => {
+      const { server, port } = await startServer();
+      const client = await TestClient.connect(port);
+      client.socket.pause();
+      const n = 200;
+      client.send(...Array.from({ length: n }, (_, i) => `frame ${i}`));
+      await when(server as never, ['frame'], () => [...server.connections.values()][0]?.framesIn === n, 'all frames read');
+      const closeEvents: unknown[] = [];
+      server.on('close', (r) => closeEvents.push(r));
+      const closing = server.close();
+      expect(server.close()).to.equal(closing);
+      client.socket.resume();
+      const result = await closing;
+      await client.waitClosed();
+      expect(client.frames.map(String)).to.deep.equal(Array.from({ length: n }, (_, i) => `frame ${i}`));
+      expect(result).to.deep.equal({ drained: 1, forced: 0 });
+      expect(closeEvents).to.deep.equal([{ drained: 1, forced: 0 }]);
+    });
+
+    it('waits for pending async handlers before ending a connection', async () => {
+      let finish!: () => void;
+      const held = new Promise<void>((resolve) => (finish = resolve));
+      const { server, port } = await startServer({
+        handler: async (f, conn) => { const copy = Buffer.from(f); await held; conn.send(copy); },
+      });
+      const client = await TestClient.connect(port);
+      client.send('late');
+      await nextEvent(server, 'frame');
+      const closing = server.close();
+      setImmediate(finish);
+      expect(await closing).to.deep.equal({ drained: 1, forced: 0 });
+      await client.waitClosed();
+      expect(client.frames.map(String)).to.deep.equal(['late']);
+    });
+
+    it('stops accepting at once', async () => {
+      const { server, port } = await startServer();
+      await server.close();
+      const refused = await new Promise<string>((resolve) => {
+        const s = net.connect(port, '127.0.0.1');
+        s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+        s.on('connect', () => { s.destroy(); resolve('connected'); });
+      });
+      expect(refused).to.equal('ECONNREFUSED');
+    });
+
+    it('destroys what is still open at the shutdown timeout and counts it as forced', async () => {
+      const big = Buffer.alloc(8 * 1024 * 1024);
+      const { server, port } = await startServer({ shutdownTimeout: 300, handler: (_f, conn) => { for (let i = 0; i < 3; i++) conn.send(big); } });
+      const client = await TestClient.connect(port);
+      client.keepRaw = false;
+      client.socket.pause(); // never reads: 24 MiB cannot flush
+      client.send('go');
+      await nextEvent(server, 'frame');
+      const { disconnects } = record(server);
+      const started = Date.now();
+      const result = await server.close();
+      expect(Date.now() - started).to.be.within(250, 3000);
+      expect(result).to.deep.equal({ drained: 0, forced: 1 });
+      expect(disconnects).to.deep.equal([{ id: 1, reason: 'timeout', code: 'ERR_CLOSE_TIMEOUT' }]);
+      expect(server.connections.size).to.equal(0);
+    });
+
+    it('delivers pending answers to a peer that half-closes and keeps reading', async () => {
+      const { port } = await startServer({
+        handler: async (f, conn) => {
+          const copy = Buffer.from(f);
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          conn.send(copy);
+        },
+      });
+      const client = await TestClient.connect(port, '127.0.0.1', { allowHalfOpen: true });
+      client.socket.end(Buffer.concat(['x', 'y', 'z'].map(frame)));
+      await client.waitFrames(3);
+      expect(client.frames.map(String)).to.deep.equal(['x', 'y', 'z']);
+      await client.waitClosed();
+    });
+
+    it('closes one connection gracefully with conn.close()', async () => {
+      const { server, port } = await startServer({
+        handler: (f, conn) => { conn.send(f); if (String(f) === 'bye') conn.close(); },
+      });
+      const { disconnects } = record(server);
+      const client = await TestClient.connect(port);
+      const gone = nextEvent(server, 'disconnect');
+      client.send('a', 'bye');
+      await Promise.all([client.waitClosed(), gone]);
+      expect(client.frames.map(String)).to.deep.equal(['a', 'bye']);
+      expect(disconnects).to.deep.equal([{ id: 1, reason: 'close', code: undefined }]);
+      expect(server.connections.size).to.equal(0);
+    });
+
+    it('resolves at once when nothing is connected, and emits close once, asynchronously', async () => {
+      const server = new PulsarServer({ port: 0, heartbeat: false, reportInterval: false });
+      await server.listen();
+      let closes = 0;
+      const closing = server.close();
+      server.on('close', () => closes++);
+      expect(await closing).to.deep.equal({ drained: 0, forced: 0 });
+      await server.close();
+      expect(closes).to.equal(1);
+      await server.listen().then(
+        () => expect.fail('listen after close must reject'),
+        (error: PulsarError) => expect(error.code).to.equal('ERR_SERVER_STATE'),
+      );
+    });
+
+    it('leaves no timers or handles behind', async () => {
+      await new Promise(setImmediate); // mocha arms its own test timer once the test is under way
+      const before = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+      const server = new PulsarServer({ port: 0, heartbeat: new IdleHeartbeat({ interval: 50, idleTimeout: 1000 }), reportInterval: 50 });
+      const { port } = await server.listen();
+      const client = await TestClient.connect(port);
+      client.send('x');
+      await client.waitFrames(1);
+      await server.close();
+      await client.waitClosed();
+      expect(process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length).to.be.at.most(before);
+      expect(server.address()).to.equal(null);
+    });
+  });
+
+  describe('listen and options', () => {
+    it('rejects listen() with the real error when the port is taken', async () => {
+      const { port } = await startServer();
+      const second = new PulsarServer({ port, heartbeat: false, reportInterval: false });
+      onCleanup(() => second.close());
+      const error = await second.listen().then(() => null, (e: NodeJS.ErrnoException) => e);
+      expect(error?.code).to.equal('EADDRINUSE');
+    });
+
+    it('resolves listen() with the real address and port', async () => {
+      const server = new PulsarServer({ port: 0, heartbeat: false, reportInterval: false });
+      onCleanup(() => server.close());
+      const seen = nextEvent(server, 'listening');
+      const address = await server.listen();
+      expect(address.address).to.equal('127.0.0.1');
+      expect(address.family).to.equal('IPv4');
+      expect(address.port).to.be.above(0);
+      expect((await seen)[0]).to.deep.equal(address);
+      expect(server.address()).to.deep.equal(address);
+    });
+
+    it('rejects bad options with ERR_INVALID_OPTION naming the option and value', () => {
+      const cases: Array<[object, RegExp]> = [
+        [{ port: 70000 }, /port must be an integer from 0 to 65535, got 70000 \(number\)/],
+        [{ port: '80' }, /port must be an integer from 0 to 65535, got '80' \(string\)/],
+        [{ host: '' }, /host must be a non-empty string/],
+        [{ maxConnections: 0 }, /maxConnections must be an integer >= 1/],
+        [{ reportInterval: 0 }, /reportInterval/],
+        [{ shutdownTimeout: -5 }, /shutdownTimeout/],
+        [{ handler: 'echo' }, /handler must be a function/],
+        [{ codec: {} }, /codec must implement createDecoder, encode/],
+        [{ registry: { add() {} } }, /registry must implement add, remove, snapshot \(missing remove, snapshot\)/],
+        [{ heartbeat: true }, /heartbeat must implement start, stop/],
+      ];
+      for (const [options, message] of cases) {
+        expect(() => new PulsarServer(options as never), JSON.stringify(options))
+          .to.throw(PulsarError, message).with.property('code', 'ERR_INVALID_OPTION');
+      }
+    });
+
+    it('exposes the live connections with their figures', async () => {
+      const { server, port } = await startServer();
+      const client = await TestClient.connect(port);
+      client.send('abc');
+      await client.waitFrames(1);
+      const conn: Connection = server.connections.get(1)!;
+      expect(conn).to.include({ id: 1, remoteAddress: '127.0.0.1', remotePort: client.socket.localPort, framesIn: 1, framesOut: 1, bytesIn: 7, bytesOut: 7, state: 'open' });
+      expect(conn.lastSeen).to.be.at.least(conn.connectedAt);
+    });
+  });
+});
