@@ -67,7 +67,7 @@ export function parseCli(argv: string[]): CliOptions {
       },
     }));
   } catch (error) {
-    throw new UsageError((error as Error).message);
+    throw new UsageError((error as Error).message.split('\n')[0]!); // parseArgs adds multi-line hints
   }
   if (values.log !== 'text' && values.log !== 'json') throw new UsageError(`--log must be 'text' or 'json', got '${values.log}'`);
   if (values.host === '') throw new UsageError('--host must not be empty');

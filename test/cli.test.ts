@@ -1,0 +1,204 @@
+// The built CLI (dist/cli.js, made by `npm test`'s build step), spawned as a user would run it.
+import { expect } from 'chai';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import { TestClient, frame, onCleanup, runCleanups, when } from './helpers.js';
+
+const CLI = new URL('../dist/cli.js', import.meta.url).pathname;
+
+afterEach(runCleanups);
+
+/** A running CLI with its output split into lines. */
+class Cli {
+  readonly child: ChildProcess;
+  readonly stderr: string[] = [];
+  readonly stdout: string[] = [];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  #partial = { stdout: '', stderr: '' };
+
+  constructor(args: string[], env: Record<string, string | undefined> = {}) {
+    const merged = { ...process.env, ...env };
+    if (!('DEBUG' in env)) delete merged.DEBUG;
+    this.child = spawn(process.execPath, [CLI, ...args], { env: merged, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child.stdout!.on('data', (d: Buffer) => this.#collect('stdout', d));
+    this.child.stderr!.on('data', (d: Buffer) => this.#collect('stderr', d));
+    this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
+    onCleanup(() => {
+      if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+      return this.exited;
+    });
+  }
+
+  /** Waits for an output line matching `pattern` on `stream`. */
+  async line(pattern: RegExp, stream: 'stdout' | 'stderr' = 'stderr', ms = 5000): Promise<RegExpExecArray> {
+    let match: RegExpExecArray | null = null;
+    const lines = this[stream];
+    await when(this.child[stream]!, ['data', 'end'], () => lines.some((l) => (match = pattern.exec(l)) !== null),
+      `a line matching ${pattern} on ${stream}; got:\n${lines.join('\n')}`, ms);
+    return match!;
+  }
+
+  /** Waits for the "listening" line and returns the port it names. */
+  async port(): Promise<number> {
+    const match = await this.line(/listening on 127\.0\.0\.1:(\d+)$/);
+    return Number(match[1]);
+  }
+
+  /** Waits for the exit, bounded. */
+  async exit(ms = 8000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`CLI did not exit within ${ms} ms`)), ms)));
+    try {
+      return await Promise.race([this.exited, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #collect(stream: 'stdout' | 'stderr', data: Buffer): void {
+    const parts = (this.#partial[stream] + data.toString()).split('\n');
+    this.#partial[stream] = parts.pop()!;
+    this[stream].push(...parts);
+  }
+}
+
+describe('CLI', function () {
+  this.timeout(20000);
+
+  it('logs the real port first, echoes, and exits 0 on SIGINT after a final line', async () => {
+    const cli = new Cli(['--port', '0']);
+    const port = await cli.port();
+    expect(cli.stderr[0]).to.match(/pulsar:server listening on 127\.0\.0\.1:\d+$/);
+    const client = await TestClient.connect(port);
+    client.send('HELLO');
+    await client.waitFrames(1);
+    expect(client.received.toString('hex')).to.equal('0000000548454c4c4f');
+    await cli.line(/pulsar:conn 127\.0\.0\.1:\d+ connected \(#1, 1 open\)/);
+    cli.child.kill('SIGINT');
+    expect(await cli.exit()).to.deep.equal({ code: 0, signal: null });
+    await client.waitClosed();
+    expect(cli.stderr.some((l) => /SIGINT: shutting down, 1 connection\(s\) to drain/.test(l))).to.equal(true);
+    expect(cli.stderr.some((l) => /disconnected \(#1, shutdown\)/.test(l))).to.equal(true);
+    expect(cli.stderr.at(-1)).to.match(/pulsar:server closed: 1 drained, 0 forced$/);
+  });
+
+  it('shuts down on SIGTERM with exit 0', async () => {
+    const cli = new Cli(['--port', '0']);
+    await cli.port();
+    cli.child.kill('SIGTERM');
+    expect(await cli.exit()).to.deep.equal({ code: 0, signal: null });
+    expect(cli.stderr.at(-1)).to.match(/closed: 0 drained, 0 forced$/);
+  });
+
+  it('exits 130 at once on a second SIGINT during shutdown', async () => {
+    const cli = new Cli(['--port', '0', '--shutdown-timeout', '8000']);
+    const port = await cli.port();
+    // A peer that ignores our FIN keeps the shutdown waiting, so there is time for a second Ctrl+C.
+    const client = await TestClient.connect(port, '127.0.0.1', { allowHalfOpen: true });
+    await cli.line(/connected \(#1/);
+    cli.child.kill('SIGINT');
+    await cli.line(/shutting down/);
+    await when(client.socket, ['end'], () => client.socket.readableEnded, 'the server FIN');
+    const started = Date.now();
+    cli.child.kill('SIGINT');
+    expect(await cli.exit()).to.deep.equal({ code: 130, signal: null });
+    expect(Date.now() - started).to.be.below(900); // not the ~1 s linger, nor the 8 s timeout
+  });
+
+  it('rejects an unknown flag with a one-line reason and the usage, exit 2', async () => {
+    const cli = new Cli(['--nope']);
+    expect((await cli.exit()).code).to.equal(2);
+    expect(cli.stderr[0]).to.match(/^pulsar: Unknown option '--nope'/);
+    expect(cli.stderr.join('\n')).to.include('Usage: pulsar [options]');
+  });
+
+  for (const [args, reason] of [
+    [['--port', 'abc'], /--port must be an integer from 0 to 65535, got 'abc'/],
+    [['--port', '70000'], /--port must be an integer from 0 to 65535, got '70000'/],
+    [['--heartbeat', '-5'], /--heartbeat/],
+    [['--log', 'xml'], /--log must be 'text' or 'json', got 'xml'/],
+    [['--max-connections', '0'], /--max-connections must be an integer from 1/],
+    [['serve'], /Unexpected argument 'serve'/],
+  ] as const) {
+    it(`rejects ${args.join(' ')} with exit 2`, async () => {
+      const cli = new Cli([...args]);
+      expect((await cli.exit()).code).to.equal(2);
+      expect(cli.stderr[0]).to.match(reason);
+    });
+  }
+
+  it('says so in one line and exits 1 when the port is taken', async () => {
+    const blocker = net.createServer();
+    onCleanup(() => new Promise((resolve) => blocker.close(resolve)));
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as net.AddressInfo).port;
+    const cli = new Cli(['--port', String(port)]);
+    expect((await cli.exit()).code).to.equal(1);
+    expect(cli.stderr.filter((l) => l !== '')).to.deep.equal([`pulsar: cannot listen on 127.0.0.1:${port}: address already in use (EADDRINUSE)`]);
+  });
+
+  it('prints the usage with --help and the version with --version', async () => {
+    const help = new Cli(['--help']);
+    expect((await help.exit()).code).to.equal(0);
+    expect(help.stdout.join('\n')).to.match(/Usage: pulsar \[options\][\s\S]*--shutdown-timeout/);
+    const version = new Cli(['--version']);
+    expect((await version.exit()).code).to.equal(0);
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    expect(version.stdout[0]).to.equal(pkg.version);
+  });
+
+  it('logs JSON lines on stdout with --log json', async () => {
+    const cli = new Cli(['--port', '0', '--log', 'json', '--report', '100']);
+    const [, port] = await cli.line(/"event":"listening".*"port":(\d+)/, 'stdout');
+    const client = await TestClient.connect(Number(port));
+    const clientPort = client.socket.localPort;
+    client.send('json');
+    await client.waitFrames(1);
+    await cli.line(/"event":"report".*"count":1/, 'stdout');
+    cli.child.kill('SIGINT');
+    expect((await cli.exit()).code).to.equal(0);
+    const records = cli.stdout.filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(records[0]).to.include({ level: 'info', event: 'listening', address: '127.0.0.1', port: Number(port) });
+    for (const record of records) {
+      expect(record).to.include.keys('time', 'level', 'event');
+      expect(Date.parse(record.time as string)).to.be.within(Date.now() - 60_000, Date.now());
+    }
+    const events = records.map((r) => r.event);
+    expect(events).to.include.members(['listening', 'connection', 'report', 'shutdown', 'disconnect', 'closed']);
+    const connection = records.find((r) => r.event === 'connection')!;
+    expect(connection).to.include({ remoteAddress: '127.0.0.1', remotePort: clientPort });
+    const report = records.find((r) => r.event === 'report')! as { connections: Array<Record<string, unknown>> };
+    expect(report.connections[0]).to.include({ framesIn: 1, bytesIn: 8 });
+    expect(cli.stderr.filter((l) => l !== '')).to.deep.equal([]);
+  });
+
+  it('logs reports and client errors with the client address', async () => {
+    const cli = new Cli(['--port', '0', '--report', '100', '--max-frame', '16']);
+    const port = await cli.port();
+    const client = await TestClient.connect(port);
+    await cli.line(/pulsar:report 1 connection\(s\)/);
+    await cli.line(new RegExp(`#1 127\\.0\\.0\\.1:${client.socket.localPort} idle \\d+ ms`));
+    client.socket.write(frame(Buffer.alloc(17)));
+    await cli.line(new RegExp(`pulsar:conn 127\\.0\\.0\\.1:${client.socket.localPort} ERR_FRAME_TOO_LARGE: frame header announces 17 bytes`));
+    await client.waitClosed();
+  });
+
+  it('logs heartbeats only when DEBUG asks for them', async () => {
+    const quiet = new Cli(['--port', '0', '--heartbeat', '50']);
+    const quietClient = await TestClient.connect(await quiet.port());
+    await quietClient.waitFrames(2);
+    quiet.child.kill('SIGINT');
+    expect((await quiet.exit()).code).to.equal(0);
+    expect(quiet.stderr.some((l) => l.includes('heartbeat'))).to.equal(false);
+
+    const verbose = new Cli(['--port', '0', '--heartbeat', '50'], { DEBUG: 'pulsar:*' });
+    const verboseClient = await TestClient.connect(await verbose.port());
+    await verboseClient.waitFrames(1);
+    await verbose.line(new RegExp(`pulsar:heartbeat 127\\.0\\.0\\.1:${verboseClient.socket.localPort} heartbeat sent`));
+
+    const narrow = new Cli(['--port', '0', '--report', '50'], { DEBUG: 'pulsar:report' });
+    await narrow.line(/pulsar:report 0 connection\(s\)/);
+    expect(narrow.stderr.some((l) => l.includes('pulsar:server'))).to.equal(false);
+  });
+});
