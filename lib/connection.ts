@@ -61,8 +61,9 @@ function kernelTakenBytes(socket: Socket): number | undefined {
 /**
  * One accepted client. Created by {@link PulsarServer}; handed to handlers and events.
  *
- * Frames given to handlers are views into the received bytes, not copies: copy one (`Buffer.from(frame)`)
- * to keep it beyond the handler call.
+ * Frames given to handlers are views into the received bytes, not copies. They stay valid, but share
+ * their read chunk with its other frames and keep all of it in memory: copy one (`Buffer.from(frame)`)
+ * to modify it or to hold it for long.
  */
 export class Connection implements HeartbeatPeer {
   /** Server-unique id, counting from 1. */

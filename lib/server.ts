@@ -90,6 +90,8 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   #closeResult: CloseResult = { drained: 0, forced: 0 };
   #netClosed = false;
   #finishClose: (() => void) | undefined;
+  /** Rejects a `listen()` still in progress when `close()` comes first. */
+  #abortListen: ((error: Error) => void) | undefined;
 
   /**
    * @param options see {@link PulsarServerOptions}
@@ -128,11 +130,13 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
     return new Promise((resolve, reject) => {
       const onError = (error: Error): void => {
         this.#net.off('listening', onListening);
-        this.#state = 'idle';
+        this.#abortListen = undefined;
+        if (this.#state === 'starting') this.#state = 'idle';
         reject(error);
       };
       const onListening = (): void => {
         this.#net.off('error', onError);
+        this.#abortListen = undefined;
         this.#net.on('error', (error) => this.#serverError(error));
         this.#state = 'listening';
         this.#startTimers();
@@ -141,6 +145,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
         this.emit('listening', address);
         resolve(address);
       };
+      this.#abortListen = onError;
       this.#net.once('error', onError);
       this.#net.once('listening', onListening);
       this.#net.listen({ host, port });
@@ -157,6 +162,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
     this.#closing ??= new Promise<CloseResult>((resolve) => {
       const wasListening = this.#state === 'listening' || this.#state === 'starting';
       this.#state = 'closing';
+      this.#abortListen?.(new PulsarError('ERR_SERVER_STATE', 'close() was called before the server was listening'));
       this.#stopTimers();
       this.#finishClose = () => {
         this.#state = 'closed';

@@ -542,6 +542,16 @@ describe('PulsarServer', () => {
       expect(server.address()).to.deep.equal(address);
     });
 
+    it('rejects a listen() still in progress when close() comes first', async () => {
+      const server = new PulsarServer({ port: 0, heartbeat: false, reportInterval: false });
+      const listening = server.listen();
+      const closing = server.close();
+      const error = await listening.then(() => null, (e: PulsarError) => e);
+      expect(error?.code).to.equal('ERR_SERVER_STATE');
+      expect(await closing).to.deep.equal({ drained: 0, forced: 0 });
+      expect(server.address()).to.equal(null);
+    });
+
     it('rejects bad options with ERR_INVALID_OPTION naming the option and value', () => {
       const cases: Array<[object, RegExp]> = [
         [{ port: 70000 }, /port must be an integer from 0 to 65535, got 70000 \(number\)/],
