@@ -333,12 +333,6 @@ export class Connection implements HeartbeatPeer {
   }
 
   #peerEnded(): void {
-    if (this.#state !== 'open') return;
-    try {
-      this.#decoder.end();
-    } catch (error) {
-      this.#owner.onClientError(error as Error, this); // the complete frames before it are still answered
-    }
     this.#beginClose('end');
   }
 
@@ -356,10 +350,23 @@ export class Connection implements HeartbeatPeer {
   #endWhenAnswered(): void {
     if (this.#state !== 'closing' || this.#ended || this.#dispatching || this.#inflight > 0) return;
     this.#ended = true;
+    this.#reportPartialFrame();
     this.socket.end();
     // Keep reading (and discarding): closing a socket with unread input makes the kernel send a reset,
     // which can destroy answers the peer has not read yet.
     this.socket.resume();
+  }
+
+  /**
+   * Input has stopped (peer EOF, close or shutdown) and every complete frame was dispatched: a partial
+   * frame left in the decoder will never be answered, so say so rather than drop it silently.
+   */
+  #reportPartialFrame(): void {
+    try {
+      this.#decoder.end();
+    } catch (error) {
+      this.#owner.onClientError(error as Error, this);
+    }
   }
 
   /** Our side is flushed; give the peer a short while to close its side before destroying. */

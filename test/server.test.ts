@@ -418,6 +418,18 @@ describe('PulsarServer', () => {
       expect(closeEvents).to.deep.equal([{ drained: 1, forced: 0 }]);
     });
 
+    it('reports a frame cut short by the shutdown instead of dropping it silently', async () => {
+      const { server, port } = await startServer();
+      const { clientErrors } = record(server);
+      const client = await TestClient.connect(port);
+      client.socket.write(Buffer.concat([frame('whole'), Buffer.from('0000000a41', 'hex')])); // one write: one chunk
+      await client.waitFrames(1);
+      expect(server.connections.get(1)!.bytesIn, 'the partial frame was read with the whole one').to.equal(14);
+      expect(await server.close()).to.deep.equal({ drained: 1, forced: 0 });
+      expect(client.frames.map(String)).to.deep.equal(['whole']);
+      expect(clientErrors.map((e) => e.code)).to.deep.equal(['ERR_TRUNCATED_FRAME']);
+    });
+
     it('waits for pending async handlers before ending a connection', async () => {
       let finish!: () => void;
       const held = new Promise<void>((resolve) => (finish = resolve));
