@@ -210,7 +210,6 @@ export class Connection implements HeartbeatPeer {
   start(): void {
     const socket = this.socket as OwnedSocket;
     socket[kConnection] = this;
-    socket.setNoDelay(true);
     socket.on('data', Connection.#socketOnData);
     socket.on('end', Connection.#socketOnEnd);
     socket.on('drain', Connection.#socketOnDrain);
@@ -283,7 +282,7 @@ export class Connection implements HeartbeatPeer {
       socket.uncork();
     }
     if (this.#state === 'closing') this.#endWhenAnswered();
-    else if (socket.writableLength >= this.#owner.highWaterMark) this.#pauseIfOverHighWaterMark();
+    else this.#pauseIfOverHighWaterMark();
   }
 
   #dispatch(frame: Buffer): void {

@@ -88,8 +88,8 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   #reporting = false;
   #closing: Promise<CloseResult> | undefined;
   #closeResult: CloseResult = { drained: 0, forced: 0 };
-  #netClosed = false;
-  #finishClose: (() => void) | undefined;
+  /** Resolves the shutdown's wait once the last connection is gone. */
+  #onLastDisconnect: (() => void) | undefined;
   /** Rejects a `listen()` still in progress when `close()` comes first. */
   #abortListen: ((error: Error) => void) | undefined;
 
@@ -159,28 +159,29 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
    * @returns how many connections drained cleanly and how many were forced
    */
   close(): Promise<CloseResult> {
-    this.#closing ??= new Promise<CloseResult>((resolve) => {
-      const wasListening = this.#state === 'listening' || this.#state === 'starting';
-      this.#state = 'closing';
-      this.#abortListen?.(new PulsarError('ERR_SERVER_STATE', 'close() was called before the server was listening'));
-      this.#stopTimers();
-      this.#finishClose = () => {
-        this.#state = 'closed';
-        debug('closed: %d drained, %d forced', this.#closeResult.drained, this.#closeResult.forced);
-        this.emit('close', this.#closeResult);
-        resolve(this.#closeResult);
-      };
-      if (wasListening) {
-        this.#net.close(() => this.#netDone());
-      } else {
-        this.#netClosed = true;
-      }
-      debug('closing: %d connection(s) to drain', this.#connections.size);
-      for (const conn of this.#connections.values()) conn.shutdown();
-      // Asynchronous even when there is nothing to wait for, so a listener added after close() still hears it.
-      process.nextTick(() => this.#maybeClosed());
-    });
+    this.#closing ??= this.#shutdown();
     return this.#closing;
+  }
+
+  async #shutdown(): Promise<CloseResult> {
+    const wasStarted = this.#state === 'listening' || this.#state === 'starting';
+    this.#state = 'closing';
+    if (this.#abortListen) {
+      this.#abortListen(new PulsarError('ERR_SERVER_STATE', 'close() was called before the server was listening'));
+      // A listen() waiting on a DNS lookup binds later: close the socket it opens then.
+      if (!this.#net.listening) this.#net.once('listening', () => this.#net.close());
+    }
+    this.#stopTimers();
+    const stopped = wasStarted ? new Promise<void>((resolve) => this.#net.close(() => resolve())) : undefined;
+    const disconnected = new Promise<void>((resolve) => (this.#onLastDisconnect = resolve));
+    debug('closing: %d connection(s) to drain', this.#connections.size);
+    for (const conn of this.#connections.values()) conn.shutdown();
+    if (this.#connections.size === 0) this.#onLastDisconnect?.();
+    await Promise.all([stopped, disconnected]); // also makes 'close' asynchronous, even with nothing to wait for
+    this.#state = 'closed';
+    debug('closed: %d drained, %d forced', this.#closeResult.drained, this.#closeResult.forced);
+    this.emit('close', this.#closeResult);
+    return this.#closeResult;
   }
 
   #accept(socket: Socket): void {
@@ -243,7 +244,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
       else this.#closeResult.forced++;
     }
     this.emit('disconnect', conn, reason, error);
-    this.#maybeClosed();
+    if (this.#connections.size === 0) this.#onLastDisconnect?.();
   }
 
   #clientError(error: Error, conn: Connection): void {
@@ -297,17 +298,5 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
     } finally {
       this.#reporting = false;
     }
-  }
-
-  #netDone(): void {
-    this.#netClosed = true;
-    this.#maybeClosed();
-  }
-
-  #maybeClosed(): void {
-    if (this.#state !== 'closing' || !this.#netClosed || this.#connections.size > 0 || !this.#finishClose) return;
-    const finish = this.#finishClose;
-    this.#finishClose = undefined;
-    finish();
   }
 }
