@@ -22,6 +22,8 @@ export class CliLogger {
   /** @param format `text` (stderr, via debug) or `json` (stdout) */
   constructor(format: 'text' | 'json') {
     this.#format = format;
+    // A closed stdout (`npx pulsar --log json | head -1`) must not crash the server it logs for.
+    if (format === 'json') process.stdout.on('error', ignoreBrokenPipe);
   }
 
   /** Logs one event: `text` for humans, `fields` for JSON. */
@@ -40,6 +42,10 @@ export class CliLogger {
     }
     return channel;
   }
+}
+
+function ignoreBrokenPipe(error: NodeJS.ErrnoException): void {
+  if (error.code !== 'EPIPE') throw error;
 }
 
 function client(conn: Connection): Fields {

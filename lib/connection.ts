@@ -20,14 +20,19 @@ export type DisconnectReason = 'end' | 'close' | 'shutdown' | 'destroy' | 'error
 
 /** What a connection needs from the server that owns it (the server builds it; not a public extension point). */
 export interface ConnectionOwner {
+  /** Encodes what the connection sends and makes its decoder. */
   readonly codec: FrameCodec;
   /** Pending output, in bytes, above which reading pauses until the socket drains. */
   readonly highWaterMark: number;
   /** Longest a graceful close may take before the socket is destroyed. */
   readonly closeTimeout: number;
+  /** Handles one inbound frame; a returned promise delays a graceful close until it settles. */
   onFrame(frame: Buffer, conn: Connection): void | PromiseLike<void>;
+  /** Reports a problem with this connection. */
   onClientError(error: Error, conn: Connection): void;
+  /** Reading paused (`true`) or resumed (`false`) for backpressure. */
   onFlowChange(conn: Connection, paused: boolean): void;
+  /** The socket is closed; called once. */
   onClose(conn: Connection, reason: DisconnectReason, error: Error | undefined): void;
 }
 

@@ -39,18 +39,7 @@ export interface PulsarServerOptions {
 }
 
 /** {@link PulsarServerOptions} with every default applied. */
-export type ResolvedServerOptions = Readonly<{
-  host: string;
-  port: number;
-  codec: FrameCodec;
-  registry: Registry;
-  heartbeat: HeartbeatPolicy | false;
-  reportInterval: number | false;
-  handler: FrameHandler;
-  maxConnections: number;
-  shutdownTimeout: number;
-  highWaterMark: number;
-}>;
+export type ResolvedServerOptions = Readonly<Required<PulsarServerOptions>>;
 
 /** The default handler: sends every frame back unchanged. */
 function echo(frame: Buffer, conn: Connection): void {

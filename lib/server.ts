@@ -12,8 +12,11 @@ const debug = createDebug('pulsar:lifecycle:server');
 
 /** Where the server listens, as `listen()` resolves and `listening` carries it. */
 export interface ListenAddress {
+  /** Bound IP address, e.g. `'127.0.0.1'` or `'::1'`. */
   address: string;
+  /** Bound port (the real one when `port: 0` was asked). */
   port: number;
+  /** `'IPv4'` or `'IPv6'`. */
   family: string;
 }
 
