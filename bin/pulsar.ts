@@ -76,7 +76,8 @@ async function main(): Promise<void> {
   } catch (error) {
     const { code, message } = error as NodeJS.ErrnoException;
     const reason = (code && LISTEN_ERRORS[code]) ? `${LISTEN_ERRORS[code]} (${code})` : message;
-    process.stderr.write(`pulsar: cannot listen on ${cli.host}:${cli.port}: ${reason}\n`);
+    const host = cli.host.includes(':') ? `[${cli.host}]` : cli.host;
+    process.stderr.write(`pulsar: cannot listen on ${host}:${cli.port}: ${reason}\n`);
     process.exit(1);
   }
 }
