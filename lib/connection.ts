@@ -27,7 +27,7 @@ export interface ConnectionOwner {
   /** Longest a graceful close may take before the socket is destroyed. */
   readonly closeTimeout: number;
   /** Handles one inbound frame; a returned promise delays a graceful close until it settles. */
-  onFrame(frame: Buffer, conn: Connection): void | PromiseLike<void>;
+  onFrame(frame: Buffer, conn: Connection): unknown;
   /** Reports a problem with this connection. */
   onClientError(error: Error, conn: Connection): void;
   /** Reading paused (`true`) or resumed (`false`) for backpressure. */

@@ -6,10 +6,10 @@ import { checkInteger, invalidOption } from './validate.js';
 
 /**
  * Called for every inbound frame; replaces the default echo. It may answer with `conn.send()` at once
- * or later. A returned promise is awaited only for graceful close (the connection ends after it
- * settles); a throw or rejection is reported as an `ERR_HANDLER` client error.
+ * or later. Its return value is ignored unless it is a promise (or thenable): then a graceful close
+ * waits for it to settle, and a rejection is reported like a throw, as an `ERR_HANDLER` client error.
  */
-export type FrameHandler = (frame: Buffer, conn: Connection) => void | PromiseLike<void>;
+export type FrameHandler = (frame: Buffer, conn: Connection) => unknown;
 
 /** Options of {@link PulsarServer}; all optional. */
 export interface PulsarServerOptions {

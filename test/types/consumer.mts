@@ -12,3 +12,6 @@ const server = new PulsarServer({
 server.on('disconnect', (conn, reason, error) => void [conn.id, reason satisfies string, error?.message]);
 server.on('report', ({ count, connections }) => void [count, connections[0]?.bytesIn]);
 export const ready: Promise<{ address: string; port: number; family: string }> = server.listen();
+
+// The README's first example: a handler that returns send()'s boolean must type-check.
+export const readme = new PulsarServer({ port: 9000, handler: (frame, conn) => conn.send(frame) });
