@@ -231,14 +231,14 @@ describe('PulsarServer', () => {
     });
 
     it('sends none to a client that keeps talking', async () => {
-      const { server, port } = await startServer({ heartbeat: new IdleHeartbeat({ interval: 150 }) });
+      const { server, port } = await startServer({ heartbeat: new IdleHeartbeat({ interval: 300 }) });
       let beats = 0;
       server.on('heartbeat', () => beats++);
       const client = await TestClient.connect(port);
-      // Talk in lockstep for four intervals: each echo triggers the next frame.
+      // Talk in lockstep for three intervals: each echo triggers the next frame.
       const started = Date.now();
       let sent = 0;
-      while (Date.now() - started < 600) {
+      while (Date.now() - started < 900) {
         client.send(`m${sent++}`);
         await client.waitFrames(sent);
       }
@@ -384,9 +384,9 @@ describe('PulsarServer', () => {
       server.on('frame', () => { if (conn.paused) framesWhilePaused++; });
       expect(conn.paused).to.equal(true);
       expect(conn.pendingBytes).to.be.at.least(highWaterMark);
-      expect(conn.pendingBytes, 'pending output stays near the mark').to.be.below(highWaterMark + 128 * 1024);
+      // Past the mark by at most the frame that crossed it and the rest of its read chunk.
+      expect(conn.pendingBytes, 'pending output stays near the mark').to.be.below(highWaterMark + 4 * wire.length);
       expect(conn.bytesIn, 'the server read a small part of what was offered').to.be.below(24 * 1024 * 1024);
-      expect(client.socket.writableLength, 'the rest waits on the client side').to.be.above(32 * 1024 * 1024);
       client.socket.resume();
       await client.waitFrames(total, 15000);
       expect(client.frames.every((f) => f.equals(payload))).to.equal(true);
