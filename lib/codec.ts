@@ -153,6 +153,12 @@ export class LengthPrefixedCodec implements FrameCodec {
 /** Payload of empty frames when nothing else is buffered: zero bytes cannot be aliased or written. */
 const EMPTY = Buffer.alloc(0);
 
+/** Chunks up to this size are coalesced rather than queued one by one once the queue holds COALESCE_AFTER. */
+const COALESCE_MAX = 1024;
+const COALESCE_AFTER = 8;
+/** Size of a coalescing block: queue entries stay at most one per KiB of data, however it trickles in. */
+const COALESCE_BLOCK = 16 * 1024;
+
 /** Header phase marker for {@link LengthPrefixedDecoder}. */
 const READING_HEADER = -1;
 
@@ -173,6 +179,9 @@ class LengthPrefixedDecoder implements FrameDecoder {
   #failed: DecodingError | null = null;
   /** Reused for headers split across chunks. */
   #headerScratch: Buffer | null = null;
+  /** Block that small chunks are coalesced into, and how much of it is filled. */
+  #block: Buffer | null = null;
+  #blockUsed = 0;
 
   constructor(headerLength: number, maxFrameLength: number, readLength: ReadLength) {
     this.#headerLength = headerLength;
@@ -186,8 +195,26 @@ class LengthPrefixedDecoder implements FrameDecoder {
 
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;
-    this.#chunks.push(chunk);
     this.#buffered += chunk.length;
+    // A frame trickling in as tiny chunks would otherwise cost one queue entry (a Buffer object, about
+    // 100 bytes) per chunk: once the queue grows, small chunks are copied into a shared block instead.
+    if (chunk.length <= COALESCE_MAX && this.#chunks.length >= COALESCE_AFTER) this.#append(chunk);
+    else this.#chunks.push(chunk);
+  }
+
+  /** Copies a small chunk into the coalescing block at the end of the queue (a new one when full). */
+  #append(chunk: Buffer): void {
+    const last = this.#chunks.length - 1;
+    let block = this.#block;
+    if (block === null || this.#chunks[last]!.buffer !== block.buffer || this.#blockUsed + chunk.length > block.length) {
+      block = this.#block = Buffer.allocUnsafeSlow(COALESCE_BLOCK);
+      this.#blockUsed = 0;
+      this.#chunks.push(block.subarray(0, 0));
+    }
+    chunk.copy(block, this.#blockUsed);
+    this.#blockUsed += chunk.length;
+    // Bytes already handed out as frames lie before #blockUsed and are never written again.
+    this.#chunks[this.#chunks.length - 1] = block.subarray(0, this.#blockUsed);
   }
 
   next(): Buffer | null {

@@ -111,6 +111,39 @@ describe('LengthPrefixedCodec', () => {
     });
   });
 
+  describe('memory', () => {
+    it('holds a frame trickling in byte by byte in a few blocks, not one object per byte', () => {
+      const codec = new LengthPrefixedCodec();
+      const payload = Buffer.alloc(1024 * 1024, 0x61);
+      const wire = codec.encode(payload);
+      const decoder = codec.createDecoder();
+      const heapBefore = process.memoryUsage().heapUsed;
+      for (let i = 0; i < wire.length - 1; i++) {
+        decoder.push(wire.subarray(i, i + 1)); // each a distinct Buffer object, as socket reads would be
+        if (decoder.next() !== null) expect.fail('no frame before its last byte');
+      }
+      const heapGrowth = process.memoryUsage().heapUsed - heapBefore;
+      expect(decoder.bufferedBytes).to.equal(payload.length - 1); // the header is already consumed
+      // One queued view per byte would keep about 100 MB of Buffer objects alive.
+      expect(heapGrowth, `heap grew by ${heapGrowth} bytes`).to.be.below(20 * 1024 * 1024);
+      decoder.push(wire.subarray(wire.length - 1));
+      expect(decoder.next()!.equals(payload)).to.equal(true);
+    });
+
+    it('keeps frames handed out intact while later small chunks are coalesced', () => {
+      const codec = new LengthPrefixedCodec();
+      const payloads = Array.from({ length: 50 }, (_, i) => Buffer.from(`frame-${i}`.repeat(i + 1)));
+      const wire = Buffer.concat(payloads.map((p) => codec.encode(p)));
+      const decoder = codec.createDecoder();
+      const frames: Buffer[] = []; // views, not copies: later input must not clobber them
+      for (let i = 0; i < wire.length; i += 3) {
+        decoder.push(Buffer.from(wire.subarray(i, i + 3)));
+        for (let f = decoder.next(); f !== null; f = decoder.next()) frames.push(f);
+      }
+      expect(frames).to.deep.equal(payloads);
+    });
+  });
+
   describe('truncated input', () => {
     const codec = new LengthPrefixedCodec();
 
