@@ -1,7 +1,7 @@
 import { PulsarError } from './errors.js';
 
 /** Renders a bad option value with its type, for error messages. */
-function describe(value: unknown): string {
+function describeValue(value: unknown): string {
   const type = value === null ? 'null' : typeof value;
   const shown = typeof value === 'string' ? `'${value}'` : String(value);
   return `${shown} (${type})`;
@@ -9,7 +9,7 @@ function describe(value: unknown): string {
 
 /** An `ERR_INVALID_OPTION` error naming the owner, the option, the rule and the bad value. */
 export function invalidOption(owner: string, option: string, rule: string, value: unknown): PulsarError {
-  return new PulsarError('ERR_INVALID_OPTION', `${owner}: ${option} ${rule}, got ${describe(value)}`);
+  return new PulsarError('ERR_INVALID_OPTION', `${owner}: ${option} ${rule}, got ${describeValue(value)}`);
 }
 
 /** Checks that `value` is an integer in `[min, max]`, else throws `ERR_INVALID_OPTION`. */
