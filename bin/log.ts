@@ -52,9 +52,14 @@ function client(conn: Connection): Fields {
   return { id: conn.id, remoteAddress: conn.remoteAddress, remotePort: conn.remotePort };
 }
 
+/** pulsar's `ERR_…` code, Node's (`ECONNRESET`…), or the error's name when it has none. */
+function errorCode(error: Error): string {
+  return (error as NodeJS.ErrnoException).code ?? error.name;
+}
+
 function errorFields(error: Error | undefined): Fields {
   if (!error) return {};
-  return { code: (error as NodeJS.ErrnoException).code ?? error.name, error: error.message };
+  return { code: errorCode(error), error: error.message };
 }
 
 /** Logs every server event the CLI reports. */
@@ -67,7 +72,7 @@ export function logServerEvents(server: PulsarServer, logger: CliLogger): void {
     logger.log('pulsar:conn', 'info', 'connection', client(conn), `${conn.remote} connected (#${conn.id}, ${server.connections.size} open)`);
   });
   server.on('disconnect', (conn, reason, error) => {
-    const why = error ? `${reason}: ${(error as NodeJS.ErrnoException).code ?? error.name}` : reason;
+    const why = error ? `${reason}: ${errorCode(error)}` : reason;
     logger.log(
       'pulsar:conn', 'info', 'disconnect',
       { ...client(conn), reason, ...errorFields(error), framesIn: conn.framesIn, framesOut: conn.framesOut },
@@ -75,8 +80,7 @@ export function logServerEvents(server: PulsarServer, logger: CliLogger): void {
     );
   });
   server.on('clientError', (error, conn) => {
-    const code = (error as NodeJS.ErrnoException).code ?? error.name;
-    logger.log('pulsar:conn', 'warn', 'clientError', { ...client(conn), ...errorFields(error) }, `${conn.remote} ${code}: ${error.message}`);
+    logger.log('pulsar:conn', 'warn', 'clientError', { ...client(conn), ...errorFields(error) }, `${conn.remote} ${errorCode(error)}: ${error.message}`);
   });
   server.on('heartbeat', (conn) => {
     logger.log('pulsar:heartbeat', 'debug', 'heartbeat', client(conn), `${conn.remote} heartbeat sent (#${conn.id})`);

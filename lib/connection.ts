@@ -239,7 +239,7 @@ export class Connection implements HeartbeatPeer {
     this[kConnection].#receive(chunk);
   }
   static #socketOnEnd(this: OwnedSocket): void {
-    this[kConnection].#peerEnded();
+    this[kConnection].#beginClose('end'); // answer what was received, then close our side too
   }
   static #socketOnDrain(this: OwnedSocket): void {
     this[kConnection].#resumeIfPaused();
@@ -334,10 +334,6 @@ export class Connection implements HeartbeatPeer {
     if (this.#state === 'open') this.socket.resume();
     debug('%s drained, reading resumed', this.remote);
     this.#owner.onFlowChange(this, false);
-  }
-
-  #peerEnded(): void {
-    this.#beginClose('end');
   }
 
   #beginClose(reason: DisconnectReason): void {
