@@ -26,6 +26,11 @@ export class CliLogger {
     if (format === 'json') process.stdout.on('error', ignoreBrokenPipe);
   }
 
+  /** Whether events of `namespace` are logged (`DEBUG` is read once, at start-up). */
+  enabled(namespace: Namespace): boolean {
+    return this.#channel(namespace).enabled;
+  }
+
   /** Logs one event: `text` for humans, `fields` for JSON. */
   log(namespace: Namespace, level: Level, event: string, fields: Fields, text: string): void {
     const channel = this.#channel(namespace);
@@ -82,15 +87,21 @@ export function logServerEvents(server: PulsarServer, logger: CliLogger): void {
   server.on('clientError', (error, conn) => {
     logger.log('pulsar:conn', 'warn', 'clientError', { ...client(conn), ...errorFields(error) }, `${conn.remote} ${errorCode(error)}: ${error.message}`);
   });
-  server.on('heartbeat', (conn) => {
-    logger.log('pulsar:heartbeat', 'debug', 'heartbeat', client(conn), `${conn.remote} heartbeat sent (#${conn.id})`);
-  });
-  server.on('backpressure', (conn) => {
-    logger.log('pulsar:flow', 'debug', 'backpressure', { ...client(conn), pendingBytes: conn.pendingBytes }, `${conn.remote} reading paused: ${conn.pendingBytes} bytes pending`);
-  });
-  server.on('drain', (conn) => {
-    logger.log('pulsar:flow', 'debug', 'drain', client(conn), `${conn.remote} drained, reading resumed`);
-  });
+  // Per-heartbeat and per-stall events are off by default: listen only when they are logged, so that
+  // 10,000 idle clients cost no log call each.
+  if (logger.enabled('pulsar:heartbeat')) {
+    server.on('heartbeat', (conn) => {
+      logger.log('pulsar:heartbeat', 'debug', 'heartbeat', client(conn), `${conn.remote} heartbeat sent (#${conn.id})`);
+    });
+  }
+  if (logger.enabled('pulsar:flow')) {
+    server.on('backpressure', (conn) => {
+      logger.log('pulsar:flow', 'debug', 'backpressure', { ...client(conn), pendingBytes: conn.pendingBytes }, `${conn.remote} reading paused: ${conn.pendingBytes} bytes pending`);
+    });
+    server.on('drain', (conn) => {
+      logger.log('pulsar:flow', 'debug', 'drain', client(conn), `${conn.remote} drained, reading resumed`);
+    });
+  }
   server.on('report', (report) => logReport(logger, report));
   server.on('error', (error) => {
     logger.log('pulsar:server', 'error', 'error', errorFields(error), `server error: ${error.message}`);

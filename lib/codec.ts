@@ -23,6 +23,22 @@ export interface FrameDecoder {
   end(): void;
   /** Bytes held that do not yet form a complete frame. */
   readonly bufferedBytes: number;
+  /**
+   * Optional fast path for relaying frames unchanged (the server's default echo uses it when nobody
+   * listens to `frame`): takes the whole frames at the front of the buffered bytes that lie in one
+   * piece of memory, without a view or a copy per frame.
+   * @returns their wire bytes, headers included, and how many frames they are; `null` when the next
+   * frame is incomplete, spans chunks, or is not valid (then {@link FrameDecoder.next} reports it)
+   */
+  nextRun?(): FrameRun | null;
+}
+
+/** Whole frames exactly as they arrived, from {@link FrameDecoder.nextRun}. */
+export interface FrameRun {
+  /** The frames' wire bytes, headers included. */
+  readonly wire: Buffer;
+  /** How many frames `wire` holds (at least 1). */
+  readonly frames: number;
 }
 
 /**
@@ -39,6 +55,33 @@ export interface FrameCodec {
    * @throws {PulsarError} `ERR_FRAME_TOO_LARGE` when the payload exceeds `maxFrameLength`.
    */
   encode(payload: Uint8Array): Buffer;
+}
+
+/**
+ * A codec whose wire form of a payload is a fixed-size header followed by the payload bytes unchanged
+ * (as Netty's LengthFieldPrepender writes it). The server uses the two extra members to encode many
+ * small frames into one buffer and to write large payloads without copying them; `encode` must give
+ * the same bytes.
+ */
+export interface PrefixedFrameCodec extends FrameCodec {
+  /** Size of the header, in bytes. */
+  readonly headerLength: number;
+  /**
+   * Writes the header of a `payloadLength`-byte payload at `target[offset]`. The caller has checked
+   * `payloadLength` against `maxFrameLength`.
+   */
+  writeHeader(payloadLength: number, target: Buffer, offset: number): void;
+}
+
+/** Whether `codec` offers the {@link PrefixedFrameCodec} members. */
+export function isPrefixedCodec(codec: FrameCodec): codec is PrefixedFrameCodec {
+  const candidate = codec as Partial<PrefixedFrameCodec>;
+  return typeof candidate.headerLength === 'number' && typeof candidate.writeHeader === 'function';
+}
+
+/** The error for a payload over a codec's limit, on the sending side. */
+export function frameTooLarge(length: number, maxFrameLength: number): PulsarError {
+  return new PulsarError('ERR_FRAME_TOO_LARGE', `cannot send a ${length}-byte payload: the limit is ${maxFrameLength} bytes`);
 }
 
 /** Size in bytes of a length prefix. */
@@ -62,31 +105,34 @@ export interface LengthPrefixedCodecOptions {
 export const DEFAULT_MAX_FRAME_LENGTH = 8 * 1024 * 1024;
 
 type ReadLength = (buf: Buffer, offset: number) => number;
-type WriteLength = (buf: Buffer, value: number) => void;
+type WriteLength = (buf: Buffer, value: number, offset: number) => void;
 
+// Composed from bytes: two to three times faster than Buffer#readUInt32BE and friends, which check
+// bounds the decoder has already checked. Big-endian 4-byte values are multiplied, not shifted, to stay
+// unsigned.
 const READERS: Record<'big' | 'little', Record<LengthFieldLength, ReadLength>> = {
   big: {
     1: (b, o) => b[o]!,
-    2: (b, o) => b.readUInt16BE(o),
-    4: (b, o) => b.readUInt32BE(o),
+    2: (b, o) => (b[o]! << 8) | b[o + 1]!,
+    4: (b, o) => b[o]! * 0x1000000 + ((b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!),
   },
   little: {
     1: (b, o) => b[o]!,
-    2: (b, o) => b.readUInt16LE(o),
-    4: (b, o) => b.readUInt32LE(o),
+    2: (b, o) => b[o]! | (b[o + 1]! << 8),
+    4: (b, o) => b[o + 3]! * 0x1000000 + ((b[o + 2]! << 16) | (b[o + 1]! << 8) | b[o]!),
   },
 };
 
 const WRITERS: Record<'big' | 'little', Record<LengthFieldLength, WriteLength>> = {
   big: {
-    1: (b, v) => void b.writeUInt8(v, 0),
-    2: (b, v) => void b.writeUInt16BE(v, 0),
-    4: (b, v) => void b.writeUInt32BE(v, 0),
+    1: (b, v, o) => void (b[o] = v),
+    2: (b, v, o) => void b.writeUInt16BE(v, o),
+    4: (b, v, o) => void b.writeUInt32BE(v, o),
   },
   little: {
-    1: (b, v) => void b.writeUInt8(v, 0),
-    2: (b, v) => void b.writeUInt16LE(v, 0),
-    4: (b, v) => void b.writeUInt32LE(v, 0),
+    1: (b, v, o) => void (b[o] = v),
+    2: (b, v, o) => void b.writeUInt16LE(v, o),
+    4: (b, v, o) => void b.writeUInt32LE(v, o),
   },
 };
 
@@ -99,13 +145,15 @@ const WRITERS: Record<'big' | 'little', Record<LengthFieldLength, WriteLength>> 
  * new LengthPrefixedCodec({ lengthFieldLength: 2, byteOrder: 'little', maxFrameLength: 65535 });
  * ```
  */
-export class LengthPrefixedCodec implements FrameCodec {
+export class LengthPrefixedCodec implements PrefixedFrameCodec {
   /** {@inheritDoc FrameCodec.maxFrameLength} */
   readonly maxFrameLength: number;
   /** Size of the length field in bytes. */
   readonly lengthFieldLength: LengthFieldLength;
   /** Byte order of the length field. */
   readonly byteOrder: 'big' | 'little';
+  /** {@inheritDoc PrefixedFrameCodec.headerLength} (the length field's size) */
+  readonly headerLength: number;
   readonly #readLength: ReadLength;
   readonly #writeLength: WriteLength;
 
@@ -124,6 +172,7 @@ export class LengthPrefixedCodec implements FrameCodec {
     this.maxFrameLength = checkInteger('LengthPrefixedCodec', 'maxFrameLength', maxFrameLength, 0, fieldMax);
     this.lengthFieldLength = fieldLength;
     this.byteOrder = byteOrder;
+    this.headerLength = fieldLength;
     this.#readLength = READERS[byteOrder][fieldLength];
     this.#writeLength = WRITERS[byteOrder][fieldLength];
   }
@@ -136,17 +185,16 @@ export class LengthPrefixedCodec implements FrameCodec {
   /** {@inheritDoc FrameCodec.encode} */
   encode(payload: Uint8Array): Buffer {
     const length = payload.length;
-    if (length > this.maxFrameLength) {
-      throw new PulsarError(
-        'ERR_FRAME_TOO_LARGE',
-        `cannot send a ${length}-byte payload: the limit is ${this.maxFrameLength} bytes`,
-      );
-    }
-    // One buffer, so that a frame is always written (and seen by the peer) as one unit.
-    const wire = Buffer.allocUnsafe(this.lengthFieldLength + length);
-    this.#writeLength(wire, length);
-    wire.set(payload, this.lengthFieldLength);
+    if (length > this.maxFrameLength) throw frameTooLarge(length, this.maxFrameLength);
+    const wire = Buffer.allocUnsafe(this.headerLength + length);
+    this.#writeLength(wire, length, 0);
+    wire.set(payload, this.headerLength);
     return wire;
+  }
+
+  /** {@inheritDoc PrefixedFrameCodec.writeHeader} */
+  writeHeader(payloadLength: number, target: Buffer, offset: number): void {
+    this.#writeLength(target, payloadLength, offset);
   }
 }
 
@@ -236,6 +284,24 @@ class LengthPrefixedDecoder implements FrameDecoder {
     const frame = this.#consume(this.#frameLength);
     this.#frameLength = READING_HEADER;
     return frame;
+  }
+
+  nextRun(): FrameRun | null {
+    const chunk = this.#chunks[0];
+    if (chunk === undefined || this.#failed || this.#frameLength !== READING_HEADER) return null;
+    const headerLength = this.#headerLength;
+    let end = this.#offset;
+    let frames = 0;
+    while (chunk.length - end >= headerLength) {
+      const length = this.#readLength(chunk, end);
+      if (length > this.#maxFrameLength || chunk.length - end - headerLength < length) break;
+      end += headerLength + length;
+      frames++;
+    }
+    if (frames === 0) return null;
+    const wire = this.#offset === 0 && end === chunk.length ? chunk : chunk.subarray(this.#offset, end);
+    this.#skip(end - this.#offset);
+    return { wire, frames };
   }
 
   end(): void {

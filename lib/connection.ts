@@ -1,8 +1,9 @@
 import type { Socket } from 'node:net';
 import createDebug from 'debug';
-import type { FrameCodec, FrameDecoder } from './codec.js';
+import type { FrameCodec, FrameDecoder, FrameRun } from './codec.js';
 import { PulsarError } from './errors.js';
 import type { HeartbeatPeer } from './heartbeat.js';
+import { OutboundBatch } from './outbound.js';
 import type { ConnectionSnapshot } from './registry.js';
 import { isPromiseLike } from './thenable.js';
 
@@ -26,6 +27,11 @@ export interface ConnectionOwner {
   readonly highWaterMark: number;
   /** Longest a graceful close may take before the socket is destroyed. */
   readonly closeTimeout: number;
+  /**
+   * Whether frames may be echoed in bulk, exactly as they arrived, skipping `onFrame`: true when the
+   * handler is the default echo and nobody listens to the frames.
+   */
+  echoInBulk(): boolean;
   /** Handles one inbound frame; a returned promise delays a graceful close until it settles. */
   onFrame(frame: Buffer, conn: Connection): unknown;
   /** Reports a problem with this connection. */
@@ -86,6 +92,7 @@ export class Connection implements HeartbeatPeer {
 
   readonly #owner: ConnectionOwner;
   readonly #decoder: FrameDecoder;
+  readonly #outbound: OutboundBatch;
   #state: ConnectionState = 'open';
   #reason: DisconnectReason | undefined;
   #error: Error | undefined;
@@ -116,6 +123,7 @@ export class Connection implements HeartbeatPeer {
     this.#lastSeen = this.connectedAt;
     this.#owner = owner;
     this.#decoder = owner.codec.createDecoder();
+    this.#outbound = new OutboundBatch(owner.codec);
   }
 
   /** Lifecycle state; see {@link ConnectionState}. */
@@ -156,22 +164,38 @@ export class Connection implements HeartbeatPeer {
   }
 
   /**
-   * Encodes `payload` with the server's codec and writes it.
+   * Encodes `payload` with the server's codec and writes it. Sent from a handler, it leaves with the
+   * other answers to the same read in one write, once the handler returns. Like `socket.write()`, it
+   * may keep a reference to a large payload until it is written: do not modify it afterwards.
    * @returns `false` when the socket is backpressured (its buffer is full): wait for the server's
    * `drain` event or the socket's before sending much more.
    * @throws {PulsarError} `ERR_FRAME_TOO_LARGE` for a payload over the codec's limit;
    * `ERR_CONNECTION_CLOSED` once the connection's writing side is closed.
    */
   send(payload: Uint8Array | string): boolean {
+    this.#assertWritable();
+    return this.#sent(this.#outbound.add(typeof payload === 'string' ? Buffer.from(payload) : payload));
+  }
+
+  /** @internal Sends one frame already encoded with the server's codec (the heartbeat, encoded once for all). */
+  sendEncoded(wire: Buffer): boolean {
+    this.#assertWritable();
+    this.#outbound.addEncoded(wire);
+    return this.#sent(wire.length);
+  }
+
+  #assertWritable(): void {
     if (this.#ended || this.socket.destroyed) {
       throw new PulsarError('ERR_CONNECTION_CLOSED', `cannot send to ${this.remote} (connection ${this.id}): it is closed`);
     }
-    const wire = this.#owner.codec.encode(typeof payload === 'string' ? Buffer.from(payload) : payload);
+  }
+
+  /** Counts a frame just gathered; writes it unless a read chunk is being dispatched (it leaves with the rest). */
+  #sent(size: number): boolean {
     this.#framesOut++;
-    this.#bytesOut += wire.length;
-    const accepted = this.socket.write(wire);
-    if (!accepted) this.#pauseIfOverHighWaterMark();
-    return accepted;
+    this.#bytesOut += size;
+    if (this.#dispatching) return this.socket.writableLength + this.#outbound.bytes < this.socket.writableHighWaterMark;
+    return this.#flush();
   }
 
   /**
@@ -269,25 +293,46 @@ export class Connection implements HeartbeatPeer {
     this.#dispatchFrames();
   }
 
-  /** Hands every complete frame to the handler, with the socket corked so the answers go out in one write. */
+  /** Hands every complete frame to the handler; the answers they send leave together, in one write. */
   #dispatchFrames(): void {
-    const socket = this.socket;
+    const decoder = this.#decoder;
+    const inBulk = decoder.nextRun !== undefined && this.#owner.echoInBulk();
     this.#dispatching = true;
-    socket.cork();
     try {
-      for (let frame = this.#decoder.next(); frame !== null; frame = this.#decoder.next()) {
+      while (this.#state !== 'closed') {
+        const run = inBulk ? decoder.nextRun!() : null;
+        if (run !== null) {
+          this.#echoRun(run);
+          continue;
+        }
+        const frame = decoder.next();
+        if (frame === null) break;
         this.#framesIn++;
         this.#dispatch(frame);
-        if (this.#state === 'closed') break;
       }
     } catch (error) {
       this.#fail(error as Error);
     } finally {
       this.#dispatching = false;
-      socket.uncork();
     }
+    if (this.socket.destroyed) this.#outbound.clear();
+    else this.#flush();
     if (this.#state === 'closing') this.#endWhenAnswered();
-    else this.#pauseIfOverHighWaterMark();
+  }
+
+  /** Writes what {@link send} gathered; pauses reading if that puts pending output over the high-water mark. */
+  #flush(): boolean {
+    const accepted = this.#outbound.writeTo(this.socket);
+    this.#pauseIfOverHighWaterMark();
+    return accepted;
+  }
+
+  /** The default echo of whole frames as they arrived: one queued view for all of them. */
+  #echoRun({ wire, frames }: FrameRun): void {
+    this.#framesIn += frames;
+    this.#framesOut += frames;
+    this.#bytesOut += wire.length;
+    this.#outbound.addEncoded(wire);
   }
 
   #dispatch(frame: Buffer): void {

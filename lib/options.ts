@@ -42,7 +42,8 @@ export interface PulsarServerOptions {
 export type ResolvedServerOptions = Readonly<Required<PulsarServerOptions>>;
 
 /** The default handler: sends every frame back unchanged. */
-function echo(frame: Buffer, conn: Connection): void {
+/** The default handler: sends every frame back unchanged. */
+export function echo(frame: Buffer, conn: Connection): void {
   conn.send(frame);
 }
 

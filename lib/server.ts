@@ -4,7 +4,7 @@ import { EventEmitter } from 'eventemitter3';
 import { Connection, type ConnectionOwner, type DisconnectReason } from './connection.js';
 import { PulsarError } from './errors.js';
 import type { HeartbeatHost } from './heartbeat.js';
-import { resolveServerOptions, type PulsarServerOptions, type ResolvedServerOptions } from './options.js';
+import { echo, resolveServerOptions, type PulsarServerOptions, type ResolvedServerOptions } from './options.js';
 import type { ConnectionSnapshot } from './registry.js';
 import { isPromiseLike } from './thenable.js';
 
@@ -209,10 +209,12 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
 
   #createOwner(): ConnectionOwner {
     const { codec, highWaterMark, shutdownTimeout, handler } = this.options;
+    const echoing = handler === echo;
     return {
       codec,
       highWaterMark,
       closeTimeout: shutdownTimeout,
+      echoInBulk: () => echoing && this.listenerCount('frame') === 0,
       onFrame: (frame, conn) => {
         this.emit('frame', frame, conn);
         return handler(frame, conn);
@@ -224,12 +226,16 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   }
 
   #heartbeatHost(): HeartbeatHost<Connection> {
+    const { codec } = this.options;
+    let beat: { payload: Buffer; wire: Buffer } | undefined;
     return {
       connections: () => this.#connections.values(),
       now: Date.now,
       ping: (conn, payload) => {
         if (conn.state !== 'open') return;
-        conn.send(payload);
+        // Every silent client gets the same frame: encode it once, again only if the payload changes.
+        if (beat === undefined || !beat.payload.equals(payload)) beat = { payload: Buffer.from(payload), wire: codec.encode(payload) };
+        conn.sendEncoded(beat.wire);
         this.emit('heartbeat', conn);
       },
       kill: (conn, error) => {

@@ -111,6 +111,73 @@ describe('LengthPrefixedCodec', () => {
     });
   });
 
+  describe('runs (nextRun, for relaying frames unchanged)', () => {
+    const codec = new LengthPrefixedCodec();
+    const payloads = ['HELLO', '', 'x'.repeat(300), 'bye', 'last'].map((s) => Buffer.from(s));
+    const stream = Buffer.concat(payloads.map((p) => codec.encode(p)));
+
+    /** Takes runs where it can and single frames where it must, as the server's bulk echo does. */
+    function relayAll(chunks: Buffer[]): { wire: Buffer; frames: number; runs: number } {
+      const decoder = codec.createDecoder();
+      const out: Buffer[] = [];
+      let frames = 0;
+      let runs = 0;
+      for (const chunk of chunks) {
+        decoder.push(chunk);
+        for (;;) {
+          const run = decoder.nextRun!();
+          if (run !== null) {
+            out.push(Buffer.from(run.wire));
+            frames += run.frames;
+            runs++;
+            continue;
+          }
+          const payload = decoder.next();
+          if (payload === null) break;
+          out.push(codec.encode(payload));
+          frames++;
+        }
+      }
+      return { wire: Buffer.concat(out), frames, runs };
+    }
+
+    it('gives back the exact wire bytes and frame count whatever split point the stream is cut at', () => {
+      for (let cut = 0; cut <= stream.length; cut++) {
+        const relayed = relayAll([stream.subarray(0, cut), stream.subarray(cut)]);
+        expect(relayed.wire.equals(stream), `cut at ${cut}`).to.equal(true);
+        expect(relayed.frames, `cut at ${cut}`).to.equal(payloads.length);
+      }
+    });
+
+    it('returns a whole chunk of whole frames as one run, the chunk itself', () => {
+      const decoder = codec.createDecoder();
+      decoder.push(stream);
+      const run = decoder.nextRun!()!;
+      expect(run.frames).to.equal(payloads.length);
+      expect(run.wire).to.equal(stream);
+      expect(decoder.nextRun!()).to.equal(null);
+      expect(decoder.bufferedBytes).to.equal(0);
+    });
+
+    it('stops a run before an oversized header, which next() then reports', () => {
+      const decoder = new LengthPrefixedCodec({ maxFrameLength: 8 }).createDecoder();
+      decoder.push(hex('00000001 41 00000009 000000000000000000'));
+      const run = decoder.nextRun!()!;
+      expect(run.frames).to.equal(1);
+      expect(run.wire.equals(hex('00000001 41'))).to.equal(true);
+      expect(decoder.nextRun!()).to.equal(null);
+      expect(() => decoder.next()).to.throw(DecodingError).with.property('code', 'ERR_FRAME_TOO_LARGE');
+    });
+
+    it('reads the top bit of 4-byte lengths in both byte orders as unsigned', () => {
+      for (const [byteOrder, header] of [['big', 'ffffff80'], ['little', '80ffffff']] as const) {
+        const decoder = new LengthPrefixedCodec({ byteOrder }).createDecoder();
+        decoder.push(hex(header));
+        expect(() => decoder.next(), byteOrder).to.throw(/announces 4294967168 bytes/);
+      }
+    });
+  });
+
   describe('memory', () => {
     it('holds a frame trickling in byte by byte in a few blocks, not one object per byte', () => {
       const codec = new LengthPrefixedCodec();

@@ -10,6 +10,8 @@ import {
   PulsarServer,
   type Connection,
   type ConnectionSnapshot,
+  type HeartbeatHost,
+  type HeartbeatPolicy,
   type Registry,
 } from '../lib/index.js';
 import { TestClient, frame, nextEvent, onCleanup, runCleanups, startServer, when } from './helpers.js';
@@ -68,6 +70,21 @@ describe('PulsarServer', () => {
       clients.forEach((client, c) => {
         expect(client.frames.map(String)).to.deep.equal(Array.from({ length: 40 }, (_, i) => `client ${c} frame ${i}`));
       });
+    });
+
+    it('echoes pipelined frames in bulk, counting each one', async () => {
+      const { server, port } = await startServer();
+      const client = await TestClient.connect(port);
+      const payloads = Array.from({ length: 200 }, (_, i) => `frame ${i} `.repeat(i % 7));
+      const wire = Buffer.concat(payloads.map(frame));
+      // Cut inside a header and inside a payload, so runs and single frames alternate.
+      client.socket.write(wire.subarray(0, 1001));
+      client.socket.write(wire.subarray(1001, 1002));
+      client.socket.write(wire.subarray(1002));
+      await client.waitFrames(200);
+      expect(client.received.equals(wire)).to.equal(true);
+      const conn = server.connections.get(1)!;
+      expect([conn.framesIn, conn.framesOut, conn.bytesIn, conn.bytesOut]).to.deep.equal([200, 200, wire.length, wire.length]);
     });
 
     it('emits a frame event for every inbound frame', async () => {
@@ -143,6 +160,47 @@ describe('PulsarServer', () => {
       const [error] = await Promise.all([nextEvent(server, 'clientError').then(([e]) => e), client.send('x')]);
       expect((error as PulsarError).code).to.equal('ERR_HANDLER');
       expect(client.closed).to.equal(false);
+    });
+
+    it('sends every answer to one read in order, small ones batched and large ones uncopied', async () => {
+      const large = Buffer.alloc(5000, 0x6c);
+      const { port } = await startServer({
+        handler: (f, conn) => {
+          conn.send(f);
+          conn.send(large);
+          conn.send(`${f}:done`);
+        },
+      });
+      const client = await TestClient.connect(port);
+      client.send('a', 'b', 'c');
+      const frames = await client.waitFrames(9);
+      expect(frames.map((f) => (f.length === 5000 ? (f.equals(large) ? 'large' : 'corrupt') : String(f)))).to.deep.equal(
+        ['a', 'large', 'a:done', 'b', 'large', 'b:done', 'c', 'large', 'c:done'],
+      );
+    });
+
+    it('sends through a codec that offers only encode() and createDecoder()', async () => {
+      const inner = new LengthPrefixedCodec();
+      const codec = { maxFrameLength: inner.maxFrameLength, createDecoder: () => inner.createDecoder(), encode: (p: Uint8Array) => inner.encode(p) };
+      const { server, port } = await startServer({ codec });
+      const client = await TestClient.connect(port);
+      const payloads = ['small', 'x'.repeat(4000), ''];
+      client.send(...payloads);
+      expect((await client.waitFrames(3)).map(String)).to.deep.equal(payloads);
+      expect(server.connections.get(1)!.bytesOut).to.equal(payloads.reduce((n, p) => n + 4 + p.length, 0));
+    });
+
+    it('answers frames sent from one connection\'s handler to another at once', async () => {
+      const { server, port } = await startServer({
+        handler: (f, conn) => {
+          for (const other of server.connections.values()) if (other !== conn) other.send(f);
+        },
+      });
+      const [alice, bob] = [await TestClient.connect(port), await TestClient.connect(port)];
+      await when(server as never, ['connection'], () => server.connections.size === 2, '2 connections');
+      alice.send('hi bob', 'twice');
+      expect((await bob.waitFrames(2)).map(String)).to.deep.equal(['hi bob', 'twice']);
+      expect(alice.frames).to.have.length(0);
     });
 
     it('throws ERR_FRAME_TOO_LARGE from send() for an oversized payload', async () => {
@@ -228,6 +286,20 @@ describe('PulsarServer', () => {
       expect(client.received.subarray(0, 13).toString('hex')).to.equal('00000009484541525442454154');
       expect(elapsed).to.be.at.least(190);
       expect(beats).to.equal(2);
+    });
+
+    it('sends what a custom policy pings with, even when it reuses and rewrites one buffer', async () => {
+      const payload = Buffer.from('beat-1');
+      let host: HeartbeatHost | undefined;
+      const policy: HeartbeatPolicy = { start: (h) => void (host = h), stop: () => {} };
+      const { server, port } = await startServer({ heartbeat: policy });
+      const client = await TestClient.connect(port);
+      await when(server as never, ['connection'], () => server.connections.size === 1, '1 connection');
+      const pingAll = () => { for (const peer of host!.connections()) host!.ping(peer, payload); };
+      pingAll();
+      payload.write('beat-2');
+      pingAll();
+      expect((await client.waitFrames(2)).map(String)).to.deep.equal(['beat-1', 'beat-2']);
     });
 
     it('sends none to a client that keeps talking', async () => {

@@ -1,0 +1,143 @@
+import type { Socket } from 'node:net';
+import { frameTooLarge, isPrefixedCodec, type FrameCodec, type PrefixedFrameCodec } from './codec.js';
+
+/** Size of a shared block that small frames are encoded into. */
+const BLOCK_SIZE = 16 * 1024;
+/** Payloads up to this size are copied into the block; larger ones are written as they are, uncopied. */
+const COPY_MAX = 1024;
+
+let sharedBlock = Buffer.allocUnsafeSlow(BLOCK_SIZE);
+let sharedUsed = 0;
+
+/**
+ * A connection's outgoing frames, gathered so that the answers to one read chunk leave in one socket
+ * write: small frames are encoded back to back into a shared block; a large payload is queued by
+ * reference after its header (as Netty's LengthFieldPrepender does); frames already encoded (an echoed
+ * run of received frames) are queued as they are.
+ *
+ * Blocks are shared by every connection, as Node's own `Buffer` pool is: a connection's pending region
+ * grows in place while it stays at the end of the shared block, else it starts anew there. Bytes before
+ * the end belong to writes already queued and are never written again. A batch holds no block between
+ * writes, so an idle connection keeps none alive.
+ */
+export class OutboundBatch {
+  readonly #codec: FrameCodec;
+  /** Finished pieces, in wire order, waiting for {@link writeTo}. */
+  readonly #parts: Buffer[] = [];
+  /** The shared block holding the pending region (`null` when there is none), its start and end. */
+  #block: Buffer | null = null;
+  #start = 0;
+  #used = 0;
+  #bytes = 0;
+
+  constructor(codec: FrameCodec) {
+    this.#codec = codec;
+  }
+
+  /** Bytes gathered and not yet written. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /**
+   * Encodes one payload onto the batch.
+   * @returns its size on the wire
+   * @throws {PulsarError} `ERR_FRAME_TOO_LARGE` (from the codec) for a payload over its limit; nothing is added
+   */
+  add(payload: Uint8Array): number {
+    const codec = this.#codec;
+    let size: number;
+    if (isPrefixedCodec(codec)) {
+      if (payload.length > codec.maxFrameLength) throw frameTooLarge(payload.length, codec.maxFrameLength);
+      size = codec.headerLength + payload.length;
+      this.#addPrefixed(payload, codec);
+    } else {
+      const wire = codec.encode(payload);
+      size = wire.length;
+      if (size <= COPY_MAX) {
+        const offset = this.#reserve(size);
+        wire.copy(this.#block!, offset);
+      } else {
+        this.#closeRegion();
+        this.#parts.push(wire);
+      }
+    }
+    this.#bytes += size;
+    return size;
+  }
+
+  /** Queues bytes that are already frames on the wire, as they are. */
+  addEncoded(wire: Buffer): void {
+    this.#closeRegion();
+    this.#parts.push(wire);
+    this.#bytes += wire.length;
+  }
+
+  /**
+   * Writes everything gathered: one `socket.write()` when it is one piece, else one corked batch.
+   * @returns what the socket's last `write()` returned (`false`: over its high-water mark), `true` if nothing was gathered
+   */
+  writeTo(socket: Socket): boolean {
+    this.#closeRegion();
+    this.#block = null;
+    const parts = this.#parts;
+    this.#bytes = 0;
+    if (parts.length === 0) return true;
+    if (parts.length === 1) return socket.write(parts.pop()!);
+    let accepted = true;
+    socket.cork();
+    for (const part of parts) accepted = socket.write(part);
+    socket.uncork();
+    parts.length = 0;
+    return accepted;
+  }
+
+  /** Drops what was gathered and not written (the socket is gone). */
+  clear(): void {
+    this.#parts.length = 0;
+    this.#block = null;
+    this.#start = this.#used;
+    this.#bytes = 0;
+  }
+
+  /** Small payloads are copied after their header; large ones are queued by reference. */
+  #addPrefixed(payload: Uint8Array, codec: PrefixedFrameCodec): void {
+    const copy = payload.length <= COPY_MAX;
+    const offset = this.#reserve(codec.headerLength + (copy ? payload.length : 0));
+    const block = this.#block!;
+    codec.writeHeader(payload.length, block, offset);
+    if (copy) {
+      block.set(payload, offset + codec.headerLength);
+    } else {
+      this.#closeRegion();
+      this.#parts.push(toBuffer(payload));
+    }
+  }
+
+  /** Makes room for `n` bytes at the end of the pending region and returns where they start. */
+  #reserve(n: number): number {
+    if (this.#block !== sharedBlock || this.#used !== sharedUsed || sharedUsed + n > sharedBlock.length) {
+      this.#closeRegion();
+      if (sharedUsed + n > sharedBlock.length) {
+        sharedBlock = Buffer.allocUnsafeSlow(Math.max(BLOCK_SIZE, n));
+        sharedUsed = 0;
+      }
+      this.#block = sharedBlock;
+      this.#start = this.#used = sharedUsed;
+    }
+    const offset = this.#used;
+    this.#used = sharedUsed = offset + n;
+    return offset;
+  }
+
+  /** Moves the pending region of the block to the parts. */
+  #closeRegion(): void {
+    if (this.#used === this.#start) return;
+    this.#parts.push(this.#block!.subarray(this.#start, this.#used));
+    this.#start = this.#used;
+  }
+}
+
+function toBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+}
