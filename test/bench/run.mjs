@@ -1,0 +1,249 @@
+// `npm run bench`: pulsar against two baselines measured in the same run, a raw `s.pipe(s)` echo (no
+// framing at all) and a naive framed echo (`Buffer.concat` per chunk, one write per frame). Each server
+// runs in its own process pinned to CPU 0; a C load generator (loadgen.c, built here with `cc`) drives
+// it from CPU 1 over loopback. Every cell runs --runs times, interleaved, and the median is shown.
+//
+//   npm run bench [-- --runs 3] [-- --seconds 3] [-- --only small,send,latency,large,idle,heartbeat]
+//
+// Linux only (/proc for CPU time and RSS, taskset for pinning). Exit status 1 if a target is missed.
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { setTimeout as delay } from 'node:timers/promises';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..', '..');
+
+const SERVERS = {
+  raw: { label: 'raw s.pipe(s)', args: [join(here, 'servers', 'raw-pipe.mjs')] },
+  naive: { label: 'naive framed echo', args: [join(here, 'servers', 'naive-echo.mjs')] },
+  pulsar: { label: 'pulsar (CLI defaults)', args: [join(root, 'dist', 'cli.js'), '--port', '0'] },
+  pulsarSend: { label: 'pulsar, conn.send() handler', args: [join(here, 'servers', 'pulsar-send.mjs')] },
+  pulsarNoHeartbeat: { label: 'pulsar --heartbeat 0', args: [join(root, 'dist', 'cli.js'), '--port', '0', '--heartbeat', '0'] },
+};
+
+/** The loads; `servers` are measured in that order within each run. */
+const LOADS = {
+  small: { title: '64 B frames, 50 connections × 16 in flight', servers: ['raw', 'naive', 'pulsar'], loadgen: { mode: 'echo', conns: 50, depth: 16, size: 64 } },
+  send: { title: '64 B frames, 50 × 16, handler (frame, conn) => conn.send(frame)', servers: ['raw', 'pulsarSend'], loadgen: { mode: 'echo', conns: 50, depth: 16, size: 64 } },
+  latency: { title: '64 B frames, 1 connection, 1 in flight (round trip)', servers: ['raw', 'naive', 'pulsar'], loadgen: { mode: 'echo', conns: 1, depth: 1, size: 64 } },
+  large: { title: '16 KiB frames, 10 connections × 4 in flight', servers: ['raw', 'naive', 'pulsar'], loadgen: { mode: 'echo', conns: 10, depth: 4, size: 16384 } },
+  idle: { title: '5,000 idle connections (pulsar sends heartbeats)', servers: ['raw', 'naive', 'pulsar'], loadgen: { mode: 'idle', conns: 5000 } },
+  // 12 s, so that the window (after 1 s of settling) holds two rounds of the default 5 s heartbeat.
+  heartbeat: { title: '10,000 idle connections for 11 s, heartbeat on vs off', servers: ['pulsar', 'pulsarNoHeartbeat'], loadgen: { mode: 'idle', conns: 10000, seconds: 12 } },
+};
+
+const { values: flags } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '3' },
+    seconds: { type: 'string', default: '3' },
+    only: { type: 'string', default: Object.keys(LOADS).join(',') },
+  },
+});
+const runs = Number(flags.runs);
+const seconds = Number(flags.seconds);
+const selected = flags.only.split(',');
+for (const name of selected) if (!(name in LOADS)) throw new Error(`unknown load '${name}' (known: ${Object.keys(LOADS).join(', ')})`);
+if (!(runs >= 1 && seconds > 0)) throw new Error('--runs must be ≥ 1 and --seconds > 0');
+if (!existsSync('/proc/self/stat')) throw new Error('the benchmark reads /proc: it runs on Linux only');
+
+const loadgen = buildLoadgen();
+const pinned = os.cpus().length >= 2 && hasCommand('taskset');
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
+
+/** Compiles the load generator into node_modules/.cache unless it is up to date. */
+function buildLoadgen() {
+  const source = join(here, 'loadgen.c');
+  const binary = join(root, 'node_modules', '.cache', 'pulsar-bench', 'loadgen');
+  if (existsSync(binary) && statSync(binary).mtimeMs > statSync(source).mtimeMs) return binary;
+  if (!hasCommand('cc')) throw new Error('the load generator needs a C compiler: apt-get install gcc');
+  mkdirSync(dirname(binary), { recursive: true });
+  execFileSync('cc', ['-O2', '-o', binary, source], { stdio: 'inherit' });
+  return binary;
+}
+
+function hasCommand(name) {
+  try {
+    execFileSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs `command` on one CPU when pinning is possible. */
+function spawnOn(cpu, command, args) {
+  return pinned ? spawn('taskset', ['-c', String(cpu), command, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** Calls `onLine` for each line the stream prints; the rest is drained so that the child never blocks. */
+function eachLine(stream, onLine) {
+  let pending = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (text) => {
+    pending += text;
+    let newline;
+    while ((newline = pending.indexOf('\n')) >= 0) {
+      onLine(pending.slice(0, newline));
+      pending = pending.slice(newline + 1);
+    }
+  });
+}
+
+/** Starts a server and resolves with its process and port (from `{"port":N}` on stdout or pulsar's first log line). */
+function startServer(name) {
+  const child = spawnOn(0, process.execPath, SERVERS[name].args);
+  return new Promise((resolve, reject) => {
+    const found = (port) => resolve({ child, port });
+    eachLine(child.stdout, (line) => line.startsWith('{"port"') && found(JSON.parse(line).port));
+    eachLine(child.stderr, (line) => {
+      const match = /listening on .*:(\d+)$/.exec(line);
+      if (match) found(Number(match[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`${name} exited with ${code} before listening`)));
+  });
+}
+
+async function stopServer({ child }) {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** CPU seconds the process has used (user + system). */
+function cpuSeconds(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/** Resident set size in bytes. */
+function rssBytes(pid) {
+  return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) * 1024;
+}
+
+/** One cell: a fresh server, one load generator run against it. */
+async function measure(serverName, load) {
+  const server = await startServer(serverName);
+  const pid = server.child.pid;
+  await delay(300); // let start-up work settle before the baseline figures
+  const rssBefore = rssBytes(pid);
+  const spec = { seconds, warmup: 1, ...load.loadgen };
+  const args = ['--port', String(server.port), ...Object.entries(spec).flatMap(([key, value]) => [`--${key}`, String(value)])];
+  const generator = spawnOn(1, loadgen, args);
+  let stderr = '';
+  generator.stderr.on('data', (text) => (stderr += text));
+  const result = {};
+  let cpuFrom = 0;
+  let rssWith = 0;
+  await new Promise((resolve, reject) => {
+    eachLine(generator.stdout, async (line) => {
+      const message = JSON.parse(line);
+      if (message.measuring) cpuFrom = cpuSeconds(pid);
+      if (message.connected) {
+        await delay(1000); // accept and settle all of them
+        rssWith = rssBytes(pid);
+        cpuFrom = cpuSeconds(pid);
+      }
+      if ('frames' in message || 'heartbeats' in message) {
+        result.cpuSeconds = cpuSeconds(pid) - cpuFrom;
+        Object.assign(result, message);
+      }
+    });
+    generator.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`loadgen against ${serverName} failed (${code}): ${stderr.trim()}`))));
+  });
+  await stopServer(server);
+  if (load.loadgen.mode === 'idle') {
+    result.rssPerConn = (rssWith - rssBefore) / load.loadgen.conns;
+    result.cpuPercent = (100 * result.cpuSeconds) / (result.seconds - 1);
+  } else {
+    result.framesPerSec = result.frames / result.seconds;
+    result.mbPerSec = result.bytes / result.seconds / 1e6;
+    result.cpuPercent = (100 * result.cpuSeconds) / result.seconds;
+  }
+  return result;
+}
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+const fmt = {
+  int: (n) => Math.round(n).toLocaleString('en-US'),
+  one: (n) => n.toFixed(1),
+  two: (n) => n.toFixed(2),
+  ratio: (n) => `${n.toFixed(2)}×`,
+};
+
+/** Columns shown for each kind of load. */
+const COLUMNS = {
+  echo: [['frames/s', 'framesPerSec', fmt.int], ['MB/s', 'mbPerSec', fmt.one], ['p50 µs', 'p50_us', fmt.one], ['p99 µs', 'p99_us', fmt.one], ['CPU %', 'cpuPercent', fmt.one]],
+  idle: [['RSS/conn KB', 'rssPerConn', (n) => (n / 1024).toFixed(1)], ['CPU %', 'cpuPercent', fmt.two], ['heartbeats', 'heartbeats', fmt.int]],
+};
+
+function printTable(load, medians) {
+  const columns = COLUMNS[load.loadgen.mode];
+  const width = 30;
+  console.log(`\n${load.title}`);
+  console.log(`  ${'server'.padEnd(width)}${columns.map(([title]) => title.padStart(12)).join('')}`);
+  for (const name of load.servers) {
+    const cells = columns.map(([, key, format]) => format(medians[name][key] ?? 0).padStart(12));
+    console.log(`  ${SERVERS[name].label.padEnd(width)}${cells.join('')}`);
+  }
+}
+
+const cpuModel = os.cpus()[0]?.model.trim() ?? 'unknown CPU';
+console.log(`pulsar benchmark: ${os.type()} ${os.arch()}, ${cpuModel}, ${os.cpus().length} cores, Node ${process.version}`);
+console.log(pinned ? 'servers pinned to CPU 0, load generator to CPU 1; loopback' : 'not pinned (taskset missing or 1 core); loopback');
+console.log(`median of ${runs} run(s) per cell, ${seconds} s measured after 1 s of warm-up`);
+
+const medians = {};
+for (const name of selected) {
+  const load = LOADS[name];
+  const samples = Object.fromEntries(load.servers.map((server) => [server, []]));
+  for (let run = 0; run < runs; run++) {
+    for (const server of load.servers) samples[server].push(await measure(server, load));
+  }
+  medians[name] = Object.fromEntries(load.servers.map((server) => {
+    const keys = Object.keys(samples[server][0]);
+    return [server, Object.fromEntries(keys.map((key) => [key, median(samples[server].map((sample) => sample[key]))]))];
+  }));
+  printTable(load, medians[name]);
+}
+
+/** The targets: pulsar's figure over the baseline's, both from this run. */
+const TARGETS = [
+  ['small', '64 B frames/s, default echo ÷ raw', (m) => m.pulsar.framesPerSec / m.raw.framesPerSec, '≥', 0.95],
+  ['small', '64 B frames/s, default echo ÷ naive', (m) => m.pulsar.framesPerSec / m.naive.framesPerSec, '≥', 1],
+  ['send', '64 B frames/s, conn.send() handler ÷ raw', (m) => m.pulsarSend.framesPerSec / m.raw.framesPerSec, '≥', 0.5],
+  ['large', '16 KiB MB/s ÷ raw', (m) => m.pulsar.mbPerSec / m.raw.mbPerSec, '≥', 0.95],
+  ['latency', 'round trip p50 ÷ raw', (m) => m.pulsar.p50_us / m.raw.p50_us, '≤', 1.1],
+  ['latency', 'round trip p99 ÷ raw', (m) => m.pulsar.p99_us / m.raw.p99_us, '≤', 1.1],
+  ['idle', 'RSS per idle connection ÷ raw', (m) => m.pulsar.rssPerConn / m.raw.rssPerConn, '≤', 1],
+];
+
+console.log('\ntargets (pulsar ÷ baseline, same run)');
+let missed = 0;
+const report = (label, shown, ok, target) => {
+  if (!ok) missed++;
+  console.log(`  ${label.padEnd(44)}${shown.padStart(9)}   target ${target.padEnd(8)} ${ok ? 'ok' : 'MISSED'}`);
+};
+for (const [load, label, ratio, op, bound] of TARGETS) {
+  if (!medians[load]) continue;
+  const value = ratio(medians[load]);
+  report(label, fmt.ratio(value), op === '≥' ? value >= bound : value <= bound, `${op} ${bound}`);
+}
+if (medians.heartbeat) {
+  const { pulsar, pulsarNoHeartbeat } = medians.heartbeat;
+  const cost = pulsar.cpuPercent - pulsarNoHeartbeat.cpuPercent;
+  report('heartbeat cost at 10,000 connections', `${cost.toFixed(2)} %`, cost < 2, '< 2 %');
+}
+process.exitCode = missed > 0 ? 1 : 0;
