@@ -4,7 +4,7 @@ export type { FrameHandler, PulsarServerOptions, ResolvedServerOptions } from '.
 export { Connection } from './connection.js';
 export type { ConnectionState, DisconnectReason } from './connection.js';
 export { DEFAULT_MAX_FRAME_LENGTH, LengthPrefixedCodec } from './codec.js';
-export type { FrameCodec, FrameDecoder, LengthFieldLength, LengthPrefixedCodecOptions } from './codec.js';
+export type { FrameCodec, FrameDecoder, FrameRun, LengthFieldLength, LengthPrefixedCodecOptions, PrefixedFrameCodec } from './codec.js';
 export { MemoryRegistry } from './registry.js';
 export type { ConnectionSnapshot, Registry } from './registry.js';
 export { HEARTBEAT_PAYLOAD, IdleHeartbeat } from './heartbeat.js';
