@@ -22,6 +22,8 @@ let sharedUsed = 0;
  */
 export class OutboundBatch {
   readonly #codec: FrameCodec;
+  /** The codec again when it is a {@link PrefixedFrameCodec} (checked once, not per frame). */
+  readonly #prefixed: PrefixedFrameCodec | null;
   /** Finished pieces, in wire order, waiting for {@link writeTo}. */
   readonly #parts: Buffer[] = [];
   /** The shared block holding the pending region (`null` when there is none), its start and end. */
@@ -32,6 +34,7 @@ export class OutboundBatch {
 
   constructor(codec: FrameCodec) {
     this.#codec = codec;
+    this.#prefixed = isPrefixedCodec(codec) ? codec : null;
   }
 
   /** Bytes gathered and not yet written. */
@@ -45,14 +48,14 @@ export class OutboundBatch {
    * @throws {PulsarError} `ERR_FRAME_TOO_LARGE` (from the codec) for a payload over its limit; nothing is added
    */
   add(payload: Uint8Array): number {
-    const codec = this.#codec;
+    const prefixed = this.#prefixed;
     let size: number;
-    if (isPrefixedCodec(codec)) {
-      if (payload.length > codec.maxFrameLength) throw frameTooLarge(payload.length, codec.maxFrameLength);
-      size = codec.headerLength + payload.length;
-      this.#addPrefixed(payload, codec);
+    if (prefixed !== null) {
+      if (payload.length > prefixed.maxFrameLength) throw frameTooLarge(payload.length, prefixed.maxFrameLength);
+      size = prefixed.headerLength + payload.length;
+      this.#addPrefixed(payload, prefixed);
     } else {
-      const wire = codec.encode(payload);
+      const wire = this.#codec.encode(payload);
       size = wire.length;
       if (size <= COPY_MAX) {
         const offset = this.#reserve(size);
