@@ -108,8 +108,8 @@ type ReadLength = (buf: Buffer, offset: number) => number;
 type WriteLength = (buf: Buffer, value: number, offset: number) => void;
 
 // Composed from bytes: two to three times faster than Buffer#readUInt32BE and friends, which check
-// bounds the decoder has already checked. Big-endian 4-byte values are multiplied, not shifted, to stay
-// unsigned.
+// bounds the decoder has already checked. The top byte of a 4-byte value is multiplied, not shifted,
+// so that the result stays unsigned.
 const READERS: Record<'big' | 'little', Record<LengthFieldLength, ReadLength>> = {
   big: {
     1: (b, o) => b[o]!,
