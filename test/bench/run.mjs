@@ -27,13 +27,16 @@ const SERVERS = {
   pulsarSweepOnly: { label: 'pulsar --heartbeat 3600000', args: [join(root, 'dist', 'cli.js'), '--port', '0', '--heartbeat', '3600000'] },
 };
 
+/** The servers pulsar is compared with. */
+const BASELINES = ['raw', 'naive'];
+
 /** The loads; `servers` are measured in that order within each run. */
 const LOADS = {
   small: { title: '64 B frames, 50 connections × 16 in flight', servers: ['raw', 'naive', 'pulsar'], loadgen: { mode: 'echo', conns: 50, depth: 16, size: 64 } },
   send: { title: '64 B frames, 50 × 16, handler (frame, conn) => conn.send(frame)', servers: ['raw', 'pulsarSend'], loadgen: { mode: 'echo', conns: 50, depth: 16, size: 64 } },
   latency: { title: '64 B frames, 1 connection, 1 in flight (round trip)', servers: ['raw', 'naive', 'pulsar'], loadgen: { mode: 'echo', conns: 1, depth: 1, size: 64 } },
   large: { title: '16 KiB frames, 10 connections × 4 in flight', servers: ['raw', 'naive', 'pulsar'], loadgen: { mode: 'echo', conns: 10, depth: 4, size: 16384 } },
-  idle: { title: '5,000 idle connections (pulsar sends heartbeats)', servers: ['raw', 'naive', 'pulsar'], loadgen: { mode: 'idle', conns: 5000 }, settle: 1 },
+  idle: { title: '5,000 idle connections (pulsar sends heartbeats)', servers: ['raw', 'naive', 'pulsar'], loadgen: { mode: 'idle', conns: 5000, seconds: 4 }, settle: 1 },
   // CPU is counted from 6 s after the last connect (the accept burst's garbage collected) for 14 s:
   // about three rounds of the default 5 s heartbeat, 2,000 frames/s at steady state.
   heartbeat: { title: '10,000 idle connections: heartbeat off, sweeping with nothing due, default', servers: ['pulsarNoHeartbeat', 'pulsarSweepOnly', 'pulsar'], loadgen: { mode: 'idle', conns: 10000, seconds: 20 }, settle: 6, runs: 3 },
@@ -203,6 +206,16 @@ function printTable(load, medians) {
   for (const name of load.servers) {
     const cells = columns.map(([, key, format]) => format(medians[name][key] ?? 0).padStart(12));
     console.log(`  ${SERVERS[name].label.padEnd(width)}${cells.join('')}`);
+  }
+  // pulsar's ratio to each baseline in the same table, wherever both figures are measured.
+  for (const subject of load.servers.filter((name) => name.startsWith('pulsar'))) {
+    for (const baseline of load.servers.filter((name) => BASELINES.includes(name))) {
+      const cells = columns.map(([, key]) => {
+        const [mine, theirs] = [medians[subject][key], medians[baseline][key]];
+        return (mine > 0 && theirs > 0 ? fmt.ratio(mine / theirs) : '–').padStart(12);
+      });
+      console.log(`  ${`  ${SERVERS[subject].label.split(' ')[0]} ÷ ${SERVERS[baseline].label.split(' ')[0]}`.padEnd(width)}${cells.join('')}`);
+    }
   }
 }
 
