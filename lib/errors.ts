@@ -22,7 +22,15 @@ export type PulsarErrorCode =
   /** `listen()` on a server that is already listening or was closed. */
   | 'ERR_SERVER_STATE'
   /** An option given to a constructor is of the wrong type or out of range. */
-  | 'ERR_INVALID_OPTION';
+  | 'ERR_INVALID_OPTION'
+  /** `PulsarClient.connect()` did not connect within `connectTimeout`. */
+  | 'ERR_CONNECT_TIMEOUT'
+  /** `PulsarClient.request()` got no answer within its timeout. */
+  | 'ERR_REQUEST_TIMEOUT'
+  /** The server sent nothing, heartbeats included, for the client's `silenceTimeout`. */
+  | 'ERR_SERVER_SILENT'
+  /** `connect()` on a client that is connected, connecting or closed. */
+  | 'ERR_CLIENT_STATE';
 
 const kPulsarError = Symbol.for('pulsar.error');
 

@@ -1,6 +1,8 @@
 export { PulsarServer } from './server.js';
 export type { CloseResult, ListenAddress, PulsarServerEvents, Report } from './server.js';
 export type { FrameHandler, PulsarServerOptions, ResolvedServerOptions } from './options.js';
+export { PulsarClient } from './client.js';
+export type { PulsarClientEvents, PulsarClientOptions, ReconnectOptions } from './client.js';
 export { Connection } from './connection.js';
 export type { ConnectionState, DisconnectReason } from './connection.js';
 export { DEFAULT_MAX_FRAME_LENGTH, LengthPrefixedCodec } from './codec.js';

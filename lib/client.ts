@@ -1,0 +1,364 @@
+import net from 'node:net';
+import { EventEmitter } from 'eventemitter3';
+import createDebug from 'debug';
+import { LengthPrefixedCodec, type FrameCodec, type FrameDecoder } from './codec.js';
+import { PulsarError } from './errors.js';
+import { HEARTBEAT_PAYLOAD } from './heartbeat.js';
+import { checkInteger, invalidOption } from './validate.js';
+
+const debug = createDebug('pulsar:lifecycle:client');
+
+/** Reconnection with capped exponential backoff and jitter. */
+export interface ReconnectOptions {
+  /** Delay before the first attempt, in ms. @default 100 */
+  initialDelay?: number;
+  /** Longest delay between attempts, in ms. @default 10000 */
+  maxDelay?: number;
+  /** Attempts after one loss of the connection before giving up (`close` follows). @default Infinity */
+  maxAttempts?: number;
+}
+
+/** Options of {@link PulsarClient}; every one is optional. */
+export interface PulsarClientOptions {
+  /** @default '127.0.0.1' */
+  host?: string;
+  /** @default 8080 */
+  port?: number;
+  /** The server's codec. @default new LengthPrefixedCodec() */
+  codec?: FrameCodec;
+  /** How long `connect()` may take, in ms. @default 5000 */
+  connectTimeout?: number;
+  /**
+   * Frames equal to this payload are the server's heartbeats: emitted as `heartbeat`, not as data. `false`
+   * treats every frame as data. @default the 9 ASCII bytes `HEARTBEAT`
+   */
+  heartbeatPayload?: Uint8Array | string | false;
+  /**
+   * Dead-server detection: no byte at all from the server for this many ms (heartbeats count) is an
+   * `ERR_SERVER_SILENT` error and closes the connection. Set it to a few of the server's heartbeat
+   * intervals. `0` is off. @default 0
+   */
+  silenceTimeout?: number;
+  /** How long `request()` waits for its answer, in ms, unless told otherwise. @default 10000 */
+  requestTimeout?: number;
+  /** Reconnect after the connection is lost (not after `close()`). @default false */
+  reconnect?: boolean | ReconnectOptions;
+}
+
+/** Events of {@link PulsarClient}. */
+export interface PulsarClientEvents {
+  /** Connected (first time and after each reconnection). */
+  connect: [];
+  /** A data frame that no `request()` was waiting for. A view: copy it to keep it long. */
+  frame: [payload: Buffer];
+  /** A server heartbeat. */
+  heartbeat: [payload: Buffer];
+  /** Writes may go on after `send()` returned `false`. */
+  drain: [];
+  /** The connection was lost; another attempt follows in `delay` ms. */
+  reconnecting: [info: { attempt: number; delay: number; error: Error | undefined }];
+  /** Connected again after a loss. */
+  reconnect: [info: { attempt: number }];
+  /** A problem with the connection: bad frame, silence, reset, failed reconnection… */
+  error: [error: Error];
+  /** Closed for good: by `close()`, or lost without (more) reconnection. */
+  close: [];
+}
+
+/** A request waiting for the next data frame. One that timed out stays queued, so that its late answer is dropped. */
+interface PendingRequest {
+  resolve(frame: Buffer): void;
+  reject(error: Error): void;
+  timer: ReturnType<typeof setTimeout>;
+  timedOut: boolean;
+}
+
+/** How long `close()` waits for the server to close its side before destroying the socket. */
+const CLOSE_TIMEOUT_MS = 5000;
+
+/** Frames queued for an async iterator before the socket is paused. */
+const ITERATOR_HIGH_WATER = 1024;
+
+/**
+ * The other end of a pulsar server: connects, frames what it sends with the same {@link FrameCodec},
+ * decodes what comes back, tells heartbeats apart, and can reconnect.
+ *
+ * @example
+ * ```ts
+ * const client = new PulsarClient({ port: 8080 });
+ * await client.connect();
+ * const answer = await client.request('ping'); // echo server: 'ping'
+ * for await (const frame of client) console.log(String(frame));
+ * ```
+ */
+export class PulsarClient extends EventEmitter<PulsarClientEvents> {
+  /** The options in force, defaults applied. */
+  readonly options: Readonly<Required<Omit<PulsarClientOptions, 'reconnect' | 'heartbeatPayload'>>> & {
+    readonly heartbeatPayload: Buffer | null;
+    readonly reconnect: Readonly<Required<ReconnectOptions>> | null;
+  };
+  #socket: net.Socket | null = null;
+  #decoder: FrameDecoder | null = null;
+  #closing = false;
+  #closed = false;
+  #attempt = 0;
+  #lastError: Error | undefined;
+  #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  #closeTimer: ReturnType<typeof setTimeout> | undefined;
+  #silenceTimer: ReturnType<typeof setTimeout> | undefined;
+  readonly #pending: PendingRequest[] = [];
+  readonly #queue: Buffer[] = [];
+  #wakeIterator: (() => void) | null = null;
+  #iterating = 0;
+
+  /** @param options see {@link PulsarClientOptions} */
+  constructor(options: PulsarClientOptions = {}) {
+    super();
+    const reconnect = options.reconnect ?? false;
+    const heartbeat = options.heartbeatPayload ?? HEARTBEAT_PAYLOAD;
+    if (typeof heartbeat !== 'string' && heartbeat !== false && !(heartbeat instanceof Uint8Array)) {
+      throw invalidOption('PulsarClient', 'heartbeatPayload', 'must be a string, a Uint8Array or false', heartbeat);
+    }
+    const backoff = typeof reconnect === 'object' ? reconnect : {};
+    this.options = {
+      host: options.host ?? '127.0.0.1',
+      port: checkInteger('PulsarClient', 'port', options.port ?? 8080, 1, 65535),
+      codec: options.codec ?? new LengthPrefixedCodec(),
+      connectTimeout: checkInteger('PulsarClient', 'connectTimeout', options.connectTimeout ?? 5000, 1),
+      heartbeatPayload: heartbeat === false ? null : Buffer.from(heartbeat),
+      silenceTimeout: checkInteger('PulsarClient', 'silenceTimeout', options.silenceTimeout ?? 0, 0),
+      requestTimeout: checkInteger('PulsarClient', 'requestTimeout', options.requestTimeout ?? 10000, 1),
+      reconnect: reconnect === false ? null : {
+        initialDelay: checkInteger('PulsarClient', 'reconnect.initialDelay', backoff.initialDelay ?? 100, 1),
+        maxDelay: checkInteger('PulsarClient', 'reconnect.maxDelay', backoff.maxDelay ?? 10000, 1),
+        maxAttempts: backoff.maxAttempts ?? Infinity,
+      },
+    };
+  }
+
+  /** True while a connection is established. */
+  get connected(): boolean {
+    return this.#socket !== null && !this.#socket.connecting && !this.#socket.destroyed;
+  }
+
+  /**
+   * Connects. Rejects with Node's error (`ECONNREFUSED`…) or `ERR_CONNECT_TIMEOUT`; reconnection, if
+   * enabled, applies only to connections lost after this first one succeeded.
+   */
+  async connect(): Promise<void> {
+    if (this.#closed || this.#closing) throw new PulsarError('ERR_CLIENT_STATE', 'cannot connect: the client is closed');
+    if (this.#socket !== null) throw new PulsarError('ERR_CLIENT_STATE', 'already connected or connecting');
+    await this.#open();
+  }
+
+  /**
+   * Encodes and writes one frame.
+   * @returns `false` when the socket's buffer is full: wait for `drain` before sending much more
+   * @throws {PulsarError} `ERR_CONNECTION_CLOSED` when not connected, `ERR_FRAME_TOO_LARGE` over the codec's limit
+   */
+  send(payload: Uint8Array | string): boolean {
+    const socket = this.#socket;
+    if (socket === null || socket.destroyed || this.#closing) {
+      throw new PulsarError('ERR_CONNECTION_CLOSED', `cannot send to ${this.#target()}: not connected`);
+    }
+    return socket.write(this.options.codec.encode(typeof payload === 'string' ? Buffer.from(payload) : payload));
+  }
+
+  /**
+   * Sends `payload` and resolves with the next data frame, for protocols that answer every request in
+   * order (the echo among them). Heartbeats are not answers.
+   * @throws {PulsarError} `ERR_REQUEST_TIMEOUT` after `timeout` ms (the late answer is then dropped, so
+   * later requests still get their own); `ERR_CONNECTION_CLOSED` if the connection is lost first
+   */
+  request(payload: Uint8Array | string, options: { timeout?: number } = {}): Promise<Buffer> {
+    const timeout = options.timeout ?? this.options.requestTimeout;
+    return new Promise<Buffer>((resolve, reject) => {
+      this.send(payload);
+      const request: PendingRequest = { resolve, reject, timedOut: false, timer: setTimeout(() => {
+        request.timedOut = true;
+        reject(new PulsarError('ERR_REQUEST_TIMEOUT', `no answer from ${this.#target()} in ${timeout} ms`));
+      }, timeout) };
+      this.#pending.push(request);
+    });
+  }
+
+  /** Closes gracefully: ends our side, waits for the server to close its own. Resolves once closed. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closing = true;
+    clearTimeout(this.#retryTimer);
+    const socket = this.#socket;
+    if (socket === null || socket.destroyed) {
+      this.#finish();
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      this.once('close', resolve);
+      socket.end();
+      // The server answers our FIN with its own once it has flushed; do not wait forever for it.
+      this.#closeTimer = setTimeout(() => socket.destroy(), CLOSE_TIMEOUT_MS);
+    });
+  }
+
+  /** Data frames as they arrive, until the client closes. Reading pauses while the iterator lags far behind. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<Buffer, void, undefined> {
+    this.#iterating++;
+    try {
+      for (;;) {
+        const frame = this.#queue.shift();
+        if (frame !== undefined) {
+          if (this.#queue.length < ITERATOR_HIGH_WATER / 2) this.#socket?.resume();
+          yield frame;
+          continue;
+        }
+        if (this.#closed) return;
+        await new Promise<void>((resolve) => (this.#wakeIterator = resolve));
+      }
+    } finally {
+      this.#iterating--;
+    }
+  }
+
+  #target(): string {
+    return `${this.options.host}:${this.options.port}`;
+  }
+
+  #open(): Promise<void> {
+    const { host, port, connectTimeout, codec } = this.options;
+    const socket = net.connect({ host, port, noDelay: true });
+    this.#socket = socket;
+    this.#decoder = codec.createDecoder();
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        socket.destroy(new PulsarError('ERR_CONNECT_TIMEOUT', `could not connect to ${this.#target()} in ${connectTimeout} ms`));
+      }, connectTimeout);
+      const failed = (error: Error): void => {
+        clearTimeout(timer);
+        this.#socket = null;
+        reject(error);
+      };
+      socket.once('error', failed);
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        socket.off('error', failed);
+        this.#attach(socket);
+        debug('connected to %s', this.#target());
+        this.emit('connect');
+        resolve();
+      });
+    });
+  }
+
+  #attach(socket: net.Socket): void {
+    socket.on('data', (chunk: Buffer) => this.#receive(chunk));
+    socket.on('drain', () => this.emit('drain'));
+    socket.on('error', (error) => {
+      this.#lastError = error;
+      this.emit('error', error);
+    });
+    socket.on('close', () => this.#lost());
+    this.#armSilenceTimer();
+  }
+
+  #receive(chunk: Buffer): void {
+    this.#armSilenceTimer();
+    const decoder = this.#decoder!;
+    decoder.push(chunk);
+    try {
+      for (let frame = decoder.next(); frame !== null; frame = decoder.next()) this.#deliver(frame);
+    } catch (error) {
+      this.#socket?.destroy(error as Error);
+    }
+  }
+
+  /** A frame goes to a heartbeat listener, the oldest waiting request, or `frame` listeners and iterators. */
+  #deliver(frame: Buffer): void {
+    const heartbeat = this.options.heartbeatPayload;
+    if (heartbeat !== null && frame.equals(heartbeat)) {
+      this.emit('heartbeat', frame);
+      return;
+    }
+    const request = this.#pending.shift();
+    if (request !== undefined) {
+      if (request.timedOut) return; // the late answer of a request that gave up
+      clearTimeout(request.timer);
+      request.resolve(Buffer.from(frame));
+      return;
+    }
+    this.emit('frame', frame);
+    if (this.#iterating === 0) return;
+    this.#queue.push(Buffer.from(frame));
+    if (this.#queue.length >= ITERATOR_HIGH_WATER) this.#socket?.pause();
+    this.#wakeIterator?.();
+    this.#wakeIterator = null;
+  }
+
+  /** Restarts the dead-server countdown (one timer per client, refreshed, not recreated, per chunk). */
+  #armSilenceTimer(): void {
+    const ms = this.options.silenceTimeout;
+    if (ms === 0) return;
+    if (this.#silenceTimer !== undefined) {
+      this.#silenceTimer.refresh();
+      return;
+    }
+    this.#silenceTimer = setTimeout(() => {
+      this.#socket?.destroy(new PulsarError('ERR_SERVER_SILENT', `no data from ${this.#target()} for ${ms} ms`));
+    }, ms);
+  }
+
+  /** The socket closed: settle what waited on it, then reconnect or finish. */
+  #lost(): void {
+    clearTimeout(this.#silenceTimer);
+    this.#silenceTimer = undefined;
+    clearTimeout(this.#closeTimer);
+    this.#socket = null;
+    try {
+      this.#decoder?.end();
+    } catch (error) {
+      this.emit('error', error as Error);
+    }
+    for (const request of this.#pending.splice(0)) {
+      clearTimeout(request.timer);
+      if (!request.timedOut) request.reject(new PulsarError('ERR_CONNECTION_CLOSED', `connection to ${this.#target()} lost before the answer`));
+    }
+    if (this.#closing || this.options.reconnect === null) this.#finish();
+    else this.#retry();
+  }
+
+  /** Schedules the next connection attempt: capped exponential backoff, half of it random ("equal jitter"). */
+  #retry(): void {
+    const { initialDelay, maxDelay, maxAttempts } = this.options.reconnect!;
+    this.#attempt++;
+    if (this.#attempt > maxAttempts) {
+      this.emit('error', new PulsarError('ERR_CONNECTION_CLOSED', `gave up reconnecting to ${this.#target()} after ${maxAttempts} attempt(s)`));
+      this.#finish();
+      return;
+    }
+    const ceiling = Math.min(maxDelay, initialDelay * 2 ** (this.#attempt - 1));
+    const delay = Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+    const attempt = this.#attempt;
+    debug('reconnecting to %s: attempt %d in %d ms', this.#target(), attempt, delay);
+    this.emit('reconnecting', { attempt, delay, error: this.#lastError });
+    this.#retryTimer = setTimeout(() => {
+      this.#open().then(
+        () => {
+          this.#attempt = 0;
+          this.emit('reconnect', { attempt });
+          if (this.#closing) this.#socket?.end(); // close() came while this attempt was under way
+        },
+        (error: Error) => {
+          this.#lastError = error;
+          if (this.#closing) this.#finish();
+          else this.#retry();
+        },
+      );
+    }, delay);
+  }
+
+  #finish(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#wakeIterator?.();
+    this.emit('close');
+  }
+}
