@@ -108,7 +108,8 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
   #silenceTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #pending: PendingRequest[] = [];
   readonly #queue: Buffer[] = [];
-  #wakeIterator: (() => void) | null = null;
+  /** Iterators waiting for a frame or the close. */
+  readonly #waiters: Array<() => void> = [];
   #iterating = 0;
 
   /** @param options see {@link PulsarClientOptions} */
@@ -200,7 +201,10 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
     });
   }
 
-  /** Data frames as they arrive, until the client closes. Reading pauses while the iterator lags far behind. */
+  /**
+   * Data frames that no request took, as they arrive, from the first `next()` until the client closes.
+   * Reading pauses while 1,024 frames wait unread. Concurrent iterators share the frames out, each once.
+   */
   async *[Symbol.asyncIterator](): AsyncGenerator<Buffer, void, undefined> {
     this.#iterating++;
     try {
@@ -212,7 +216,7 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
           continue;
         }
         if (this.#closed) return;
-        await new Promise<void>((resolve) => (this.#wakeIterator = resolve));
+        await new Promise<void>((resolve) => this.#waiters.push(resolve));
       }
     } finally {
       this.#iterating--;
@@ -289,8 +293,11 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
     if (this.#iterating === 0) return;
     this.#queue.push(Buffer.from(frame));
     if (this.#queue.length >= ITERATOR_HIGH_WATER) this.#socket?.pause();
-    this.#wakeIterator?.();
-    this.#wakeIterator = null;
+    this.#wakeIterators();
+  }
+
+  #wakeIterators(): void {
+    for (const wake of this.#waiters.splice(0)) wake();
   }
 
   /** Restarts the dead-server countdown (one timer per client, refreshed, not recreated, per chunk). */
@@ -358,7 +365,7 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
   #finish(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#wakeIterator?.();
+    this.#wakeIterators();
     this.emit('close');
   }
 }

@@ -1,31 +1,111 @@
 // Every example, run as its header says, talked to over the wire, and stopped: no example can rot.
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TestClient, onCleanup, runCleanups, when } from './helpers.js';
+import { IdleHeartbeat } from '../lib/index.js';
+import { TestClient, onCleanup, runCleanups, startServer, when } from './helpers.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
 afterEach(runCleanups);
 
+/** Starts `node examples/<file> ...args`; killed after the test if still running. */
+function runExample(file: string, ...args: string[]) {
+  const child = spawn(process.execPath, [`examples/${file}`, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  onCleanup(() => { child.kill('SIGKILL'); return exited; });
+  const example = {
+    child,
+    exited,
+    out: '',
+    /** Waits until the output matches `pattern`; returns the match. */
+    async waitFor(pattern: RegExp, what = String(pattern)): Promise<RegExpExecArray> {
+      await when(child.stdout, ['data'], () => pattern.test(example.out), what);
+      return pattern.exec(example.out)!;
+    },
+    /** Waits for the example's `listening on host:port` line and returns the port. */
+    async port(): Promise<number> {
+      return Number((await example.waitFor(/listening on 127\.0\.0\.1:(\d+)/, 'the listening line'))[1]);
+    },
+  };
+  child.stdout.on('data', (d: Buffer) => (example.out += d));
+  return example;
+}
+
 describe('examples', function () {
   this.timeout(15000);
 
   it('echo-server echoes, logs every event and closes on Ctrl+C', async () => {
-    const child = spawn(process.execPath, ['examples/echo-server.mjs', '0'], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
-    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
-    onCleanup(() => { child.kill('SIGKILL'); return exited; });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d));
-    await when(child.stdout, ['data'], () => /listening on 127\.0\.0\.1:\d+/.test(out), 'the listening line');
-    const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(out)![1]);
-    const client = await TestClient.connect(port);
+    const example = runExample('echo-server.mjs', '0');
+    const client = await TestClient.connect(await example.port());
     client.send('HELLO');
     await client.waitFrames(1);
     expect(String(client.frames[0])).to.equal('HELLO');
-    await when(child.stdout, ['data'], () => /sent 5 byte\(s\)/.test(out), 'the frame line');
-    child.kill('SIGINT');
-    expect(await exited).to.equal(0);
-    expect(out).to.match(/connected \(#1\)/).and.match(/disconnected \(shutdown\)/).and.match(/closed: 1 drained, 0 forced/);
+    await example.waitFor(/sent 5 byte\(s\)/, 'the frame line');
+    example.child.kill('SIGINT');
+    expect(await example.exited).to.equal(0);
+    expect(example.out).to.match(/connected \(#1\)/).and.match(/disconnected \(shutdown\)/).and.match(/closed: 1 drained, 0 forced/);
+  });
+
+  it('echo-client prints round trips, then the server\'s heartbeats, and exits 0', async () => {
+    const { port } = await startServer({ heartbeat: new IdleHeartbeat({ interval: 50 }) });
+    const example = runExample('echo-client.mjs', String(port), '3', '400');
+    expect(await example.exited).to.equal(0);
+    expect(example.out).to.match(/frame 1: 'hello 1' back in [\d.]+ ms/).and.match(/frame 3: 'hello 3' back in/);
+    expect(example.out).to.match(/heartbeat from the server: HEARTBEAT/).and.match(/closed\n$/);
+  });
+
+  it('chat relays a frame to every other client, not back to its sender', async () => {
+    const example = runExample('chat.mjs', '0');
+    const port = await example.port();
+    const [alice, bob, carol] = [await TestClient.connect(port), await TestClient.connect(port), await TestClient.connect(port)];
+    await example.waitFor(/joined \(3 in the room\)/, 'three clients');
+    alice.send('hi all');
+    const [toBob, toCarol] = await Promise.all([bob.waitFrames(1), carol.waitFrames(1)]);
+    expect([String(toBob[0]), String(toCarol[0])]).to.deep.equal(['hi all', 'hi all']);
+    bob.send('hi alice');
+    expect(String((await alice.waitFrames(1))[0])).to.equal('hi alice');
+    expect(alice.frames.map(String), 'alice never gets her own frame back').to.deep.equal(['hi alice']);
+    example.child.kill('SIGINT');
+    expect(await example.exited).to.equal(0);
+  });
+
+  it('custom-codec round-trips on a 2-byte little-endian field and refuses 65536 bytes', async () => {
+    const example = runExample('custom-codec.mjs');
+    expect(await example.exited).to.equal(0);
+    expect(example.out).to.match(/sent 5 bytes, got 5 back, header on the wire: 0500/)
+      .and.match(/sent 65535 bytes, got 65535 back, header on the wire: ffff/)
+      .and.match(/65536 bytes refused: ERR_FRAME_TOO_LARGE/);
+  });
+
+  it('custom-registry rewrites its status file as clients come and go', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pulsar-'));
+    onCleanup(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'status.json');
+    const example = runExample('custom-registry.mjs', '0', file);
+    const client = await TestClient.connect(await example.port());
+    await example.waitFor(/status written: 1 live/, 'the status with one client');
+    const status = JSON.parse(readFileSync(file, 'utf8'));
+    expect(status.live).to.have.length(1);
+    expect(status.visits).to.deep.equal({ '127.0.0.1': 1 });
+    client.socket.end();
+    await example.waitFor(/status written: 0 live/, 'the status with none');
+    expect(JSON.parse(readFileSync(file, 'utf8')).live).to.have.length(0);
+    example.child.kill('SIGINT');
+    expect(await example.exited).to.equal(0);
+  });
+
+  it('custom-heartbeat sends the server\'s time to a silent client', async () => {
+    const example = runExample('custom-heartbeat.mjs', '0', '100');
+    const client = await TestClient.connect(await example.port());
+    const [beat] = await client.waitFrames(1);
+    const match = /^TIME (.+)$/.exec(String(beat));
+    expect(match, String(beat)).to.not.equal(null);
+    expect(Math.abs(Date.parse(match![1]!) - Date.now())).to.be.below(5000);
+    example.child.kill('SIGINT');
+    expect(await example.exited).to.equal(0);
   });
 });

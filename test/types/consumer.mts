@@ -1,6 +1,6 @@
 // Type-checked by `npm run typecheck` against the built package (the `import` condition, dist/index.d.ts):
 // what an ESM TypeScript user writes must compile.
-import { IdleHeartbeat, LengthPrefixedCodec, MemoryRegistry, PulsarServer, type Connection, type Registry } from 'pulsar';
+import { IdleHeartbeat, LengthPrefixedCodec, MemoryRegistry, PulsarClient, PulsarServer, type Connection, type Registry } from 'pulsar';
 
 const registry: Registry = new MemoryRegistry();
 const server = new PulsarServer({
@@ -15,3 +15,13 @@ export const ready: Promise<{ address: string; port: number; family: string }> =
 
 // The README's first example: a handler that returns send()'s boolean must type-check.
 export const readme = new PulsarServer({ port: 9000, handler: (frame, conn) => conn.send(frame) });
+
+// The client, as the README's Client section uses it.
+const client = new PulsarClient({ port: 8080, silenceTimeout: 15000, reconnect: { maxDelay: 5000 } });
+client.on('reconnecting', ({ attempt, delay }) => void [attempt + delay]);
+export const answer: Promise<Buffer> = client.connect().then(() => client.request('ping'));
+export async function drain(): Promise<string[]> {
+  const seen: string[] = [];
+  for await (const frame of client) seen.push(String(frame));
+  return seen;
+}
