@@ -65,12 +65,14 @@ export interface PulsarClientEvents {
   close: [];
 }
 
-/** A request waiting for the next data frame. One that timed out stays queued, so that its late answer is dropped. */
+/**
+ * A request waiting for the next data frame. One that timed out stays queued (already rejected), so that
+ * its late answer is taken by it and dropped rather than handed to the next request.
+ */
 interface PendingRequest {
   resolve(frame: Buffer): void;
   reject(error: Error): void;
   timer: ReturnType<typeof setTimeout>;
-  timedOut: boolean;
 }
 
 /** How long `close()` waits for the server to close its side before destroying the socket. */
@@ -175,11 +177,10 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
     const timeout = options.timeout ?? this.options.requestTimeout;
     return new Promise<Buffer>((resolve, reject) => {
       this.send(payload);
-      const request: PendingRequest = { resolve, reject, timedOut: false, timer: setTimeout(() => {
-        request.timedOut = true;
+      const timer = setTimeout(() => {
         reject(new PulsarError('ERR_REQUEST_TIMEOUT', `no answer from ${this.#target()} in ${timeout} ms`));
-      }, timeout) };
-      this.#pending.push(request);
+      }, timeout);
+      this.#pending.push({ resolve, reject, timer });
     });
   }
 
@@ -284,9 +285,8 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
     }
     const request = this.#pending.shift();
     if (request !== undefined) {
-      if (request.timedOut) return; // the late answer of a request that gave up
       clearTimeout(request.timer);
-      request.resolve(Buffer.from(frame));
+      request.resolve(Buffer.from(frame)); // a no-op for a request that timed out: its late answer is dropped
       return;
     }
     this.emit('frame', frame);
@@ -326,7 +326,7 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
     }
     for (const request of this.#pending.splice(0)) {
       clearTimeout(request.timer);
-      if (!request.timedOut) request.reject(new PulsarError('ERR_CONNECTION_CLOSED', `connection to ${this.#target()} lost before the answer`));
+      request.reject(new PulsarError('ERR_CONNECTION_CLOSED', `connection to ${this.#target()} lost before the answer`));
     }
     if (this.#closing || this.options.reconnect === null) this.#finish();
     else this.#retry();
