@@ -134,7 +134,9 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
       reconnect: reconnect === false ? null : {
         initialDelay: checkInteger('PulsarClient', 'reconnect.initialDelay', backoff.initialDelay ?? 100, 1),
         maxDelay: checkInteger('PulsarClient', 'reconnect.maxDelay', backoff.maxDelay ?? 10000, 1),
-        maxAttempts: backoff.maxAttempts ?? Infinity,
+        maxAttempts: backoff.maxAttempts === undefined || backoff.maxAttempts === Infinity
+          ? Infinity
+          : checkInteger('PulsarClient', 'reconnect.maxAttempts', backoff.maxAttempts, 1),
       },
     };
   }

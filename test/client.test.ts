@@ -148,6 +148,7 @@ describe('PulsarClient', () => {
     it('rejects bad options with ERR_INVALID_OPTION', () => {
       expect(() => new PulsarClient({ port: 70000 })).to.throw(PulsarError).with.property('code', 'ERR_INVALID_OPTION');
       expect(() => new PulsarClient({ silenceTimeout: -1 })).to.throw(/silenceTimeout/);
+      expect(() => new PulsarClient({ reconnect: { maxAttempts: 0 } })).to.throw(/reconnect\.maxAttempts/);
     });
   });
 
