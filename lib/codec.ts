@@ -152,8 +152,7 @@ export class LengthPrefixedCodec implements PrefixedFrameCodec {
   readonly lengthFieldLength: LengthFieldLength;
   /** Byte order of the length field. */
   readonly byteOrder: 'big' | 'little';
-  /** {@inheritDoc PrefixedFrameCodec.headerLength} (the length field's size) */
-  readonly headerLength: number;
+
   readonly #readLength: ReadLength;
   readonly #writeLength: WriteLength;
 
@@ -172,7 +171,6 @@ export class LengthPrefixedCodec implements PrefixedFrameCodec {
     this.maxFrameLength = checkInteger('LengthPrefixedCodec', 'maxFrameLength', maxFrameLength, 0, fieldMax);
     this.lengthFieldLength = fieldLength;
     this.byteOrder = byteOrder;
-    this.headerLength = fieldLength;
     this.#readLength = READERS[byteOrder][fieldLength];
     this.#writeLength = WRITERS[byteOrder][fieldLength];
   }
@@ -190,6 +188,11 @@ export class LengthPrefixedCodec implements PrefixedFrameCodec {
     this.#writeLength(wire, length, 0);
     wire.set(payload, this.headerLength);
     return wire;
+  }
+
+  /** {@inheritDoc PrefixedFrameCodec.headerLength}: the length field is the whole header. */
+  get headerLength(): number {
+    return this.lengthFieldLength;
   }
 
   /** {@inheritDoc PrefixedFrameCodec.writeHeader} */
