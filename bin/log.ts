@@ -84,8 +84,9 @@ export function logServerEvents(server: PulsarServer, logger: CliLogger): void {
       `${conn.remote} disconnected (#${conn.id}, ${why}) after ${conn.framesIn} frame(s) in, ${conn.framesOut} out`,
     );
   });
+  // Client error messages start with the client's address and connection id.
   server.on('clientError', (error, conn) => {
-    logger.log('pulsar:conn', 'warn', 'clientError', { ...client(conn), ...errorFields(error) }, `${conn.remote} ${errorCode(error)}: ${error.message}`);
+    logger.log('pulsar:conn', 'warn', 'clientError', { ...client(conn), ...errorFields(error) }, `${error.message} [${errorCode(error)}]`);
   });
   // Per-heartbeat and per-stall events are off by default: listen only when they are logged, so that
   // 10,000 idle clients cost no log call each.

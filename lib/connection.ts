@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import createDebug from 'debug';
 import type { FrameCodec, FrameDecoder, FrameRun } from './codec.js';
-import { PulsarError } from './errors.js';
+import { aboutClient, PulsarError } from './errors.js';
 import type { HeartbeatPeer } from './heartbeat.js';
 import { OutboundBatch } from './outbound.js';
 import type { ConnectionSnapshot } from './registry.js';
@@ -186,7 +186,7 @@ export class Connection implements HeartbeatPeer {
 
   #assertWritable(): void {
     if (this.#ended || this.socket.destroyed) {
-      throw new PulsarError('ERR_CONNECTION_CLOSED', `cannot send to ${this.remote} (connection ${this.id}): it is closed`);
+      throw new PulsarError('ERR_CONNECTION_CLOSED', `${this}: cannot send, the connection is closed`);
     }
   }
 
@@ -213,6 +213,11 @@ export class Connection implements HeartbeatPeer {
    */
   destroy(error?: Error): void {
     this.#terminate(error ? 'error' : 'destroy', error);
+  }
+
+  /** How errors and logs name this connection: `host:port (connection id)`. */
+  toString(): string {
+    return `${this.remote} (connection ${this.id})`;
   }
 
   /** This connection's figures at `now` (epoch ms). */
@@ -272,7 +277,8 @@ export class Connection implements HeartbeatPeer {
     this[kConnection].#linger();
   }
   static #socketOnError(this: OwnedSocket, error: Error): void {
-    this[kConnection].#fail(error);
+    const conn = this[kConnection];
+    conn.#fail(new PulsarError('ERR_CONNECTION_LOST', `${conn}: connection lost: ${error.message}`, { cause: error }));
   }
   static #socketOnClose(this: OwnedSocket): void {
     this[kConnection].#closed();
@@ -282,7 +288,7 @@ export class Connection implements HeartbeatPeer {
       conn.socket.destroy(); // everything was delivered; the peer just never closed its side
       return;
     }
-    conn.#fail(new PulsarError('ERR_CLOSE_TIMEOUT', `${conn.remote} (connection ${conn.id}) did not finish closing in ${conn.#owner.closeTimeout} ms`), 'timeout');
+    conn.#fail(new PulsarError('ERR_CLOSE_TIMEOUT', `${conn}: did not finish closing in ${conn.#owner.closeTimeout} ms`), 'timeout');
   }
 
   #receive(chunk: Buffer): void {
@@ -311,7 +317,7 @@ export class Connection implements HeartbeatPeer {
         this.#dispatch(frame);
       }
     } catch (error) {
-      this.#fail(error as Error);
+      this.#fail(this.#decodingFailure(error));
     } finally {
       this.#dispatching = false;
     }
@@ -360,7 +366,7 @@ export class Connection implements HeartbeatPeer {
   #handlerFailed(error: unknown): void {
     const message = error instanceof Error ? error.message : String(error);
     this.#owner.onClientError(
-      new PulsarError('ERR_HANDLER', `handler failed on a frame from ${this.remote}: ${message}`, { cause: error }),
+      new PulsarError('ERR_HANDLER', `${this}: the handler failed on a frame: ${message}`, { cause: error }),
       this,
     );
   }
@@ -410,8 +416,15 @@ export class Connection implements HeartbeatPeer {
     try {
       this.#decoder.end();
     } catch (error) {
-      this.#owner.onClientError(error as Error, this);
+      this.#owner.onClientError(this.#decodingFailure(error), this);
     }
+  }
+
+  /** What the decoder threw, as reported: naming this client, with a code even from a faulty custom decoder. */
+  #decodingFailure(error: unknown): PulsarError {
+    if (error instanceof PulsarError) return aboutClient(error, String(this));
+    const message = error instanceof Error ? error.message : String(error);
+    return new PulsarError('ERR_CODEC', `${this}: the codec's decoder failed: ${message}`, { cause: error });
   }
 
   /** Our side is flushed; give the peer a short while to close its side before destroying. */

@@ -13,6 +13,10 @@ export type PulsarErrorCode =
   | 'ERR_MAX_CONNECTIONS'
   /** The `handler` threw or its promise rejected; `cause` holds what it threw. */
   | 'ERR_HANDLER'
+  /** The connection failed at the socket level (reset by the peer, broken pipe…); `cause` holds Node's error and its code. */
+  | 'ERR_CONNECTION_LOST'
+  /** A custom codec's decoder threw something other than a `DecodingError`; `cause` holds it. */
+  | 'ERR_CODEC'
   /** `send()` on a connection whose writing side is already closed. */
   | 'ERR_CONNECTION_CLOSED'
   /** The connection was still open when the close or shutdown timeout expired, and was destroyed. */
@@ -72,3 +76,13 @@ function isNamedPulsarError(value: object, name: string): boolean {
 
 /** A byte stream that cannot be split into frames (`ERR_FRAME_TOO_LARGE`, `ERR_TRUNCATED_FRAME`). */
 export class DecodingError extends PulsarError {}
+
+/**
+ * `error` again, its message starting with the client it concerns: for errors raised by pieces that do
+ * not know the client (decoders, heartbeat policies). Keeps the class (`DecodingError` or `PulsarError`),
+ * the code and the cause.
+ */
+export function aboutClient(error: PulsarError, client: string): PulsarError {
+  const ErrorClass = error instanceof DecodingError ? DecodingError : PulsarError;
+  return new ErrorClass(error.code, `${client}: ${error.message}`, error.cause === undefined ? undefined : { cause: error.cause });
+}

@@ -2,7 +2,7 @@ import net, { type AddressInfo, type Socket } from 'node:net';
 import createDebug from 'debug';
 import { EventEmitter } from 'eventemitter3';
 import { Connection, type ConnectionOwner, type DisconnectReason } from './connection.js';
-import { PulsarError } from './errors.js';
+import { aboutClient, PulsarError } from './errors.js';
 import type { HeartbeatHost } from './heartbeat.js';
 import { echo, resolveServerOptions, type PulsarServerOptions, type ResolvedServerOptions } from './options.js';
 import type { ConnectionSnapshot } from './registry.js';
@@ -196,7 +196,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
     if (this.#connections.size >= this.options.maxConnections) {
       conn.refuse();
       this.#clientError(
-        new PulsarError('ERR_MAX_CONNECTIONS', `refused ${conn.remote}: already ${this.#connections.size} connections (maxConnections)`),
+        new PulsarError('ERR_MAX_CONNECTIONS', `${conn}: refused, ${this.#connections.size} connections are already open (maxConnections)`),
         conn,
       );
       return;
@@ -239,8 +239,9 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
         this.emit('heartbeat', conn);
       },
       kill: (conn, error) => {
-        this.#clientError(error, conn);
-        conn.destroy(error);
+        const named = aboutClient(error, String(conn));
+        this.#clientError(named, conn);
+        conn.destroy(named);
       },
     };
   }

@@ -180,7 +180,7 @@ describe('CLI', function () {
     await cli.line(/pulsar:report 1 connection\(s\)/);
     await cli.line(new RegExp(`#1 127\\.0\\.0\\.1:${client.socket.localPort} idle \\d+ ms`));
     client.socket.write(frame(Buffer.alloc(17)));
-    await cli.line(new RegExp(`pulsar:conn 127\\.0\\.0\\.1:${client.socket.localPort} ERR_FRAME_TOO_LARGE: frame header announces 17 bytes`));
+    await cli.line(new RegExp(`pulsar:conn 127\\.0\\.0\\.1:${client.socket.localPort} \\(connection 1\\): frame header announces 17 bytes.* \\[ERR_FRAME_TOO_LARGE\\]`));
     await client.waitClosed();
   });
 
