@@ -42,7 +42,10 @@ export interface ConnectionOwner {
   onClose(conn: Connection, reason: DisconnectReason, error: Error | undefined): void;
 }
 
-/** After our side has flushed and sent FIN, how long to keep reading for the peer's FIN (see #linger). */
+/**
+ * After our side has flushed and sent FIN, how long the peer may stay quiet before we stop waiting for
+ * its FIN (see #linger). While it keeps sending, we keep reading, up to the close timeout.
+ */
 const LINGER_MS = 1000;
 
 const kConnection = Symbol('pulsar.connection');
@@ -109,6 +112,7 @@ export class Connection implements HeartbeatPeer {
   #ended = false;
   #flushed = false;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
+  #lingerTimer: ReturnType<typeof setTimeout> | undefined;
   #onHandlerSettled: (() => void) | undefined;
   #onHandlerRejected: ((error: unknown) => void) | undefined;
 
@@ -283,16 +287,24 @@ export class Connection implements HeartbeatPeer {
   static #socketOnClose(this: OwnedSocket): void {
     this[kConnection].#closed();
   }
+  static #onLingerEnd(conn: Connection): void {
+    conn.socket.destroy(); // all written, FIN sent, and the peer quiet: nothing unread makes the kernel reset
+  }
   static #onCloseTimeout(conn: Connection): void {
     if (conn.#flushed) {
-      conn.socket.destroy(); // everything was delivered; the peer just never closed its side
+      conn.socket.destroy(); // everything was handed to the kernel; the peer just never closed its side
       return;
     }
     conn.#fail(new PulsarError('ERR_CLOSE_TIMEOUT', `${conn}: did not finish closing in ${conn.#owner.closeTimeout} ms`), 'timeout');
   }
 
   #receive(chunk: Buffer): void {
-    if (this.#state !== 'open') return; // after close() began: discarded, only read to see the peer's FIN
+    if (this.#state !== 'open') {
+      // After close() began: discarded, only read to see the peer's FIN. A peer still sending may still
+      // be reading our answers, so it is not quiet yet.
+      this.#lingerTimer?.refresh();
+      return;
+    }
     this.#lastSeen = Date.now();
     this.#bytesIn += chunk.length;
     this.#decoder.push(chunk);
@@ -427,11 +439,15 @@ export class Connection implements HeartbeatPeer {
     return new PulsarError('ERR_CODEC', `${this}: the codec's decoder failed: ${message}`, { cause: error });
   }
 
-  /** Our side is flushed; give the peer a short while to close its side before destroying. */
+  /**
+   * Our side is flushed and our FIN queued. Wait for the peer's FIN, reading and discarding, rather than
+   * close at once: closing a socket with unread input makes the kernel send a reset, which destroys the
+   * answers the peer has not read yet. Once the peer has been quiet for LINGER_MS, closing is safe (as
+   * nginx's lingering close reasons); the close timeout still bounds the whole wait.
+   */
   #linger(): void {
     this.#flushed = true;
-    clearTimeout(this.#closeTimer);
-    this.#closeTimer = setTimeout(Connection.#onCloseTimeout, Math.min(LINGER_MS, this.#owner.closeTimeout), this);
+    this.#lingerTimer = setTimeout(Connection.#onLingerEnd, Math.min(LINGER_MS, this.#owner.closeTimeout), this);
   }
 
   /** Reports a client error and destroys the connection. */
@@ -454,6 +470,7 @@ export class Connection implements HeartbeatPeer {
 
   #closed(): void {
     clearTimeout(this.#closeTimer);
+    clearTimeout(this.#lingerTimer);
     this.#state = 'closed';
     debug('%s closed (%s)', this.remote, this.#reason ?? 'end');
     this.#owner.onClose(this, this.#reason ?? 'end', this.#error);
