@@ -201,4 +201,42 @@ describe('CLI', function () {
     await narrow.line(/pulsar:report 0 connection\(s\)/);
     expect(narrow.stderr.some((l) => l.includes('pulsar:server'))).to.equal(false);
   });
+
+  it('answers every frame it decoded when SIGTERM comes amid 50 pipelining clients, then exits 0', async function () {
+    this.timeout(40000);
+    const cli = new Cli(['--port', '0', '--heartbeat', '0', '--report', '0', '--log', 'json']);
+    const [, port] = await cli.line(/"event":"listening".*"port":(\d+)/, 'stdout');
+    const batch = Array.from({ length: 16 }, (_, i) => Buffer.alloc((i * 397) % 3000, i + 1));
+    const wire = Buffer.concat(batch.map(frame));
+    const clients = await Promise.all(Array.from({ length: 50 }, () => TestClient.connect(Number(port), '127.0.0.1', { keepRaw: false })));
+    const ports = clients.map((c) => c.socket.localPort);
+    for (const client of clients) {
+      // Pipelines as fast as the socket takes it, until the server's FIN ends the socket.
+      const pump = (): void => {
+        while (client.socket.writable) if (!client.socket.write(wire)) return void client.socket.once('drain', pump);
+      };
+      pump();
+    }
+    await Promise.all(clients.map((c) => c.waitFrames(200, 15000)));
+    cli.child.kill('SIGTERM');
+    expect(await cli.exit(30000)).to.deep.equal({ code: 0, signal: null });
+    await Promise.all(clients.map((c) => c.waitClosed()));
+
+    const records = cli.stdout.filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(records.at(-1)).to.include({ event: 'closed', drained: 50, forced: 0 });
+    for (const [i, client] of clients.entries()) {
+      const gone = records.find((r) => r.event === 'disconnect' && r.remotePort === ports[i])!;
+      expect(gone, 'the server logged the disconnect').to.not.equal(undefined);
+      expect(gone).to.include({ reason: 'shutdown' });
+      expect(gone.framesOut, 'every frame the server decoded was answered').to.equal(gone.framesIn);
+      expect(client.frames.length, 'the client received every answer').to.equal(gone.framesOut);
+      client.frames.forEach((f, n) => {
+        if (!f.equals(batch[n % batch.length]!)) expect.fail(`frame ${n} differs from what was sent`);
+      });
+      const wireBytes = client.frames.reduce((n, f) => n + 4 + f.length, 0);
+      expect(client.bytesReceived, 'no torn frame at the end').to.equal(wireBytes);
+    }
+    const errors = records.filter((r) => r.event === 'clientError').map((r) => r.code);
+    expect(errors.every((code) => code === 'ERR_TRUNCATED_FRAME'), `only frames cut by the shutdown are reported: ${errors}`).to.equal(true);
+  });
 });
