@@ -42,12 +42,6 @@ export interface ConnectionOwner {
   onClose(conn: Connection, reason: DisconnectReason, error: Error | undefined): void;
 }
 
-/**
- * After our side has flushed and sent FIN, how long the peer may stay quiet before we stop waiting for
- * its FIN (see #linger). While it keeps sending, we keep reading, up to the close timeout.
- */
-const LINGER_MS = 1000;
-
 const kConnection = Symbol('pulsar.connection');
 type OwnedSocket = Socket & { [kConnection]: Connection };
 
@@ -112,7 +106,6 @@ export class Connection implements HeartbeatPeer {
   #ended = false;
   #flushed = false;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
-  #lingerTimer: ReturnType<typeof setTimeout> | undefined;
   #onHandlerSettled: (() => void) | undefined;
   #onHandlerRejected: ((error: unknown) => void) | undefined;
 
@@ -278,7 +271,7 @@ export class Connection implements HeartbeatPeer {
     this[kConnection].#resumeIfPaused();
   }
   static #socketOnFinish(this: OwnedSocket): void {
-    this[kConnection].#linger();
+    this[kConnection].#allFlushed();
   }
   static #socketOnError(this: OwnedSocket, error: Error): void {
     const conn = this[kConnection];
@@ -286,9 +279,6 @@ export class Connection implements HeartbeatPeer {
   }
   static #socketOnClose(this: OwnedSocket): void {
     this[kConnection].#closed();
-  }
-  static #onLingerEnd(conn: Connection): void {
-    conn.socket.destroy(); // all written, FIN sent, and the peer quiet: nothing unread makes the kernel reset
   }
   static #onCloseTimeout(conn: Connection): void {
     if (conn.#flushed) {
@@ -299,12 +289,7 @@ export class Connection implements HeartbeatPeer {
   }
 
   #receive(chunk: Buffer): void {
-    if (this.#state !== 'open') {
-      // After close() began: discarded, only read to see the peer's FIN. A peer still sending may still
-      // be reading our answers, so it is not quiet yet.
-      this.#lingerTimer?.refresh();
-      return;
-    }
+    if (this.#state !== 'open') return; // after close() began: discarded, only read to see the peer's FIN
     this.#lastSeen = Date.now();
     this.#bytesIn += chunk.length;
     this.#decoder.push(chunk);
@@ -440,14 +425,12 @@ export class Connection implements HeartbeatPeer {
   }
 
   /**
-   * Our side is flushed and our FIN queued. Wait for the peer's FIN, reading and discarding, rather than
-   * close at once: closing a socket with unread input makes the kernel send a reset, which destroys the
-   * answers the peer has not read yet. Once the peer has been quiet for LINGER_MS, closing is safe (as
-   * nginx's lingering close reasons); the close timeout still bounds the whole wait.
+   * Our side is flushed and our FIN queued. The socket stays open, reading and discarding, until the
+   * peer's FIN (or the close timeout): closing it while the peer may still send makes the kernel answer
+   * that data with a reset, and a reset destroys the answers the peer has not read yet.
    */
-  #linger(): void {
+  #allFlushed(): void {
     this.#flushed = true;
-    this.#lingerTimer = setTimeout(Connection.#onLingerEnd, Math.min(LINGER_MS, this.#owner.closeTimeout), this);
   }
 
   /** Reports a client error and destroys the connection. */
@@ -470,7 +453,6 @@ export class Connection implements HeartbeatPeer {
 
   #closed(): void {
     clearTimeout(this.#closeTimer);
-    clearTimeout(this.#lingerTimer);
     this.#state = 'closed';
     debug('%s closed (%s)', this.remote, this.#reason ?? 'end');
     this.#owner.onClose(this, this.#reason ?? 'end', this.#error);

@@ -258,7 +258,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   }
 
   #clientError(error: Error, conn: Connection): void {
-    debug('client error from %s: %s', conn.remote, error.message);
+    debug('client error: %s', error.message); // the message names the client
     this.emit('clientError', error, conn);
   }
 

@@ -103,7 +103,7 @@ describe('CLI', function () {
     const started = Date.now();
     cli.child.kill('SIGINT');
     expect(await cli.exit()).to.deep.equal({ code: 130, signal: null });
-    expect(Date.now() - started).to.be.below(900); // not the ~1 s linger, nor the 8 s timeout
+    expect(Date.now() - started).to.be.below(900); // not the 8 s shutdown timeout
   });
 
   it('rejects an unknown flag with a one-line reason and the usage, exit 2', async () => {
