@@ -14,6 +14,7 @@ Options:
   --idle-timeout <ms>       close clients silent this long, 0 = never (default 0)
   --max-connections <n>     refuse connections beyond n (default unlimited)
   --shutdown-timeout <ms>   destroy what is still open this long after SIGINT/SIGTERM (default 10000)
+  --proxy-protocol          expect a PROXY protocol v1/v2 header on every connection (behind HAProxy)
   --log <text|json>         text logs on stderr, or JSON lines on stdout (default text)
   -h, --help                show this help
   -v, --version             show the version
@@ -31,6 +32,7 @@ export interface CliOptions {
   idleTimeout: number;
   maxConnections: number | undefined;
   shutdownTimeout: number;
+  proxyProtocol: boolean;
   log: 'text' | 'json';
   help: boolean;
   version: boolean;
@@ -61,6 +63,7 @@ export function parseCli(argv: string[]): CliOptions {
         'idle-timeout': { type: 'string', default: '0' },
         'max-connections': { type: 'string' },
         'shutdown-timeout': { type: 'string', default: '10000' },
+        'proxy-protocol': { type: 'boolean', default: false },
         log: { type: 'string', default: 'text' },
         help: { type: 'boolean', short: 'h', default: false },
         version: { type: 'boolean', short: 'v', default: false },
@@ -80,6 +83,7 @@ export function parseCli(argv: string[]): CliOptions {
     idleTimeout: integer('--idle-timeout', values['idle-timeout'], 0, MAX_TIMER_MS),
     maxConnections: values['max-connections'] === undefined ? undefined : integer('--max-connections', values['max-connections'], 1, Number.MAX_SAFE_INTEGER),
     shutdownTimeout: integer('--shutdown-timeout', values['shutdown-timeout'], 0, MAX_TIMER_MS),
+    proxyProtocol: values['proxy-protocol'],
     log: values.log,
     help: values.help,
     version: values.version,

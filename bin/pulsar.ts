@@ -35,6 +35,7 @@ function createServer(cli: CliOptions): PulsarServer {
     heartbeat,
     reportInterval: cli.report > 0 ? cli.report : false,
     shutdownTimeout: cli.shutdownTimeout,
+    proxyProtocol: cli.proxyProtocol,
     ...(cli.maxConnections === undefined ? {} : { maxConnections: cli.maxConnections }),
   });
 }

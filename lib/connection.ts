@@ -3,6 +3,7 @@ import createDebug from 'debug';
 import type { FrameCodec, FrameDecoder, FrameRun } from './codec.js';
 import { aboutClient, PulsarError } from './errors.js';
 import type { HeartbeatPeer } from './heartbeat.js';
+import type { ProxiedAddress } from './proxy.js';
 import { OutboundBatch } from './outbound.js';
 import type { ConnectionSnapshot } from './registry.js';
 import { isPromiseLike } from './thenable.js';
@@ -109,13 +110,17 @@ export class Connection implements HeartbeatPeer {
   #onHandlerSettled: (() => void) | undefined;
   #onHandlerRejected: ((error: unknown) => void) | undefined;
 
-  /** Created by the server for each accepted socket; not meant to be constructed by applications. */
-  constructor(id: number, socket: Socket, owner: ConnectionOwner) {
+  /**
+   * Created by the server for each accepted socket; not meant to be constructed by applications.
+   * `source` is the client a PROXY protocol header named, when there was one.
+   */
+  constructor(id: number, socket: Socket, owner: ConnectionOwner, source: ProxiedAddress | null = null) {
     this.id = id;
     this.socket = socket;
-    this.remoteAddress = socket.remoteAddress ?? '';
-    this.remotePort = socket.remotePort ?? 0;
-    this.remote = socket.remoteFamily === 'IPv6' ? `[${this.remoteAddress}]:${this.remotePort}` : `${this.remoteAddress}:${this.remotePort}`;
+    this.remoteAddress = source?.address ?? socket.remoteAddress ?? '';
+    this.remotePort = source?.port ?? socket.remotePort ?? 0;
+    const family = source?.family ?? socket.remoteFamily;
+    this.remote = family === 'IPv6' ? `[${this.remoteAddress}]:${this.remotePort}` : `${this.remoteAddress}:${this.remotePort}`;
     this.connectedAt = Date.now();
     this.#lastSeen = this.connectedAt;
     this.#owner = owner;
@@ -247,6 +252,11 @@ export class Connection implements HeartbeatPeer {
     socket.on('finish', Connection.#socketOnFinish);
     socket.on('error', Connection.#socketOnError);
     socket.on('close', Connection.#socketOnClose);
+  }
+
+  /** @internal Handles bytes read before the connection started (those after a PROXY header). */
+  feed(chunk: Buffer): void {
+    if (chunk.length > 0) this.#receive(chunk);
   }
 
   /** @internal Turns the client away without starting it (e.g. `maxConnections`). */

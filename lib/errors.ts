@@ -17,6 +17,10 @@ export type PulsarErrorCode =
   | 'ERR_CONNECTION_LOST'
   /** A custom codec's decoder threw something other than a `DecodingError`; `cause` holds it. */
   | 'ERR_CODEC'
+  /** `proxyProtocol` is on and a connection did not start with a valid PROXY header, or it was too long. */
+  | 'ERR_PROXY_PROTOCOL'
+  /** `proxyProtocol` is on and a connection did not send its whole PROXY header in time. */
+  | 'ERR_PROXY_TIMEOUT'
   /** `send()` on a connection whose writing side is already closed. */
   | 'ERR_CONNECTION_CLOSED'
   /** The connection was still open when the close or shutdown timeout expired, and was destroyed. */

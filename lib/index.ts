@@ -13,3 +13,4 @@ export { HEARTBEAT_PAYLOAD, IdleHeartbeat } from './heartbeat.js';
 export type { HeartbeatHost, HeartbeatPeer, HeartbeatPolicy, IdleHeartbeatOptions } from './heartbeat.js';
 export { DecodingError, PulsarError } from './errors.js';
 export type { PulsarErrorCode } from './errors.js';
+export type { ProxiedAddress, ProxyProtocolOptions } from './proxy.js';

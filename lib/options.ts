@@ -1,6 +1,7 @@
 import { LengthPrefixedCodec, type FrameCodec } from './codec.js';
 import type { Connection } from './connection.js';
 import { IdleHeartbeat, type HeartbeatPolicy } from './heartbeat.js';
+import type { ProxyProtocolOptions } from './proxy.js';
 import { MemoryRegistry, type Registry } from './registry.js';
 import { checkInteger, invalidOption } from './validate.js';
 
@@ -36,12 +37,21 @@ export interface PulsarServerOptions {
    * resumes when its output has drained. @default 1048576 (1 MiB)
    */
   highWaterMark?: number;
+  /**
+   * Expect a PROXY protocol header (v1 or v2, as HAProxy's `send-proxy` / `send-proxy-v2` write it) at
+   * the start of every connection, and show the client address it carries in `Connection`, the registry
+   * and the logs. A connection without a valid header is closed (`ERR_PROXY_PROTOCOL`,
+   * `ERR_PROXY_TIMEOUT`). Only for servers that every client reaches through such a proxy: anyone who can
+   * connect directly can claim any address. `true` for the default limits. @default false
+   */
+  proxyProtocol?: boolean | ProxyProtocolOptions;
 }
 
 /** {@link PulsarServerOptions} with every default applied. */
-export type ResolvedServerOptions = Readonly<Required<PulsarServerOptions>>;
+export type ResolvedServerOptions = Readonly<
+  Required<Omit<PulsarServerOptions, 'proxyProtocol'>> & { proxyProtocol: false | Required<ProxyProtocolOptions> }
+>;
 
-/** The default handler: sends every frame back unchanged. */
 /** The default handler: sends every frame back unchanged. */
 export function echo(frame: Buffer, conn: Connection): void {
   conn.send(frame);
@@ -71,6 +81,20 @@ export function resolveServerOptions(options: PulsarServerOptions = {}): Resolve
     maxConnections,
     shutdownTimeout: checkInteger(OWNER, 'shutdownTimeout', options.shutdownTimeout ?? 10_000, 0, 2 ** 31 - 1),
     highWaterMark: checkInteger(OWNER, 'highWaterMark', options.highWaterMark ?? 1024 * 1024, 1),
+    proxyProtocol: resolveProxyProtocol(options.proxyProtocol ?? false),
+  });
+}
+
+function resolveProxyProtocol(option: boolean | ProxyProtocolOptions): false | Required<ProxyProtocolOptions> {
+  if (option === false) return false;
+  if (option !== true && (typeof option !== 'object' || option === null)) {
+    throw invalidOption(OWNER, 'proxyProtocol', 'must be a boolean or an options object', option);
+  }
+  const given = option === true ? {} : option;
+  return Object.freeze({
+    timeout: checkInteger(OWNER, 'proxyProtocol.timeout', given.timeout ?? 5000, 1, 2 ** 31 - 1),
+    // 16 bytes is the smallest v2 header; v1 lines need up to 107.
+    maxHeaderLength: checkInteger(OWNER, 'proxyProtocol.maxHeaderLength', given.maxHeaderLength ?? 1024, 107, 16 + 65535),
   });
 }
 

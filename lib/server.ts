@@ -5,6 +5,7 @@ import { Connection, type ConnectionOwner, type DisconnectReason } from './conne
 import { aboutClient, PulsarError } from './errors.js';
 import type { HeartbeatHost } from './heartbeat.js';
 import { echo, resolveServerOptions, type PulsarServerOptions, type ResolvedServerOptions } from './options.js';
+import { ProxyHeaderParser, type ProxiedAddress, type ProxyProtocolOptions } from './proxy.js';
 import type { ConnectionSnapshot } from './registry.js';
 import { isPromiseLike } from './thenable.js';
 
@@ -84,6 +85,8 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   readonly options: ResolvedServerOptions;
   readonly #net: net.Server;
   readonly #connections = new Map<number, Connection>();
+  /** Sockets still sending their PROXY header: not connections yet. */
+  readonly #handshakes = new Set<Socket>();
   readonly #owner: ConnectionOwner;
   #state: ServerState = 'idle';
   #nextId = 1;
@@ -177,6 +180,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
     this.#stopTimers();
     const stopped = wasStarted ? new Promise<void>((resolve) => this.#net.close(() => resolve())) : undefined;
     const disconnected = new Promise<void>((resolve) => (this.#onLastDisconnect = resolve));
+    for (const socket of this.#handshakes) socket.destroy(); // nothing accepted from them yet
     debug('closing: %d connection(s) to drain', this.#connections.size);
     for (const conn of this.#connections.values()) conn.shutdown();
     if (this.#connections.size === 0) this.#onLastDisconnect?.();
@@ -188,23 +192,69 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   }
 
   #accept(socket: Socket): void {
-    const conn = new Connection(this.#nextId++, socket, this.#owner);
+    const { proxyProtocol } = this.options;
+    if (proxyProtocol && this.#state === 'listening') this.#readProxyHeader(socket, proxyProtocol);
+    else this.#admit(socket, null, null);
+  }
+
+  /** Starts serving a socket: from its first byte, or after its PROXY header with the bytes that followed. */
+  #admit(socket: Socket, source: ProxiedAddress | null, rest: Buffer | null): void {
+    const conn = new Connection(this.#nextId++, socket, this.#owner, source);
     if (this.#state !== 'listening') {
       conn.refuse();
       return;
     }
     if (this.#connections.size >= this.options.maxConnections) {
-      conn.refuse();
-      this.#clientError(
-        new PulsarError('ERR_MAX_CONNECTIONS', `${conn}: refused, ${this.#connections.size} connections are already open (maxConnections)`),
-        conn,
-      );
+      this.#turnAway(conn, new PulsarError('ERR_MAX_CONNECTIONS', `refused, ${this.#connections.size} connections are already open (maxConnections)`));
       return;
     }
     this.#connections.set(conn.id, conn);
     conn.start();
     this.#registryCall('add', conn);
     this.emit('connection', conn);
+    if (rest !== null) conn.feed(rest);
+  }
+
+  /** Closes a client that cannot be served, reporting why. */
+  #turnAway(conn: Connection, error: PulsarError): void {
+    conn.refuse();
+    this.#clientError(aboutClient(error, String(conn)), conn);
+  }
+
+  /**
+   * Reads a PROXY header before the socket becomes a connection. Its listeners and timer live only
+   * until the header is complete (bounded by `timeout`), so nothing of this stays per connection.
+   */
+  #readProxyHeader(socket: Socket, { timeout, maxHeaderLength }: Required<ProxyProtocolOptions>): void {
+    const parser = new ProxyHeaderParser(maxHeaderLength);
+    const done = (): void => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('close', done);
+      socket.off('error', done);
+      this.#handshakes.delete(socket);
+    };
+    const refuse = (error: PulsarError): void => {
+      done();
+      this.#turnAway(new Connection(this.#nextId++, socket, this.#owner), error);
+    };
+    const onData = (chunk: Buffer): void => {
+      let header;
+      try {
+        header = parser.push(chunk);
+      } catch (error) {
+        refuse(error as PulsarError);
+        return;
+      }
+      if (header === null) return;
+      done();
+      this.#admit(socket, header.source, header.rest);
+    };
+    const timer = setTimeout(() => refuse(new PulsarError('ERR_PROXY_TIMEOUT', `no complete PROXY header within ${timeout} ms`)), timeout);
+    this.#handshakes.add(socket);
+    socket.on('data', onData);
+    socket.on('close', done); // gone before its header: nothing was accepted from it
+    socket.on('error', done);
   }
 
   #createOwner(): ConnectionOwner {

@@ -184,6 +184,19 @@ describe('CLI', function () {
     await client.waitClosed();
   });
 
+  it('logs the address from the PROXY header with --proxy-protocol, and refuses a connection without one', async () => {
+    const cli = new Cli(['--port', '0', '--proxy-protocol']);
+    const port = await cli.port();
+    const proxied = await TestClient.connect(port);
+    proxied.socket.write(Buffer.concat([Buffer.from('PROXY TCP4 203.0.113.7 10.0.0.1 51234 8080\r\n'), frame('hi')]));
+    await proxied.waitFrames(1);
+    await cli.line(/pulsar:conn 203\.0\.113\.7:51234 connected \(#1, 1 open\)/);
+    const direct = await TestClient.connect(port);
+    direct.send('no header');
+    await cli.line(new RegExp(`pulsar:conn 127\\.0\\.0\\.1:${direct.socket.localPort} \\(connection 2\\): the connection did not start with a PROXY protocol header \\[ERR_PROXY_PROTOCOL\\]`));
+    await direct.waitClosed();
+  });
+
   it('logs heartbeats only when DEBUG asks for them', async () => {
     const quiet = new Cli(['--port', '0', '--heartbeat', '50']);
     const quietClient = await TestClient.connect(await quiet.port());
