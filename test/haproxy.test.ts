@@ -1,0 +1,125 @@
+// End to end behind a real HAProxy (Debian's package; `npm test` installs it when missing, see
+// test/setup/haproxy.mjs): `mode tcp` with `send-proxy-v2`, round robin over two pulsar servers with
+// `proxyProtocol: true`, everything on loopback ports picked at run time.
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Connection, PulsarServer, Report } from '../lib/index.js';
+import { TestClient, onCleanup, runCleanups, startServer, when } from './helpers.js';
+
+afterEach(runCleanups);
+
+/** A port that was free a moment ago, for HAProxy's frontend. */
+async function freePort(): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as net.AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+/** Starts HAProxy in the foreground on `port`, balancing over `backends`; stopped after the test. */
+async function startHaproxy(port: number, backends: number[]): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'pulsar-haproxy-'));
+  const config = join(dir, 'haproxy.cfg');
+  writeFileSync(config, [
+    'global',
+    '  maxconn 1000',
+    'defaults',
+    '  mode tcp',
+    '  timeout connect 2s',
+    '  timeout client 30s',
+    '  timeout server 30s',
+    '  retries 3',
+    '  option redispatch',
+    'frontend pulsar',
+    `  bind 127.0.0.1:${port}`,
+    '  default_backend servers',
+    'backend servers',
+    '  balance roundrobin',
+    // Health checks send a PROXY v2 LOCAL header too, as pulsar expects one on every connection.
+    ...backends.map((p, i) => `  server s${i + 1} 127.0.0.1:${p} send-proxy-v2 check check-send-proxy inter 100 fall 1 rise 1`),
+    '',
+  ].join('\n'));
+  const haproxy = spawn('haproxy', ['-db', '-f', config], {
+    env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/usr/local/sbin` },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  haproxy.stderr!.on('data', (d: Buffer) => (stderr += d));
+  const exited = new Promise((resolve) => haproxy.on('exit', resolve));
+  onCleanup(async () => {
+    haproxy.kill('SIGTERM');
+    await exited;
+    rmSync(dir, { recursive: true, force: true });
+  });
+  // Ready once the frontend accepts connections; bounded, and failing with HAProxy's own words.
+  const deadline = Date.now() + 10000;
+  for (;;) {
+    if (haproxy.exitCode !== null) throw new Error(`haproxy exited with ${haproxy.exitCode}: ${stderr}`);
+    const accepted = await new Promise<boolean>((resolve) => {
+      const probe = net.connect({ port, host: '127.0.0.1' }, () => {
+        probe.destroy();
+        resolve(true);
+      });
+      probe.on('error', () => resolve(false));
+    });
+    if (accepted) return;
+    if (Date.now() > deadline) throw new Error(`haproxy did not listen on ${port} within 10 s: ${stderr}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** The server each client landed on, found by the client's own port in the servers' connections. */
+function serverOf(client: TestClient, servers: PulsarServer[]): number {
+  const port = client.socket.localPort;
+  return servers.findIndex((s) => [...s.connections.values()].some((c) => c.remotePort === port));
+}
+
+describe('behind HAProxy (send-proxy-v2)', function () {
+  this.timeout(30000);
+
+  it('echoes through HAProxy, shows real client addresses, and moves new clients off a server that drains without loss', async () => {
+    const backends = await Promise.all([0, 1].map(() => startServer({ proxyProtocol: true, reportInterval: 100 })));
+    const servers = backends.map((b) => b.server);
+    const frontend = await freePort();
+    await startHaproxy(frontend, backends.map((b) => b.port));
+
+    // Clients through HAProxy: echoes, and each server knows them by their own address and port.
+    const clients = await Promise.all(Array.from({ length: 8 }, () => TestClient.connect(frontend)));
+    for (const [i, client] of clients.entries()) client.send(`hello ${i}`);
+    await Promise.all(clients.map((c, i) => c.waitFrames(1).then((frames) => expect(String(frames[0])).to.equal(`hello ${i}`))));
+    const landed = clients.map((c) => serverOf(c, servers));
+    expect(landed, 'every client is known to a server by its own port').to.not.include(-1);
+    expect(new Set(landed), 'round robin used both servers').to.deep.equal(new Set([0, 1]));
+    for (const conn of servers.flatMap((s) => [...s.connections.values()])) expect(conn.remoteAddress).to.equal('127.0.0.1');
+    const reports = await Promise.all(servers.map((s) => new Promise<Report>((resolve) => s.once('report', resolve))));
+    const reported = reports.flatMap((r) => r.connections.map((c) => c.remotePort)).sort();
+    expect(reported, 'the reports carry the clients\' ports').to.deep.equal(clients.map((c) => c.socket.localPort).sort());
+
+    // Server 1 drains: its clients get every answer to what they sent, then are closed.
+    const draining = clients.filter((_, i) => landed[i] === 0);
+    const conns = new Map<TestClient, Connection>(draining.map((c) => [c, [...servers[0]!.connections.values()].find((k) => k.remotePort === c.socket.localPort)!]));
+    for (const client of draining) for (let n = 0; n < 50; n++) client.send(`burst ${n}`);
+    // Close while the bursts are being read, some of each read, some not yet.
+    await when(servers[0] as never, ['frame'], () => [...conns.values()].every((c) => c.framesIn > 1), 'the bursts to arrive');
+    const closed = servers[0]!.close();
+    expect(await closed).to.deep.include({ forced: 0 });
+    for (const client of draining) {
+      await client.waitClosed();
+      const conn = conns.get(client)!;
+      expect(conn.framesOut, 'every frame the server read was answered').to.equal(conn.framesIn);
+      expect(client.frames.length, 'the client got every answer').to.equal(conn.framesOut);
+      expect(client.frames.slice(1).map(String)).to.deep.equal(Array.from({ length: conn.framesIn - 1 }, (_, n) => `burst ${n}`));
+    }
+
+    // New clients all land on the server still up, and are served.
+    const late = await Promise.all(Array.from({ length: 6 }, () => TestClient.connect(frontend)));
+    for (const client of late) client.send('after');
+    await Promise.all(late.map((c) => c.waitFrames(1)));
+    expect(late.map((c) => serverOf(c, servers))).to.deep.equal(late.map(() => 1));
+  });
+});
