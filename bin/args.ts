@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 /** The CLI's usage text. */
@@ -15,6 +16,8 @@ Options:
   --max-connections <n>     refuse connections beyond n (default unlimited)
   --shutdown-timeout <ms>   destroy what is still open this long after SIGINT/SIGTERM (default 10000)
   --proxy-protocol          expect a PROXY protocol v1/v2 header on every connection (behind HAProxy)
+  --tls-cert <file>         serve TLS with this PEM certificate (chain); needs --tls-key
+  --tls-key <file>          the PEM private key of --tls-cert
   --log <text|json>         text logs on stderr, or JSON lines on stdout (default text)
   -h, --help                show this help
   -v, --version             show the version
@@ -33,6 +36,8 @@ export interface CliOptions {
   maxConnections: number | undefined;
   shutdownTimeout: number;
   proxyProtocol: boolean;
+  /** PEM certificate and key, read from the --tls-cert and --tls-key files. */
+  tls: { cert: Buffer; key: Buffer } | undefined;
   log: 'text' | 'json';
   help: boolean;
   version: boolean;
@@ -64,6 +69,8 @@ export function parseCli(argv: string[]): CliOptions {
         'max-connections': { type: 'string' },
         'shutdown-timeout': { type: 'string', default: '10000' },
         'proxy-protocol': { type: 'boolean', default: false },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
         log: { type: 'string', default: 'text' },
         help: { type: 'boolean', short: 'h', default: false },
         version: { type: 'boolean', short: 'v', default: false },
@@ -74,6 +81,8 @@ export function parseCli(argv: string[]): CliOptions {
   }
   if (values.log !== 'text' && values.log !== 'json') throw new UsageError(`--log must be 'text' or 'json', got '${values.log}'`);
   if (values.host === '') throw new UsageError('--host must not be empty');
+  if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
+  if (values['tls-cert'] !== undefined && values['proxy-protocol']) throw new UsageError('--tls-cert cannot be combined with --proxy-protocol: terminate TLS at the proxy');
   return {
     host: values.host,
     port: integer('--port', values.port, 0, 65535),
@@ -84,6 +93,7 @@ export function parseCli(argv: string[]): CliOptions {
     maxConnections: values['max-connections'] === undefined ? undefined : integer('--max-connections', values['max-connections'], 1, Number.MAX_SAFE_INTEGER),
     shutdownTimeout: integer('--shutdown-timeout', values['shutdown-timeout'], 0, MAX_TIMER_MS),
     proxyProtocol: values['proxy-protocol'],
+    tls: values['tls-cert'] === undefined ? undefined : { cert: readPem('--tls-cert', values['tls-cert']), key: readPem('--tls-key', values['tls-key']!) },
     log: values.log,
     help: values.help,
     version: values.version,
@@ -96,4 +106,12 @@ function integer(flag: string, text: string, min: number, max: number): number {
     throw new UsageError(`${flag} must be an integer from ${min} to ${max}, got '${text}'`);
   }
   return value;
+}
+
+function readPem(flag: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new UsageError(`${flag}: cannot read '${path}' (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
 }

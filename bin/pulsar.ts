@@ -36,6 +36,7 @@ function createServer(cli: CliOptions): PulsarServer {
     reportInterval: cli.report > 0 ? cli.report : false,
     shutdownTimeout: cli.shutdownTimeout,
     proxyProtocol: cli.proxyProtocol,
+    tls: cli.tls ?? false,
     ...(cli.maxConnections === undefined ? {} : { maxConnections: cli.maxConnections }),
   });
 }
@@ -68,7 +69,14 @@ async function main(): Promise<void> {
     return;
   }
   if (process.env.DEBUG === undefined) createDebug.enable(DEFAULT_NAMESPACES);
-  const server = createServer(cli);
+  let server: PulsarServer;
+  try {
+    server = createServer(cli);
+  } catch (error) {
+    // e.g. a --tls-cert or --tls-key file that is not valid PEM
+    process.stderr.write(`pulsar: ${(error as Error).message}\n`);
+    process.exit(2);
+  }
   const logger = new CliLogger(cli.log);
   logServerEvents(server, logger);
   handleSignals(server, logger);

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import tls, { type ConnectionOptions } from 'node:tls';
 import { EventEmitter } from 'eventemitter3';
 import createDebug from 'debug';
 import { LengthPrefixedCodec, type FrameCodec, type FrameDecoder } from './codec.js';
@@ -43,6 +44,11 @@ export interface PulsarClientOptions {
   requestTimeout?: number;
   /** Reconnect after the connection is lost (not after `close()`). @default false */
   reconnect?: boolean | ReconnectOptions;
+  /**
+   * Connect over TLS: Node's `tls.connect()` options (`ca` for a private certificate authority,
+   * `servername`…); `host` and `port` come from the options above. @default false
+   */
+  tls?: ConnectionOptions | false;
 }
 
 /** Events of {@link PulsarClient}. */
@@ -95,7 +101,8 @@ const ITERATOR_HIGH_WATER = 1024;
  */
 export class PulsarClient extends EventEmitter<PulsarClientEvents> {
   /** The options in force, defaults applied. */
-  readonly options: Readonly<Required<Omit<PulsarClientOptions, 'reconnect' | 'heartbeatPayload'>>> & {
+  readonly options: Readonly<Required<Omit<PulsarClientOptions, 'reconnect' | 'heartbeatPayload' | 'tls'>>> & {
+    readonly tls: ConnectionOptions | null;
     readonly heartbeatPayload: Buffer | null;
     readonly reconnect: Readonly<Required<ReconnectOptions>> | null;
   };
@@ -129,6 +136,7 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
       codec: options.codec ?? new LengthPrefixedCodec(),
       connectTimeout: checkInteger('PulsarClient', 'connectTimeout', options.connectTimeout ?? 5000, 1),
       heartbeatPayload: heartbeat === false ? null : Buffer.from(heartbeat),
+      tls: resolveTls(options.tls ?? false),
       silenceTimeout: checkInteger('PulsarClient', 'silenceTimeout', options.silenceTimeout ?? 0, 0),
       requestTimeout: checkInteger('PulsarClient', 'requestTimeout', options.requestTimeout ?? 10000, 1),
       reconnect: reconnect === false ? null : {
@@ -231,8 +239,9 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
   }
 
   #open(): Promise<void> {
-    const { host, port, connectTimeout, codec } = this.options;
-    const socket = net.connect({ host, port, noDelay: true });
+    const { host, port, connectTimeout, codec, tls: tlsOptions } = this.options;
+    const socket = tlsOptions ? tls.connect({ ...tlsOptions, host, port }) : net.connect({ host, port });
+    socket.setNoDelay(true);
     this.#socket = socket;
     this.#decoder = codec.createDecoder();
     return new Promise<void>((resolve, reject) => {
@@ -245,7 +254,7 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
         reject(error);
       };
       socket.once('error', failed);
-      socket.once('connect', () => {
+      socket.once(tlsOptions ? 'secureConnect' : 'connect', () => {
         clearTimeout(timer);
         socket.off('error', failed);
         this.#attach(socket);
@@ -370,4 +379,10 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
     this.#wakeIterators();
     this.emit('close');
   }
+}
+
+function resolveTls(option: ConnectionOptions | false): ConnectionOptions | null {
+  if (option === false) return null;
+  if (typeof option !== 'object' || option === null) throw invalidOption('PulsarClient', 'tls', 'must be tls.connect() options or false', option);
+  return option;
 }

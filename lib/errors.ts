@@ -21,6 +21,8 @@ export type PulsarErrorCode =
   | 'ERR_PROXY_PROTOCOL'
   /** `proxyProtocol` is on and a connection did not send its whole PROXY header in time. */
   | 'ERR_PROXY_TIMEOUT'
+  /** The server uses TLS and a client's handshake failed (bad certificate, plain TCP, timeout…); `cause` holds Node's error. */
+  | 'ERR_TLS_HANDSHAKE'
   /** `send()` on a connection whose writing side is already closed. */
   | 'ERR_CONNECTION_CLOSED'
   /** The connection was still open when the close or shutdown timeout expired, and was destroyed. */

@@ -1,3 +1,4 @@
+import type { TlsOptions } from 'node:tls';
 import { LengthPrefixedCodec, type FrameCodec } from './codec.js';
 import type { Connection } from './connection.js';
 import { IdleHeartbeat, type HeartbeatPolicy } from './heartbeat.js';
@@ -45,6 +46,13 @@ export interface PulsarServerOptions {
    * connect directly can claim any address. `true` for the default limits. @default false
    */
   proxyProtocol?: boolean | ProxyProtocolOptions;
+  /**
+   * Serve over TLS: Node's `tls.createServer()` options (`key` and `cert`, or `pfx`, at least). Heartbeats,
+   * the registry, backpressure and shutdown work as over plain TCP. A failed handshake is an
+   * `ERR_TLS_HANDSHAKE` client error; `handshakeTimeout` defaults to 5000 ms (Node's is 120 s). Not
+   * with `proxyProtocol` (terminate TLS at the balancer instead). @default false
+   */
+  tls?: TlsOptions | false;
 }
 
 /** {@link PulsarServerOptions} with every default applied. */
@@ -82,7 +90,15 @@ export function resolveServerOptions(options: PulsarServerOptions = {}): Resolve
     shutdownTimeout: checkInteger(OWNER, 'shutdownTimeout', options.shutdownTimeout ?? 10_000, 0, 2 ** 31 - 1),
     highWaterMark: checkInteger(OWNER, 'highWaterMark', options.highWaterMark ?? 1024 * 1024, 1),
     proxyProtocol: resolveProxyProtocol(options.proxyProtocol ?? false),
+    tls: resolveTls(options.tls ?? false, options.proxyProtocol ?? false),
   });
+}
+
+function resolveTls(option: TlsOptions | false, proxyProtocol: unknown): TlsOptions | false {
+  if (option === false) return false;
+  if (typeof option !== 'object' || option === null) throw invalidOption(OWNER, 'tls', 'must be tls.createServer() options or false', option);
+  if (proxyProtocol !== false) throw invalidOption(OWNER, 'tls', 'cannot be combined with proxyProtocol (terminate TLS at the proxy)', 'set');
+  return { handshakeTimeout: 5000, ...option };
 }
 
 function resolveProxyProtocol(option: boolean | ProxyProtocolOptions): false | Required<ProxyProtocolOptions> {

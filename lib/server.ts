@@ -1,4 +1,5 @@
 import net, { type AddressInfo, type Socket } from 'node:net';
+import tls from 'node:tls';
 import createDebug from 'debug';
 import { EventEmitter } from 'eventemitter3';
 import { Connection, type ConnectionOwner, type DisconnectReason } from './connection.js';
@@ -107,7 +108,21 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
     super();
     this.options = resolveServerOptions(options);
     this.#owner = this.#createOwner();
-    this.#net = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.#accept(socket));
+    this.#net = this.#createListener();
+  }
+
+  /** A TCP server, or a TLS one whose failed handshakes are client errors. */
+  #createListener(): net.Server {
+    const socketOptions = { allowHalfOpen: true, noDelay: true };
+    const accept = (socket: Socket): void => this.#accept(socket);
+    const { tls: tlsOptions } = this.options;
+    if (!tlsOptions) return net.createServer(socketOptions, accept);
+    const server = tls.createServer({ ...tlsOptions, ...socketOptions }, accept);
+    server.on('tlsClientError', (error, socket) => {
+      const conn = new Connection(this.#nextId++, socket, this.#owner);
+      this.#turnAway(conn, new PulsarError('ERR_TLS_HANDSHAKE', `TLS handshake failed: ${error.message}`, { cause: error }));
+    });
+    return server;
   }
 
   /** The live connections, by id. */
