@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import { parseArgs } from 'node:util';
 
 /** The CLI's usage text. */
@@ -15,6 +16,7 @@ Options:
   --idle-timeout <ms>       close clients silent this long, 0 = never (default 0)
   --max-connections <n>     refuse connections beyond n (default unlimited)
   --shutdown-timeout <ms>   destroy what is still open this long after SIGINT/SIGTERM (default 10000)
+  --workers <n|auto>        worker processes sharing the port, auto = one per CPU (default 1)
   --proxy-protocol          expect a PROXY protocol v1/v2 header on every connection (behind HAProxy)
   --tls-cert <file>         serve TLS with this PEM certificate (chain); needs --tls-key
   --tls-key <file>          the PEM private key of --tls-cert
@@ -36,6 +38,8 @@ export interface CliOptions {
   maxConnections: number | undefined;
   shutdownTimeout: number;
   proxyProtocol: boolean;
+  /** Worker processes (`--workers`, `auto` resolved); 1 runs the server in this process. */
+  workers: number;
   /** PEM certificate and key, read from the --tls-cert and --tls-key files. */
   tls: { cert: Buffer; key: Buffer } | undefined;
   log: 'text' | 'json';
@@ -69,6 +73,7 @@ export function parseCli(argv: string[]): CliOptions {
         'max-connections': { type: 'string' },
         'shutdown-timeout': { type: 'string', default: '10000' },
         'proxy-protocol': { type: 'boolean', default: false },
+        workers: { type: 'string', default: '1' },
         'tls-cert': { type: 'string' },
         'tls-key': { type: 'string' },
         log: { type: 'string', default: 'text' },
@@ -93,6 +98,7 @@ export function parseCli(argv: string[]): CliOptions {
     maxConnections: values['max-connections'] === undefined ? undefined : integer('--max-connections', values['max-connections'], 1, Number.MAX_SAFE_INTEGER),
     shutdownTimeout: integer('--shutdown-timeout', values['shutdown-timeout'], 0, MAX_TIMER_MS),
     proxyProtocol: values['proxy-protocol'],
+    workers: values.workers === 'auto' ? os.availableParallelism() : integer('--workers', values.workers, 1, 1024),
     tls: values['tls-cert'] === undefined ? undefined : { cert: readPem('--tls-cert', values['tls-cert']), key: readPem('--tls-key', values['tls-key']!) },
     log: values.log,
     help: values.help,

@@ -1,5 +1,5 @@
 import createDebug from 'debug';
-import type { CloseResult, Connection, PulsarServer, Report } from '../lib/index.js';
+import type { CloseResult, Connection, ConnectionSnapshot, ListenAddress, PulsarCluster, PulsarServer, Report } from '../lib/index.js';
 
 /** Namespaces logged when `DEBUG` is unset: startup, connections and reports, not heartbeats. */
 export const DEFAULT_NAMESPACES = 'pulsar:server,pulsar:conn,pulsar:report';
@@ -67,12 +67,18 @@ function errorFields(error: Error | undefined): Fields {
   return { code: errorCode(error), error: error.message };
 }
 
-/** Logs every server event the CLI reports. */
-export function logServerEvents(server: PulsarServer, logger: CliLogger): void {
-  server.on('listening', ({ address, port, family }) => {
-    const shown = family === 'IPv6' ? `[${address}]:${port}` : `${address}:${port}`;
-    logger.log('pulsar:server', 'info', 'listening', { address, port, family }, `listening on ${shown}`);
-  });
+function logListening(logger: CliLogger, { address, port, family }: ListenAddress, workers?: number): void {
+  const shown = family === 'IPv6' ? `[${address}]:${port}` : `${address}:${port}`;
+  const fields = workers === undefined ? { address, port, family } : { address, port, family, workers };
+  logger.log('pulsar:server', 'info', 'listening', fields, `listening on ${shown}${workers === undefined ? '' : ` (${workers} workers)`}`);
+}
+
+/**
+ * Logs every server event the CLI reports. In a cluster worker, the primary logs the listening line and
+ * the reports for the whole server, so the worker does not.
+ */
+export function logServerEvents(server: PulsarServer, logger: CliLogger, inWorker = false): void {
+  if (!inWorker) server.on('listening', (address) => logListening(logger, address));
   server.on('connection', (conn) => {
     logger.log('pulsar:conn', 'info', 'connection', client(conn), `${conn.remote} connected (#${conn.id}, ${server.connections.size} open)`);
   });
@@ -103,7 +109,7 @@ export function logServerEvents(server: PulsarServer, logger: CliLogger): void {
       logger.log('pulsar:flow', 'debug', 'drain', client(conn), `${conn.remote} drained, reading resumed`);
     });
   }
-  server.on('report', (report) => logReport(logger, report));
+  if (!inWorker) server.on('report', (report) => logReport(logger, report));
   server.on('error', (error) => {
     logger.log('pulsar:server', 'error', 'error', errorFields(error), `server error: ${error.message}`);
   });
@@ -111,10 +117,32 @@ export function logServerEvents(server: PulsarServer, logger: CliLogger): void {
 
 function logReport(logger: CliLogger, report: Report): void {
   const { count, connections } = report;
+  logger.log('pulsar:report', 'info', 'report', { count, connections }, `${count} connection(s)${reportLines(connections)}`);
+}
+
+function reportLines(connections: Array<ConnectionSnapshot & { worker?: number }>): string {
   const lines = connections.slice(0, REPORT_LINES).map((c) =>
-    `\n  #${c.id} ${c.remoteAddress}:${c.remotePort} idle ${c.idleMs} ms, in ${c.framesIn} frames/${c.bytesIn} B, out ${c.framesOut} frames/${c.bytesOut} B`);
-  if (count > REPORT_LINES) lines.push(`\n  … and ${count - REPORT_LINES} more`);
-  logger.log('pulsar:report', 'info', 'report', { count, connections }, `${count} connection(s)${lines.join('')}`);
+    `\n  ${c.worker === undefined ? '' : `w${c.worker} `}#${c.id} ${c.remoteAddress}:${c.remotePort} idle ${c.idleMs} ms, in ${c.framesIn} frames/${c.bytesIn} B, out ${c.framesOut} frames/${c.bytesOut} B`);
+  if (connections.length > REPORT_LINES) lines.push(`\n  … and ${connections.length - REPORT_LINES} more`);
+  return lines.join('');
+}
+
+/** Logs the events of the primary of `--workers N`: one listening line and one report for all workers. */
+export function logClusterEvents(primary: PulsarCluster, logger: CliLogger): void {
+  primary.on('listening', (address, workers) => logListening(logger, address, workers));
+  primary.on('report', ({ count, workers }) => {
+    const connections = workers.flatMap((w) => w.connections.map((c) => ({ ...c, worker: w.worker })));
+    const perWorker = workers.map((w) => ({ worker: w.worker, pid: w.pid, count: w.count }));
+    const split = perWorker.map((w) => `worker ${w.worker}: ${w.count}`).join(', ');
+    logger.log('pulsar:report', 'info', 'report', { count, workers: perWorker, connections }, `${count} connection(s) (${split})${reportLines(connections)}`);
+  });
+  primary.on('workerExit', ({ worker, pid, code, signal, replaced }) => {
+    const how = signal ?? `code ${code}`;
+    logger.log('pulsar:server', 'warn', 'workerExit', { worker, pid, code, signal, replaced }, `worker ${worker} (pid ${pid}) exited (${how})${replaced ? ', replaced' : ''}`);
+  });
+  primary.on('error', (error) => {
+    logger.log('pulsar:server', 'error', 'error', errorFields(error), `cluster error: ${error.message}`);
+  });
 }
 
 /** Logs the start of a signal-triggered shutdown. */

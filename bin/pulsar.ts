@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // The thin CLI: parse flags, wire the library's defaults, log its events, and map signals to close().
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import createDebug from 'debug';
-import { IdleHeartbeat, LengthPrefixedCodec, PulsarServer } from '../lib/index.js';
+import { IdleHeartbeat, LengthPrefixedCodec, PulsarCluster, PulsarServer, serveWorker, type CloseResult } from '../lib/index.js';
 import { parseCli, UsageError, USAGE, type CliOptions } from './args.js';
-import { CliLogger, DEFAULT_NAMESPACES, logClosed, logServerEvents, logShutdown } from './log.js';
+import { CliLogger, DEFAULT_NAMESPACES, logClosed, logClusterEvents, logServerEvents, logShutdown } from './log.js';
 
 const SIGNAL_EXIT_CODES: Record<'SIGINT' | 'SIGTERM', number> = { SIGINT: 130, SIGTERM: 143 };
 
@@ -41,20 +42,53 @@ function createServer(cli: CliOptions): PulsarServer {
   });
 }
 
-/** First signal: graceful close, exit 0. A second one: exit at once (130 for SIGINT). */
-function handleSignals(server: PulsarServer, logger: CliLogger): void {
+/**
+ * First signal: graceful close, exit 0. A second one: exit at once (130 for SIGINT), after `kill` (the
+ * workers, in cluster mode).
+ */
+function handleSignals(logger: CliLogger, open: () => number, close: () => Promise<CloseResult>, kill = (): void => {}): void {
   let closing = false;
   const onSignal = (signal: 'SIGINT' | 'SIGTERM'): void => {
-    if (closing) process.exit(SIGNAL_EXIT_CODES[signal]);
+    if (closing) {
+      kill();
+      process.exit(SIGNAL_EXIT_CODES[signal]);
+    }
     closing = true;
-    logShutdown(logger, signal, server.connections.size);
-    void server.close().then((result) => {
+    logShutdown(logger, signal, open());
+    void close().then((result) => {
       logClosed(logger, result);
       process.exit(0);
     });
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+}
+
+/** `--workers N` in the primary: forks the workers (this same script), logs for all, coordinates shutdown. */
+async function runPrimary(cli: CliOptions, logger: CliLogger): Promise<void> {
+  const primary = new PulsarCluster({
+    workers: cli.workers,
+    reportInterval: cli.report > 0 ? cli.report : false,
+    shutdownTimeout: cli.shutdownTimeout + 5000, // the workers' own timeout, then some to exit
+  });
+  let open = 0;
+  primary.on('report', (report) => (open = report.count));
+  logClusterEvents(primary, logger);
+  handleSignals(logger, () => open, () => primary.close(), () => primary.kill());
+  try {
+    await primary.start();
+  } catch (error) {
+    process.stderr.write(`pulsar: ${(error as Error).message}\n`);
+    process.exit(1);
+  }
+}
+
+function listenFailed(cli: CliOptions, error: unknown): never {
+  const { code, message } = error as NodeJS.ErrnoException;
+  const reason = (code && LISTEN_ERRORS[code]) ? `${LISTEN_ERRORS[code]} (${code})` : message;
+  const host = cli.host.includes(':') ? `[${cli.host}]` : cli.host;
+  process.stderr.write(`pulsar: cannot listen on ${host}:${cli.port}: ${reason}\n`);
+  process.exit(1);
 }
 
 async function main(): Promise<void> {
@@ -69,6 +103,8 @@ async function main(): Promise<void> {
     return;
   }
   if (process.env.DEBUG === undefined) createDebug.enable(DEFAULT_NAMESPACES);
+  const logger = new CliLogger(cli.log);
+  if (cli.workers > 1 && cluster.isPrimary) return runPrimary(cli, logger);
   let server: PulsarServer;
   try {
     server = createServer(cli);
@@ -77,18 +113,13 @@ async function main(): Promise<void> {
     process.stderr.write(`pulsar: ${(error as Error).message}\n`);
     process.exit(2);
   }
-  const logger = new CliLogger(cli.log);
-  logServerEvents(server, logger);
-  handleSignals(server, logger);
-  try {
-    await server.listen();
-  } catch (error) {
-    const { code, message } = error as NodeJS.ErrnoException;
-    const reason = (code && LISTEN_ERRORS[code]) ? `${LISTEN_ERRORS[code]} (${code})` : message;
-    const host = cli.host.includes(':') ? `[${cli.host}]` : cli.host;
-    process.stderr.write(`pulsar: cannot listen on ${host}:${cli.port}: ${reason}\n`);
-    process.exit(1);
+  logServerEvents(server, logger, cluster.isWorker);
+  if (cluster.isWorker) {
+    await serveWorker(server).catch((error: unknown) => listenFailed(cli, error));
+    return;
   }
+  handleSignals(logger, () => server.connections.size, () => server.close());
+  await server.listen().catch((error: unknown) => listenFailed(cli, error));
 }
 
 void main();

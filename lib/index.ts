@@ -14,3 +14,5 @@ export type { HeartbeatHost, HeartbeatPeer, HeartbeatPolicy, IdleHeartbeatOption
 export { DecodingError, PulsarError } from './errors.js';
 export type { PulsarErrorCode } from './errors.js';
 export type { ProxiedAddress, ProxyProtocolOptions } from './proxy.js';
+export { PulsarCluster, serveWorker } from './cluster.js';
+export type { ClusterReport, PulsarClusterEvents, PulsarClusterOptions, WorkerExit, WorkerReport } from './cluster.js';
