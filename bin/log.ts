@@ -53,7 +53,7 @@ function ignoreBrokenPipe(error: NodeJS.ErrnoException): void {
   if (error.code !== 'EPIPE') throw error;
 }
 
-function client(conn: Connection): Fields {
+function clientFields(conn: Connection): Fields {
   return { id: conn.id, remoteAddress: conn.remoteAddress, remotePort: conn.remotePort };
 }
 
@@ -74,20 +74,24 @@ function logListening(logger: CliLogger, { address, port, family }: ListenAddres
 }
 
 /**
- * Logs every server event the CLI reports. In a cluster worker, the primary logs the listening line and
- * the reports for the whole server, so the worker does not.
+ * Logs every server event the CLI reports. In cluster worker `worker`, the primary logs the listening
+ * line and the reports for the whole server, so the worker does not, and connection ids (per worker) are
+ * shown with the worker's (`#w2.1`).
  */
-export function logServerEvents(server: PulsarServer, logger: CliLogger, inWorker = false): void {
+export function logServerEvents(server: PulsarServer, logger: CliLogger, worker?: number): void {
+  const inWorker = worker !== undefined;
+  const client = (conn: Connection): Fields => (inWorker ? { ...clientFields(conn), worker } : clientFields(conn));
+  const tag = (conn: Connection): string => (inWorker ? `#w${worker}.${conn.id}` : `#${conn.id}`);
   if (!inWorker) server.on('listening', (address) => logListening(logger, address));
   server.on('connection', (conn) => {
-    logger.log('pulsar:conn', 'info', 'connection', client(conn), `${conn.remote} connected (#${conn.id}, ${server.connections.size} open)`);
+    logger.log('pulsar:conn', 'info', 'connection', client(conn), `${conn.remote} connected (${tag(conn)}, ${server.connections.size} open)`);
   });
   server.on('disconnect', (conn, reason, error) => {
     const why = error ? `${reason}: ${errorCode(error)}` : reason;
     logger.log(
       'pulsar:conn', 'info', 'disconnect',
       { ...client(conn), reason, ...errorFields(error), framesIn: conn.framesIn, framesOut: conn.framesOut },
-      `${conn.remote} disconnected (#${conn.id}, ${why}) after ${conn.framesIn} frame(s) in, ${conn.framesOut} out`,
+      `${conn.remote} disconnected (${tag(conn)}, ${why}) after ${conn.framesIn} frame(s) in, ${conn.framesOut} out`,
     );
   });
   // Client error messages start with the client's address and connection id.
@@ -98,7 +102,7 @@ export function logServerEvents(server: PulsarServer, logger: CliLogger, inWorke
   // 10,000 idle clients cost no log call each.
   if (logger.enabled('pulsar:heartbeat')) {
     server.on('heartbeat', (conn) => {
-      logger.log('pulsar:heartbeat', 'debug', 'heartbeat', client(conn), `${conn.remote} heartbeat sent (#${conn.id})`);
+      logger.log('pulsar:heartbeat', 'debug', 'heartbeat', client(conn), `${conn.remote} heartbeat sent (${tag(conn)})`);
     });
   }
   if (logger.enabled('pulsar:flow')) {
@@ -122,7 +126,7 @@ function logReport(logger: CliLogger, report: Report): void {
 
 function reportLines(connections: Array<ConnectionSnapshot & { worker?: number }>): string {
   const lines = connections.slice(0, REPORT_LINES).map((c) =>
-    `\n  ${c.worker === undefined ? '' : `w${c.worker} `}#${c.id} ${c.remoteAddress}:${c.remotePort} idle ${c.idleMs} ms, in ${c.framesIn} frames/${c.bytesIn} B, out ${c.framesOut} frames/${c.bytesOut} B`);
+    `\n  ${c.worker === undefined ? '#' : `#w${c.worker}.`}${c.id} ${c.remoteAddress}:${c.remotePort} idle ${c.idleMs} ms, in ${c.framesIn} frames/${c.bytesIn} B, out ${c.framesOut} frames/${c.bytesOut} B`);
   if (connections.length > REPORT_LINES) lines.push(`\n  … and ${connections.length - REPORT_LINES} more`);
   return lines.join('');
 }

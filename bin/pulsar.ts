@@ -113,7 +113,7 @@ async function main(): Promise<void> {
     process.stderr.write(`pulsar: ${(error as Error).message}\n`);
     process.exit(2);
   }
-  logServerEvents(server, logger, cluster.isWorker);
+  logServerEvents(server, logger, cluster.worker?.id);
   if (cluster.isWorker) {
     await serveWorker(server).catch((error: unknown) => listenFailed(cli, error));
     return;

@@ -43,6 +43,8 @@ describe('cluster (--workers)', function () {
     expect(full.workers).to.have.length(2);
     expect(full.workers.every((w) => w.count > 0), 'both workers hold clients').to.equal(true);
     expect(full.workers[0]!.pid).to.not.equal(full.workers[1]!.pid);
+    const connected = records(cli).filter((r) => r.event === 'connection');
+    expect(new Set(connected.map((r) => r.worker)), 'connection logs name their worker').to.deep.equal(new Set(full.workers.map((w) => w.worker)));
     for (const [i, client] of clients.entries()) client.send(`bye ${i}`);
     await Promise.all(clients.map((c) => c.waitFrames(2)));
     cli.child.kill('SIGTERM');

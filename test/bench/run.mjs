@@ -3,7 +3,7 @@
 // runs in its own process pinned to CPU 0; a C load generator (loadgen.c, built here with `cc`) drives
 // it from CPU 1 over loopback. Every cell runs --runs times, interleaved, and the median is shown.
 //
-//   npm run bench [-- --runs 5] [-- --seconds 3] [-- --only small,send,latency,large,idle,heartbeat]
+//   npm run bench [-- --runs 5] [-- --seconds 3] [-- --only small,send,latency,large,idle,heartbeat,workers]
 //
 // Linux only (/proc for CPU time and RSS, taskset for pinning). Exit status 1 if a target is missed.
 import { execFileSync, spawn } from 'node:child_process';
@@ -25,12 +25,16 @@ const SERVERS = {
   pulsarNoHeartbeat: { label: 'pulsar --heartbeat 0', args: [join(root, 'dist', 'cli.js'), '--port', '0', '--heartbeat', '0'] },
   // The heartbeat machinery running (a sweep every 500 ms over every connection) with nothing ever due.
   pulsarSweepOnly: { label: 'pulsar --heartbeat 3600000', args: [join(root, 'dist', 'cli.js'), '--port', '0', '--heartbeat', '3600000'] },
+  pulsarWorkers2: { label: 'pulsar --workers 2', short: '2 workers', args: [join(root, 'dist', 'cli.js'), '--port', '0', '--workers', '2'] },
 };
 
 /** The servers pulsar is compared with. */
 const BASELINES = ['raw', 'naive'];
 
-/** The loads; `servers` are measured in that order within each run. */
+/**
+ * The loads; `servers` are measured in that order within each run. `baselines` (default BASELINES) are
+ * what the others are divided by; `pinned: false` lets the servers and the load generator use any core.
+ */
 const LOADS = {
   small: { title: '64 B frames, 50 connections × 16 in flight', servers: ['raw', 'naive', 'pulsar'], loadgen: { mode: 'echo', conns: 50, depth: 16, size: 64 } },
   send: { title: '64 B frames, 50 × 16, handler (frame, conn) => conn.send(frame)', servers: ['raw', 'pulsarSend'], loadgen: { mode: 'echo', conns: 50, depth: 16, size: 64 } },
@@ -40,6 +44,9 @@ const LOADS = {
   // CPU is counted from 6 s after the last connect (the accept burst's garbage collected) for 14 s:
   // about three rounds of the default 5 s heartbeat, 2,000 frames/s at steady state.
   heartbeat: { title: '10,000 idle connections: heartbeat off, sweeping with nothing due, default', servers: ['pulsarNoHeartbeat', 'pulsarSweepOnly', 'pulsar'], loadgen: { mode: 'idle', conns: 10000, seconds: 20 }, settle: 6, runs: 3 },
+  // Two workers need two cores: nothing is pinned, so the workers share the machine's cores with the
+  // (single-threaded) load generator. CPU % counts the primary and its workers.
+  workers: { title: '64 B frames, 50 connections × 16 in flight: one process vs --workers 2 (unpinned)', servers: ['pulsar', 'pulsarWorkers2'], baselines: ['pulsar'], loadgen: { mode: 'echo', conns: 50, depth: 16, size: 64 }, pinned: false },
 };
 
 const { values: flags } = parseArgs({
@@ -82,9 +89,10 @@ function hasCommand(name) {
   }
 }
 
-/** Runs `command` on one CPU when pinning is possible. */
+/** Runs `command` on one CPU when pinning is possible, or on any (`cpu` null: this process is pinned itself). */
 function spawnOn(cpu, command, args) {
-  return pinned ? spawn('taskset', ['-c', String(cpu), command, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const cpus = cpu === null ? `0-${os.cpus().length - 1}` : String(cpu);
+  return pinned ? spawn('taskset', ['-c', cpus, command, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
     : spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
@@ -103,13 +111,13 @@ function eachLine(stream, onLine) {
 }
 
 /** Starts a server and resolves with its process and port (from `{"port":N}` on stdout or pulsar's first log line). */
-function startServer(name) {
-  const child = spawnOn(0, process.execPath, SERVERS[name].args);
+function startServer(name, cpu) {
+  const child = spawnOn(cpu, process.execPath, SERVERS[name].args);
   return new Promise((resolve, reject) => {
     const found = (port) => resolve({ child, port });
     eachLine(child.stdout, (line) => line.startsWith('{"port"') && found(JSON.parse(line).port));
     eachLine(child.stderr, (line) => {
-      const match = /listening on .*:(\d+)$/.exec(line);
+      const match = /listening on \S*:(\d+)/.exec(line);
       if (match) found(Number(match[1]));
     });
     child.once('exit', (code) => reject(new Error(`${name} exited with ${code} before listening`)));
@@ -125,10 +133,11 @@ async function stopServer({ child }) {
   clearTimeout(timer);
 }
 
-/** CPU seconds the process has used (user + system). */
+/** CPU seconds the process and its children (cluster workers) have used (user + system). */
 function cpuSeconds(pid) {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean);
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS + children.reduce((sum, child) => sum + cpuSeconds(Number(child)), 0);
 }
 
 /** Resident set size in bytes. */
@@ -138,13 +147,13 @@ function rssBytes(pid) {
 
 /** One cell: a fresh server, one load generator run against it. */
 async function measure(serverName, load) {
-  const server = await startServer(serverName);
+  const server = await startServer(serverName, load.pinned === false ? null : 0);
   const pid = server.child.pid;
   await delay(300); // let start-up work settle before the baseline figures
   const rssBefore = rssBytes(pid);
   const spec = { seconds, warmup: 1, ...load.loadgen };
   const args = ['--port', String(server.port), ...Object.entries(spec).flatMap(([key, value]) => [`--${key}`, String(value)])];
-  const generator = spawnOn(1, loadgen, args);
+  const generator = spawnOn(load.pinned === false ? null : 1, loadgen, args);
   let stderr = '';
   generator.stderr.on('data', (text) => (stderr += text));
   const result = {};
@@ -208,13 +217,15 @@ function printTable(load, medians) {
     console.log(`  ${SERVERS[name].label.padEnd(width)}${cells.join('')}`);
   }
   // pulsar's ratio to each baseline in the same table, wherever both figures are measured.
-  for (const subject of load.servers.filter((name) => name.startsWith('pulsar'))) {
-    for (const baseline of load.servers.filter((name) => BASELINES.includes(name))) {
+  const baselines = load.baselines ?? BASELINES;
+  const short = (name) => SERVERS[name].short ?? SERVERS[name].label.split(' ')[0];
+  for (const subject of load.servers.filter((name) => name.startsWith('pulsar') && !baselines.includes(name))) {
+    for (const baseline of load.servers.filter((name) => baselines.includes(name))) {
       const cells = columns.map(([, key]) => {
         const [mine, theirs] = [medians[subject][key], medians[baseline][key]];
         return (mine > 0 && theirs > 0 ? fmt.ratio(mine / theirs) : '–').padStart(12);
       });
-      console.log(`  ${`  ${SERVERS[subject].label.split(' ')[0]} ÷ ${SERVERS[baseline].label.split(' ')[0]}`.padEnd(width)}${cells.join('')}`);
+      console.log(`  ${`  ${short(subject)} ÷ ${short(baseline)}`.padEnd(width)}${cells.join('')}`);
     }
   }
 }
