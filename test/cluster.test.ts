@@ -1,6 +1,7 @@
 // `npx pulsar --workers N`: node:cluster workers behind one port, driven through the built CLI (which
 // uses the library's PulsarCluster and serveWorker) with JSON logs.
 import { expect } from 'chai';
+import os from 'node:os';
 import { Cli } from './cli-process.js';
 import { TestClient, runCleanups, when } from './helpers.js';
 
@@ -98,6 +99,19 @@ describe('cluster (--workers)', function () {
     const deadline = Date.now() + 5000;
     while (workers.some((w) => alive(w.pid)) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
     expect(workers.filter((w) => alive(w.pid)), 'workers left running').to.deep.equal([]);
+  });
+
+  it('runs one worker per CPU with --workers auto, and shuts down cleanly', async () => {
+    const cli = new Cli(['--port', '0', '--workers', 'auto']);
+    // One CPU: one process, and no "(N workers)" in the line.
+    const [, port, workers] = await cli.line(/listening on 127\.0\.0\.1:(\d+)(?: \((\d+) workers\))?$/);
+    expect(Number(workers ?? 1)).to.equal(os.availableParallelism());
+    const client = await TestClient.connect(Number(port));
+    client.send('auto');
+    await client.waitFrames(1);
+    cli.child.kill('SIGTERM');
+    expect(await cli.exit()).to.deep.equal({ code: 0, signal: null });
+    expect(cli.stderr.filter((l) => l !== '').at(-1)).to.match(/closed: 1 drained, 0 forced$/);
   });
 
   it('rejects --workers 0 and --workers many with exit 2', async () => {
