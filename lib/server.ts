@@ -242,6 +242,13 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
    */
   #readProxyHeader(socket: Socket, { timeout, maxHeaderLength }: Required<ProxyProtocolOptions>): void {
     const parser = new ProxyHeaderParser(maxHeaderLength);
+    // The proxy's own address, read now: a health check that resets right after its header would
+    // leave nothing to read later.
+    const direct: ProxiedAddress = {
+      address: socket.remoteAddress ?? '',
+      port: socket.remotePort ?? 0,
+      family: socket.remoteFamily === 'IPv6' ? 'IPv6' : 'IPv4',
+    };
     const done = (): void => {
       clearTimeout(timer);
       socket.off('data', onData);
@@ -251,7 +258,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
     };
     const refuse = (error: PulsarError): void => {
       done();
-      this.#turnAway(new Connection(this.#nextId++, socket, this.#owner), error);
+      this.#turnAway(new Connection(this.#nextId++, socket, this.#owner, direct), error);
     };
     const onData = (chunk: Buffer): void => {
       let header;
@@ -263,7 +270,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
       }
       if (header === null) return;
       done();
-      this.#admit(socket, header.source, header.rest);
+      this.#admit(socket, header.source ?? direct, header.rest);
     };
     const timer = setTimeout(() => refuse(new PulsarError('ERR_PROXY_TIMEOUT', `no complete PROXY header within ${timeout} ms`)), timeout);
     this.#handshakes.add(socket);
