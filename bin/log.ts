@@ -67,6 +67,11 @@ function errorFields(error: Error | undefined): Fields {
   return { code: errorCode(error), error: error.message };
 }
 
+/** A connection's id in text logs: `#3`, or `#w2.3` for connection 3 of cluster worker 2. */
+function connectionTag(id: number, worker: number | undefined): string {
+  return worker === undefined ? `#${id}` : `#w${worker}.${id}`;
+}
+
 function logListening(logger: CliLogger, { address, port, family }: ListenAddress, workers?: number): void {
   const shown = family === 'IPv6' ? `[${address}]:${port}` : `${address}:${port}`;
   const fields = workers === undefined ? { address, port, family } : { address, port, family, workers };
@@ -81,7 +86,7 @@ function logListening(logger: CliLogger, { address, port, family }: ListenAddres
 export function logServerEvents(server: PulsarServer, logger: CliLogger, worker?: number): void {
   const inWorker = worker !== undefined;
   const client = (conn: Connection): Fields => (inWorker ? { ...clientFields(conn), worker } : clientFields(conn));
-  const tag = (conn: Connection): string => (inWorker ? `#w${worker}.${conn.id}` : `#${conn.id}`);
+  const tag = (conn: Connection): string => connectionTag(conn.id, worker);
   if (!inWorker) server.on('listening', (address) => logListening(logger, address));
   server.on('connection', (conn) => {
     logger.log('pulsar:conn', 'info', 'connection', client(conn), `${conn.remote} connected (${tag(conn)}, ${server.connections.size} open)`);
@@ -126,7 +131,7 @@ function logReport(logger: CliLogger, report: Report): void {
 
 function reportLines(connections: Array<ConnectionSnapshot & { worker?: number }>): string {
   const lines = connections.slice(0, REPORT_LINES).map((c) =>
-    `\n  ${c.worker === undefined ? '#' : `#w${c.worker}.`}${c.id} ${c.remoteAddress}:${c.remotePort} idle ${c.idleMs} ms, in ${c.framesIn} frames/${c.bytesIn} B, out ${c.framesOut} frames/${c.bytesOut} B`);
+    `\n  ${connectionTag(c.id, c.worker)} ${c.remoteAddress}:${c.remotePort} idle ${c.idleMs} ms, in ${c.framesIn} frames/${c.bytesIn} B, out ${c.framesOut} frames/${c.bytesOut} B`);
   if (connections.length > REPORT_LINES) lines.push(`\n  … and ${connections.length - REPORT_LINES} more`);
   return lines.join('');
 }

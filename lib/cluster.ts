@@ -170,11 +170,6 @@ export class PulsarCluster extends EventEmitter<PulsarClusterEvents> {
     return this.#closing;
   }
 
-  /** The live workers' processes, by cluster id. */
-  get processes(): ReadonlyMap<number, Worker> {
-    return new Map([...this.#states].map(([id, state]) => [id, state.worker]));
-  }
-
   /** Kills every worker at once (a second Ctrl+C). */
   kill(): void {
     for (const { worker } of this.#states.values()) worker.process.kill('SIGKILL');

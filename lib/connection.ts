@@ -67,6 +67,11 @@ function kernelTakenBytes(socket: Socket): number | undefined {
   return typeof queued === 'number' && typeof dispatched === 'number' ? dispatched - queued : undefined;
 }
 
+/** Where a socket is connected from, as the socket itself says. */
+export function peerOf(socket: Socket): ProxiedAddress {
+  return { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, family: socket.remoteFamily === 'IPv6' ? 'IPv6' : 'IPv4' };
+}
+
 /**
  * One accepted client. Created by {@link PulsarServer}; handed to handlers and events.
  *
@@ -105,7 +110,6 @@ export class Connection implements HeartbeatPeer {
   #dispatching = false;
   #paused = false;
   #ended = false;
-  #flushed = false;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
   #onHandlerSettled: (() => void) | undefined;
   #onHandlerRejected: ((error: unknown) => void) | undefined;
@@ -117,10 +121,10 @@ export class Connection implements HeartbeatPeer {
   constructor(id: number, socket: Socket, owner: ConnectionOwner, source: ProxiedAddress | null = null) {
     this.id = id;
     this.socket = socket;
-    this.remoteAddress = source?.address ?? socket.remoteAddress ?? '';
-    this.remotePort = source?.port ?? socket.remotePort ?? 0;
-    const family = source?.family ?? socket.remoteFamily;
-    this.remote = family === 'IPv6' ? `[${this.remoteAddress}]:${this.remotePort}` : `${this.remoteAddress}:${this.remotePort}`;
+    const peer = source ?? peerOf(socket);
+    this.remoteAddress = peer.address;
+    this.remotePort = peer.port;
+    this.remote = peer.family === 'IPv6' ? `[${peer.address}]:${peer.port}` : `${peer.address}:${peer.port}`;
     this.connectedAt = Date.now();
     this.#lastSeen = this.connectedAt;
     this.#owner = owner;
@@ -239,7 +243,7 @@ export class Connection implements HeartbeatPeer {
 
   /** @internal True once every byte sent was handed to the kernel and our FIN queued. */
   get flushed(): boolean {
-    return this.#flushed;
+    return this.socket.writableFinished;
   }
 
   /** @internal Attaches the socket handlers and starts reading. */
@@ -249,7 +253,6 @@ export class Connection implements HeartbeatPeer {
     socket.on('data', Connection.#socketOnData);
     socket.on('end', Connection.#socketOnEnd);
     socket.on('drain', Connection.#socketOnDrain);
-    socket.on('finish', Connection.#socketOnFinish);
     socket.on('error', Connection.#socketOnError);
     socket.on('close', Connection.#socketOnClose);
   }
@@ -280,9 +283,6 @@ export class Connection implements HeartbeatPeer {
   static #socketOnDrain(this: OwnedSocket): void {
     this[kConnection].#resumeIfPaused();
   }
-  static #socketOnFinish(this: OwnedSocket): void {
-    this[kConnection].#allFlushed();
-  }
   static #socketOnError(this: OwnedSocket, error: Error): void {
     const conn = this[kConnection];
     conn.#fail(new PulsarError('ERR_CONNECTION_LOST', `${conn}: connection lost: ${error.message}`, { cause: error }));
@@ -291,7 +291,7 @@ export class Connection implements HeartbeatPeer {
     this[kConnection].#closed();
   }
   static #onCloseTimeout(conn: Connection): void {
-    if (conn.#flushed) {
+    if (conn.flushed) {
       conn.socket.destroy(); // everything was handed to the kernel; the peer just never closed its side
       return;
     }
@@ -410,8 +410,9 @@ export class Connection implements HeartbeatPeer {
     this.#ended = true;
     this.#reportPartialFrame();
     this.socket.end();
-    // Keep reading (and discarding): closing a socket with unread input makes the kernel send a reset,
-    // which can destroy answers the peer has not read yet.
+    // Keep reading (and discarding) until the peer's FIN, or the close timeout: closing the socket while
+    // the peer may still send makes the kernel answer that data with a reset, and a reset destroys the
+    // answers the peer has not read yet.
     this.socket.resume();
   }
 
@@ -432,15 +433,6 @@ export class Connection implements HeartbeatPeer {
     if (error instanceof PulsarError) return aboutClient(error, String(this));
     const message = error instanceof Error ? error.message : String(error);
     return new PulsarError('ERR_CODEC', `${this}: the codec's decoder failed: ${message}`, { cause: error });
-  }
-
-  /**
-   * Our side is flushed and our FIN queued. The socket stays open, reading and discarding, until the
-   * peer's FIN (or the close timeout): closing it while the peer may still send makes the kernel answer
-   * that data with a reset, and a reset destroys the answers the peer has not read yet.
-   */
-  #allFlushed(): void {
-    this.#flushed = true;
   }
 
   /** Reports a client error and destroys the connection. */

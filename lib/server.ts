@@ -2,7 +2,7 @@ import net, { type AddressInfo, type Socket } from 'node:net';
 import tls from 'node:tls';
 import createDebug from 'debug';
 import { EventEmitter } from 'eventemitter3';
-import { Connection, type ConnectionOwner, type DisconnectReason } from './connection.js';
+import { Connection, peerOf, type ConnectionOwner, type DisconnectReason } from './connection.js';
 import { aboutClient, PulsarError } from './errors.js';
 import type { HeartbeatHost } from './heartbeat.js';
 import { echo, resolveServerOptions, type PulsarServerOptions, type ResolvedServerOptions } from './options.js';
@@ -119,8 +119,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
     if (!tlsOptions) return net.createServer(socketOptions, accept);
     const server = tls.createServer({ ...tlsOptions, ...socketOptions }, accept);
     server.on('tlsClientError', (error, socket) => {
-      const conn = new Connection(this.#nextId++, socket, this.#owner);
-      this.#turnAway(conn, new PulsarError('ERR_TLS_HANDSHAKE', `TLS handshake failed: ${error.message}`, { cause: error }));
+      this.#turnAway(this.#connectionFor(socket), new PulsarError('ERR_TLS_HANDSHAKE', `TLS handshake failed: ${error.message}`, { cause: error }));
     });
     return server;
   }
@@ -214,7 +213,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
 
   /** Starts serving a socket: from its first byte, or after its PROXY header with the bytes that followed. */
   #admit(socket: Socket, source: ProxiedAddress | null, rest: Buffer | null): void {
-    const conn = new Connection(this.#nextId++, socket, this.#owner, source);
+    const conn = this.#connectionFor(socket, source);
     if (this.#state !== 'listening') {
       conn.refuse();
       return;
@@ -228,6 +227,11 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
     this.#registryCall('add', conn);
     this.emit('connection', conn);
     if (rest !== null) conn.feed(rest);
+  }
+
+  /** A Connection with the next id, served or only reported and turned away. */
+  #connectionFor(socket: Socket, source: ProxiedAddress | null = null): Connection {
+    return new Connection(this.#nextId++, socket, this.#owner, source);
   }
 
   /** Closes a client that cannot be served, reporting why. */
@@ -244,11 +248,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
     const parser = new ProxyHeaderParser(maxHeaderLength);
     // The proxy's own address, read now: a health check that resets right after its header would
     // leave nothing to read later.
-    const direct: ProxiedAddress = {
-      address: socket.remoteAddress ?? '',
-      port: socket.remotePort ?? 0,
-      family: socket.remoteFamily === 'IPv6' ? 'IPv6' : 'IPv4',
-    };
+    const direct = peerOf(socket);
     const done = (): void => {
       clearTimeout(timer);
       socket.off('data', onData);
@@ -258,7 +258,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
     };
     const refuse = (error: PulsarError): void => {
       done();
-      this.#turnAway(new Connection(this.#nextId++, socket, this.#owner, direct), error);
+      this.#turnAway(this.#connectionFor(socket, direct), error);
     };
     const onData = (chunk: Buffer): void => {
       let header;
