@@ -1,12 +1,13 @@
 // TLS: server and client over real sockets, with a self-signed certificate made by the openssl CLI for
 // this run (CN=localhost, subjectAltName IP:127.0.0.1).
 import { expect } from 'chai';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { IdleHeartbeat, PulsarClient, type PulsarError } from '../lib/index.js';
+import { Cli } from './cli-process.js';
 import { TestClient, frame, nextEvent, onCleanup, runCleanups, startServer, when } from './helpers.js';
 
 afterEach(runCleanups);
@@ -94,25 +95,16 @@ describe('TLS', function () {
   });
 
   it('serves TLS from the CLI with --tls-cert and --tls-key, and refuses one without the other', async () => {
-    const cli = spawn(process.execPath, [new URL('../dist/cli.js', import.meta.url).pathname, '--port', '0',
-      '--tls-cert', join(dir, 'cert.pem'), '--tls-key', join(dir, 'key.pem')], { stdio: ['ignore', 'ignore', 'pipe'] });
-    const exited = new Promise<number | null>((resolve) => cli.on('exit', resolve));
-    onCleanup(() => { cli.kill('SIGKILL'); return exited; });
-    let stderr = '';
-    cli.stderr!.on('data', (d: Buffer) => (stderr += d));
-    await when(cli.stderr!, ['data'], () => /listening on 127\.0\.0\.1:\d+/.test(stderr), 'the listening line');
-    const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(stderr)![1]);
-    const client = await tlsClient(port);
+    const cli = new Cli(['--port', '0', '--tls-cert', join(dir, 'cert.pem'), '--tls-key', join(dir, 'key.pem')]);
+    const client = await tlsClient(await cli.port());
     expect(String(await client.request('cli tls'))).to.equal('cli tls');
     await client.close();
-    cli.kill('SIGTERM');
-    expect(await exited).to.equal(0);
+    cli.child.kill('SIGTERM');
+    expect((await cli.exit()).code).to.equal(0);
 
-    const half = spawn(process.execPath, [new URL('../dist/cli.js', import.meta.url).pathname, '--tls-cert', join(dir, 'cert.pem')], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let halfErr = '';
-    half.stderr!.on('data', (d: Buffer) => (halfErr += d));
-    expect(await new Promise((resolve) => half.on('exit', resolve))).to.equal(2);
-    expect(halfErr).to.match(/--tls-cert and --tls-key go together/);
+    const half = new Cli(['--tls-cert', join(dir, 'cert.pem')]);
+    expect((await half.exit()).code).to.equal(2);
+    expect(half.stderr.join('\n')).to.match(/--tls-cert and --tls-key go together/);
   });
 
   it('rejects tls with proxyProtocol, and a non-object tls, with ERR_INVALID_OPTION', async () => {
