@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
+import { MAX_TIMER_MS } from '../lib/validate.js';
 
 /** The CLI's usage text. */
 export const USAGE = `Usage: pulsar [options]
@@ -12,10 +13,16 @@ Options:
   --port <n>                TCP port, 0 for a free one (default 8080)
   --heartbeat <ms>          heartbeat after this much client silence, 0 = off (default 5000)
   --report <ms>             registry report interval, 0 = off (default 10000)
-  --max-frame <bytes>       largest frame payload (default 8388608)
+  --max-frame <bytes>       largest frame payload (default 8m)
   --idle-timeout <ms>       close clients silent this long, 0 = never (default 0)
   --max-connections <n>     refuse connections beyond n (default unlimited)
   --shutdown-timeout <ms>   destroy what is still open this long after SIGINT/SIGTERM (default 10000)
+  --max-buffered <bytes>    server-wide budget for partial frames and pending output;
+                            the biggest holders are closed past it, 0 = off (default 256m)
+  --frame-timeout <ms>      a frame begun must be complete within this, 0 = off (default 30000)
+  --max-pending-output <bytes>
+                            close a client whose pending output passes this, 0 = off (default 64m)
+  --write-timeout <ms>      close a client whose pending output stalls this long, 0 = off (default 10000)
   --workers <n|auto>        worker processes sharing the port, auto = one per CPU (default 1)
   --proxy-protocol          expect a PROXY protocol v1/v2 header on every connection (behind HAProxy)
   --tls-cert <file>         serve TLS with this PEM certificate (chain); needs --tls-key
@@ -23,6 +30,8 @@ Options:
   --log <text|json>         text logs on stderr, or JSON lines on stdout (default text)
   -h, --help                show this help
   -v, --version             show the version
+
+Sizes are bytes, or with a k, m or g suffix (KiB, MiB, GiB): --max-buffered 64m.
 
 Logs: DEBUG=pulsar:* adds heartbeats and lifecycle detail; the default is
 DEBUG=pulsar:server,pulsar:conn,pulsar:report.`;
@@ -37,6 +46,10 @@ export interface CliOptions {
   idleTimeout: number;
   maxConnections: number | undefined;
   shutdownTimeout: number;
+  maxBuffered: number;
+  frameTimeout: number;
+  maxPendingOutput: number;
+  writeTimeout: number;
   proxyProtocol: boolean;
   /** Worker processes (`--workers`, `auto` resolved); 1 runs the server in this process. */
   workers: number;
@@ -50,7 +63,6 @@ export interface CliOptions {
 /** A bad flag or value: the CLI prints the message and the usage, and exits 2. */
 export class UsageError extends Error {}
 
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * Parses the CLI's arguments (without `node` and the script).
@@ -68,10 +80,14 @@ export function parseCli(argv: string[]): CliOptions {
         port: { type: 'string', default: '8080' },
         heartbeat: { type: 'string', default: '5000' },
         report: { type: 'string', default: '10000' },
-        'max-frame': { type: 'string', default: '8388608' },
+        'max-frame': { type: 'string', default: '8m' },
         'idle-timeout': { type: 'string', default: '0' },
         'max-connections': { type: 'string' },
         'shutdown-timeout': { type: 'string', default: '10000' },
+        'max-buffered': { type: 'string', default: '256m' },
+        'frame-timeout': { type: 'string', default: '30000' },
+        'max-pending-output': { type: 'string', default: '64m' },
+        'write-timeout': { type: 'string', default: '10000' },
         'proxy-protocol': { type: 'boolean', default: false },
         workers: { type: 'string', default: '1' },
         'tls-cert': { type: 'string' },
@@ -93,10 +109,14 @@ export function parseCli(argv: string[]): CliOptions {
     port: integer('--port', values.port, 0, 65535),
     heartbeat: integer('--heartbeat', values.heartbeat, 0, MAX_TIMER_MS),
     report: integer('--report', values.report, 0, MAX_TIMER_MS),
-    maxFrame: integer('--max-frame', values['max-frame'], 0, 2 ** 32 - 1),
+    maxFrame: byteSize('--max-frame', values['max-frame'], 2 ** 32 - 1),
     idleTimeout: integer('--idle-timeout', values['idle-timeout'], 0, MAX_TIMER_MS),
     maxConnections: values['max-connections'] === undefined ? undefined : integer('--max-connections', values['max-connections'], 1, Number.MAX_SAFE_INTEGER),
     shutdownTimeout: integer('--shutdown-timeout', values['shutdown-timeout'], 0, MAX_TIMER_MS),
+    maxBuffered: byteSize('--max-buffered', values['max-buffered']),
+    frameTimeout: integer('--frame-timeout', values['frame-timeout'], 0, MAX_TIMER_MS),
+    maxPendingOutput: byteSize('--max-pending-output', values['max-pending-output']),
+    writeTimeout: integer('--write-timeout', values['write-timeout'], 0, MAX_TIMER_MS),
     proxyProtocol: values['proxy-protocol'],
     workers: values.workers === 'auto' ? os.availableParallelism() : integer('--workers', values.workers, 1, 1024),
     tls: values['tls-cert'] === undefined ? undefined : { cert: readPem('--tls-cert', values['tls-cert']), key: readPem('--tls-key', values['tls-key']!) },
@@ -110,6 +130,18 @@ function integer(flag: string, text: string, min: number, max: number): number {
   const value = /^\d+$/.test(text) ? Number(text) : NaN;
   if (!Number.isSafeInteger(value) || value < min || value > max) {
     throw new UsageError(`${flag} must be an integer from ${min} to ${max}, got '${text}'`);
+  }
+  return value;
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+
+/** A byte count: digits with an optional `k`, `m` or `g` suffix (KiB, MiB, GiB), at most `max` bytes. */
+function byteSize(flag: string, text: string, max = Number.MAX_SAFE_INTEGER): number {
+  const match = /^(\d+)([kmg]?)$/i.exec(text);
+  const value = match ? Number(match[1]) * SIZE_UNITS[match[2]!.toLowerCase()]! : NaN;
+  if (!Number.isSafeInteger(value) || value > max) {
+    throw new UsageError(`${flag} must be a byte count (digits, optionally followed by k, m or g) of at most ${max}, got '${text}'`);
   }
   return value;
 }

@@ -125,8 +125,8 @@ export function logServerEvents(server: PulsarServer, logger: CliLogger, worker?
 }
 
 function logReport(logger: CliLogger, report: Report): void {
-  const { count, connections } = report;
-  logger.log('pulsar:report', 'info', 'report', { count, connections }, `${count} connection(s)${reportLines(connections)}`);
+  const { count, connections, bufferedBytes } = report;
+  logger.log('pulsar:report', 'info', 'report', { count, bufferedBytes, connections }, `${count} connection(s), ${bufferedBytes} bytes buffered${reportLines(connections)}`);
 }
 
 function reportLines(connections: Array<ConnectionSnapshot & { worker?: number }>): string {
@@ -139,11 +139,11 @@ function reportLines(connections: Array<ConnectionSnapshot & { worker?: number }
 /** Logs the events of the primary of `--workers N`: one listening line and one report for all workers. */
 export function logClusterEvents(primary: PulsarCluster, logger: CliLogger): void {
   primary.on('listening', (address, workers) => logListening(logger, address, workers));
-  primary.on('report', ({ count, workers }) => {
+  primary.on('report', ({ count, bufferedBytes, workers }) => {
     const connections = workers.flatMap((w) => w.connections.map((c) => ({ ...c, worker: w.worker })));
     const perWorker = workers.map((w) => ({ worker: w.worker, pid: w.pid, count: w.count }));
     const split = perWorker.map((w) => `worker ${w.worker}: ${w.count}`).join(', ');
-    logger.log('pulsar:report', 'info', 'report', { count, workers: perWorker, connections }, `${count} connection(s) (${split})${reportLines(connections)}`);
+    logger.log('pulsar:report', 'info', 'report', { count, bufferedBytes, workers: perWorker, connections }, `${count} connection(s) (${split}), ${bufferedBytes} bytes buffered${reportLines(connections)}`);
   });
   primary.on('workerExit', ({ worker, pid, code, signal, replaced }) => {
     const how = signal ?? `code ${code}`;

@@ -5,7 +5,7 @@ import { EventEmitter } from 'eventemitter3';
 import { PulsarError } from './errors.js';
 import type { ConnectionSnapshot } from './registry.js';
 import type { CloseResult, ListenAddress, PulsarServer, Report } from './server.js';
-import { checkInteger, invalidOption } from './validate.js';
+import { checkInteger, checkTimerMs, invalidOption } from './validate.js';
 
 const debug = createDebug('pulsar:lifecycle:cluster');
 
@@ -38,6 +38,8 @@ export interface WorkerReport {
   count: number;
   /** Their figures (connection ids are per worker). */
   connections: ConnectionSnapshot[];
+  /** Bytes it holds for its clients (its `maxBufferedBytes` budget is its own). */
+  bufferedBytes: number;
 }
 
 /** The whole server's report: the total and each worker's part. */
@@ -46,6 +48,8 @@ export interface ClusterReport {
   time: number;
   /** Live connections over all workers. */
   count: number;
+  /** Bytes held for clients over all workers. */
+  bufferedBytes: number;
   /** Each live worker's last report. */
   workers: WorkerReport[];
 }
@@ -131,8 +135,8 @@ export class PulsarCluster extends EventEmitter<PulsarClusterEvents> {
     if (workers !== 'auto' && typeof workers !== 'number') throw invalidOption(OWNER, 'workers', "must be a number or 'auto'", workers);
     this.workers = workers === 'auto' ? os.availableParallelism() : checkInteger(OWNER, 'workers', workers, 1, 1024);
     this.#reportInterval = options.reportInterval ?? 10_000;
-    if (this.#reportInterval !== false) checkInteger(OWNER, 'reportInterval', this.#reportInterval, 1, 2 ** 31 - 1);
-    this.#shutdownTimeout = checkInteger(OWNER, 'shutdownTimeout', options.shutdownTimeout ?? 15_000, 0, 2 ** 31 - 1);
+    if (this.#reportInterval !== false) checkTimerMs(OWNER, 'reportInterval', this.#reportInterval, 1);
+    this.#shutdownTimeout = checkTimerMs(OWNER, 'shutdownTimeout', options.shutdownTimeout ?? 15_000);
   }
 
   /**
@@ -244,8 +248,10 @@ export class PulsarCluster extends EventEmitter<PulsarClusterEvents> {
       pid: worker.process.pid ?? 0,
       count: report?.count ?? 0,
       connections: report?.connections ?? [],
+      bufferedBytes: report?.bufferedBytes ?? 0,
     }));
-    this.emit('report', { time: Date.now(), count: workers.reduce((n, w) => n + w.count, 0), workers });
+    const sum = (figure: 'count' | 'bufferedBytes'): number => workers.reduce((n, w) => n + w[figure], 0);
+    this.emit('report', { time: Date.now(), count: sum('count'), bufferedBytes: sum('bufferedBytes'), workers });
   }
 }
 

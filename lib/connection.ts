@@ -2,7 +2,9 @@ import type { Socket } from 'node:net';
 import createDebug from 'debug';
 import type { FrameCodec, FrameDecoder, FrameRun } from './codec.js';
 import { aboutClient, PulsarError } from './errors.js';
+import type { DeadlinePeer } from './deadlines.js';
 import type { HeartbeatPeer } from './heartbeat.js';
+import type { BudgetHolder } from './memory-budget.js';
 import type { ProxiedAddress } from './proxy.js';
 import { OutboundBatch } from './outbound.js';
 import type { ConnectionSnapshot } from './registry.js';
@@ -28,6 +30,8 @@ export interface ConnectionOwner {
   readonly highWaterMark: number;
   /** Longest a graceful close may take before the socket is destroyed. */
   readonly closeTimeout: number;
+  /** Pending output, in bytes, past which the connection is closed as a slow consumer; `0`: no limit. */
+  readonly maxPendingOutput: number;
   /**
    * Whether frames may be echoed in bulk, exactly as they arrived, skipping `onFrame`: true when the
    * handler is the default echo and nobody listens to the frames.
@@ -39,6 +43,8 @@ export interface ConnectionOwner {
   onClientError(error: Error, conn: Connection): void;
   /** Reading paused (`true`) or resumed (`false`) for backpressure. */
   onFlowChange(conn: Connection, paused: boolean): void;
+  /** The bytes the connection holds grew (or shrank) by `delta`; called once per read chunk or write at most. */
+  onHeldChange(delta: number): void;
   /** The socket is closed; called once. */
   onClose(conn: Connection, reason: DisconnectReason, error: Error | undefined): void;
 }
@@ -79,7 +85,7 @@ export function peerOf(socket: Socket): ProxiedAddress {
  * their read chunk with its other frames and keep all of it in memory: copy one (`Buffer.from(frame)`)
  * to modify it or to hold it for long.
  */
-export class Connection implements HeartbeatPeer {
+export class Connection implements HeartbeatPeer, DeadlinePeer, BudgetHolder {
   /** Server-unique id, counting from 1. */
   readonly id: number;
   /** The underlying socket, for inspection (socket options, TLS details). Write through {@link send}. */
@@ -110,6 +116,10 @@ export class Connection implements HeartbeatPeer {
   #dispatching = false;
   #paused = false;
   #ended = false;
+  /** Bytes held as last reported to the owner's budget. */
+  #accounted = 0;
+  /** Epoch ms of the first byte of the frame being assembled; 0 when none is. */
+  #frameStartedAt = 0;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
   #onHandlerSettled: (() => void) | undefined;
   #onHandlerRejected: ((error: unknown) => void) | undefined;
@@ -159,6 +169,21 @@ export class Connection implements HeartbeatPeer {
   /** Output queued in the socket, not yet handed to the kernel. */
   get pendingBytes(): number {
     return this.socket.writableLength;
+  }
+  /**
+   * Bytes the server holds for this connection: a partial inbound frame being assembled plus output not
+   * yet taken by the kernel. What `maxBufferedBytes` counts.
+   */
+  get bufferedBytes(): number {
+    if (this.#state === 'closed') return 0;
+    return this.#decoder.bufferedBytes + this.socket.writableLength + this.#outbound.bytes;
+  }
+  /**
+   * Epoch ms when the frame being assembled got its first byte; `0` when none is, and while reading is
+   * paused or stopped (the client cannot finish a frame the server does not read).
+   */
+  get frameStartedAt(): number {
+    return this.#state === 'open' && !this.#paused ? this.#frameStartedAt : 0;
   }
   /** Output the kernel has taken so far; it advances as a slow reader drains, even inside one large write. */
   get flushedBytes(): number {
@@ -246,6 +271,12 @@ export class Connection implements HeartbeatPeer {
     return this.socket.writableFinished;
   }
 
+  /** @internal Counts the bytes held now, for the owner's budget (see {@link bufferedBytes}). */
+  recount(): number {
+    this.#accounted = this.bufferedBytes;
+    return this.#accounted;
+  }
+
   /** @internal Attaches the socket handlers and starts reading. */
   start(): void {
     const socket = this.socket as OwnedSocket;
@@ -281,7 +312,9 @@ export class Connection implements HeartbeatPeer {
     this[kConnection].#beginClose('end'); // answer what was received, then close our side too
   }
   static #socketOnDrain(this: OwnedSocket): void {
-    this[kConnection].#resumeIfPaused();
+    const conn = this[kConnection];
+    conn.#account();
+    conn.#resumeIfPaused();
   }
   static #socketOnError(this: OwnedSocket, error: Error): void {
     const conn = this[kConnection];
@@ -290,20 +323,28 @@ export class Connection implements HeartbeatPeer {
   static #socketOnClose(this: OwnedSocket): void {
     this[kConnection].#closed();
   }
+  /**
+   * Destroys a connection whose close outlived the timeout. Even when every answer was handed to the
+   * kernel, destroying a socket whose peer has not closed its side may reset it and lose answers the
+   * peer has not read yet: it is reported, and counted as forced, never as drained.
+   */
   static #onCloseTimeout(conn: Connection): void {
-    if (conn.flushed) {
-      conn.socket.destroy(); // everything was handed to the kernel; the peer just never closed its side
-      return;
-    }
-    conn.#fail(new PulsarError('ERR_CLOSE_TIMEOUT', `${conn}: did not finish closing in ${conn.#owner.closeTimeout} ms`), 'timeout');
+    const unsent = conn.socket.writableLength;
+    const what = conn.flushed ? 'the peer had not closed its side' : `${unsent} byte(s) of output were still pending`;
+    conn.#fail(new PulsarError('ERR_CLOSE_TIMEOUT', `${conn}: did not finish closing in ${conn.#owner.closeTimeout} ms (${what})`), 'timeout');
   }
 
   #receive(chunk: Buffer): void {
     if (this.#state !== 'open') return; // after close() began: discarded, only read to see the peer's FIN
-    this.#lastSeen = Date.now();
+    const now = Date.now();
+    this.#lastSeen = now;
     this.#bytesIn += chunk.length;
+    const framesBefore = this.#framesIn;
     this.#decoder.push(chunk);
     this.#dispatchFrames();
+    // A partial frame left over started in this chunk if a frame was completed in it, else earlier.
+    if (this.#decoder.bufferedBytes === 0) this.#frameStartedAt = 0;
+    else if (this.#frameStartedAt === 0 || this.#framesIn !== framesBefore) this.#frameStartedAt = now;
   }
 
   /** Hands every complete frame to the handler; the answers they send leave together, in one write. */
@@ -333,11 +374,30 @@ export class Connection implements HeartbeatPeer {
     if (this.#state === 'closing') this.#endWhenAnswered();
   }
 
-  /** Writes what {@link send} gathered; pauses reading if that puts pending output over the high-water mark. */
+  /**
+   * Writes what {@link send} gathered; closes a slow consumer whose pending output passed its limit,
+   * pauses reading if it passed the high-water mark, and reports the bytes now held.
+   */
   #flush(): boolean {
     const accepted = this.#outbound.writeTo(this.socket);
+    const pending = this.socket.writableLength;
+    const limit = this.#owner.maxPendingOutput;
+    if (limit > 0 && pending > limit) {
+      this.#fail(new PulsarError('ERR_SLOW_CONSUMER', `${this}: slow consumer: ${pending} bytes of output pending, over maxPendingOutput (${limit} bytes)`));
+      return false;
+    }
     this.#pauseIfOverHighWaterMark();
+    this.#account();
     return accepted;
+  }
+
+  /** Reports the change in bytes held since the last report to the owner's budget. */
+  #account(): void {
+    const held = this.bufferedBytes;
+    const delta = held - this.#accounted;
+    if (delta === 0) return;
+    this.#accounted = held;
+    this.#owner.onHeldChange(delta);
   }
 
   /** The default echo of whole frames as they arrived: one queued view for all of them. */
@@ -389,6 +449,8 @@ export class Connection implements HeartbeatPeer {
   #resumeIfPaused(): void {
     if (!this.#paused) return;
     this.#paused = false;
+    // The frame clock stood still while the server did not read: the client gets a whole frameTimeout again.
+    if (this.#frameStartedAt > 0) this.#frameStartedAt = Date.now();
     if (this.#state === 'open') this.socket.resume();
     debug('%s drained, reading resumed', this.remote);
     this.#owner.onFlowChange(this, false);
@@ -451,11 +513,13 @@ export class Connection implements HeartbeatPeer {
     this.#reason = reason;
     this.#error = error;
     this.socket.destroy();
+    this.#account();
   }
 
   #closed(): void {
     clearTimeout(this.#closeTimer);
     this.#state = 'closed';
+    this.#account();
     debug('%s closed (%s)', this.remote, this.#reason ?? 'end');
     this.#owner.onClose(this, this.#reason ?? 'end', this.#error);
   }

@@ -27,6 +27,12 @@ export type PulsarErrorCode =
   | 'ERR_CONNECTION_CLOSED'
   /** The connection was still open when the close or shutdown timeout expired, and was destroyed. */
   | 'ERR_CLOSE_TIMEOUT'
+  /** The server's buffers passed `maxBufferedBytes`, and this connection, among those holding the most, was evicted. */
+  | 'ERR_MEMORY_LIMIT'
+  /** A frame begun was not complete within `frameTimeout`. */
+  | 'ERR_FRAME_TIMEOUT'
+  /** The connection's pending output passed `maxPendingOutput`, or made no progress for `writeTimeout`. */
+  | 'ERR_SLOW_CONSUMER'
   /** A custom `Registry` threw or rejected. */
   | 'ERR_REGISTRY'
   /** `listen()` on a server that is already listening or was closed. */

@@ -1,4 +1,5 @@
 import { PulsarError } from './errors.js';
+import { sweepPeriod } from './sweep.js';
 import { checkInteger, invalidOption } from './validate.js';
 
 /** What a heartbeat policy may read of a connection. `Connection` satisfies it; tests can fake it. */
@@ -50,10 +51,6 @@ export interface IdleHeartbeatOptions {
 /** Default heartbeat payload. */
 export const HEARTBEAT_PAYLOAD: Readonly<Buffer> = Buffer.from('HEARTBEAT', 'ascii');
 
-/** Bounds of the sweep period: fine enough for accurate timing, coarse enough to stay cheap. */
-const MIN_SWEEP_MS = 5;
-const MAX_SWEEP_MS = 500;
-
 /** Per-connection bookkeeping the policy keeps for itself. */
 interface PeerState {
   lastPing: number;
@@ -92,8 +89,7 @@ export class IdleHeartbeat implements HeartbeatPolicy {
       throw invalidOption('IdleHeartbeat', 'payload', 'must be a string or a Uint8Array', payload);
     }
     this.payload = typeof payload === 'string' ? Buffer.from(payload) : payload;
-    const shortest = Math.min(this.interval || Infinity, this.idleTimeout || Infinity);
-    this.#sweepMs = Math.min(MAX_SWEEP_MS, Math.max(MIN_SWEEP_MS, Math.floor(shortest / 10)));
+    this.#sweepMs = sweepPeriod(this.interval, this.idleTimeout);
   }
 
   /** {@inheritDoc HeartbeatPolicy.start} */

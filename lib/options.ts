@@ -4,7 +4,7 @@ import type { Connection } from './connection.js';
 import { IdleHeartbeat, type HeartbeatPolicy } from './heartbeat.js';
 import type { ProxyProtocolOptions } from './proxy.js';
 import { MemoryRegistry, type Registry } from './registry.js';
-import { checkInteger, invalidOption } from './validate.js';
+import { checkInteger, checkTimerMs, invalidOption } from './validate.js';
 
 /**
  * Called for every inbound frame; replaces the default echo. It may answer with `conn.send()` at once
@@ -53,6 +53,30 @@ export interface PulsarServerOptions {
    * with `proxyProtocol` (terminate TLS at the balancer instead). @default false
    */
   tls?: TlsOptions | false;
+  /**
+   * Server-wide budget, in bytes, for what the server holds for its clients: partial inbound frames
+   * being assembled plus output not yet taken by the kernel. When taking more passes it, the
+   * connections holding the most are closed (`ERR_MEMORY_LIMIT`) until the total fits, biggest first,
+   * as Redis 7 does with `maxmemory-clients`. `0`: no budget. @default 268435456 (256 MiB)
+   */
+  maxBufferedBytes?: number;
+  /**
+   * Ms within which a frame must be complete once its first byte has arrived, else the connection is
+   * closed (`ERR_FRAME_TIMEOUT`): a client trickling a frame cannot hold its bytes for ever. The clock
+   * stops while reading is paused for backpressure. `0`: off. @default 30000
+   */
+  frameTimeout?: number;
+  /**
+   * Pending output, in bytes, past which a connection is closed as a slow consumer
+   * (`ERR_SLOW_CONSUMER`), e.g. a client that receives broadcasts but never reads. `0`: off.
+   * @default 67108864 (64 MiB)
+   */
+  maxPendingOutput?: number;
+  /**
+   * Ms that a connection's pending output may make no progress before it is closed as a slow consumer
+   * (`ERR_SLOW_CONSUMER`). Output that moves, however slowly, keeps it open. `0`: off. @default 10000
+   */
+  writeTimeout?: number;
 }
 
 /** {@link PulsarServerOptions} with every default applied. */
@@ -75,7 +99,7 @@ export function resolveServerOptions(options: PulsarServerOptions = {}): Resolve
   const maxConnections = options.maxConnections ?? Infinity;
   if (maxConnections !== Infinity) checkInteger(OWNER, 'maxConnections', maxConnections, 1);
   const reportInterval = options.reportInterval ?? 10_000;
-  if (reportInterval !== false) checkInteger(OWNER, 'reportInterval', reportInterval, 1, 2 ** 31 - 1);
+  if (reportInterval !== false) checkTimerMs(OWNER, 'reportInterval', reportInterval, 1);
   const handler = options.handler ?? echo;
   if (typeof handler !== 'function') throw invalidOption(OWNER, 'handler', 'must be a function', handler);
   return Object.freeze({
@@ -87,10 +111,14 @@ export function resolveServerOptions(options: PulsarServerOptions = {}): Resolve
     reportInterval,
     handler,
     maxConnections,
-    shutdownTimeout: checkInteger(OWNER, 'shutdownTimeout', options.shutdownTimeout ?? 10_000, 0, 2 ** 31 - 1),
+    shutdownTimeout: checkTimerMs(OWNER, 'shutdownTimeout', options.shutdownTimeout ?? 10_000),
     highWaterMark: checkInteger(OWNER, 'highWaterMark', options.highWaterMark ?? 1024 * 1024, 1),
     proxyProtocol: resolveProxyProtocol(options.proxyProtocol ?? false),
     tls: resolveTls(options.tls ?? false, options.proxyProtocol ?? false),
+    maxBufferedBytes: checkInteger(OWNER, 'maxBufferedBytes', options.maxBufferedBytes ?? 256 * 1024 * 1024, 0),
+    frameTimeout: checkTimerMs(OWNER, 'frameTimeout', options.frameTimeout ?? 30_000),
+    maxPendingOutput: checkInteger(OWNER, 'maxPendingOutput', options.maxPendingOutput ?? 64 * 1024 * 1024, 0),
+    writeTimeout: checkTimerMs(OWNER, 'writeTimeout', options.writeTimeout ?? 10_000),
   });
 }
 
@@ -108,7 +136,7 @@ function resolveProxyProtocol(option: boolean | ProxyProtocolOptions): false | R
   }
   const given = option === true ? {} : option;
   return Object.freeze({
-    timeout: checkInteger(OWNER, 'proxyProtocol.timeout', given.timeout ?? 5000, 1, 2 ** 31 - 1),
+    timeout: checkTimerMs(OWNER, 'proxyProtocol.timeout', given.timeout ?? 5000, 1),
     // 16 bytes is the smallest v2 header; v1 lines need up to 107.
     maxHeaderLength: checkInteger(OWNER, 'proxyProtocol.maxHeaderLength', given.maxHeaderLength ?? 1024, 107, 16 + 65535),
   });

@@ -4,7 +4,9 @@ import createDebug from 'debug';
 import { EventEmitter } from 'eventemitter3';
 import { Connection, peerOf, type ConnectionOwner, type DisconnectReason } from './connection.js';
 import { aboutClient, PulsarError } from './errors.js';
+import { DeadlineSweep } from './deadlines.js';
 import type { HeartbeatHost } from './heartbeat.js';
+import { MemoryBudget } from './memory-budget.js';
 import { echo, resolveServerOptions, type PulsarServerOptions, type ResolvedServerOptions } from './options.js';
 import { ProxyHeaderParser, type ProxiedAddress, type ProxyProtocolOptions } from './proxy.js';
 import type { ConnectionSnapshot } from './registry.js';
@@ -30,13 +32,21 @@ export interface Report {
   count: number;
   /** Each live connection's figures. */
   connections: ConnectionSnapshot[];
+  /** Bytes the server holds for its clients (see {@link PulsarServer.bufferedBytes}). */
+  bufferedBytes: number;
 }
 
 /** How a graceful close ended. */
 export interface CloseResult {
-  /** Connections that flushed every answer and closed cleanly. */
+  /**
+   * Connections that closed cleanly before the timeout: every answer handed to the kernel, our FIN
+   * sent, and the socket closed without an error.
+   */
   drained: number;
-  /** Connections destroyed before they could (shutdown timeout, reset during shutdown). */
+  /**
+   * Connections destroyed instead: at the shutdown timeout (whatever they had already flushed), by a
+   * reset, or by an error during the shutdown.
+   */
   forced: number;
 }
 
@@ -89,6 +99,8 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   /** Sockets still sending their PROXY header: not connections yet. */
   readonly #handshakes = new Set<Socket>();
   readonly #owner: ConnectionOwner;
+  readonly #budget: MemoryBudget<Connection>;
+  readonly #deadlines: DeadlineSweep<Connection>;
   #state: ServerState = 'idle';
   #nextId = 1;
   #reportTimer: ReturnType<typeof setInterval> | undefined;
@@ -107,6 +119,9 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   constructor(options?: PulsarServerOptions) {
     super();
     this.options = resolveServerOptions(options);
+    const connections = (): Iterable<Connection> => this.#connections.values();
+    this.#budget = new MemoryBudget(this.options.maxBufferedBytes, connections, (conn, held) => this.#evict(conn, held));
+    this.#deadlines = new DeadlineSweep(this.options, connections, (conn, error) => this.#expire(conn, error));
     this.#owner = this.#createOwner();
     this.#net = this.#createListener();
   }
@@ -127,6 +142,14 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   /** The live connections, by id. */
   get connections(): ReadonlyMap<number, Connection> {
     return this.#connections;
+  }
+
+  /**
+   * Bytes the server holds for its clients now: partial inbound frames being assembled plus output not
+   * yet taken by the kernel, over every connection. What `maxBufferedBytes` limits.
+   */
+  get bufferedBytes(): number {
+    return this.#budget.total;
   }
 
   /** Where the server listens, or `null` when it is not listening. */
@@ -280,12 +303,13 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   }
 
   #createOwner(): ConnectionOwner {
-    const { codec, highWaterMark, shutdownTimeout, handler } = this.options;
+    const { codec, highWaterMark, shutdownTimeout, handler, maxPendingOutput } = this.options;
     const echoing = handler === echo;
     return {
       codec,
       highWaterMark,
       closeTimeout: shutdownTimeout,
+      maxPendingOutput,
       echoInBulk: () => echoing && this.listenerCount('frame') === 0,
       onFrame: (frame, conn) => {
         this.emit('frame', frame, conn);
@@ -293,6 +317,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
       },
       onClientError: (error, conn) => this.#clientError(error, conn),
       onFlowChange: (conn, paused) => (paused ? this.emit('backpressure', conn) : this.emit('drain', conn)),
+      onHeldChange: (delta) => this.#budget.change(delta),
       onClose: (conn, reason, error) => this.#disconnected(conn, reason, error),
     };
   }
@@ -310,19 +335,28 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
         conn.sendEncoded(beat.wire);
         this.emit('heartbeat', conn);
       },
-      kill: (conn, error) => {
-        const named = aboutClient(error, String(conn));
-        this.#clientError(named, conn);
-        conn.destroy(named);
-      },
+      kill: (conn, error) => this.#expire(conn, error),
     };
+  }
+
+  /** Closes a connection that broke a limit, reporting `error` (which does not name it yet). */
+  #expire(conn: Connection, error: PulsarError): void {
+    const named = aboutClient(error, String(conn));
+    this.#clientError(named, conn);
+    conn.destroy(named);
+  }
+
+  /** Closes one of the connections holding the most when the server's buffers pass `maxBufferedBytes`. */
+  #evict(conn: Connection, held: number): void {
+    const { maxBufferedBytes } = this.options;
+    this.#expire(conn, new PulsarError('ERR_MEMORY_LIMIT', `evicted holding ${held} bytes: the server's buffers for its clients passed maxBufferedBytes (${maxBufferedBytes} bytes)`));
   }
 
   #disconnected(conn: Connection, reason: DisconnectReason, error: Error | undefined): void {
     if (!this.#connections.delete(conn.id)) return;
     this.#registryCall('remove', conn);
     if (this.#state === 'closing') {
-      if (conn.flushed) this.#closeResult.drained++;
+      if (error === undefined && reason !== 'timeout' && conn.flushed) this.#closeResult.drained++;
       else this.#closeResult.forced++;
     }
     this.emit('disconnect', conn, reason, error);
@@ -357,6 +391,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   #startTimers(): void {
     const { heartbeat, reportInterval } = this.options;
     if (heartbeat) heartbeat.start(this.#heartbeatHost());
+    this.#deadlines.start();
     if (reportInterval !== false) {
       this.#reportTimer = setInterval(() => this.#report(), reportInterval);
       this.#reportTimer.unref();
@@ -365,6 +400,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
 
   #stopTimers(): void {
     if (this.options.heartbeat) this.options.heartbeat.stop();
+    this.#deadlines.stop();
     clearInterval(this.#reportTimer);
   }
 
@@ -374,7 +410,9 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
     this.#reporting = true;
     try {
       const connections = await this.options.registry.snapshot();
-      if (this.#state === 'listening') this.emit('report', { time: Date.now(), count: connections.length, connections });
+      if (this.#state === 'listening') {
+        this.emit('report', { time: Date.now(), count: connections.length, connections, bufferedBytes: this.bufferedBytes });
+      }
     } catch (error) {
       this.#registryFailed('snapshot', error);
     } finally {

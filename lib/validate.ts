@@ -20,3 +20,11 @@ export function checkInteger(owner: string, option: string, value: number, min: 
   }
   return value;
 }
+
+/** Longest delay Node's timers accept (2^31 − 1 ms, about 24.8 days); longer ones fire at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Checks a duration in ms against `[min, MAX_TIMER_MS]`, else throws `ERR_INVALID_OPTION`. */
+export function checkTimerMs(owner: string, option: string, value: number, min = 0): number {
+  return checkInteger(owner, option, value, min, MAX_TIMER_MS);
+}

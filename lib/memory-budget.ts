@@ -1,0 +1,65 @@
+/** One holder of buffered bytes (a connection), as the budget sees it. */
+export interface BudgetHolder {
+  /** Counts the bytes it holds now and returns them; from then on its changes are reported as deltas from that figure. */
+  recount(): number;
+}
+
+/**
+ * The server-wide budget of bytes held for clients (SPEC section 5, Redis 7's `maxmemory-clients`).
+ * Holders report each change as a delta, once per read chunk or write, so keeping the total costs an
+ * addition; output drained by the kernel is only seen at the next recount, so the total may run high
+ * between recounts, never low. When a growth passes the limit, every holder is recounted (the cost of
+ * an eviction, not of a frame) and, if the total still does not fit, the holders holding the most are
+ * evicted, biggest first, until it does.
+ */
+export class MemoryBudget<H extends BudgetHolder> {
+  /** The budget in bytes; `0`: unlimited (still counted). */
+  readonly limit: number;
+  readonly #holders: () => Iterable<H>;
+  readonly #evict: (holder: H, held: number) => void;
+  #total = 0;
+
+  /**
+   * @param limit the budget in bytes, `0` for none
+   * @param holders every holder, for recounts
+   * @param evict closes a holder holding `held` bytes; it must report the release (a negative delta)
+   */
+  constructor(limit: number, holders: () => Iterable<H>, evict: (holder: H, held: number) => void) {
+    this.limit = limit;
+    this.#holders = holders;
+    this.#evict = evict;
+  }
+
+  /** Bytes held by all holders, counted now. */
+  get total(): number {
+    return this.#recount().total;
+  }
+
+  /** Records that a holder now holds `delta` bytes more (or fewer); enforces the limit on growth. */
+  change(delta: number): void {
+    this.#total += delta;
+    if (delta > 0 && this.limit > 0 && this.#total > this.limit) this.#enforce();
+  }
+
+  #enforce(): void {
+    const { total, held } = this.#recount();
+    if (total <= this.limit) return;
+    held.sort((a, b) => b.bytes - a.bytes);
+    for (const { holder, bytes } of held) {
+      if (this.#total <= this.limit) break;
+      this.#evict(holder, bytes);
+    }
+  }
+
+  #recount(): { total: number; held: Array<{ holder: H; bytes: number }> } {
+    const held: Array<{ holder: H; bytes: number }> = [];
+    let total = 0;
+    for (const holder of this.#holders()) {
+      const bytes = holder.recount();
+      total += bytes;
+      if (bytes > 0) held.push({ holder, bytes });
+    }
+    this.#total = total;
+    return { total, held };
+  }
+}
