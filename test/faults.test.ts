@@ -4,8 +4,8 @@ import { expect } from 'chai';
 import net from 'node:net';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { IdleHeartbeat, PulsarError, type PulsarServer } from '../lib/index.js';
-import { TestClient, frame, nextEvent, onCleanup, runCleanups, startServer, when } from './helpers.js';
+import { IdleHeartbeat, PulsarError } from '../lib/index.js';
+import { TestClient, clientErrors, frame, nextEvent, rawSockets, runCleanups, served, startServer, when } from './helpers.js';
 
 afterEach(runCleanups);
 
@@ -23,41 +23,6 @@ async function liveMemory(): Promise<NodeJS.MemoryUsage> {
   return process.memoryUsage();
 }
 
-interface ReportedError {
-  code: string;
-  cause: string | undefined;
-  message: string;
-  /** The client's port. */
-  port: number;
-}
-
-/** Collects the codes of a server's client errors (and their causes' codes, for socket errors). */
-function clientErrors(server: PulsarServer): ReportedError[] {
-  const errors: ReportedError[] = [];
-  server.on('clientError', (error, conn) => {
-    const cause = (error.cause as NodeJS.ErrnoException | undefined)?.code;
-    errors.push({ code: (error as PulsarError).code, cause, message: error.message, port: conn.remotePort });
-  });
-  return errors;
-}
-
-/** Asserts one round trip for a well-behaved client (heartbeats may come in between). */
-async function served(client: TestClient, payload = `ping ${client.frames.length}`): Promise<void> {
-  const before = client.frames.length;
-  client.send(payload);
-  const echoed = (): boolean => client.frames.slice(before).some((f) => String(f) === payload);
-  await when(client.socket, ['data', 'close'], echoed, `the bystander's echo of "${payload}"`);
-}
-
-/** Connects `n` raw sockets at once (no test client machinery), each destroyed after the test. */
-async function rawSockets(port: number, n: number): Promise<net.Socket[]> {
-  return Promise.all(Array.from({ length: n }, () => new Promise<net.Socket>((resolve, reject) => {
-    const socket = net.connect({ port, host: '127.0.0.1' }, () => resolve(socket));
-    socket.on('error', reject);
-    onCleanup(() => void socket.destroy());
-  })));
-}
-
 describe('faults', function () {
   this.timeout(30000);
 
@@ -72,7 +37,7 @@ describe('faults', function () {
         const stalled = await Promise.all(Array.from({ length: 20 }, () => TestClient.connect(port)));
         for (const client of stalled) client.socket.write(Buffer.from(bytes, 'hex'));
         await Promise.all(stalled.map((c) => c.waitClosed()));
-        await when(server as never, ['disconnect'], () => server.connections.size === 1, 'the stalled clients to be gone');
+        await when(server, ['disconnect'], () => server.connections.size === 1, 'the stalled clients to be gone');
         for (const client of stalled) {
           expect(client.frames.length, 'heartbeats before the reaping').to.be.at.least(2);
           expect(client.frames.every((f) => String(f) === 'HEARTBEAT')).to.equal(true);
@@ -103,7 +68,7 @@ describe('faults', function () {
       await Promise.all(rude.map((c) => c.waitBytes(64 * 1024)));
       const ports = rude.map((c) => c.socket.localPort);
       for (const client of rude) client.socket.resetAndDestroy();
-      await when(server as never, ['disconnect'], () => server.connections.size === 1, 'the reset clients to be gone', 10000);
+      await when(server, ['disconnect'], () => server.connections.size === 1, 'the reset clients to be gone', 10000);
       // The kernel reports a reset once, to whichever call meets it first: a write (ECONNRESET, EPIPE), or
       // a read, which then sees the end of the stream in the middle of a frame.
       for (const error of errors) {
@@ -128,7 +93,7 @@ describe('faults', function () {
       const bystander = await TestClient.connect(port);
       const gone = await TestClient.connect(port);
       gone.send('slow');
-      await when(server as never, ['frame'], () => [...server.connections.values()].some((c) => c.framesIn === 1), 'the slow frame');
+      await when(server, ['frame'], () => [...server.connections.values()].some((c) => c.framesIn === 1), 'the slow frame');
       const disconnected = nextEvent(server, 'disconnect');
       gone.socket.resetAndDestroy();
       await disconnected;
@@ -179,7 +144,7 @@ describe('faults', function () {
           pump();
         });
       });
-      await when(server as never, ['backpressure'], () => [...server.connections.values()].filter((c) => c.paused).length === 4, 'all four greedy clients paused', 10000);
+      await when(server, ['backpressure'], () => [...server.connections.values()].filter((c) => c.paused).length === 4, 'all four greedy clients paused', 10000);
       // Buffer memory still referenced (after a full GC) while the four hold 64 MiB back, twice in a row:
       // bounded, and not growing while the stall lasts.
       const retained: number[] = [];
@@ -206,7 +171,7 @@ describe('faults', function () {
       const bystander = await TestClient.connect(port);
       const flood = await rawSockets(port, 299);
       const closedByServer = flood.map((s) => new Promise<boolean>((resolve) => s.on('close', () => resolve(true))));
-      await when(server as never, ['clientError', 'connection'], () => errors.length === 250 && server.connections.size === 50, '250 refusals and 50 held', 10000);
+      await when(server, ['clientError', 'connection'], () => errors.length === 250 && server.connections.size === 50, '250 refusals and 50 held', 10000);
       expect(new Set(errors.map((e) => e.code))).to.deep.equal(new Set(['ERR_MAX_CONNECTIONS']));
       await served(bystander);
       const held = [...server.connections.values()].map((c) => c.remotePort);
@@ -214,7 +179,7 @@ describe('faults', function () {
       expect(refused).to.have.length(250);
       await Promise.all(refused.map((s) => closedByServer[flood.indexOf(s)]));
       for (const socket of flood) socket.destroy();
-      await when(server as never, ['disconnect'], () => server.connections.size === 1, 'only the bystander left');
+      await when(server, ['disconnect'], () => server.connections.size === 1, 'only the bystander left');
       await served(bystander);
     });
 
@@ -247,7 +212,7 @@ describe('faults', function () {
       });
       for (let i = 0; i < cycles; i += parallel) await Promise.all(Array.from({ length: parallel }, (_, k) => cycle(i + k)));
       expect(echoed).to.equal(cycles);
-      await when(server as never, ['disconnect'], () => server.connections.size === 1, 'every cycle disconnected', 10000);
+      await when(server, ['disconnect'], () => server.connections.size === 1, 'every cycle disconnected', 10000);
       await served(bystander);
       expect(await server.options.registry.snapshot()).to.have.length(1);
       expect(resources(), 'active handles and timers').to.deep.equal(before.resources);

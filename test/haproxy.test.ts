@@ -105,7 +105,7 @@ describe('behind HAProxy (send-proxy-v2)', function () {
     const conns = new Map<TestClient, Connection>(draining.map((c) => [c, [...servers[0]!.connections.values()].find((k) => k.remotePort === c.socket.localPort)!]));
     for (const client of draining) for (let n = 0; n < 50; n++) client.send(`burst ${n}`);
     // Close while the bursts are being read, some of each read, some not yet.
-    await when(servers[0] as never, ['frame'], () => [...conns.values()].every((c) => c.framesIn > 1), 'the bursts to arrive');
+    await when(servers[0]!, ['frame'], () => [...conns.values()].every((c) => c.framesIn > 1), 'the bursts to arrive');
     const closed = servers[0]!.close();
     expect(await closed).to.deep.include({ forced: 0 });
     for (const client of draining) {

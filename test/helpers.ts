@@ -2,7 +2,7 @@
 // start-up on port 0 with cleanup, and event waits bounded in time. Nothing here sleeps to assert.
 import { once, type EventEmitter as NodeEmitter } from 'node:events';
 import net from 'node:net';
-import { PulsarServer, type PulsarServerEvents, type PulsarServerOptions } from '../lib/index.js';
+import { PulsarServer, type PulsarError, type PulsarServerEvents, type PulsarServerOptions } from '../lib/index.js';
 
 /** A 4-byte big-endian length-prefixed frame, built without the library's codec. */
 export function frame(payload: Buffer | string): Buffer {
@@ -63,9 +63,9 @@ export async function within<T extends unknown[]>(emitter: NodeEmitter, event: s
  * Resolves once `condition` holds, checking it now and after each of `events` on `emitter`; fails
  * after `ms` with `what` in the message. Waits on events, never on time.
  */
-export function when(
-  emitter: { on(event: string, fn: () => void): unknown; off(event: string, fn: () => void): unknown },
-  events: string[],
+export function when<E extends string>(
+  emitter: { on(event: E, fn: () => void): unknown; off(event: E, fn: () => void): unknown },
+  events: E[],
   condition: () => boolean,
   what: string,
   ms = 5000,
@@ -164,4 +164,40 @@ export class TestClient {
   #join(): void {
     this.#chunks = [Buffer.concat(this.#chunks)];
   }
+}
+
+/** A client error as the tests look at it. */
+export interface ReportedError {
+  code: string;
+  cause: string | undefined;
+  message: string;
+  /** The client's port. */
+  port: number;
+}
+
+/** Collects the codes of a server's client errors (and their causes' codes, for socket errors). */
+export function clientErrors(server: PulsarServer): ReportedError[] {
+  const errors: ReportedError[] = [];
+  server.on('clientError', (error, conn) => {
+    const cause = (error.cause as NodeJS.ErrnoException | undefined)?.code;
+    errors.push({ code: (error as PulsarError).code, cause, message: error.message, port: conn.remotePort });
+  });
+  return errors;
+}
+
+/** Asserts one round trip for a well-behaved client (heartbeats may come in between). */
+export async function served(client: TestClient, payload = `ping ${client.frames.length}`): Promise<void> {
+  const before = client.frames.length;
+  client.send(payload);
+  const echoed = (): boolean => client.frames.slice(before).some((f) => String(f) === payload);
+  await when(client.socket, ['data', 'close'], echoed, `the bystander's echo of "${payload}"`);
+}
+
+/** Connects `n` raw sockets at once (no test client machinery), each destroyed after the test. */
+export async function rawSockets(port: number, n: number): Promise<net.Socket[]> {
+  return Promise.all(Array.from({ length: n }, () => new Promise<net.Socket>((resolve, reject) => {
+    const socket = net.connect({ port, host: '127.0.0.1' }, () => resolve(socket));
+    socket.on('error', reject);
+    onCleanup(() => void socket.destroy());
+  })));
 }

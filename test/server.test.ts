@@ -64,7 +64,7 @@ describe('PulsarServer', () => {
     it('serves many concurrent clients, each in order, none mixed up', async () => {
       const { server, port } = await startServer();
       const clients = await Promise.all(Array.from({ length: 50 }, () => TestClient.connect(port)));
-      await when(server as never, ['connection'], () => server.connections.size === 50, '50 connections');
+      await when(server, ['connection'], () => server.connections.size === 50, '50 connections');
       clients.forEach((client, c) => client.send(...Array.from({ length: 40 }, (_, i) => `client ${c} frame ${i}`)));
       await Promise.all(clients.map((client) => client.waitFrames(40)));
       clients.forEach((client, c) => {
@@ -197,7 +197,7 @@ describe('PulsarServer', () => {
         },
       });
       const [alice, bob] = [await TestClient.connect(port), await TestClient.connect(port)];
-      await when(server as never, ['connection'], () => server.connections.size === 2, '2 connections');
+      await when(server, ['connection'], () => server.connections.size === 2, '2 connections');
       alice.send('hi bob', 'twice');
       expect((await bob.waitFrames(2)).map(String)).to.deep.equal(['hi bob', 'twice']);
       expect(alice.frames).to.have.length(0);
@@ -261,7 +261,7 @@ describe('PulsarServer', () => {
       const good = await TestClient.connect(port);
       const rude = await TestClient.connect(port);
       rude.socket.write(Buffer.from('00000010414243', 'hex'));
-      await when(server as never, ['connection'], () => server.connections.size === 2, 'two connections');
+      await when(server, ['connection'], () => server.connections.size === 2, 'two connections');
       const gone = nextEvent(server, 'disconnect');
       rude.socket.resetAndDestroy();
       const [, reason] = await gone;
@@ -294,7 +294,7 @@ describe('PulsarServer', () => {
       const policy: HeartbeatPolicy = { start: (h) => void (host = h), stop: () => {} };
       const { server, port } = await startServer({ heartbeat: policy });
       const client = await TestClient.connect(port);
-      await when(server as never, ['connection'], () => server.connections.size === 1, '1 connection');
+      await when(server, ['connection'], () => server.connections.size === 1, '1 connection');
       const pingAll = () => { for (const peer of host!.connections()) host!.ping(peer, payload); };
       pingAll();
       payload.write('beat-2');
@@ -331,11 +331,12 @@ describe('PulsarServer', () => {
       expect(disconnects).to.deep.equal([{ id: 1, reason: 'error', code: 'ERR_IDLE_TIMEOUT' }]);
     });
 
-    it('does not reap a slow reader while its response is still draining', async function () {
+    it('does not reap a slow reader while its response is still draining, by idle or by write timeout', async function () {
       this.timeout(20000);
       const chunk = Buffer.alloc(8 * 1024 * 1024, 0x5a);
       const { server, port } = await startServer({
         heartbeat: new IdleHeartbeat({ interval: 0, idleTimeout: 400 }),
+        writeTimeout: 400,
         handler: (_f, conn) => { for (let i = 0; i < 3; i++) conn.send(chunk); },
       });
       const { clientErrors } = record(server);
@@ -410,7 +411,7 @@ describe('PulsarServer', () => {
       const registry = new MemoryRegistry();
       const { server, port } = await startServer({ registry });
       const client = await TestClient.connect(port);
-      await when(server as never, ['connection'], () => registry.size === 1, 'registry add');
+      await when(server, ['connection'], () => registry.size === 1, 'registry add');
       expect([...registry][0]!.remotePort).to.equal(client.socket.localPort);
       client.socket.end();
       await nextEvent(server, 'disconnect');
@@ -424,7 +425,7 @@ describe('PulsarServer', () => {
       const { clientErrors } = record(server);
       const a = await TestClient.connect(port);
       const b = await TestClient.connect(port);
-      await when(server as never, ['connection'], () => server.connections.size === 2, 'two connections');
+      await when(server, ['connection'], () => server.connections.size === 2, 'two connections');
       const refused = nextEvent(server, 'clientError');
       const c = await TestClient.connect(port);
       const cPort = c.socket.localPort;
@@ -477,7 +478,7 @@ describe('PulsarServer', () => {
       client.socket.pause();
       const n = 200;
       client.send(...Array.from({ length: n }, (_, i) => `frame ${i}`));
-      await when(server as never, ['frame'], () => [...server.connections.values()][0]?.framesIn === n, 'all frames read');
+      await when(server, ['frame'], () => [...server.connections.values()][0]?.framesIn === n, 'all frames read');
       const closeEvents: unknown[] = [];
       server.on('close', (r) => closeEvents.push(r));
       const closing = server.close();
