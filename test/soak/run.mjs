@@ -9,6 +9,10 @@
 //   slow        send 1.5 MiB at once, read it back one chunk every 50 ms, check all of it
 //   reset       send frames and half a frame, then reset the connection
 //   oversized   announce a frame over the server's 64 KiB limit
+//   hoarder     send all of a 60 KiB frame but its last byte, and hold it: closed by the frame timeout
+//   trickler    send a frame one byte every 100 ms (slowloris on the payload): closed by the frame timeout
+//   listener    subscribe to the server's broadcast feed (16 KiB every 10 ms), check every feed frame arrives
+//   deaf        subscribe to the feed and never read: closed as a slow consumer
 //
 // Exit status 1 if an echo was lost or wrong, the server reported an unexpected error or crashed.
 import { fork } from 'node:child_process';
@@ -23,11 +27,13 @@ const { values: flags } = parseArgs({ options: { seconds: { type: 'string', defa
 const seconds = Number(flags.seconds);
 if (!(seconds > 0)) throw new Error('--seconds must be a positive number');
 
-const MIX = { echo: 20, keepalive: 30, silent: 30, slow: 4, reset: 4, oversized: 2 };
-const EXPECTED_ERRORS = new Set(['ERR_IDLE_TIMEOUT', 'ERR_FRAME_TOO_LARGE', 'ERR_CONNECTION_LOST', 'ERR_TRUNCATED_FRAME']);
+const MIX = { echo: 20, keepalive: 30, silent: 30, slow: 4, reset: 4, oversized: 2, hoarder: 10, trickler: 4, listener: 4, deaf: 4 };
+const EXPECTED_ERRORS = new Set(['ERR_IDLE_TIMEOUT', 'ERR_FRAME_TOO_LARGE', 'ERR_CONNECTION_LOST', 'ERR_TRUNCATED_FRAME', 'ERR_FRAME_TIMEOUT', 'ERR_SLOW_CONSUMER']);
+/** The server's peak RSS must stay under this: 109–116 MB measured in 40 s runs, twice that is a leak or a limit broken. */
+const PEAK_RSS_BOUND = 256 * 1024 * 1024;
 const HEARTBEAT = Buffer.from('HEARTBEAT');
 
-const tally = { sessions: {}, verified: 0, lost: 0, wrong: 0, heartbeats: 0, unexpectedCloses: 0, notReaped: 0 };
+const tally = { sessions: {}, verified: 0, lost: 0, wrong: 0, heartbeats: 0, unexpectedCloses: 0, notReaped: 0, feedVerified: 0, feedLost: 0, attackersNotClosed: 0 };
 const count = (kind) => (tally.sessions[kind] = (tally.sessions[kind] ?? 0) + 1);
 
 function frame(payload) {
@@ -203,7 +209,70 @@ async function oversizedSession(port) {
   await delay(500);
 }
 
-const SESSIONS = { echo: echoSession, keepalive: keepaliveSession, silent: silentSession, slow: slowSession, reset: resetSession, oversized: oversizedSession };
+/** Sends `wire`, then waits up to `ms` for the server to close the connection; counts it if it does not. */
+async function expectClosedByServer(peer, ms) {
+  await Promise.race([peer.closed, delay(ms)]);
+  if (!peer.socket.destroyed && !peer.closedByServer) tally.attackersNotClosed++;
+  peer.socket.destroy();
+  await peer.closed;
+}
+
+async function hoarderSession(port) {
+  const peer = new Peer(port);
+  await peer.connected;
+  const wire = frame(payload(1, 60 * 1024));
+  peer.socket.write(wire.subarray(0, wire.length - 1));
+  await expectClosedByServer(peer, 6000); // frame timeout 2 s
+}
+
+async function tricklerSession(port) {
+  const peer = new Peer(port);
+  await peer.connected;
+  const wire = frame(payload(2, 1000));
+  let sent = 0;
+  const drip = setInterval(() => sent < wire.length && peer.socket.writable && peer.socket.write(wire.subarray(sent, ++sent)), 100);
+  await expectClosedByServer(peer, 6000); // frame timeout 2 s, though a byte comes every 100 ms
+  clearInterval(drip);
+}
+
+const SUBSCRIBE = Buffer.from('SUBSCRIBE');
+const isFeed = (f) => f.length >= 8 && f.toString('latin1', 0, 4) === 'FEED';
+
+async function listenerSession(port) {
+  const peer = new Peer(port);
+  await peer.connected;
+  let next = -1;
+  peer.onFrame = (f) => {
+    if (f.equals(HEARTBEAT)) peer.socket.write(frame(Buffer.from('alive'))); // stay alive: only inbound bytes count
+    if (!isFeed(f)) return;
+    const seq = f.readUInt32BE(4);
+    if (next !== -1 && seq !== next) tally.feedLost += Math.max(0, seq - next);
+    if (f[8] !== (seq & 0xff) || f.length !== 16 * 1024) tally.wrong++;
+    else tally.feedVerified++;
+    next = seq + 1;
+  };
+  peer.socket.write(frame(SUBSCRIBE));
+  await Promise.race([delay(random(3000, 8000)), peer.closed]);
+  if (peer.closedByServer) tally.unexpectedCloses++;
+  peer.socket.end();
+  await peer.closed;
+}
+
+async function deafSession(port) {
+  const peer = new Peer(port);
+  await peer.connected;
+  peer.socket.write(frame(SUBSCRIBE));
+  peer.socket.pause();
+  // Never reads, but keeps talking: a paused socket notices the server's reset only when it writes.
+  const talk = setInterval(() => peer.socket.writable && peer.socket.write(frame(Buffer.from('still here'))), 500);
+  await expectClosedByServer(peer, 10000); // write timeout 1 s, or 2 MiB pending
+  clearInterval(talk);
+}
+
+const SESSIONS = {
+  echo: echoSession, keepalive: keepaliveSession, silent: silentSession, slow: slowSession, reset: resetSession, oversized: oversizedSession,
+  hoarder: hoarderSession, trickler: tricklerSession, listener: listenerSession, deaf: deafSession,
+};
 
 // ---- the run ----
 
@@ -272,12 +341,15 @@ const summary = [
   ['connections held (peak)', final.peak],
   ['sessions by kind', Object.entries(tally.sessions).map(([k, n]) => `${k} ${n}`).join(', ')],
   ['frames decoded by the server', final.framesIn],
-  ['frames sent by the server (heartbeats included)', `${final.framesOut} (${final.heartbeats} heartbeats)`],
-  ['frames decoded but never answered', final.framesIn - (final.framesOut - final.heartbeats)],
+  ['frames sent by the server', `${final.framesOut} (${final.heartbeats} heartbeats, ${final.feed} feed)`],
+  ['frames decoded but never answered', final.framesIn - (final.framesOut - final.heartbeats - final.feed)],
   ['echoes verified by clients', tally.verified],
   ['echoes lost / wrong', `${tally.lost} / ${tally.wrong}`],
   ['well-behaved clients closed by the server', tally.unexpectedCloses],
   ['silent clients not reaped', tally.notReaped],
+  ['feed frames verified / lost by listeners', `${tally.feedVerified} / ${tally.feedLost}`],
+  ['attackers not closed by the server', tally.attackersNotClosed],
+  ['server peak RSS / bound', `${mb(final.peakRss)} / ${mb(PEAK_RSS_BOUND)} MB`],
   ['reports emitted', final.reports],
   ['client errors by code', errors.map(([c, n]) => `${c} ${n}`).join(', ') || 'none'],
   ['RSS start → end (second half min–max)', `${mb(first.rss)} → ${mb(last.rss)} MB (${mb(Math.min(...steady.map((s) => s.rss)))}–${mb(Math.max(...steady.map((s) => s.rss)))})`],
@@ -290,7 +362,10 @@ for (const [name, value] of summary) console.log(`${name.padEnd(48)} ${value}`);
 
 const failures = [];
 if (tally.lost > 0 || tally.wrong > 0) failures.push(`${tally.lost} echoes lost and ${tally.wrong} wrong`);
-if (final.framesIn !== final.framesOut - final.heartbeats) failures.push('the server left frames unanswered');
+if (final.framesIn !== final.framesOut - final.heartbeats - final.feed) failures.push('the server left frames unanswered');
+if (tally.feedLost > 0) failures.push(`${tally.feedLost} feed frames lost by listeners`);
+if (tally.attackersNotClosed > 0) failures.push(`${tally.attackersNotClosed} attackers not closed by the server`);
+if (final.peakRss > PEAK_RSS_BOUND) failures.push(`server peak RSS ${mb(final.peakRss)} MB over the ${mb(PEAK_RSS_BOUND)} MB bound`);
 if (tally.unexpectedCloses > 0) failures.push(`${tally.unexpectedCloses} well-behaved clients closed by the server`);
 if (tally.notReaped > 0) failures.push(`${tally.notReaped} silent clients not reaped by the idle timeout`);
 if (unexpected.length > 0) failures.push(`unexpected errors: ${unexpected.map(([c]) => c).join(', ')}`);

@@ -1,8 +1,13 @@
-// The server under soak (`npm run soak`): pulsar's default echo with heartbeats, an idle timeout and a
-// 64 KiB frame limit, in its own process so its memory is its own. It answers the driver over IPC:
+// The server under soak (`npm run soak`): an echo with heartbeats, an idle timeout, a 64 KiB frame limit,
+// tight memory limits and a broadcast feed, in its own process so its memory is its own. It answers the driver over IPC:
 // `stats` → its counters and memory (after a full GC, so figures show what is still referenced), and
 // `close` → a graceful close, its result, then exit.
 import { IdleHeartbeat, LengthPrefixedCodec, PulsarServer } from 'pulsar';
+
+// A frame `SUBSCRIBE` joins the feed: a numbered 16 KiB frame broadcast to every subscriber every 10 ms.
+const SUBSCRIBE = Buffer.from('SUBSCRIBE');
+const FEED_BYTES = 16 * 1024;
+const subscribers = new Set();
 
 const server = new PulsarServer({
   port: 0,
@@ -10,9 +15,31 @@ const server = new PulsarServer({
   heartbeat: new IdleHeartbeat({ interval: 1000, idleTimeout: 4000 }),
   reportInterval: 5000,
   shutdownTimeout: 5000,
+  // Tight limits, so that every attacker meets one within seconds.
+  maxBufferedBytes: 64 * 1024 * 1024,
+  frameTimeout: 2000,
+  maxPendingOutput: 2 * 1024 * 1024,
+  writeTimeout: 1000,
+  handler: (frame, conn) => {
+    if (frame.equals(SUBSCRIBE)) subscribers.add(conn);
+    conn.send(frame);
+  },
 });
 
-const totals = { accepted: 0, framesIn: 0, framesOut: 0, heartbeats: 0, peak: 0, reports: 0 };
+const totals = { accepted: 0, framesIn: 0, framesOut: 0, heartbeats: 0, feed: 0, peak: 0, reports: 0 };
+let feedSeq = 0;
+const feed = setInterval(() => {
+  const payload = Buffer.alloc(FEED_BYTES, feedSeq & 0xff);
+  payload.write('FEED', 0);
+  payload.writeUInt32BE(feedSeq++, 4);
+  for (const conn of subscribers) {
+    if (conn.state !== 'open') continue;
+    conn.send(payload);
+    totals.feed++;
+  }
+}, 10);
+server.on('disconnect', (conn) => subscribers.delete(conn));
+
 const errors = {};
 server.on('connection', () => {
   totals.accepted++;
@@ -39,12 +66,14 @@ async function stats() {
     framesOut += conn.framesOut;
   }
   const { rss, heapUsed, arrayBuffers } = process.memoryUsage();
-  return { ...totals, framesIn, framesOut, connections: server.connections.size, errors, rss, heapUsed, arrayBuffers };
+  const peakRss = process.resourceUsage().maxRSS * 1024;
+  return { ...totals, framesIn, framesOut, connections: server.connections.size, errors, rss, heapUsed, arrayBuffers, peakRss, bufferedBytes: server.bufferedBytes };
 }
 
 process.on('message', async (message) => {
   if (message === 'stats') process.send({ stats: await stats() });
   if (message === 'close') {
+    clearInterval(feed);
     const result = await server.close();
     process.send({ closed: result, stats: await stats() }, () => process.exit(0));
   }
