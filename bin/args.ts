@@ -27,6 +27,8 @@ Options:
   --proxy-protocol          expect a PROXY protocol v1/v2 header on every connection (behind HAProxy)
   --tls-cert <file>         serve TLS with this PEM certificate (chain); needs --tls-key
   --tls-key <file>          the PEM private key of --tls-cert
+  --metrics <[host:]port>   serve Prometheus metrics at http://host:port/metrics (host 127.0.0.1
+                            unless given; port 0 picks a free one)
   --log <text|json>         text logs on stderr, or JSON lines on stdout (default text)
   -h, --help                show this help
   -v, --version             show the version
@@ -55,6 +57,8 @@ export interface CliOptions {
   workers: number;
   /** PEM certificate and key, read from the --tls-cert and --tls-key files. */
   tls: { cert: Buffer; key: Buffer } | undefined;
+  /** Where to serve `/metrics` (`--metrics`), if anywhere. */
+  metrics: { host: string; port: number } | undefined;
   log: 'text' | 'json';
   help: boolean;
   version: boolean;
@@ -92,6 +96,7 @@ export function parseCli(argv: string[]): CliOptions {
         workers: { type: 'string', default: '1' },
         'tls-cert': { type: 'string' },
         'tls-key': { type: 'string' },
+        metrics: { type: 'string' },
         log: { type: 'string', default: 'text' },
         help: { type: 'boolean', short: 'h', default: false },
         version: { type: 'boolean', short: 'v', default: false },
@@ -120,6 +125,7 @@ export function parseCli(argv: string[]): CliOptions {
     proxyProtocol: values['proxy-protocol'],
     workers: values.workers === 'auto' ? os.availableParallelism() : integer('--workers', values.workers, 1, 1024),
     tls: values['tls-cert'] === undefined ? undefined : { cert: readPem('--tls-cert', values['tls-cert']), key: readPem('--tls-key', values['tls-key']!) },
+    metrics: values.metrics === undefined ? undefined : hostAndPort('--metrics', values.metrics),
     log: values.log,
     help: values.help,
     version: values.version,
@@ -132,6 +138,13 @@ function integer(flag: string, text: string, min: number, max: number): number {
     throw new UsageError(`${flag} must be an integer from ${min} to ${max}, got '${text}'`);
   }
   return value;
+}
+
+/** `port`, `host:port` or `[v6]:port`; the host defaults to 127.0.0.1. */
+function hostAndPort(flag: string, text: string): { host: string; port: number } {
+  const match = /^(?:(?:\[([^\]]+)\]|([^:]+)):)?(\d+)$/.exec(text);
+  if (!match) throw new UsageError(`${flag} must be a port or host:port, got '${text}'`);
+  return { host: match[1] ?? match[2] ?? '127.0.0.1', port: integer(flag, match[3]!, 0, 65535) };
 }
 
 const SIZE_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import createDebug from 'debug';
 import type { CloseResult, Connection, ConnectionSnapshot, ListenAddress, PulsarCluster, PulsarServer, Report } from '../lib/index.js';
 
@@ -8,16 +9,21 @@ type Namespace = 'pulsar:server' | 'pulsar:conn' | 'pulsar:report' | 'pulsar:hea
 type Level = 'debug' | 'info' | 'warn' | 'error';
 type Fields = Record<string, unknown>;
 
-/** Report lines listed one per connection in text logs before the rest is summarised. */
+/** Connections a report log line lists (text and JSON) before it says how many more there are. */
 const REPORT_LINES = 20;
+
+/** pino's numeric levels, so that pino-pretty and log shippers read the JSON lines. */
+const PINO_LEVELS: Record<Level, number> = { debug: 20, info: 30, warn: 40, error: 50 };
 
 /**
  * One log call site for both formats: text goes to stderr through `debug` (namespace-gated), JSON
- * lines go to stdout, gated by the same namespaces so `DEBUG` narrows both.
+ * lines go to stdout, gated by the same namespaces so `DEBUG` narrows both. JSON lines have pino's
+ * shape (numeric `level`, `time` in epoch ms, `pid`, `hostname`, `msg`, errors as `err`), plus `event`.
  */
 export class CliLogger {
   readonly #format: 'text' | 'json';
   readonly #channels = new Map<Namespace, createDebug.Debugger>();
+  readonly #base = { pid: process.pid, hostname: os.hostname() };
 
   /** @param format `text` (stderr, via debug) or `json` (stdout) */
   constructor(format: 'text' | 'json') {
@@ -31,12 +37,18 @@ export class CliLogger {
     return this.#channel(namespace).enabled;
   }
 
-  /** Logs one event: `text` for humans, `fields` for JSON. */
+  /** Logs one event: `text` for humans (its first line is the JSON `msg`), `fields` for JSON. */
   log(namespace: Namespace, level: Level, event: string, fields: Fields, text: string): void {
     const channel = this.#channel(namespace);
     if (!channel.enabled) return;
-    if (this.#format === 'text') channel('%s', text);
-    else process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), level, event, ...fields })}\n`);
+    if (this.#format === 'text') {
+      channel('%s', text);
+      return;
+    }
+    const newline = text.indexOf('\n');
+    const msg = newline === -1 ? text : text.slice(0, newline);
+    const record = { level: PINO_LEVELS[level], time: Date.now(), ...this.#base, event, ...fields, msg };
+    process.stdout.write(`${JSON.stringify(record)}\n`);
   }
 
   #channel(namespace: Namespace): createDebug.Debugger {
@@ -62,9 +74,10 @@ function errorCode(error: Error): string {
   return (error as NodeJS.ErrnoException).code ?? error.name;
 }
 
+/** An error as pino serialises one: `err: { type, message, code }`. */
 function errorFields(error: Error | undefined): Fields {
   if (!error) return {};
-  return { code: errorCode(error), error: error.message };
+  return { err: { type: error.name, message: error.message, code: errorCode(error) } };
 }
 
 /** A connection's id in text logs: `#3`, or `#w2.3` for connection 3 of cluster worker 2. */
@@ -124,16 +137,32 @@ export function logServerEvents(server: PulsarServer, logger: CliLogger, worker?
   });
 }
 
+type ListedConnection = ConnectionSnapshot & { worker?: number };
+
 function logReport(logger: CliLogger, report: Report): void {
-  const { count, connections, bufferedBytes } = report;
-  logger.log('pulsar:report', 'info', 'report', { count, bufferedBytes, connections }, `${count} connection(s), ${bufferedBytes} bytes buffered${reportLines(connections)}`);
+  logReportLine(logger, report.count, report.bufferedBytes, report.connections);
 }
 
-function reportLines(connections: Array<ConnectionSnapshot & { worker?: number }>): string {
-  const lines = connections.slice(0, REPORT_LINES).map((c) =>
+/**
+ * One report line, its size bounded whatever the number of connections: the count and totals over all
+ * of them, then at most REPORT_LINES connections and how many more there are. The `report` event still
+ * carries every connection.
+ */
+function logReportLine(logger: CliLogger, count: number, bufferedBytes: number, connections: ListedConnection[], extra: Fields = {}, split = ''): void {
+  const totals = { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0 };
+  for (const c of connections) {
+    totals.framesIn += c.framesIn;
+    totals.framesOut += c.framesOut;
+    totals.bytesIn += c.bytesIn;
+    totals.bytesOut += c.bytesOut;
+  }
+  const listed = connections.slice(0, REPORT_LINES);
+  const more = connections.length - listed.length;
+  const lines = listed.map((c) =>
     `\n  ${connectionTag(c.id, c.worker)} ${c.remoteAddress}:${c.remotePort} idle ${c.idleMs} ms, in ${c.framesIn} frames/${c.bytesIn} B, out ${c.framesOut} frames/${c.bytesOut} B`);
-  if (connections.length > REPORT_LINES) lines.push(`\n  … and ${connections.length - REPORT_LINES} more`);
-  return lines.join('');
+  if (more > 0) lines.push(`\n  … and ${more} more`);
+  const summary = `${count} connection(s)${split}, ${bufferedBytes} bytes buffered, in ${totals.framesIn} frames/${totals.bytesIn} B, out ${totals.framesOut} frames/${totals.bytesOut} B`;
+  logger.log('pulsar:report', 'info', 'report', { count, bufferedBytes, totals, ...extra, connections: listed, more }, `${summary}${lines.join('')}`);
 }
 
 /** Logs the events of the primary of `--workers N`: one listening line and one report for all workers. */
@@ -143,7 +172,7 @@ export function logClusterEvents(primary: PulsarCluster, logger: CliLogger): voi
     const connections = workers.flatMap((w) => w.connections.map((c) => ({ ...c, worker: w.worker })));
     const perWorker = workers.map((w) => ({ worker: w.worker, pid: w.pid, count: w.count }));
     const split = perWorker.map((w) => `worker ${w.worker}: ${w.count}`).join(', ');
-    logger.log('pulsar:report', 'info', 'report', { count, bufferedBytes, workers: perWorker, connections }, `${count} connection(s) (${split}), ${bufferedBytes} bytes buffered${reportLines(connections)}`);
+    logReportLine(logger, count, bufferedBytes, connections, { workers: perWorker }, ` (${split})`);
   });
   primary.on('workerExit', ({ worker, pid, code, signal, replaced }) => {
     const how = signal ?? `code ${code}`;

@@ -4,6 +4,7 @@ import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import createDebug from 'debug';
 import { IdleHeartbeat, LengthPrefixedCodec, PulsarCluster, PulsarServer, serveWorker, type CloseResult } from '../lib/index.js';
+import type { MetricsEndpoint } from '../lib/metrics/index.js';
 import { parseCli, UsageError, USAGE, type CliOptions } from './args.js';
 import { CliLogger, DEFAULT_NAMESPACES, logClosed, logClusterEvents, logServerEvents, logShutdown } from './log.js';
 
@@ -85,14 +86,33 @@ async function runPrimary(cli: CliOptions, logger: CliLogger): Promise<void> {
     process.stderr.write(`pulsar: ${(error as Error).message}\n`);
     process.exit(1);
   }
+  if (cli.metrics) {
+    const { serveClusterMetrics } = await loadMetrics();
+    await serveEndpoint(cli, logger, serveClusterMetrics);
+  }
 }
 
-function listenFailed(cli: CliOptions, error: unknown): never {
+/** One line saying why `what` (`listen on`, `serve metrics on`) failed at `host:port`, then exit 1. */
+function listenFailed({ host, port }: { host: string; port: number }, error: unknown, what = 'listen on'): never {
   const { code, message } = error as NodeJS.ErrnoException;
   const reason = (code && LISTEN_ERRORS[code]) ? `${LISTEN_ERRORS[code]} (${code})` : message;
-  const host = cli.host.includes(':') ? `[${cli.host}]` : cli.host;
-  process.stderr.write(`pulsar: cannot listen on ${host}:${cli.port}: ${reason}\n`);
+  const shown = host.includes(':') ? `[${host}]` : host;
+  process.stderr.write(`pulsar: cannot ${what} ${shown}:${port}: ${reason}\n`);
   process.exit(1);
+}
+
+type MetricsModule = typeof import('../lib/metrics/index.js');
+
+/** prom-client is loaded only when `--metrics` asks for it. */
+function loadMetrics(): Promise<MetricsModule> {
+  return import('../lib/metrics/index.js');
+}
+
+/** Serves `/metrics` where `--metrics` says, and logs where; exits 1 if it cannot. */
+async function serveEndpoint(cli: CliOptions, logger: CliLogger, serve: (options: { host: string; port: number }) => Promise<MetricsEndpoint>): Promise<void> {
+  const where = cli.metrics!;
+  const endpoint = await serve(where).catch((error: unknown) => listenFailed(where, error, 'serve metrics on'));
+  logger.log('pulsar:server', 'info', 'metrics', { address: endpoint.address, port: endpoint.port }, `metrics on ${endpoint.url}`);
 }
 
 async function main(): Promise<void> {
@@ -118,12 +138,16 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   logServerEvents(server, logger, cluster.worker?.id);
+  const metricsModule = cli.metrics ? await loadMetrics() : undefined;
+  const metrics = metricsModule ? new metricsModule.PulsarMetrics(server) : undefined;
   if (cluster.isWorker) {
+    if (metrics) metricsModule!.shareWithPrimary(metrics); // the primary serves them, summed
     await serveWorker(server).catch((error: unknown) => listenFailed(cli, error));
     return;
   }
   handleSignals(logger, () => server.connections.size, () => server.close());
   await server.listen().catch((error: unknown) => listenFailed(cli, error));
+  if (metrics) await serveEndpoint(cli, logger, (where) => metricsModule!.serveMetrics(() => metrics.registry.metrics(), where));
 }
 
 void main();

@@ -40,7 +40,7 @@ export interface ConnectionOwner {
   /** Handles one inbound frame; a returned promise delays a graceful close until it settles. */
   onFrame(frame: Buffer, conn: Connection): unknown;
   /** Reports a problem with this connection. */
-  onClientError(error: Error, conn: Connection): void;
+  onClientError(error: PulsarError, conn: Connection): void;
   /** Reading paused (`true`) or resumed (`false`) for backpressure. */
   onFlowChange(conn: Connection, paused: boolean): void;
   /** The bytes the connection holds grew (or shrank) by `delta`; called once per read chunk or write at most. */
@@ -498,7 +498,7 @@ export class Connection implements HeartbeatPeer, DeadlinePeer, BudgetHolder {
   }
 
   /** Reports a client error and destroys the connection. */
-  #fail(error: Error, reason: DisconnectReason = 'error'): void {
+  #fail(error: PulsarError, reason: DisconnectReason = 'error'): void {
     if (this.#state === 'closed') {
       debug('%s late error after close: %s', this.remote, error.message);
       return;

@@ -1,5 +1,5 @@
 export { PulsarServer } from './server.js';
-export type { CloseResult, ListenAddress, PulsarServerEvents, Report } from './server.js';
+export type { CloseResult, ListenAddress, PulsarServerEvents, Report, ServerStats } from './server.js';
 export type { FrameHandler, PulsarServerOptions, ResolvedServerOptions } from './options.js';
 export { PulsarClient } from './client.js';
 export type { PulsarClientEvents, PulsarClientOptions, ReconnectOptions } from './client.js';
@@ -16,3 +16,5 @@ export type { PulsarErrorCode } from './errors.js';
 export type { ProxiedAddress, ProxyProtocolOptions } from './proxy.js';
 export { PulsarCluster, serveWorker } from './cluster.js';
 export type { ClusterReport, PulsarClusterEvents, PulsarClusterOptions, WorkerExit, WorkerReport } from './cluster.js';
+export { channels } from './channels.js';
+export type { BackpressureMessage, ClientErrorMessage, ConnectionMessage, DisconnectMessage, RefusedMessage } from './channels.js';

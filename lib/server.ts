@@ -4,6 +4,7 @@ import createDebug from 'debug';
 import { EventEmitter } from 'eventemitter3';
 import { Connection, peerOf, type ConnectionOwner, type DisconnectReason } from './connection.js';
 import { aboutClient, PulsarError } from './errors.js';
+import { channels, type BackpressureMessage, type ClientErrorMessage, type ConnectionMessage, type DisconnectMessage, type RefusedMessage } from './channels.js';
 import { DeadlineSweep } from './deadlines.js';
 import type { HeartbeatHost } from './heartbeat.js';
 import { MemoryBudget } from './memory-budget.js';
@@ -50,6 +51,31 @@ export interface CloseResult {
   forced: number;
 }
 
+/**
+ * The server's running totals, for metrics: exact, and counted without any work per frame (live
+ * connections' own counters are summed when asked, closed ones were added as they closed).
+ */
+export interface ServerStats {
+  /** Connections open now. */
+  connections: number;
+  /** Connections accepted and served since the server started. */
+  accepted: number;
+  /** Frames received, over every connection ever served. */
+  framesIn: number;
+  /** Frames sent, heartbeats included. */
+  framesOut: number;
+  /** Bytes received, frame headers included. */
+  bytesIn: number;
+  /** Bytes sent, frame headers and heartbeats included. */
+  bytesOut: number;
+  /** Heartbeat frames sent. */
+  heartbeats: number;
+  /** Bytes held for clients now (see {@link PulsarServer.bufferedBytes}). */
+  bufferedBytes: number;
+  /** Connections whose reading is paused for backpressure now. */
+  paused: number;
+}
+
 /** Events of {@link PulsarServer}, with their arguments. */
 export interface PulsarServerEvents {
   /** The server is accepting connections. */
@@ -68,8 +94,8 @@ export interface PulsarServerEvents {
   drain: [conn: Connection];
   /** A client went away, and why; `error` is set when it was a failure. */
   disconnect: [conn: Connection, reason: DisconnectReason, error: Error | undefined];
-  /** A problem with one client (bad frame, reset, timeout, handler failure); other clients are untouched. */
-  clientError: [error: Error, conn: Connection];
+  /** A problem with one client (bad frame, reset, timeout, handler failure); other clients are untouched. Match on `error.code`. */
+  clientError: [error: PulsarError, conn: Connection];
   /** A problem with the server itself (not with one client). */
   error: [error: Error];
   /** The server has closed; every connection is gone. */
@@ -107,6 +133,8 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   #reporting = false;
   #closing: Promise<CloseResult> | undefined;
   #closeResult: CloseResult = { drained: 0, forced: 0 };
+  /** Figures of connections already closed, and counts kept as events happen (see {@link stats}). */
+  readonly #totals = { accepted: 0, heartbeats: 0, framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0 };
   /** Resolves the shutdown's wait once the last connection is gone. */
   #onLastDisconnect: (() => void) | undefined;
   /** Rejects a `listen()` still in progress when `close()` comes first. */
@@ -150,6 +178,19 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
    */
   get bufferedBytes(): number {
     return this.#budget.total;
+  }
+
+  /** The server's running totals, summed now; see {@link ServerStats}. */
+  stats(): ServerStats {
+    const stats = { ...this.#totals, connections: this.#connections.size, bufferedBytes: this.bufferedBytes, paused: 0 };
+    for (const conn of this.#connections.values()) {
+      stats.framesIn += conn.framesIn;
+      stats.framesOut += conn.framesOut;
+      stats.bytesIn += conn.bytesIn;
+      stats.bytesOut += conn.bytesOut;
+      if (conn.paused) stats.paused++;
+    }
+    return stats;
   }
 
   /** Where the server listens, or `null` when it is not listening. */
@@ -246,9 +287,11 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
       return;
     }
     this.#connections.set(conn.id, conn);
+    this.#totals.accepted++;
     conn.start();
     this.#registryCall('add', conn);
     this.emit('connection', conn);
+    if (channels.connection.hasSubscribers) channels.connection.publish({ server: this, connection: conn } satisfies ConnectionMessage);
     if (rest !== null) conn.feed(rest);
   }
 
@@ -260,7 +303,9 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   /** Closes a client that cannot be served, reporting why. */
   #turnAway(conn: Connection, error: PulsarError): void {
     conn.refuse();
-    this.#clientError(aboutClient(error, String(conn)), conn);
+    const named = aboutClient(error, String(conn));
+    if (channels.refused.hasSubscribers) channels.refused.publish({ server: this, connection: conn, error: named } satisfies RefusedMessage);
+    this.#clientError(named, conn);
   }
 
   /**
@@ -316,7 +361,11 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
         return handler(frame, conn);
       },
       onClientError: (error, conn) => this.#clientError(error, conn),
-      onFlowChange: (conn, paused) => (paused ? this.emit('backpressure', conn) : this.emit('drain', conn)),
+      onFlowChange: (conn, paused) => {
+        if (paused) this.emit('backpressure', conn);
+        else this.emit('drain', conn);
+        if (channels.backpressure.hasSubscribers) channels.backpressure.publish({ server: this, connection: conn, paused } satisfies BackpressureMessage);
+      },
       onHeldChange: (delta) => this.#budget.change(delta),
       onClose: (conn, reason, error) => this.#disconnected(conn, reason, error),
     };
@@ -333,6 +382,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
         // Every silent client gets the same frame: encode it once, again only if the payload changes.
         if (beat === undefined || !beat.payload.equals(payload)) beat = { payload: Buffer.from(payload), wire: codec.encode(payload) };
         conn.sendEncoded(beat.wire);
+        this.#totals.heartbeats++;
         this.emit('heartbeat', conn);
       },
       kill: (conn, error) => this.#expire(conn, error),
@@ -354,18 +404,30 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
 
   #disconnected(conn: Connection, reason: DisconnectReason, error: Error | undefined): void {
     if (!this.#connections.delete(conn.id)) return;
+    this.#retire(conn);
     this.#registryCall('remove', conn);
     if (this.#state === 'closing') {
       if (error === undefined && reason !== 'timeout' && conn.flushed) this.#closeResult.drained++;
       else this.#closeResult.forced++;
     }
     this.emit('disconnect', conn, reason, error);
+    if (channels.disconnect.hasSubscribers) channels.disconnect.publish({ server: this, connection: conn, reason, error } satisfies DisconnectMessage);
     if (this.#connections.size === 0) this.#onLastDisconnect?.();
   }
 
-  #clientError(error: Error, conn: Connection): void {
+  /** Adds a closed connection's figures to the totals. */
+  #retire(conn: Connection): void {
+    const totals = this.#totals;
+    totals.framesIn += conn.framesIn;
+    totals.framesOut += conn.framesOut;
+    totals.bytesIn += conn.bytesIn;
+    totals.bytesOut += conn.bytesOut;
+  }
+
+  #clientError(error: PulsarError, conn: Connection): void {
     debug('client error: %s', error.message); // the message names the client
     this.emit('clientError', error, conn);
+    if (channels.clientError.hasSubscribers) channels.clientError.publish({ server: this, connection: conn, error } satisfies ClientErrorMessage);
   }
 
   #serverError(error: Error): void {

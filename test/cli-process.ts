@@ -35,6 +35,11 @@ export class Cli {
     return match!;
   }
 
+  /** The JSON log records (`--log json`) written so far. */
+  records(): Array<Record<string, unknown>> {
+    return this.stdout.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  }
+
   /** Waits for the "listening" line and returns the port it names. */
   async port(): Promise<number> {
     const match = await this.line(/listening on 127\.0\.0\.1:(\d+)$/);

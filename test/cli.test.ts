@@ -2,6 +2,7 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import { Cli } from './cli-process.js';
 import { TestClient, frame, onCleanup, runCleanups, when } from './helpers.js';
 
@@ -102,11 +103,12 @@ describe('CLI', function () {
     await cli.line(/"event":"report".*"count":1/, 'stdout');
     cli.child.kill('SIGINT');
     expect((await cli.exit()).code).to.equal(0);
-    const records = cli.stdout.filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(records[0]).to.include({ level: 'info', event: 'listening', address: '127.0.0.1', port: Number(port) });
+    const records = cli.records();
+    expect(records[0]).to.include({ level: 30, event: 'listening', address: '127.0.0.1', port: Number(port), pid: cli.child.pid, hostname: os.hostname() });
+    expect(records[0]!.msg).to.equal(`listening on 127.0.0.1:${port}`);
     for (const record of records) {
-      expect(record).to.include.keys('time', 'level', 'event');
-      expect(Date.parse(record.time as string)).to.be.within(Date.now() - 60_000, Date.now());
+      expect(record).to.include.keys('time', 'level', 'event', 'msg', 'pid', 'hostname');
+      expect(record.time).to.be.a('number').within(Date.now() - 60_000, Date.now());
     }
     const events = records.map((r) => r.event);
     expect(events).to.include.members(['listening', 'connection', 'report', 'shutdown', 'disconnect', 'closed']);
@@ -189,7 +191,7 @@ describe('CLI', function () {
     expect(await cli.exit(30000)).to.deep.equal({ code: 0, signal: null });
     await Promise.all(clients.map((c) => c.waitClosed()));
 
-    const records = cli.stdout.filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const records = cli.records();
     expect(records.at(-1)).to.include({ event: 'closed', drained: 50, forced: 0 });
     for (const [i, client] of clients.entries()) {
       const gone = records.find((r) => r.event === 'disconnect' && r.remotePort === ports[i])!;
@@ -203,7 +205,7 @@ describe('CLI', function () {
       const wireBytes = client.frames.reduce((n, f) => n + 4 + f.length, 0);
       expect(client.bytesReceived, 'no torn frame at the end').to.equal(wireBytes);
     }
-    const errors = records.filter((r) => r.event === 'clientError').map((r) => r.code);
+    const errors = records.filter((r) => r.event === 'clientError').map((r) => (r.err as { code: string }).code);
     expect(errors.every((code) => code === 'ERR_TRUNCATED_FRAME'), `only frames cut by the shutdown are reported: ${errors}`).to.equal(true);
   });
 });

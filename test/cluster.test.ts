@@ -18,9 +18,7 @@ interface ClusterReportRecord {
 }
 
 /** Parsed JSON log records of a CLI, so far. */
-function records(cli: Cli): LogRecord[] {
-  return cli.stdout.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as LogRecord);
-}
+const records = (cli: Cli): LogRecord[] => cli.records() as LogRecord[];
 
 /** Waits for a report satisfying `test` (the newest first), checking again as output arrives. */
 async function report(cli: Cli, test: (r: ClusterReportRecord) => boolean): Promise<ClusterReportRecord> {

@@ -1,5 +1,5 @@
 // End to end behind a real HAProxy (Debian's package; `npm test` installs it when missing, see
-// test/setup/haproxy.mjs): `mode tcp` with `send-proxy-v2`, round robin over two pulsar servers with
+// test/setup/packages.mjs): `mode tcp` with `send-proxy-v2`, round robin over two pulsar servers with
 // `proxyProtocol: true`, everything on loopback ports picked at run time.
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
@@ -8,18 +8,9 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Connection, PulsarServer, Report } from '../lib/index.js';
-import { TestClient, onCleanup, runCleanups, startServer, when } from './helpers.js';
+import { TestClient, freePort, onCleanup, runCleanups, startServer, when } from './helpers.js';
 
 afterEach(runCleanups);
-
-/** A port that was free a moment ago, for HAProxy's frontend. */
-async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 /** Starts HAProxy in the foreground on `port`, balancing over `backends`; stopped after the test. */
 async function startHaproxy(port: number, backends: number[]): Promise<void> {

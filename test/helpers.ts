@@ -201,3 +201,31 @@ export async function rawSockets(port: number, n: number): Promise<net.Socket[]>
     onCleanup(() => void socket.destroy());
   })));
 }
+
+/** A loopback port that was free a moment ago, for a program that must be told its port (HAProxy, Prometheus). */
+export async function freePort(): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as net.AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+/**
+ * Resolves with `probe()`'s first truthy result, asking again every `every` ms; fails after `ms`. Only for
+ * outside programs that offer no event to wait on (an HTTP API polled by design, like Prometheus's).
+ */
+export async function eventually<T>(probe: () => Promise<T | undefined | false>, what: string, ms = 15000, every = 100): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const result = await probe();
+      if (result) return result;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, every));
+  }
+  throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
+}

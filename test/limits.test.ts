@@ -34,11 +34,6 @@ function attacker(port: number, wire: Buffer): { socket: net.Socket; closed: () 
   return { socket, closed: () => closed, settled };
 }
 
-/** The JSON log records a CLI wrote so far. */
-function records(cli: Cli): Array<Record<string, unknown>> {
-  return cli.stdout.filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
-}
-
 /** A handler that sends every frame to every open connection, as a chat room or a game server would. */
 function broadcastTo(getServer: () => PulsarServer) {
   return (payload: Buffer): void => {
@@ -66,7 +61,7 @@ describe('resource limits', function () {
 
       // Settled: the server's view matches the clients' (every evicted one closed, the rest fully read).
       const open = (): number => attackers.filter((a) => !a.closed()).length;
-      const lastReport = (): Record<string, unknown> | undefined => records(cli).filter((r) => r.event === 'report').at(-1);
+      const lastReport = (): Record<string, unknown> | undefined => cli.records().filter((r) => r.event === 'report').at(-1);
       await when(cli.child.stdout!, ['data'], () => {
         const report = lastReport();
         return report?.count === 1 + open() && report.bufferedBytes === open() * (frameLength - 1);
@@ -74,14 +69,14 @@ describe('resource limits', function () {
         throw new Error(`${error.message}: ${open()} open; last report ${JSON.stringify({ ...lastReport(), connections: undefined })}`);
       });
       const { peak } = memoryOf(cli.child.pid!);
-      const evicted = records(cli).filter((r) => r.event === 'clientError' && r.code === 'ERR_MEMORY_LIMIT');
+      const evicted = cli.records().filter((r) => r.event === 'clientError' && (r.err as { code: string }).code === 'ERR_MEMORY_LIMIT');
       const growth = (peak - base.rss) / MiB;
       console.log(`      peak RSS ${(peak / MiB).toFixed(0)} MB: ${growth.toFixed(0)} MB over the ${(base.rss / MiB).toFixed(0)} MB before the attack; ${evicted.length} evicted, ${open()} held`);
 
       expect(open(), 'at most 64 MiB of partial 8 MiB frames held').to.be.at.most(8);
       expect(evicted, 'one ERR_MEMORY_LIMIT per evicted client').to.have.length(400 - open());
       for (const record of evicted) {
-        expect(record.error).to.match(/^127\.0\.0\.1:\d+ \(connection \d+\): evicted holding \d+ bytes: .*maxBufferedBytes \(67108864 bytes\)/);
+        expect((record.err as { message: string }).message).to.match(/^127\.0\.0\.1:\d+ \(connection \d+\): evicted holding \d+ bytes: .*maxBufferedBytes \(67108864 bytes\)/);
         expect(record.remotePort).to.be.a('number');
       }
       // Live: the 64 MiB budget. On top, garbage: the evicted clients' read buffers, which V8 frees only

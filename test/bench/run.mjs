@@ -4,6 +4,10 @@
 // it from CPU 1 over loopback. Every cell runs --runs times, interleaved, and the median is shown.
 //
 //   npm run bench [-- --runs 5] [-- --seconds 3] [-- --only small,send,latency,large,idle,heartbeat,workers]
+//                 [-- --against DIR]
+//
+// --against DIR also measures the built checkout in DIR (another commit's `npm run build`) in the echo
+// cells, interleaved with this one, and prints this build's ratio to it: a change's cost, same run.
 //
 // Linux only (/proc for CPU time and RSS, taskset for pinning). Exit status 1 if a target is missed.
 import { execFileSync, spawn } from 'node:child_process';
@@ -54,8 +58,26 @@ const { values: flags } = parseArgs({
     runs: { type: 'string', default: '5' },
     seconds: { type: 'string', default: '3' },
     only: { type: 'string', default: Object.keys(LOADS).join(',') },
+    against: { type: 'string' },
   },
 });
+if (flags.against) addComparison(flags.against);
+
+/** Adds the checkout in `dir` to the echo cells, as a baseline to divide this build's figures by. */
+function addComparison(dir) {
+  const cli = join(dir, 'dist', 'cli.js');
+  if (!existsSync(cli)) throw new Error(`--against ${dir}: no ${cli} (run npm run build there first)`);
+  SERVERS.against = { label: 'pulsar --against', short: 'against', args: [cli, '--port', '0'] };
+  SERVERS.againstSend = { label: 'pulsar --against, send()', short: 'against', args: [join(dir, 'test', 'bench', 'servers', 'pulsar-send.mjs')] };
+  for (const [name, load] of Object.entries(LOADS)) {
+    const mine = name === 'send' ? 'pulsarSend' : 'pulsar';
+    const theirs = name === 'send' ? 'againstSend' : 'against';
+    if (load.loadgen.mode !== 'echo' || name === 'workers') continue;
+    load.servers = [...load.servers, theirs];
+    load.baselines = [...(load.baselines ?? BASELINES), theirs];
+    if (!load.servers.includes(mine)) throw new Error(`load ${name} has no ${mine}`);
+  }
+}
 const runs = Number(flags.runs);
 const seconds = Number(flags.seconds);
 const selected = flags.only.split(',');
