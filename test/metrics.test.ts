@@ -2,7 +2,7 @@
 // a real Prometheus scraping it, promtool's lint), report lines that scale, and pino-shaped JSON logs.
 import { expect } from 'chai';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -156,6 +156,12 @@ describe('metrics', function () {
       problems = `${(error as { stdout: string }).stdout}${(error as { stderr: string }).stderr}`;
     }
     for (const line of problems.split('\n').filter(Boolean)) expect(line).to.match(/^nodejs_active_(handles|requests|resources)_total non-counter metrics should not have "_total" suffix$/);
+
+    // Every series the example Grafana dashboard queries is one this endpoint serves.
+    const dashboard = JSON.parse(readFileSync(new URL('../examples/grafana-dashboard.json', import.meta.url), 'utf8')) as { panels: Array<{ targets: Array<{ expr: string }> }> };
+    const queried = new Set(dashboard.panels.flatMap((p) => p.targets.flatMap((t) => t.expr.match(/\b(pulsar|nodejs|process)_[a-z0-9_]+/g) ?? [])));
+    expect(queried.size).to.be.at.least(9);
+    for (const name of queried) expect(text, `the dashboard's ${name}`).to.match(new RegExp(`^# TYPE ${name} `, 'm'));
   });
 
   it('says so in one line and exits 1 when the metrics port is taken; a bad --metrics is a usage error', async () => {

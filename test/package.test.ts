@@ -1,6 +1,8 @@
 // The built package as users load it, by name through its `exports` map, in both module systems.
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -17,6 +19,16 @@ describe('package', () => {
     const esm = run(['--input-type=module', '-e', `import * as m from 'pulsar'; ${script}`]);
     expect(JSON.parse(cjs)).to.deep.equal(EXPORTS.map(() => 'function'));
     expect(esm).to.equal(cjs);
+  });
+
+  it('offers pulsar/metrics in both module systems, and never loads prom-client for pulsar alone', () => {
+    const names = ['PulsarMetrics', 'serveMetrics', 'serveClusterMetrics', 'shareWithPrimary'];
+    const script = `console.log(JSON.stringify(${JSON.stringify(names)}.map((n) => typeof m[n])))`;
+    expect(JSON.parse(run(['-e', `const m = require('pulsar/metrics'); ${script}`]))).to.deep.equal(names.map(() => 'function'));
+    expect(JSON.parse(run(['--input-type=module', '-e', `import * as m from 'pulsar/metrics'; ${script}`]))).to.deep.equal(names.map(() => 'function'));
+    const loaded = run(['-e', `require('pulsar'); console.log(Object.keys(require.cache).filter((p) => p.includes('prom-client')).length)`]);
+    expect(loaded, 'prom-client modules loaded by require("pulsar")').to.equal('0');
+    expect(readFileSync(join(root, 'dist', 'index.js'), 'utf8')).to.not.include('prom-client');
   });
 
   it('recognises errors from the other build with instanceof', () => {

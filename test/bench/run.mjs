@@ -1,9 +1,10 @@
 // `npm run bench`: pulsar against two baselines measured in the same run, a raw `s.pipe(s)` echo (no
 // framing at all) and a naive framed echo (`Buffer.concat` per chunk, one write per frame). Each server
 // runs in its own process pinned to CPU 0; a C load generator (loadgen.c, built here with `cc`) drives
-// it from CPU 1 over loopback. Every cell runs --runs times, interleaved, and the median is shown.
+// it from CPU 1 over loopback. Every cell runs --runs times, interleaved (every other run in reverse
+// order), and the median is shown.
 //
-//   npm run bench [-- --runs 5] [-- --seconds 3] [-- --only small,send,latency,large,idle,heartbeat,workers]
+//   npm run bench [-- --runs 5] [-- --seconds 3] [-- --only small,send,latency,large,idle,heartbeat,metrics,workers]
 //                 [-- --against DIR]
 //
 // --against DIR also measures the built checkout in DIR (another commit's `npm run build`) in the echo
@@ -29,6 +30,7 @@ const SERVERS = {
   pulsarNoHeartbeat: { label: 'pulsar --heartbeat 0', args: [join(root, 'dist', 'cli.js'), '--port', '0', '--heartbeat', '0'] },
   // The heartbeat machinery running (a sweep every 500 ms over every connection) with nothing ever due.
   pulsarSweepOnly: { label: 'pulsar --heartbeat 3600000', args: [join(root, 'dist', 'cli.js'), '--port', '0', '--heartbeat', '3600000'] },
+  pulsarMetrics: { label: 'pulsar --metrics', short: 'metrics', args: [join(root, 'dist', 'cli.js'), '--port', '0', '--metrics', '0'] },
   pulsarWorkers2: { label: 'pulsar --workers 2', short: '2 workers', args: [join(root, 'dist', 'cli.js'), '--port', '0', '--workers', '2'] },
 };
 
@@ -48,6 +50,12 @@ const LOADS = {
   // CPU is counted from 6 s after the last connect (the accept burst's garbage collected) for 14 s:
   // about three rounds of the default 5 s heartbeat, 2,000 frames/s at steady state.
   heartbeat: { title: '10,000 idle connections: heartbeat off, sweeping with nothing due, default', servers: ['pulsarNoHeartbeat', 'pulsarSweepOnly', 'pulsar'], loadgen: { mode: 'idle', conns: 10000, seconds: 20 }, settle: 6, runs: 3 },
+  // The cost of --metrics: the same load with and without (what metrics cost all the time: prom-client's
+  // collectors and the event counters; nothing is counted per frame). A scrape's own cost is timed after
+  // each run (scrapeCost), not during it: on two cores, any scraping process slows either the server's
+  // core or the load generator's (~8 % for one fetch every 2 s there), which would measure the scraper.
+  // 15 runs: the cell is noisy.
+  metrics: { title: '64 B frames, 50 × 16: metrics off vs --metrics', servers: ['pulsar', 'pulsarMetrics'], baselines: ['pulsar'], loadgen: { mode: 'echo', conns: 50, depth: 16, size: 64 }, scrapeCost: 20, runs: 15 },
   // Two workers need two cores: nothing is pinned, so the workers share the machine's cores with the
   // (single-threaded) load generator. CPU % counts the primary and its workers.
   workers: { title: '64 B frames, 50 connections × 16 in flight: one process vs --workers 2 (unpinned)', servers: ['pulsar', 'pulsarWorkers2'], baselines: ['pulsar'], loadgen: { mode: 'echo', conns: 50, depth: 16, size: 64 }, pinned: false },
@@ -132,18 +140,38 @@ function eachLine(stream, onLine) {
   });
 }
 
-/** Starts a server and resolves with its process and port (from `{"port":N}` on stdout or pulsar's first log line). */
+/**
+ * Starts a server and resolves with its process and port (from `{"port":N}` on stdout or pulsar's first
+ * log line), and its metrics URL when it serves one (logged right after).
+ */
 function startServer(name, cpu) {
   const child = spawnOn(cpu, process.execPath, SERVERS[name].args);
+  const withMetrics = SERVERS[name].args.includes('--metrics');
   return new Promise((resolve, reject) => {
-    const found = (port) => resolve({ child, port });
-    eachLine(child.stdout, (line) => line.startsWith('{"port"') && found(JSON.parse(line).port));
+    let port = 0;
+    let metricsUrl;
+    const found = () => port > 0 && (!withMetrics || metricsUrl) && resolve({ child, port, metricsUrl });
+    eachLine(child.stdout, (line) => line.startsWith('{"port"') && ((port = JSON.parse(line).port), found()));
     eachLine(child.stderr, (line) => {
-      const match = /listening on \S*:(\d+)/.exec(line);
-      if (match) found(Number(match[1]));
+      const listening = /listening on \S*:(\d+)/.exec(line);
+      if (listening) port = Number(listening[1]);
+      const metrics = /metrics on (http:\S+)/.exec(line);
+      if (metrics) metricsUrl = metrics[1];
+      found();
     });
     child.once('exit', (code) => reject(new Error(`${name} exited with ${code} before listening`)));
   });
+}
+
+/** Median ms of `n` scrapes of `url` in a row (the server idle, its connections just closed). */
+async function timeScrapes(url, n) {
+  const times = [];
+  for (let i = 0; i < n; i++) {
+    const started = performance.now();
+    await (await fetch(url)).text();
+    times.push(performance.now() - started);
+  }
+  return median(times);
 }
 
 async function stopServer({ child }) {
@@ -176,6 +204,7 @@ async function measure(serverName, load) {
   const spec = { seconds, warmup: 1, ...load.loadgen };
   const args = ['--port', String(server.port), ...Object.entries(spec).flatMap(([key, value]) => [`--${key}`, String(value)])];
   const generator = spawnOn(load.pinned === false ? null : 1, loadgen, args);
+
   let stderr = '';
   generator.stderr.on('data', (text) => (stderr += text));
   const result = {};
@@ -197,6 +226,7 @@ async function measure(serverName, load) {
     });
     generator.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`loadgen against ${serverName} failed (${code}): ${stderr.trim()}`))));
   });
+  if (load.scrapeCost && server.metricsUrl) result.scrapeMs = await timeScrapes(server.metricsUrl, load.scrapeCost);
   await stopServer(server);
   if (load.loadgen.mode === 'idle') {
     result.rssPerConn = (rssWith - rssBefore) / load.loadgen.conns;
@@ -255,14 +285,16 @@ function printTable(load, medians) {
 const cpuModel = os.cpus()[0]?.model.trim() ?? 'unknown CPU';
 console.log(`pulsar benchmark: ${os.type()} ${os.arch()}, ${cpuModel}, ${os.cpus().length} cores, Node ${process.version}`);
 console.log(pinned ? 'servers pinned to CPU 0, load generator to CPU 1; loopback' : 'not pinned (taskset missing or 1 core); loopback');
-console.log(`median of ${runs} run(s) per cell (3 for the heartbeat cell), ${seconds} s measured after 1 s of warm-up`);
+console.log(`median of ${runs} run(s) per cell (3 for the heartbeat cell, 15 for metrics), ${seconds} s measured after 1 s of warm-up`);
 
 const medians = {};
 for (const name of selected) {
   const load = LOADS[name];
   const samples = Object.fromEntries(load.servers.map((server) => [server, []]));
-  for (let run = 0; run < Math.min(runs, load.runs ?? runs); run++) {
-    for (const server of load.servers) samples[server].push(await measure(server, load));
+  for (let run = 0; run < (load.runs ?? runs); run++) {
+    // Every other run in reverse order, so that a drift of the machine over the cell favours no server.
+    const order = run % 2 === 0 ? load.servers : [...load.servers].reverse();
+    for (const server of order) samples[server].push(await measure(server, load));
   }
   medians[name] = Object.fromEntries(load.servers.map((server) => {
     const keys = Object.keys(samples[server][0]);
@@ -280,6 +312,7 @@ const TARGETS = [
   ['latency', 'round trip p50 ÷ raw', (m) => m.pulsar.p50_us / m.raw.p50_us, '≤', 1.1],
   ['latency', 'round trip p99 ÷ raw', (m) => m.pulsar.p99_us / m.raw.p99_us, '≤', 1.1],
   ['idle', 'RSS per idle connection ÷ raw', (m) => m.pulsar.rssPerConn / m.raw.rssPerConn, '≤', 1],
+  ['metrics', '64 B frames/s, --metrics ÷ without', (m) => m.pulsarMetrics.framesPerSec / m.pulsar.framesPerSec, '≥', 0.97],
 ];
 
 console.log('\ntargets (pulsar ÷ baseline, same run)');
@@ -292,6 +325,10 @@ for (const [load, label, ratio, op, bound] of TARGETS) {
   if (!medians[load]) continue;
   const value = ratio(medians[load]);
   report(label, fmt.ratio(value), op === '≥' ? value >= bound : value <= bound, `${op} ${bound}`);
+}
+if (medians.metrics) {
+  const ms = medians.metrics.pulsarMetrics.scrapeMs;
+  console.log(`  (a scrape of /metrics takes ${ms.toFixed(1)} ms, median of 20 per run: ${(ms / 150).toFixed(3)} % of a core at Prometheus's usual 15 s interval)`);
 }
 if (medians.heartbeat) {
   const { pulsar, pulsarSweepOnly, pulsarNoHeartbeat } = medians.heartbeat;
