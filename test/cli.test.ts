@@ -65,6 +65,9 @@ describe('CLI', function () {
     [['--log', 'xml'], /--log must be 'text' or 'json', got 'xml'/],
     [['--max-connections', '0'], /--max-connections must be an integer from 1/],
     [['serve'], /Unexpected argument 'serve'/],
+    [['--max-buffered', '64x'], /^pulsar: --max-buffered must be a byte count \(digits, optionally followed by k, m or g\) of at most \d+, got '64x'$/],
+    [['--max-frame', '5g'], /^pulsar: --max-frame must be a byte count .* of at most 4294967295, got '5g'$/],
+    [['--frame-timeout', '-1'], /--frame-timeout/],
   ] as const) {
     it(`rejects ${args.join(' ')} with exit 2`, async () => {
       const cli = new Cli([...args]);
@@ -128,6 +131,15 @@ describe('CLI', function () {
     client.socket.write(frame(Buffer.alloc(17)));
     await cli.line(new RegExp(`pulsar:conn 127\\.0\\.0\\.1:${client.socket.localPort} \\(connection 1\\): frame header announces 17 bytes.* \\[ERR_FRAME_TOO_LARGE\\]`));
     await client.waitClosed();
+  });
+
+  it('takes byte counts with k, m and g suffixes', async () => {
+    const cli = new Cli(['--port', '0', '--max-frame', '1k', '--max-buffered', '1g', '--max-pending-output', '2M']);
+    const client = await TestClient.connect(await cli.port());
+    client.send(Buffer.alloc(1024));
+    await client.waitFrames(1);
+    client.socket.write(frame(Buffer.alloc(1025)));
+    await cli.line(/frame header announces 1025 bytes, over the 1024-byte limit \[ERR_FRAME_TOO_LARGE\]/);
   });
 
   it('logs the address from the PROXY header with --proxy-protocol, and refuses a connection without one', async () => {

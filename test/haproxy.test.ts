@@ -2,13 +2,12 @@
 // test/setup/packages.mjs): `mode tcp` with `send-proxy-v2`, round robin over two pulsar servers with
 // `proxyProtocol: true`, everything on loopback ports picked at run time.
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Connection, PulsarServer, Report } from '../lib/index.js';
-import { TestClient, freePort, onCleanup, runCleanups, startServer, when } from './helpers.js';
+import { TestClient, freePort, runCleanups, startDaemon, startServer, when } from './helpers.js';
 
 afterEach(runCleanups);
 
@@ -35,22 +34,11 @@ async function startHaproxy(port: number, backends: number[]): Promise<void> {
     ...backends.map((p, i) => `  server s${i + 1} 127.0.0.1:${p} send-proxy-v2 check check-send-proxy inter 100 fall 1 rise 1`),
     '',
   ].join('\n'));
-  const haproxy = spawn('haproxy', ['-db', '-f', config], {
-    env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/usr/local/sbin` },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  haproxy.stderr!.on('data', (d: Buffer) => (stderr += d));
-  const exited = new Promise((resolve) => haproxy.on('exit', resolve));
-  onCleanup(async () => {
-    haproxy.kill('SIGTERM');
-    await exited;
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const haproxy = startDaemon('haproxy', ['-db', '-f', config], dir, { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/usr/local/sbin` });
   // Ready once the frontend accepts connections; bounded, and failing with HAProxy's own words.
   const deadline = Date.now() + 10000;
   for (;;) {
-    if (haproxy.exitCode !== null) throw new Error(`haproxy exited with ${haproxy.exitCode}: ${stderr}`);
+    if (haproxy.exitCode() !== null) throw new Error(`haproxy exited with ${haproxy.exitCode()}: ${haproxy.stderr()}`);
     const accepted = await new Promise<boolean>((resolve) => {
       const probe = net.connect({ port, host: '127.0.0.1' }, () => {
         probe.destroy();
@@ -59,7 +47,7 @@ async function startHaproxy(port: number, backends: number[]): Promise<void> {
       probe.on('error', () => resolve(false));
     });
     if (accepted) return;
-    if (Date.now() > deadline) throw new Error(`haproxy did not listen on ${port} within 10 s: ${stderr}`);
+    if (Date.now() > deadline) throw new Error(`haproxy did not listen on ${port} within 10 s: ${haproxy.stderr()}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }

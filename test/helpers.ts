@@ -1,6 +1,8 @@
 // Shared test tools: a raw TCP test client with its own (deliberately independent) frame parser, server
 // start-up on port 0 with cleanup, and event waits bounded in time. Nothing here sleeps to assert.
+import { spawn } from 'node:child_process';
 import { once, type EventEmitter as NodeEmitter } from 'node:events';
+import { rmSync } from 'node:fs';
 import net from 'node:net';
 import { PulsarServer, type PulsarError, type PulsarServerEvents, type PulsarServerOptions } from '../lib/index.js';
 
@@ -228,4 +230,21 @@ export async function eventually<T>(probe: () => Promise<T | undefined | false>,
     await new Promise((resolve) => setTimeout(resolve, every));
   }
   throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
+}
+
+/**
+ * Runs a server program (HAProxy, Prometheus…) for the current test, keeping its stderr for error
+ * messages; after the test it is stopped with SIGTERM and `dir`, its working folder, removed.
+ */
+export function startDaemon(command: string, args: string[], dir: string, env: NodeJS.ProcessEnv = process.env): { stderr: () => string; exitCode: () => number | null } {
+  const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d));
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  onCleanup(async () => {
+    child.kill('SIGTERM');
+    await exited;
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { stderr: () => stderr, exitCode: () => child.exitCode };
 }

@@ -1,15 +1,15 @@
 // SPEC section 7: Prometheus metrics (exact counters over real sockets, the CLI's endpoint, workers summed,
 // a real Prometheus scraping it, promtool's lint), report lines that scale, and pino-shaped JSON logs.
 import { expect } from 'chai';
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IdleHeartbeat, LengthPrefixedCodec, type PulsarServer } from '../lib/index.js';
 import { PulsarMetrics } from '../lib/metrics/index.js';
 import { Cli } from './cli-process.js';
-import { TestClient, eventually, frame, freePort, nextEvent, onCleanup, runCleanups, startServer, when } from './helpers.js';
+import { TestClient, eventually, frame, freePort, nextEvent, onCleanup, runCleanups, startDaemon, startServer, when } from './helpers.js';
 
 afterEach(runCleanups);
 
@@ -209,18 +209,10 @@ describe('metrics', function () {
       `      - targets: ['127.0.0.1:${port}']`,
       '',
     ].join('\n'));
-    const prometheus = spawn('prometheus', [
+    const prometheus = startDaemon('prometheus', [
       `--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`,
       `--web.listen-address=127.0.0.1:${promPort}`,
-    ], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let log = '';
-    prometheus.stderr!.on('data', (d: Buffer) => (log += d));
-    const exited = new Promise((resolve) => prometheus.on('exit', resolve));
-    onCleanup(async () => {
-      prometheus.kill('SIGTERM');
-      await exited;
-      rmSync(dir, { recursive: true, force: true });
-    });
+    ], dir);
 
     const client = await TestClient.connect(Number(serverPort));
     for (let i = 0; i < 10; i++) client.send(Buffer.alloc(100, i));
@@ -231,7 +223,7 @@ describe('metrics', function () {
       const sample = body.data?.result[0];
       return sample === undefined ? undefined : Number(sample.value[1]);
     };
-    await eventually(async () => (await query('pulsar_frames_received_total')) === 10, `Prometheus to scrape 10 frames (its log: ${log.slice(-500)})`, 30000, 250);
+    await eventually(async () => (await query('pulsar_frames_received_total')) === 10, `Prometheus to scrape 10 frames (its log: ${prometheus.stderr().slice(-500)})`, 30000, 250);
     expect(await query('up{job="pulsar"}')).to.equal(1);
     expect(await query('pulsar_received_bytes_total')).to.equal(1040);
     expect(await query('pulsar_sent_bytes_total')).to.equal(1040);

@@ -119,6 +119,13 @@ function checker(peer) {
   };
 }
 
+/** A well-behaved client leaves: it should not have been closed by the server first. */
+async function leave(peer) {
+  if (peer.closedByServer) tally.unexpectedCloses++;
+  peer.socket.end();
+  await peer.closed;
+}
+
 async function echoSession(port) {
   const peer = new Peer(port);
   await peer.connected;
@@ -138,9 +145,7 @@ async function echoSession(port) {
   refill();
   await delay(until - Date.now());
   await check.drained(10000);
-  if (peer.closedByServer) tally.unexpectedCloses++;
-  peer.socket.end();
-  await peer.closed;
+  await leave(peer);
 }
 
 async function keepaliveSession(port) {
@@ -151,9 +156,7 @@ async function keepaliveSession(port) {
   peer.onHeartbeat = () => check.send(payload(seq++, random(1, 64)));
   await Promise.race([delay(random(5000, 10000)), peer.closed]);
   await check.drained(5000);
-  if (peer.closedByServer) tally.unexpectedCloses++;
-  peer.socket.end();
-  await peer.closed;
+  await leave(peer);
 }
 
 async function silentSession(port) {
@@ -182,10 +185,8 @@ async function slowSession(port) {
   for (let i = 0; i < 48; i++) check.send(payload(i, 32 * 1024));
   await check.drained(20000);
   clearInterval(reader);
-  if (peer.closedByServer) tally.unexpectedCloses++;
   peer.socket.resume();
-  peer.socket.end();
-  await peer.closed;
+  await leave(peer);
 }
 
 async function resetSession(port) {
@@ -253,9 +254,7 @@ async function listenerSession(port) {
   };
   peer.socket.write(frame(SUBSCRIBE));
   await Promise.race([delay(random(3000, 8000)), peer.closed]);
-  if (peer.closedByServer) tally.unexpectedCloses++;
-  peer.socket.end();
-  await peer.closed;
+  await leave(peer);
 }
 
 async function deafSession(port) {
