@@ -9,8 +9,8 @@ export const USAGE = `Usage: pulsar [options]
 A length-prefixed TCP echo server with heartbeats, connection reports and graceful shutdown.
 
 Options:
-  --host <addr>             bind address (default 127.0.0.1; IPv6 and 0.0.0.0 work too)
-  --port <n>                TCP port, 0 for a free one (default 8080)
+  --host <addr>             bind address (default $HOST, else 127.0.0.1; IPv6 and 0.0.0.0 work too)
+  -p, --port <n>            TCP port, 0 for a free one (default $PORT, else 8080)
   --heartbeat <ms>          heartbeat after this much client silence, 0 = off (default 5000)
   --report <ms>             registry report interval, 0 = off (default 10000)
   --max-frame <bytes>       largest frame payload (default 8m)
@@ -36,7 +36,14 @@ Options:
 Sizes are bytes, or with a k, m or g suffix (KiB, MiB, GiB): --max-buffered 64m.
 
 Logs: DEBUG=pulsar:* adds heartbeats and lifecycle detail; the default is
-DEBUG=pulsar:server,pulsar:conn,pulsar:report.`;
+DEBUG=pulsar:server,pulsar:conn,pulsar:report.
+
+Examples:
+  pulsar -p 0                                   a free port, named on the first log line
+  pulsar --host 0.0.0.0 --metrics 9464          all interfaces, Prometheus metrics on :9464
+  pulsar --log json | npx pino-pretty           JSON lines, read as text
+  pulsar --max-frame 64k --max-buffered 64m     tighter limits for small frames
+  PORT=9000 pulsar --workers auto               one worker per CPU, port from the environment`;
 
 /** The CLI's settings, parsed and checked. */
 export interface CliOptions {
@@ -69,10 +76,11 @@ export class UsageError extends Error {}
 
 
 /**
- * Parses the CLI's arguments (without `node` and the script).
+ * Parses the CLI's arguments (without `node` and the script). `--host` and `--port` default to the
+ * `HOST` and `PORT` environment variables (as container platforms set them), then 127.0.0.1 and 8080.
  * @throws {UsageError} naming the bad flag or value
  */
-export function parseCli(argv: string[]): CliOptions {
+export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): CliOptions {
   let values;
   try {
     ({ values } = parseArgs({
@@ -80,8 +88,8 @@ export function parseCli(argv: string[]): CliOptions {
       strict: true,
       allowPositionals: false,
       options: {
-        host: { type: 'string', default: '127.0.0.1' },
-        port: { type: 'string', default: '8080' },
+        host: { type: 'string' },
+        port: { type: 'string', short: 'p' },
         heartbeat: { type: 'string', default: '5000' },
         report: { type: 'string', default: '10000' },
         'max-frame': { type: 'string', default: '8m' },
@@ -106,12 +114,14 @@ export function parseCli(argv: string[]): CliOptions {
     throw new UsageError((error as Error).message.split('\n')[0]!); // parseArgs adds multi-line hints
   }
   if (values.log !== 'text' && values.log !== 'json') throw new UsageError(`--log must be 'text' or 'json', got '${values.log}'`);
-  if (values.host === '') throw new UsageError('--host must not be empty');
+  const host = values.host ?? nonEmpty(env.HOST) ?? '127.0.0.1';
+  if (host === '') throw new UsageError('--host must not be empty');
   if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
   if (values['tls-cert'] !== undefined && values['proxy-protocol']) throw new UsageError('--tls-cert cannot be combined with --proxy-protocol: terminate TLS at the proxy');
   return {
-    host: values.host,
-    port: integer('--port', values.port, 0, 65535),
+    host,
+    port: values.port !== undefined ? integer('--port', values.port, 0, 65535)
+      : nonEmpty(env.PORT) !== undefined ? integer('PORT (environment)', env.PORT!, 0, 65535) : 8080,
     heartbeat: integer('--heartbeat', values.heartbeat, 0, MAX_TIMER_MS),
     report: integer('--report', values.report, 0, MAX_TIMER_MS),
     maxFrame: byteSize('--max-frame', values['max-frame'], 2 ** 32 - 1),
@@ -138,6 +148,11 @@ function integer(flag: string, text: string, min: number, max: number): number {
     throw new UsageError(`${flag} must be an integer from ${min} to ${max}, got '${text}'`);
   }
   return value;
+}
+
+/** An environment variable's value, `undefined` when unset or empty. */
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value;
 }
 
 /** `port`, `host:port` or `[v6]:port`; the host defaults to 127.0.0.1. */

@@ -5,7 +5,7 @@ import createDebug from 'debug';
 import { LengthPrefixedCodec, type FrameCodec, type FrameDecoder } from './codec.js';
 import { PulsarError } from './errors.js';
 import { HEARTBEAT_PAYLOAD } from './heartbeat.js';
-import { checkInteger, invalidOption } from './validate.js';
+import { checkInteger, checkTimerMs, invalidOption } from './validate.js';
 
 const debug = createDebug('pulsar:lifecycle:client');
 
@@ -134,14 +134,14 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
       host: options.host ?? '127.0.0.1',
       port: checkInteger('PulsarClient', 'port', options.port ?? 8080, 1, 65535),
       codec: options.codec ?? new LengthPrefixedCodec(),
-      connectTimeout: checkInteger('PulsarClient', 'connectTimeout', options.connectTimeout ?? 5000, 1),
+      connectTimeout: checkTimerMs('PulsarClient', 'connectTimeout', options.connectTimeout ?? 5000, 1),
       heartbeatPayload: heartbeat === false ? null : Buffer.from(heartbeat),
       tls: resolveTls(options.tls ?? false),
-      silenceTimeout: checkInteger('PulsarClient', 'silenceTimeout', options.silenceTimeout ?? 0, 0),
-      requestTimeout: checkInteger('PulsarClient', 'requestTimeout', options.requestTimeout ?? 10000, 1),
+      silenceTimeout: checkTimerMs('PulsarClient', 'silenceTimeout', options.silenceTimeout ?? 0),
+      requestTimeout: checkTimerMs('PulsarClient', 'requestTimeout', options.requestTimeout ?? 10000, 1),
       reconnect: reconnect === false ? null : {
-        initialDelay: checkInteger('PulsarClient', 'reconnect.initialDelay', backoff.initialDelay ?? 100, 1),
-        maxDelay: checkInteger('PulsarClient', 'reconnect.maxDelay', backoff.maxDelay ?? 10000, 1),
+        initialDelay: checkTimerMs('PulsarClient', 'reconnect.initialDelay', backoff.initialDelay ?? 100, 1),
+        maxDelay: checkTimerMs('PulsarClient', 'reconnect.maxDelay', backoff.maxDelay ?? 10000, 1),
         maxAttempts: backoff.maxAttempts === undefined || backoff.maxAttempts === Infinity
           ? Infinity
           : checkInteger('PulsarClient', 'reconnect.maxAttempts', backoff.maxAttempts, 1),
@@ -181,11 +181,13 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
    * Sends `payload` and resolves with the next data frame, for protocols that answer every request in
    * order (the echo among them). Heartbeats are not answers.
    * @throws {PulsarError} `ERR_REQUEST_TIMEOUT` after `timeout` ms (the late answer is then dropped, so
-   * later requests still get their own); `ERR_CONNECTION_CLOSED` if the connection is lost first
+   * later requests still get their own); `ERR_CONNECTION_CLOSED` if the connection is lost first;
+   * `ERR_INVALID_OPTION` for a timeout that is not an integer from 1 to 2^31 − 1 ms
    */
   request(payload: Uint8Array | string, options: { timeout?: number } = {}): Promise<Buffer> {
-    const timeout = options.timeout ?? this.options.requestTimeout;
     return new Promise<Buffer>((resolve, reject) => {
+      // Node fires a timer of 2^31 ms or more at once: a timeout that long is refused (a throw here rejects).
+      const timeout = checkTimerMs('PulsarClient', 'request() timeout', options.timeout ?? this.options.requestTimeout, 1);
       this.send(payload);
       const timer = setTimeout(() => {
         reject(new PulsarError('ERR_REQUEST_TIMEOUT', `no answer from ${this.#target()} in ${timeout} ms`));

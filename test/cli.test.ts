@@ -89,7 +89,7 @@ describe('CLI', function () {
   it('prints the usage with --help and the version with --version', async () => {
     const help = new Cli(['--help']);
     expect((await help.exit()).code).to.equal(0);
-    expect(help.stdout.join('\n')).to.match(/Usage: pulsar \[options\][\s\S]*--shutdown-timeout/);
+    expect(help.stdout.join('\n')).to.match(/Usage: pulsar \[options\][\s\S]*--shutdown-timeout[\s\S]*\nExamples:\n(  pulsar .*\n)+/);
     const version = new Cli(['--version']);
     expect((await version.exit()).code).to.equal(0);
     const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -131,6 +131,18 @@ describe('CLI', function () {
     client.socket.write(frame(Buffer.alloc(17)));
     await cli.line(new RegExp(`pulsar:conn 127\\.0\\.0\\.1:${client.socket.localPort} \\(connection 1\\): frame header announces 17 bytes.* \\[ERR_FRAME_TOO_LARGE\\]`));
     await client.waitClosed();
+  });
+
+  it('takes the port and host from PORT and HOST when the flags are absent, and -p for --port', async () => {
+    const fromEnv = new Cli([], { PORT: '0', HOST: '127.0.0.1' });
+    const client = await TestClient.connect(await fromEnv.port());
+    client.send('env');
+    await client.waitFrames(1);
+    const short = new Cli(['-p', '0'], { PORT: 'not used: the flag wins' });
+    await short.port();
+    const bad = new Cli([], { PORT: 'eighty' });
+    expect((await bad.exit()).code).to.equal(2);
+    expect(bad.stderr[0]).to.equal("pulsar: PORT (environment) must be an integer from 0 to 65535, got 'eighty'");
   });
 
   it('takes byte counts with k, m and g suffixes', async () => {

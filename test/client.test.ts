@@ -149,6 +149,16 @@ describe('PulsarClient', () => {
       expect(() => new PulsarClient({ port: 70000 })).to.throw(PulsarError).with.property('code', 'ERR_INVALID_OPTION');
       expect(() => new PulsarClient({ silenceTimeout: -1 })).to.throw(/silenceTimeout/);
       expect(() => new PulsarClient({ reconnect: { maxAttempts: 0 } })).to.throw(/reconnect\.maxAttempts/);
+      // Node fires timers of 2^31 ms or more at once: such a timeout is refused, not turned into 1 ms.
+      expect(() => new PulsarClient({ requestTimeout: 2 ** 31 })).to.throw(/requestTimeout must be an integer from 1 to 2147483647/);
+      expect(() => new PulsarClient({ connectTimeout: 2 ** 31 })).to.throw(/connectTimeout/);
+    });
+
+    it('rejects a request() whose timeout a timer cannot hold, and still answers the next', async () => {
+      const { port } = await startServer();
+      const client = await connect(port, { requestTimeout: 2 ** 31 - 1 });
+      expect((await rejection(client.request('x', { timeout: 2 ** 31 }))).code).to.equal('ERR_INVALID_OPTION');
+      expect(String(await client.request('still here'))).to.equal('still here');
     });
   });
 
