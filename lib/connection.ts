@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import createDebug from 'debug';
-import type { FrameCodec, FrameDecoder, FrameRun } from './codec.js';
+import type { FrameCodec, FrameDecoder, FrameRun } from './codecs/types.js';
 import { aboutClient, PulsarError } from './errors.js';
 import type { DeadlinePeer } from './deadlines.js';
 import type { HeartbeatPeer } from './heartbeat.js';

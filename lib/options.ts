@@ -1,5 +1,6 @@
 import type { TlsOptions } from 'node:tls';
-import { LengthPrefixedCodec, type FrameCodec } from './codec.js';
+import { LengthPrefixedCodec } from './codecs/length-prefixed.js';
+import type { FrameCodec } from './codecs/types.js';
 import type { Connection } from './connection.js';
 import { IdleHeartbeat, type HeartbeatPolicy } from './heartbeat.js';
 import type { ProxyProtocolOptions } from './proxy.js';

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { frameTooLarge, isPrefixedCodec, type FrameCodec, type PrefixedFrameCodec } from './codec.js';
+import { frameTooLarge, isPrefixedCodec, type FrameCodec, type PrefixedFrameCodec } from './codecs/types.js';
 
 /** Size of a shared block that small frames are encoded into. */
 const BLOCK_SIZE = 16 * 1024;
