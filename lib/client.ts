@@ -6,7 +6,7 @@ import { LengthPrefixedCodec } from './codecs/length-prefixed.js';
 import type { FrameCodec, FrameDecoder } from './codecs/types.js';
 import { PulsarError } from './errors.js';
 import { HEARTBEAT_PAYLOAD } from './heartbeat.js';
-import { checkInteger, checkTimerMs, invalidOption } from './validate.js';
+import { checkInteger, checkKnownOptions, checkTimerMs, invalidOption } from './validate.js';
 
 const debug = createDebug('pulsar:lifecycle:client');
 
@@ -51,6 +51,11 @@ export interface PulsarClientOptions {
    */
   tls?: ConnectionOptions | false;
 }
+
+const CLIENT_OPTIONS: Record<keyof PulsarClientOptions, true> = {
+  host: true, port: true, codec: true, connectTimeout: true, heartbeatPayload: true, silenceTimeout: true,
+  requestTimeout: true, reconnect: true, tls: true,
+};
 
 /** Events of {@link PulsarClient}. */
 export interface PulsarClientEvents {
@@ -125,12 +130,14 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
   /** @param options see {@link PulsarClientOptions} */
   constructor(options: PulsarClientOptions = {}) {
     super();
+    checkKnownOptions('PulsarClient', options, CLIENT_OPTIONS);
     const reconnect = options.reconnect ?? false;
     const heartbeat = options.heartbeatPayload ?? HEARTBEAT_PAYLOAD;
     if (typeof heartbeat !== 'string' && heartbeat !== false && !(heartbeat instanceof Uint8Array)) {
       throw invalidOption('PulsarClient', 'heartbeatPayload', 'must be a string, a Uint8Array or false', heartbeat);
     }
     const backoff = typeof reconnect === 'object' ? reconnect : {};
+    checkKnownOptions('PulsarClient reconnect', backoff, { initialDelay: true, maxDelay: true, maxAttempts: true });
     this.options = {
       host: options.host ?? '127.0.0.1',
       port: checkInteger('PulsarClient', 'port', options.port ?? 8080, 1, 65535),

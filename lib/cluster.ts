@@ -5,7 +5,7 @@ import { EventEmitter } from 'eventemitter3';
 import { PulsarError } from './errors.js';
 import type { ConnectionSnapshot } from './registry.js';
 import type { CloseResult, ListenAddress, PulsarServer, Report } from './server.js';
-import { checkInteger, checkTimerMs, invalidOption } from './validate.js';
+import { checkInteger, checkKnownOptions, checkTimerMs, invalidOption } from './validate.js';
 
 const debug = createDebug('pulsar:lifecycle:cluster');
 
@@ -131,6 +131,7 @@ export class PulsarCluster extends EventEmitter<PulsarClusterEvents> {
   constructor(options: PulsarClusterOptions = {}) {
     super();
     if (!cluster.isPrimary) throw new PulsarError('ERR_SERVER_STATE', 'PulsarCluster runs in the primary process; workers call serveWorker()');
+    checkKnownOptions(OWNER, options, { workers: true, reportInterval: true, shutdownTimeout: true });
     const workers = options.workers ?? 'auto';
     if (workers !== 'auto' && typeof workers !== 'number') throw invalidOption(OWNER, 'workers', "must be a number or 'auto'", workers);
     this.workers = workers === 'auto' ? os.availableParallelism() : checkInteger(OWNER, 'workers', workers, 1, 1024);

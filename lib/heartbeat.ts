@@ -1,6 +1,6 @@
 import { PulsarError } from './errors.js';
 import { sweepPeriod } from './sweep.js';
-import { checkInteger, invalidOption } from './validate.js';
+import { checkInteger, checkKnownOptions, invalidOption } from './validate.js';
 
 /** What a heartbeat policy may read of a connection. `Connection` satisfies it; tests can fake it. */
 export interface HeartbeatPeer {
@@ -82,6 +82,7 @@ export class IdleHeartbeat implements HeartbeatPolicy {
 
   /** @param options see {@link IdleHeartbeatOptions} */
   constructor(options: IdleHeartbeatOptions = {}) {
+    checkKnownOptions('IdleHeartbeat', options, { interval: true, payload: true, idleTimeout: true });
     this.interval = checkInteger('IdleHeartbeat', 'interval', options.interval ?? 5000, 0);
     this.idleTimeout = checkInteger('IdleHeartbeat', 'idleTimeout', options.idleTimeout ?? 0, 0);
     const payload = options.payload ?? HEARTBEAT_PAYLOAD;

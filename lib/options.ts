@@ -5,7 +5,7 @@ import type { Connection } from './connection.js';
 import { IdleHeartbeat, type HeartbeatPolicy } from './heartbeat.js';
 import type { ProxyProtocolOptions } from './proxy.js';
 import { MemoryRegistry, type Registry } from './registry.js';
-import { checkInteger, checkTimerMs, invalidOption } from './validate.js';
+import { checkInteger, checkKnownOptions, checkTimerMs, invalidOption } from './validate.js';
 
 /**
  * Called for every inbound frame; replaces the default echo. It may answer with `conn.send()` at once
@@ -92,9 +92,17 @@ export function echo(frame: Buffer, conn: Connection): void {
 
 const OWNER = 'PulsarServer';
 
+const SERVER_OPTIONS: Record<keyof PulsarServerOptions, true> = {
+  host: true, port: true, codec: true, registry: true, heartbeat: true, reportInterval: true, handler: true,
+  maxConnections: true, shutdownTimeout: true, highWaterMark: true, proxyProtocol: true, tls: true,
+  maxBufferedBytes: true, frameTimeout: true, maxPendingOutput: true, writeTimeout: true,
+};
+const PROXY_OPTIONS: Record<keyof ProxyProtocolOptions, true> = { timeout: true, maxHeaderLength: true };
+
 /** Applies defaults and validates every option, naming the bad one and its value. */
 export function resolveServerOptions(options: PulsarServerOptions = {}): ResolvedServerOptions {
   if (typeof options !== 'object' || options === null) throw invalidOption(OWNER, 'options', 'must be an object', options);
+  checkKnownOptions(OWNER, options, SERVER_OPTIONS);
   const host = options.host ?? '127.0.0.1';
   if (typeof host !== 'string' || host === '') throw invalidOption(OWNER, 'host', 'must be a non-empty string', host);
   const maxConnections = options.maxConnections ?? Infinity;
@@ -136,6 +144,7 @@ function resolveProxyProtocol(option: boolean | ProxyProtocolOptions): false | R
     throw invalidOption(OWNER, 'proxyProtocol', 'must be a boolean or an options object', option);
   }
   const given = option === true ? {} : option;
+  checkKnownOptions(`${OWNER} proxyProtocol`, given, PROXY_OPTIONS);
   return Object.freeze({
     timeout: checkTimerMs(OWNER, 'proxyProtocol.timeout', given.timeout ?? 5000, 1),
     // 16 bytes is the smallest v2 header; v1 lines need up to 107.

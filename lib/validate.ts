@@ -28,3 +28,41 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
 export function checkTimerMs(owner: string, option: string, value: number, min = 0): number {
   return checkInteger(owner, option, value, min, MAX_TIMER_MS);
 }
+
+/**
+ * Throws `ERR_INVALID_OPTION` for the first key of `options` that `known` does not list, naming the
+ * closest known one: a misspelt option must not be silently ignored. `known` is a record of every option
+ * name, so that the compiler checks it against the options type (none missing, none extra).
+ */
+export function checkKnownOptions<T extends object>(owner: string, options: T, known: Record<keyof T, true>): void {
+  const names = Object.keys(known);
+  for (const key of Object.keys(options)) {
+    if (names.includes(key)) continue;
+    const hint = closestName(key, names);
+    throw new PulsarError('ERR_INVALID_OPTION', `${owner}: unknown option '${key}'${hint === undefined ? '' : ` (did you mean '${hint}'?)`}`);
+  }
+}
+
+/** The name nearest to `word` by edit distance, if near enough to be a likely typo. */
+function closestName(word: string, names: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.floor(word.length / 3)) + 1;
+  for (const name of names) {
+    const distance = editDistance(word.toLowerCase(), name.toLowerCase());
+    if (distance < bestDistance) [best, bestDistance] = [name, distance];
+  }
+  return best;
+}
+
+/** Levenshtein distance, one row at a time. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(previous[j]! + 1, row[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = row;
+  }
+  return previous[b.length]!;
+}

@@ -1,5 +1,5 @@
 import { DecodingError } from '../errors.js';
-import { checkInteger, invalidOption } from '../validate.js';
+import { checkInteger, checkKnownOptions, invalidOption } from '../validate.js';
 import { ByteQueue } from './byte-queue.js';
 import { frameTooLarge, type FrameDecoder, type FrameRun, type PrefixedFrameCodec } from './types.js';
 
@@ -77,6 +77,7 @@ export class LengthPrefixedCodec implements PrefixedFrameCodec {
 
   /** @param options see {@link LengthPrefixedCodecOptions}; every field is optional */
   constructor(options: LengthPrefixedCodecOptions = {}) {
+    checkKnownOptions('LengthPrefixedCodec', options, { maxFrameLength: true, lengthFieldLength: true, byteOrder: true });
     const fieldLength = options.lengthFieldLength ?? 4;
     if (fieldLength !== 1 && fieldLength !== 2 && fieldLength !== 4) {
       throw invalidOption('LengthPrefixedCodec', 'lengthFieldLength', 'must be 1, 2 or 4', fieldLength);

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { checkKnownOptions } from '../validate.js';
 
 /** The content type of Prometheus's text exposition format. */
 const CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -30,6 +31,7 @@ export interface MetricsEndpoint {
  * @throws rejects with Node's error when it cannot listen (`EADDRINUSE`…)
  */
 export async function serveMetrics(collect: () => Promise<string>, options: MetricsEndpointOptions = {}): Promise<MetricsEndpoint> {
+  checkKnownOptions('serveMetrics', options, { host: true, port: true });
   const server = http.createServer((request, response) => {
     const path = (request.url ?? '').split('?')[0];
     if (request.method !== 'GET' || path !== '/metrics') {

@@ -2,6 +2,7 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { ClientErrorMessage, DisconnectMessage, RefusedMessage } from '../channels.js';
 import type { PulsarServer, ServerStats } from '../server.js';
+import { checkKnownOptions } from '../validate.js';
 
 /** Options of {@link PulsarMetrics}. */
 export interface PulsarMetricsOptions {
@@ -66,6 +67,7 @@ export class PulsarMetrics {
    * @param options see {@link PulsarMetricsOptions}
    */
   constructor(server: PulsarServer, options: PulsarMetricsOptions = {}) {
+    checkKnownOptions('PulsarMetrics', options, { registry: true, defaultMetrics: true });
     this.#server = server;
     this.registry = options.registry ?? new Registry();
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
