@@ -1,5 +1,6 @@
 import os from 'node:os';
 import createDebug from 'debug';
+import { hostPort } from '../lib/format.js';
 import type { CloseResult, Connection, ConnectionSnapshot, ListenAddress, PulsarCluster, PulsarServer, Report } from '../lib/index.js';
 
 /** Namespaces logged when `DEBUG` is unset: startup, connections and reports, not heartbeats. */
@@ -86,9 +87,8 @@ function connectionTag(id: number, worker: number | undefined): string {
 }
 
 function logListening(logger: CliLogger, { address, port, family }: ListenAddress, workers?: number): void {
-  const shown = family === 'IPv6' ? `[${address}]:${port}` : `${address}:${port}`;
   const fields = workers === undefined ? { address, port, family } : { address, port, family, workers };
-  logger.log('pulsar:server', 'info', 'listening', fields, `listening on ${shown}${workers === undefined ? '' : ` (${workers} workers)`}`);
+  logger.log('pulsar:server', 'info', 'listening', fields, `listening on ${hostPort(address, port)}${workers === undefined ? '' : ` (${workers} workers)`}`);
 }
 
 /**

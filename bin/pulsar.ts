@@ -4,6 +4,7 @@ import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import createDebug from 'debug';
 import { IdleHeartbeat, LengthPrefixedCodec, PulsarCluster, PulsarServer, serveWorker, type CloseResult } from '../lib/index.js';
+import { hostPort } from '../lib/format.js';
 import type { MetricsEndpoint } from '../lib/metrics/index.js';
 import { parseCli, UsageError, USAGE, type CliOptions } from './args.js';
 import { CliLogger, DEFAULT_NAMESPACES, logClosed, logClusterEvents, logServerEvents, logShutdown } from './log.js';
@@ -96,8 +97,7 @@ async function runPrimary(cli: CliOptions, logger: CliLogger): Promise<void> {
 function listenFailed({ host, port }: { host: string; port: number }, error: unknown, what = 'listen on'): never {
   const { code, message } = error as NodeJS.ErrnoException;
   const reason = (code && LISTEN_ERRORS[code]) ? `${LISTEN_ERRORS[code]} (${code})` : message;
-  const shown = host.includes(':') ? `[${host}]` : host;
-  process.stderr.write(`pulsar: cannot ${what} ${shown}:${port}: ${reason}\n`);
+  process.stderr.write(`pulsar: cannot ${what} ${hostPort(host, port)}: ${reason}\n`);
   process.exit(1);
 }
 

@@ -6,6 +6,7 @@ import { LengthPrefixedCodec } from './codecs/length-prefixed.js';
 import type { FrameCodec, FrameDecoder } from './codecs/types.js';
 import { PulsarError } from './errors.js';
 import { HEARTBEAT_PAYLOAD } from './heartbeat.js';
+import { hostPort } from './format.js';
 import { checkInteger, checkKnownOptions, checkTimerMs, invalidOption } from './validate.js';
 
 const debug = createDebug('pulsar:lifecycle:client');
@@ -245,7 +246,7 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
   }
 
   #target(): string {
-    return `${this.options.host}:${this.options.port}`;
+    return hostPort(this.options.host, this.options.port);
   }
 
   #open(): Promise<void> {

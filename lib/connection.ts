@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import createDebug from 'debug';
 import type { FrameCodec, FrameDecoder, FrameRun } from './codecs/types.js';
 import { aboutClient, PulsarError } from './errors.js';
+import { hostPort, messageOf } from './format.js';
 import type { DeadlinePeer } from './deadlines.js';
 import type { HeartbeatPeer } from './heartbeat.js';
 import type { BudgetHolder } from './memory-budget.js';
@@ -134,7 +135,7 @@ export class Connection implements HeartbeatPeer, DeadlinePeer, BudgetHolder {
     const peer = source ?? peerOf(socket);
     this.remoteAddress = peer.address;
     this.remotePort = peer.port;
-    this.remote = peer.family === 'IPv6' ? `[${peer.address}]:${peer.port}` : `${peer.address}:${peer.port}`;
+    this.remote = hostPort(peer.address, peer.port);
     this.connectedAt = Date.now();
     this.#lastSeen = this.connectedAt;
     this.#owner = owner;
@@ -431,9 +432,8 @@ export class Connection implements HeartbeatPeer, DeadlinePeer, BudgetHolder {
   }
 
   #handlerFailed(error: unknown): void {
-    const message = error instanceof Error ? error.message : String(error);
     this.#owner.onClientError(
-      new PulsarError('ERR_HANDLER', `${this}: the handler failed on a frame: ${message}`, { cause: error }),
+      new PulsarError('ERR_HANDLER', `${this}: the handler failed on a frame: ${messageOf(error)}`, { cause: error }),
       this,
     );
   }
@@ -493,8 +493,7 @@ export class Connection implements HeartbeatPeer, DeadlinePeer, BudgetHolder {
   /** What the decoder threw, as reported: naming this client, with a code even from a faulty custom decoder. */
   #decodingFailure(error: unknown): PulsarError {
     if (error instanceof PulsarError) return aboutClient(error, String(this));
-    const message = error instanceof Error ? error.message : String(error);
-    return new PulsarError('ERR_CODEC', `${this}: the codec's decoder failed: ${message}`, { cause: error });
+    return new PulsarError('ERR_CODEC', `${this}: the codec's decoder failed: ${messageOf(error)}`, { cause: error });
   }
 
   /** Reports a client error and destroys the connection. */

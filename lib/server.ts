@@ -4,6 +4,7 @@ import createDebug from 'debug';
 import { EventEmitter } from 'eventemitter3';
 import { Connection, peerOf, type ConnectionOwner, type DisconnectReason } from './connection.js';
 import { aboutClient, PulsarError } from './errors.js';
+import { messageOf } from './format.js';
 import { channels, type BackpressureMessage, type ClientErrorMessage, type ConnectionMessage, type DisconnectMessage, type RefusedMessage } from './channels.js';
 import { DeadlineSweep } from './deadlines.js';
 import type { HeartbeatHost } from './heartbeat.js';
@@ -446,8 +447,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   }
 
   #registryFailed(method: string, error: unknown): void {
-    const message = error instanceof Error ? error.message : String(error);
-    this.#serverError(new PulsarError('ERR_REGISTRY', `registry.${method}() failed: ${message}`, { cause: error }));
+    this.#serverError(new PulsarError('ERR_REGISTRY', `registry.${method}() failed: ${messageOf(error)}`, { cause: error }));
   }
 
   #startTimers(): void {

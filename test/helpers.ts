@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { once, type EventEmitter as NodeEmitter } from 'node:events';
 import { rmSync } from 'node:fs';
 import net from 'node:net';
+import type { EventEmitter } from 'eventemitter3';
 import { PulsarServer, type PulsarError, type PulsarServerEvents, type PulsarServerOptions } from '../lib/index.js';
 
 /** A 4-byte big-endian length-prefixed frame, built without the library's codec. */
@@ -43,16 +44,17 @@ export function nextEvent<K extends keyof PulsarServerEvents>(
 ): Promise<PulsarServerEvents[K]> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
-      server.off(event, listener as never);
+      server.off(event, listener);
       reject(new Error(`no '${String(event)}' event within ${ms} ms`));
     }, ms);
-    const listener = (...args: PulsarServerEvents[K]): void => {
+    // eventemitter3 types a listener of a generic event K by its own mapped type, not by the tuple.
+    const listener = ((...args: PulsarServerEvents[K]): void => {
       if (!filter(...args)) return;
       clearTimeout(timer);
-      server.off(event, listener as never);
+      server.off(event, listener);
       resolve(args);
-    };
-    server.on(event, listener as never);
+    }) as EventEmitter.EventListener<PulsarServerEvents, K>;
+    server.on(event, listener);
   });
 }
 

@@ -6,7 +6,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const EXPORTS = ['PulsarServer', 'LengthPrefixedCodec', 'MemoryRegistry', 'IdleHeartbeat', 'DecodingError', 'PulsarError', 'Connection'];
+// Every runtime export of lib/index.ts (types vanish at run time), kept in step by the test below.
+const EXPORTS = ['PulsarServer', 'PulsarClient', 'Connection', 'LengthPrefixedCodec', 'ByteQueue', 'MemoryRegistry', 'IdleHeartbeat',
+  'DecodingError', 'PulsarError', 'PulsarCluster', 'serveWorker'];
 
 function run(args: string[]): string {
   return execFileSync(process.execPath, args, { cwd: root, encoding: 'utf8' }).trim();
@@ -19,6 +21,11 @@ describe('package', () => {
     const esm = run(['--input-type=module', '-e', `import * as m from 'pulsar'; ${script}`]);
     expect(JSON.parse(cjs)).to.deep.equal(EXPORTS.map(() => 'function'));
     expect(esm).to.equal(cjs);
+  });
+
+  it('exports exactly the values the list above names, besides constants and the channels', () => {
+    const names = JSON.parse(run(['-e', `console.log(JSON.stringify(Object.keys(require('pulsar'))))`])) as string[];
+    expect(names.filter((n) => !['DEFAULT_MAX_FRAME_LENGTH', 'HEARTBEAT_PAYLOAD', 'channels'].includes(n)).sort()).to.deep.equal([...EXPORTS].sort());
   });
 
   it('offers pulsar/metrics in both module systems, and never loads prom-client for pulsar alone', () => {

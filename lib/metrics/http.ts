@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { hostPort, messageOf } from '../format.js';
 import { checkKnownOptions } from '../validate.js';
 
 /** The content type of Prometheus's text exposition format. */
@@ -40,7 +41,7 @@ export async function serveMetrics(collect: () => Promise<string>, options: Metr
     }
     collect().then(
       (text) => response.writeHead(200, { 'content-type': CONTENT_TYPE }).end(text),
-      (error: unknown) => response.writeHead(500, { 'content-type': 'text/plain' }).end(`${error instanceof Error ? error.message : String(error)}\n`),
+      (error: unknown) => response.writeHead(500, { 'content-type': 'text/plain' }).end(`${messageOf(error)}\n`),
     );
   });
   await new Promise<void>((resolve, reject) => {
@@ -50,12 +51,11 @@ export async function serveMetrics(collect: () => Promise<string>, options: Metr
       resolve();
     });
   });
-  const { address, port, family } = server.address() as AddressInfo;
-  const shown = family === 'IPv6' ? `[${address}]` : address;
+  const { address, port } = server.address() as AddressInfo;
   return {
     address,
     port,
-    url: `http://${shown}:${port}/metrics`,
+    url: `http://${hostPort(address, port)}/metrics`,
     close: () => new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeAllConnections();
