@@ -1,6 +1,8 @@
 // Type-checked by `npm run typecheck` against the built package (the `import` condition, dist/index.d.ts):
 // what an ESM TypeScript user writes must compile.
 import { IdleHeartbeat, LengthPrefixedCodec, MemoryRegistry, PulsarClient, PulsarServer, type Connection, type Registry } from 'pulsar';
+import { PulsarMetrics, serveMetrics, type MetricsEndpoint } from 'pulsar/metrics';
+import { Registry as PromRegistry } from 'prom-client';
 
 const registry: Registry = new MemoryRegistry();
 const server = new PulsarServer({
@@ -25,3 +27,9 @@ export async function drain(): Promise<string[]> {
   for await (const frame of client) seen.push(String(frame));
   return seen;
 }
+
+// The README's Metrics section: pulsar's series in the application's own prom-client registry, and the
+// clientError event typed precisely (its code is there without a cast).
+const metrics = new PulsarMetrics(server, { registry: new PromRegistry() });
+export const endpoint: Promise<MetricsEndpoint> = serveMetrics(() => metrics.registry.metrics(), { port: 9464 });
+server.on('clientError', (error) => void [error.code satisfies string, server.bufferedBytes, server.stats().framesIn]);
