@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
+import { AddressRules } from '../lib/admission/address-rules.js';
 import { MAX_TIMER_MS } from '../lib/validate.js';
 
 /** The CLI's usage text. */
@@ -16,6 +17,9 @@ Options:
   --max-frame <bytes>       largest frame payload (default 8m)
   --idle-timeout <ms>       close clients silent this long, 0 = never (default 0)
   --max-connections <n>     refuse connections beyond n (default unlimited)
+  --max-per-address <n>     refuse connections beyond n from one address, IPv6 per /64 (default unlimited)
+  --allow <cidr>            only clients in this block may connect (repeatable; default all)
+  --deny <cidr>             refuse clients in this block; deny wins over allow (repeatable)
   --shutdown-timeout <ms>   destroy what is still open this long after SIGINT/SIGTERM (default 10000)
   --max-buffered <bytes>    server-wide budget for partial frames and pending output;
                             the biggest holders are closed past it, 0 = off (default 256m)
@@ -54,6 +58,9 @@ export interface CliOptions {
   maxFrame: number;
   idleTimeout: number;
   maxConnections: number | undefined;
+  maxPerAddress: number | undefined;
+  allow: string[];
+  deny: string[];
   shutdownTimeout: number;
   maxBuffered: number;
   frameTimeout: number;
@@ -95,6 +102,9 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
         'max-frame': { type: 'string', default: '8m' },
         'idle-timeout': { type: 'string', default: '0' },
         'max-connections': { type: 'string' },
+        'max-per-address': { type: 'string' },
+        allow: { type: 'string', multiple: true, default: [] },
+        deny: { type: 'string', multiple: true, default: [] },
         'shutdown-timeout': { type: 'string', default: '10000' },
         'max-buffered': { type: 'string', default: '256m' },
         'frame-timeout': { type: 'string', default: '30000' },
@@ -116,6 +126,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
   if (values.log !== 'text' && values.log !== 'json') throw new UsageError(`--log must be 'text' or 'json', got '${values.log}'`);
   const host = values.host ?? nonEmpty(env.HOST) ?? '127.0.0.1';
   if (host === '') throw new UsageError('--host must not be empty');
+  checkRules(values.allow, values.deny);
   if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
   if (values['tls-cert'] !== undefined && values['proxy-protocol']) throw new UsageError('--tls-cert cannot be combined with --proxy-protocol: terminate TLS at the proxy');
   return {
@@ -127,6 +138,9 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
     maxFrame: byteSize('--max-frame', values['max-frame'], 2 ** 32 - 1),
     idleTimeout: integer('--idle-timeout', values['idle-timeout'], 0, MAX_TIMER_MS),
     maxConnections: values['max-connections'] === undefined ? undefined : integer('--max-connections', values['max-connections'], 1, Number.MAX_SAFE_INTEGER),
+    maxPerAddress: values['max-per-address'] === undefined ? undefined : integer('--max-per-address', values['max-per-address'], 1, Number.MAX_SAFE_INTEGER),
+    allow: values.allow,
+    deny: values.deny,
     shutdownTimeout: integer('--shutdown-timeout', values['shutdown-timeout'], 0, MAX_TIMER_MS),
     maxBuffered: byteSize('--max-buffered', values['max-buffered']),
     frameTimeout: integer('--frame-timeout', values['frame-timeout'], 0, MAX_TIMER_MS),
@@ -148,6 +162,15 @@ function integer(flag: string, text: string, min: number, max: number): number {
     throw new UsageError(`${flag} must be an integer from ${min} to ${max}, got '${text}'`);
   }
   return value;
+}
+
+/** Compiles the --allow and --deny blocks as the server will, so a bad one is a usage error at once. */
+function checkRules(allow: string[], deny: string[]): void {
+  try {
+    new AddressRules('pulsar', allow, deny);
+  } catch (error) {
+    throw new UsageError((error as Error).message.replace(/^pulsar: (allow|deny)/, '--$1'));
+  }
 }
 
 /** An environment variable's value, `undefined` when unset or empty. */

@@ -45,6 +45,9 @@ function createServer(cli: CliOptions): PulsarServer {
     proxyProtocol: cli.proxyProtocol,
     tls: cli.tls ?? false,
     ...(cli.maxConnections === undefined ? {} : { maxConnections: cli.maxConnections }),
+    ...(cli.maxPerAddress === undefined ? {} : { maxConnectionsPerAddress: cli.maxPerAddress }),
+    allow: cli.allow,
+    deny: cli.deny,
   });
 }
 

@@ -9,8 +9,10 @@ export type PulsarErrorCode =
   | 'ERR_TRUNCATED_FRAME'
   /** The peer sent nothing for the heartbeat policy's idle timeout. */
   | 'ERR_IDLE_TIMEOUT'
-  /** A connection arrived while `maxConnections` were already open. */
+  /** A connection arrived while `maxConnections` were already open, or `maxConnectionsPerAddress` from its address. */
   | 'ERR_MAX_CONNECTIONS'
+  /** A client's address is outside the `allow` rules or inside the `deny` rules. */
+  | 'ERR_ADDRESS_DENIED'
   /** The `handler` threw or its promise rejected; `cause` holds what it threw. */
   | 'ERR_HANDLER'
   /** The connection failed at the socket level (reset by the peer, broken pipe…); `cause` holds Node's error and its code. */

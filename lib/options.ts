@@ -78,6 +78,20 @@ export interface PulsarServerOptions {
    * (`ERR_SLOW_CONSUMER`). Output that moves, however slowly, keeps it open. `0`: off. @default 10000
    */
   writeTimeout?: number;
+  /**
+   * Connections from one client address beyond this many are refused (`ERR_MAX_CONNECTIONS`), as
+   * ZooKeeper's `maxClientCnxns` does; IPv6 clients count per /64. With `proxyProtocol`, the address is the
+   * one the PROXY header names. @default Infinity
+   */
+  maxConnectionsPerAddress?: number;
+  /**
+   * CIDR blocks (`10.0.0.0/8`, `2001:db8::/32`, or single addresses) a client must be in to connect; others
+   * are refused at once (`ERR_ADDRESS_DENIED`). Omitted or empty: every address not denied.
+   * @default []
+   */
+  allow?: readonly string[];
+  /** CIDR blocks whose clients are refused at once (`ERR_ADDRESS_DENIED`); deny wins over allow. @default [] */
+  deny?: readonly string[];
 }
 
 /** {@link PulsarServerOptions} with every default applied. */
@@ -96,6 +110,7 @@ const SERVER_OPTIONS: Record<keyof PulsarServerOptions, true> = {
   host: true, port: true, codec: true, registry: true, heartbeat: true, reportInterval: true, handler: true,
   maxConnections: true, shutdownTimeout: true, highWaterMark: true, proxyProtocol: true, tls: true,
   maxBufferedBytes: true, frameTimeout: true, maxPendingOutput: true, writeTimeout: true,
+  maxConnectionsPerAddress: true, allow: true, deny: true,
 };
 const PROXY_OPTIONS: Record<keyof ProxyProtocolOptions, true> = { timeout: true, maxHeaderLength: true };
 
@@ -107,6 +122,8 @@ export function resolveServerOptions(options: PulsarServerOptions = {}): Resolve
   if (typeof host !== 'string' || host === '') throw invalidOption(OWNER, 'host', 'must be a non-empty string', host);
   const maxConnections = options.maxConnections ?? Infinity;
   if (maxConnections !== Infinity) checkInteger(OWNER, 'maxConnections', maxConnections, 1);
+  const maxConnectionsPerAddress = options.maxConnectionsPerAddress ?? Infinity;
+  if (maxConnectionsPerAddress !== Infinity) checkInteger(OWNER, 'maxConnectionsPerAddress', maxConnectionsPerAddress, 1);
   const reportInterval = options.reportInterval ?? 10_000;
   if (reportInterval !== false) checkTimerMs(OWNER, 'reportInterval', reportInterval, 1);
   const handler = options.handler ?? echo;
@@ -128,6 +145,9 @@ export function resolveServerOptions(options: PulsarServerOptions = {}): Resolve
     frameTimeout: checkTimerMs(OWNER, 'frameTimeout', options.frameTimeout ?? 30_000),
     maxPendingOutput: checkInteger(OWNER, 'maxPendingOutput', options.maxPendingOutput ?? 64 * 1024 * 1024, 0),
     writeTimeout: checkTimerMs(OWNER, 'writeTimeout', options.writeTimeout ?? 10_000),
+    maxConnectionsPerAddress,
+    allow: options.allow ?? [],
+    deny: options.deny ?? [],
   });
 }
 

@@ -6,6 +6,7 @@ import { Connection, peerOf, type ConnectionOwner, type DisconnectReason } from 
 import { aboutClient, PulsarError } from './errors.js';
 import { messageOf } from './format.js';
 import { channels, type BackpressureMessage, type ClientErrorMessage, type ConnectionMessage, type DisconnectMessage, type RefusedMessage } from './channels.js';
+import { AddressRules, addressGroup } from './admission/address-rules.js';
 import { DeadlineSweep } from './deadlines.js';
 import type { HeartbeatHost } from './heartbeat.js';
 import { MemoryBudget } from './memory-budget.js';
@@ -128,6 +129,9 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   readonly #owner: ConnectionOwner;
   readonly #budget: MemoryBudget<Connection>;
   readonly #deadlines: DeadlineSweep<Connection>;
+  readonly #rules: AddressRules;
+  /** Open connections per address group (see addressGroup), kept only with `maxConnectionsPerAddress`. */
+  readonly #perAddress = new Map<string, number>();
   #state: ServerState = 'idle';
   #nextId = 1;
   #reportTimer: ReturnType<typeof setInterval> | undefined;
@@ -151,6 +155,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
     const connections = (): Iterable<Connection> => this.#connections.values();
     this.#budget = new MemoryBudget(this.options.maxBufferedBytes, connections, (conn, held) => this.#evict(conn, held));
     this.#deadlines = new DeadlineSweep(this.options, connections, (conn, error) => this.#expire(conn, error));
+    this.#rules = new AddressRules('PulsarServer', this.options.allow, this.options.deny);
     this.#owner = this.#createOwner();
     this.#net = this.#createListener();
   }
@@ -287,6 +292,11 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
       this.#turnAway(conn, new PulsarError('ERR_MAX_CONNECTIONS', `refused, ${this.#connections.size} connections are already open (maxConnections)`));
       return;
     }
+    const refusal = this.#checkAddress(conn.remoteAddress);
+    if (refusal !== null) {
+      this.#turnAway(conn, refusal);
+      return;
+    }
     this.#connections.set(conn.id, conn);
     this.#totals.accepted++;
     conn.start();
@@ -294,6 +304,33 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
     this.emit('connection', conn);
     if (channels.connection.hasSubscribers) channels.connection.publish({ server: this, connection: conn } satisfies ConnectionMessage);
     if (rest !== null) conn.feed(rest);
+  }
+
+  /**
+   * Applies the address rules and the per-address limit to a client's real address (the PROXY source
+   * when there was a header); counts it in its group when it is admitted.
+   * @returns why it is refused, or `null`
+   */
+  #checkAddress(address: string): PulsarError | null {
+    if (this.#rules.active && !this.#rules.admits(address)) {
+      return new PulsarError('ERR_ADDRESS_DENIED', `refused, ${address} is not allowed to connect (allow/deny rules)`);
+    }
+    const limit = this.options.maxConnectionsPerAddress;
+    if (limit === Infinity) return null;
+    const group = addressGroup(address);
+    const open = this.#perAddress.get(group) ?? 0;
+    if (open >= limit) return new PulsarError('ERR_MAX_CONNECTIONS', `refused, ${open} connections from ${group} are already open (maxConnectionsPerAddress)`);
+    this.#perAddress.set(group, open + 1);
+    return null;
+  }
+
+  /** Uncounts a closed connection from its address group. */
+  #releaseAddress(address: string): void {
+    if (this.options.maxConnectionsPerAddress === Infinity) return;
+    const group = addressGroup(address);
+    const open = (this.#perAddress.get(group) ?? 1) - 1;
+    if (open > 0) this.#perAddress.set(group, open);
+    else this.#perAddress.delete(group);
   }
 
   /** A Connection with the next id, served or only reported and turned away. */
@@ -405,6 +442,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
 
   #disconnected(conn: Connection, reason: DisconnectReason, error: Error | undefined): void {
     if (!this.#connections.delete(conn.id)) return;
+    this.#releaseAddress(conn.remoteAddress);
     this.#retire(conn);
     this.#registryCall('remove', conn);
     if (this.#state === 'closing') {
