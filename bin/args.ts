@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { AddressRules } from '../lib/admission/address-rules.js';
+import { CidrList } from '../lib/admission/address-rules.js';
 import { MAX_TIMER_MS } from '../lib/validate.js';
 
 /** The CLI's usage text. */
@@ -29,6 +29,7 @@ Options:
   --write-timeout <ms>      close a client whose pending output stalls this long, 0 = off (default 10000)
   --workers <n|auto>        worker processes sharing the port, auto = one per CPU (default 1)
   --proxy-protocol          expect a PROXY protocol v1/v2 header on every connection (behind HAProxy)
+  --trusted-proxy <cidr>    believe PROXY headers only from this block, refuse others (repeatable)
   --tls-cert <file>         serve TLS with this PEM certificate (chain); needs --tls-key
   --tls-key <file>          the PEM private key of --tls-cert
   --metrics <[host:]port>   serve Prometheus metrics at http://host:port/metrics (host 127.0.0.1
@@ -67,6 +68,7 @@ export interface CliOptions {
   maxPendingOutput: number;
   writeTimeout: number;
   proxyProtocol: boolean;
+  trustedProxies: string[];
   /** Worker processes (`--workers`, `auto` resolved); 1 runs the server in this process. */
   workers: number;
   /** PEM certificate and key, read from the --tls-cert and --tls-key files. */
@@ -111,6 +113,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
         'max-pending-output': { type: 'string', default: '64m' },
         'write-timeout': { type: 'string', default: '10000' },
         'proxy-protocol': { type: 'boolean', default: false },
+        'trusted-proxy': { type: 'string', multiple: true, default: [] },
         workers: { type: 'string', default: '1' },
         'tls-cert': { type: 'string' },
         'tls-key': { type: 'string' },
@@ -127,6 +130,8 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
   const host = values.host ?? nonEmpty(env.HOST) ?? '127.0.0.1';
   if (host === '') throw new UsageError('--host must not be empty');
   checkRules(values.allow, values.deny);
+  if (values['trusted-proxy'].length > 0 && !values['proxy-protocol']) throw new UsageError('--trusted-proxy needs --proxy-protocol');
+  checkBlocks('--trusted-proxy', values['trusted-proxy']);
   if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
   if (values['tls-cert'] !== undefined && values['proxy-protocol']) throw new UsageError('--tls-cert cannot be combined with --proxy-protocol: terminate TLS at the proxy');
   return {
@@ -147,6 +152,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
     maxPendingOutput: byteSize('--max-pending-output', values['max-pending-output']),
     writeTimeout: integer('--write-timeout', values['write-timeout'], 0, MAX_TIMER_MS),
     proxyProtocol: values['proxy-protocol'],
+    trustedProxies: values['trusted-proxy'],
     workers: values.workers === 'auto' ? os.availableParallelism() : integer('--workers', values.workers, 1, 1024),
     tls: values['tls-cert'] === undefined ? undefined : { cert: readPem('--tls-cert', values['tls-cert']), key: readPem('--tls-key', values['tls-key']!) },
     metrics: values.metrics === undefined ? undefined : hostAndPort('--metrics', values.metrics),
@@ -166,10 +172,16 @@ function integer(flag: string, text: string, min: number, max: number): number {
 
 /** Compiles the --allow and --deny blocks as the server will, so a bad one is a usage error at once. */
 function checkRules(allow: string[], deny: string[]): void {
+  checkBlocks('--allow', allow);
+  checkBlocks('--deny', deny);
+}
+
+/** Compiles a flag's CIDR blocks as the server will; a bad one is a usage error naming the flag. */
+function checkBlocks(flag: string, blocks: string[]): void {
   try {
-    new AddressRules('pulsar', allow, deny);
+    new CidrList('', flag, blocks);
   } catch (error) {
-    throw new UsageError((error as Error).message.replace(/^pulsar: (allow|deny)/, '--$1'));
+    throw new UsageError((error as Error).message.replace(/^: /, ''));
   }
 }
 

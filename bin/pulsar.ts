@@ -43,6 +43,7 @@ function createServer(cli: CliOptions): PulsarServer {
     maxPendingOutput: cli.maxPendingOutput,
     writeTimeout: cli.writeTimeout,
     proxyProtocol: cli.proxyProtocol,
+    trustedProxies: cli.trustedProxies,
     tls: cli.tls ?? false,
     ...(cli.maxConnections === undefined ? {} : { maxConnections: cli.maxConnections }),
     ...(cli.maxPerAddress === undefined ? {} : { maxConnectionsPerAddress: cli.maxPerAddress }),

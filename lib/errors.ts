@@ -19,7 +19,7 @@ export type PulsarErrorCode =
   | 'ERR_CONNECTION_LOST'
   /** A custom codec's decoder threw something other than a `DecodingError`; `cause` holds it. */
   | 'ERR_CODEC'
-  /** `proxyProtocol` is on and a connection did not start with a valid PROXY header, or it was too long. */
+  /** `proxyProtocol` is on and a connection did not start with a valid PROXY header, it was too long, or it came from outside `trustedProxies`. */
   | 'ERR_PROXY_PROTOCOL'
   /** `proxyProtocol` is on and a connection did not send its whole PROXY header in time. */
   | 'ERR_PROXY_TIMEOUT'

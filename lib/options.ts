@@ -92,6 +92,13 @@ export interface PulsarServerOptions {
   allow?: readonly string[];
   /** CIDR blocks whose clients are refused at once (`ERR_ADDRESS_DENIED`); deny wins over allow. @default [] */
   deny?: readonly string[];
+  /**
+   * With `proxyProtocol`: the only addresses (CIDR blocks) whose PROXY headers are believed, those of your
+   * load balancers. A connection from anywhere else is refused before its header is read
+   * (`ERR_PROXY_PROTOCOL`), so a client reaching the server directly cannot claim any address it likes.
+   * Empty: headers are believed from anyone. @default []
+   */
+  trustedProxies?: readonly string[];
 }
 
 /** {@link PulsarServerOptions} with every default applied. */
@@ -110,7 +117,7 @@ const SERVER_OPTIONS: Record<keyof PulsarServerOptions, true> = {
   host: true, port: true, codec: true, registry: true, heartbeat: true, reportInterval: true, handler: true,
   maxConnections: true, shutdownTimeout: true, highWaterMark: true, proxyProtocol: true, tls: true,
   maxBufferedBytes: true, frameTimeout: true, maxPendingOutput: true, writeTimeout: true,
-  maxConnectionsPerAddress: true, allow: true, deny: true,
+  maxConnectionsPerAddress: true, allow: true, deny: true, trustedProxies: true,
 };
 const PROXY_OPTIONS: Record<keyof ProxyProtocolOptions, true> = { timeout: true, maxHeaderLength: true };
 
@@ -148,7 +155,15 @@ export function resolveServerOptions(options: PulsarServerOptions = {}): Resolve
     maxConnectionsPerAddress,
     allow: options.allow ?? [],
     deny: options.deny ?? [],
+    trustedProxies: resolveTrustedProxies(options.trustedProxies ?? [], options.proxyProtocol ?? false),
   });
+}
+
+function resolveTrustedProxies(blocks: readonly string[], proxyProtocol: unknown): readonly string[] {
+  if (Array.isArray(blocks) && blocks.length > 0 && proxyProtocol === false) {
+    throw invalidOption(OWNER, 'trustedProxies', 'needs proxyProtocol (there is no PROXY header to trust without it)', 'set');
+  }
+  return blocks;
 }
 
 function resolveTls(option: TlsOptions | false, proxyProtocol: unknown): TlsOptions | false {

@@ -6,7 +6,7 @@ import { Connection, peerOf, type ConnectionOwner, type DisconnectReason } from 
 import { aboutClient, PulsarError } from './errors.js';
 import { messageOf } from './format.js';
 import { channels, type BackpressureMessage, type ClientErrorMessage, type ConnectionMessage, type DisconnectMessage, type RefusedMessage } from './channels.js';
-import { AddressRules, addressGroup } from './admission/address-rules.js';
+import { AddressRules, CidrList, addressGroup } from './admission/address-rules.js';
 import { DeadlineSweep } from './deadlines.js';
 import type { HeartbeatHost } from './heartbeat.js';
 import { MemoryBudget } from './memory-budget.js';
@@ -130,6 +130,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   readonly #budget: MemoryBudget<Connection>;
   readonly #deadlines: DeadlineSweep<Connection>;
   readonly #rules: AddressRules;
+  readonly #trustedProxies: CidrList;
   /** Open connections per address group (see addressGroup), kept only with `maxConnectionsPerAddress`. */
   readonly #perAddress = new Map<string, number>();
   #state: ServerState = 'idle';
@@ -156,6 +157,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
     this.#budget = new MemoryBudget(this.options.maxBufferedBytes, connections, (conn, held) => this.#evict(conn, held));
     this.#deadlines = new DeadlineSweep(this.options, connections, (conn, error) => this.#expire(conn, error));
     this.#rules = new AddressRules('PulsarServer', this.options.allow, this.options.deny);
+    this.#trustedProxies = new CidrList('PulsarServer', 'trustedProxies', this.options.trustedProxies);
     this.#owner = this.#createOwner();
     this.#net = this.#createListener();
   }
@@ -277,8 +279,14 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
 
   #accept(socket: Socket): void {
     const { proxyProtocol } = this.options;
-    if (proxyProtocol && this.#state === 'listening') this.#readProxyHeader(socket, proxyProtocol);
-    else this.#admit(socket, null, null);
+    if (!proxyProtocol || this.#state !== 'listening') {
+      this.#admit(socket, null, null);
+    } else if (this.#trustedProxies.empty || this.#trustedProxies.contains(socket.remoteAddress ?? '')) {
+      this.#readProxyHeader(socket, proxyProtocol);
+    } else {
+      const untrusted = `refused, ${socket.remoteAddress} is not a trusted proxy (trustedProxies): its PROXY header would not be believed`;
+      this.#turnAway(this.#connectionFor(socket), new PulsarError('ERR_PROXY_PROTOCOL', untrusted));
+    }
   }
 
   /** Starts serving a socket: from its first byte, or after its PROXY header with the bytes that followed. */

@@ -133,6 +133,31 @@ describe('address rules', () => {
     });
   });
 
+  describe('trusted proxies', () => {
+    it('believe PROXY headers only from trustedProxies, refusing a forged one from anywhere else before reading it', async () => {
+      const { server, port } = await startServer({ proxyProtocol: true, trustedProxies: ['127.0.0.2/32'] });
+      const errors = clientErrors(server);
+      const header = (source: string): Buffer => Buffer.from(`PROXY TCP4 ${source} 10.0.0.1 40000 8080\r\n`);
+      const proxy = await from('127.0.0.2', port);
+      proxy.socket.write(Buffer.concat([header('198.51.100.9'), frame('via the proxy')]));
+      await new Promise((resolve) => proxy.socket.once('data', resolve));
+      expect([...server.connections.values()].map((c) => c.remoteAddress)).to.deep.equal(['198.51.100.9']);
+      const forger = await from('127.0.0.3', port);
+      const forgerPort = forger.socket.localPort;
+      forger.socket.write(Buffer.concat([header('10.0.0.7'), frame('trust me')]));
+      await forger.closed;
+      expect(errors).to.have.length(1);
+      expect(errors[0]).to.include({ code: 'ERR_PROXY_PROTOCOL', port: forgerPort });
+      expect(errors[0]!.message).to.match(/^127\.0\.0\.3:\d+ \(connection \d+\): refused, 127\.0\.0\.3 is not a trusted proxy \(trustedProxies\)/);
+      expect(server.connections.size).to.equal(1);
+    });
+
+    it('need proxyProtocol, and refuse malformed blocks', () => {
+      expect(() => new PulsarServer({ trustedProxies: ['10.0.0.1'] })).to.throw(/trustedProxies needs proxyProtocol/).with.property('code', 'ERR_INVALID_OPTION');
+      expect(() => new PulsarServer({ proxyProtocol: true, trustedProxies: ['10.0.0.1/99'] })).to.throw(/PulsarServer: trustedProxies must hold CIDR blocks/);
+    });
+  });
+
   describe('CLI', function () {
     this.timeout(15000);
 
@@ -149,6 +174,18 @@ describe('address rules', () => {
       const bad = new Cli(['--allow', '10.0.0.0/40']);
       expect((await bad.exit()).code).to.equal(2);
       expect(bad.stderr[0]).to.equal("pulsar: --allow must hold CIDR blocks such as 10.0.0.0/8 or 2001:db8::/32, got '10.0.0.0/40' (string)");
+      const untrusting = new Cli(['--trusted-proxy', '127.0.0.2']);
+      expect((await untrusting.exit()).code).to.equal(2);
+      expect(untrusting.stderr[0]).to.equal('pulsar: --trusted-proxy needs --proxy-protocol');
+    });
+
+    it('refuses PROXY headers from outside --trusted-proxy', async () => {
+      const cli = new Cli(['--port', '0', '--proxy-protocol', '--trusted-proxy', '127.0.0.2']);
+      const port = await cli.port();
+      const forger = await from('127.0.0.3', port);
+      forger.socket.write(Buffer.from('PROXY TCP4 10.0.0.7 10.0.0.1 40000 8080\r\n'));
+      await forger.closed;
+      await cli.line(/127\.0\.0\.3:\d+ \(connection 1\): refused, 127\.0\.0\.3 is not a trusted proxy .* \[ERR_PROXY_PROTOCOL\]/);
     });
   });
 });

@@ -2,40 +2,65 @@ import net from 'node:net';
 import { invalidOption } from '../validate.js';
 
 /**
- * Which client addresses may connect: the `allow` and `deny` CIDR lists, compiled once into Node's
- * `net.BlockList` (Netty's `IpSubnetFilterRule` precompiles its masks the same way), so an accept costs
- * one native lookup per list, no string parsing of the rules. Deny wins; with an `allow` list, an
- * address must be in it. IPv4 rules also match IPv4-mapped IPv6 clients (`::ffff:10.1.2.3`).
+ * A list of CIDR blocks (`10.0.0.0/8`, `2001:db8::/32`, or single addresses), compiled once into Node's
+ * `net.BlockList` (Netty's `IpSubnetFilterRule` precompiles its masks the same way), so a lookup is one
+ * native call, no string parsing of the rules. IPv4 blocks also match IPv4-mapped IPv6 addresses
+ * (`::ffff:10.1.2.3`, as a dual-stack listener sees IPv4 clients).
+ */
+export class CidrList {
+  readonly #list: net.BlockList | null;
+
+  /**
+   * @param owner and `option` name the list in error messages
+   * @throws {PulsarError} `ERR_INVALID_OPTION` for a block that is not an address with a valid prefix
+   */
+  constructor(owner: string, option: string, blocks: readonly string[] | undefined) {
+    this.#list = compile(owner, option, blocks);
+  }
+
+  /** Whether the list has no block. */
+  get empty(): boolean {
+    return this.#list === null;
+  }
+
+  /** Whether `address` is in one of the blocks. */
+  contains(address: string): boolean {
+    return this.#list !== null && this.#list.check(address, net.isIPv6(address) ? 'ipv6' : 'ipv4');
+  }
+}
+
+/**
+ * Which client addresses may connect: the `allow` and `deny` lists. Deny wins; with an `allow` list, an
+ * address must be in it.
  */
 export class AddressRules {
-  readonly #allow: net.BlockList | null;
-  readonly #deny: net.BlockList | null;
+  readonly #allow: CidrList;
+  readonly #deny: CidrList;
 
   /**
    * @param owner names the options in error messages
-   * @param allow CIDR blocks (`10.0.0.0/8`, `2001:db8::/32`, or a single address) clients must be in; none or empty: all
-   * @param deny CIDR blocks clients must not be in
-   * @throws {PulsarError} `ERR_INVALID_OPTION` for a block that is not an address with a valid prefix
+   * @param allow blocks clients must be in; none or empty: all
+   * @param deny blocks clients must not be in
+   * @throws {PulsarError} `ERR_INVALID_OPTION` for a malformed block
    */
   constructor(owner: string, allow: readonly string[] | undefined, deny: readonly string[] | undefined) {
-    this.#allow = compile(owner, 'allow', allow);
-    this.#deny = compile(owner, 'deny', deny);
+    this.#allow = new CidrList(owner, 'allow', allow);
+    this.#deny = new CidrList(owner, 'deny', deny);
   }
 
   /** Whether any rule is set (when none is, the server skips the check). */
   get active(): boolean {
-    return this.#allow !== null || this.#deny !== null;
+    return !this.#allow.empty || !this.#deny.empty;
   }
 
   /** Whether a client at `address` may connect. */
   admits(address: string): boolean {
-    const family = net.isIPv6(address) ? 'ipv6' : 'ipv4';
-    if (this.#deny?.check(address, family)) return false;
-    return this.#allow === null || this.#allow.check(address, family);
+    if (this.#deny.contains(address)) return false;
+    return this.#allow.empty || this.#allow.contains(address);
   }
 }
 
-/** The blocks as one BlockList; `null` for none (no rule). */
+/** The blocks as one BlockList; `null` for none. */
 function compile(owner: string, option: string, blocks: readonly string[] | undefined): net.BlockList | null {
   if (blocks === undefined) return null;
   if (!Array.isArray(blocks)) throw invalidOption(owner, option, 'must be an array of CIDR blocks', blocks);
