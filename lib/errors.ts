@@ -13,6 +13,8 @@ export type PulsarErrorCode =
   | 'ERR_MAX_CONNECTIONS'
   /** A client's address is outside the `allow` rules or inside the `deny` rules. */
   | 'ERR_ADDRESS_DENIED'
+  /** The `admit` hook refused a connection, threw, rejected, or did not answer within `admitTimeout`. */
+  | 'ERR_REFUSED'
   /** The `handler` threw or its promise rejected; `cause` holds what it threw. */
   | 'ERR_HANDLER'
   /** The connection failed at the socket level (reset by the peer, broken pipe…); `cause` holds Node's error and its code. */

@@ -1,6 +1,6 @@
 export { PulsarServer } from './server.js';
 export type { CloseResult, ListenAddress, PulsarServerEvents, Report, ServerStats } from './server.js';
-export type { FrameHandler, PulsarServerOptions, ResolvedServerOptions } from './options.js';
+export type { AdmitHook, FrameHandler, PulsarServerOptions, ResolvedServerOptions } from './options.js';
 export { PulsarClient } from './client.js';
 export type { PulsarClientEvents, PulsarClientOptions, ReconnectOptions } from './client.js';
 export { Connection } from './connection.js';

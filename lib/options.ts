@@ -14,6 +14,13 @@ import { checkInteger, checkKnownOptions, checkTimerMs, invalidOption } from './
  */
 export type FrameHandler = (frame: Buffer, conn: Connection) => unknown;
 
+/**
+ * Decides whether a new connection is served, before any of its frames is read: `true` serves it,
+ * anything else refuses it (`ERR_REFUSED`), as does a throw or a rejection. It may answer later (a
+ * promise, e.g. after asking a rate limiter), within the server's `admitTimeout`.
+ */
+export type AdmitHook = (conn: Connection) => boolean | PromiseLike<boolean>;
+
 /** Options of {@link PulsarServer}; all optional. */
 export interface PulsarServerOptions {
   /** Bind address; IPv6 (`'::1'`) and `'0.0.0.0'` work too. @default '127.0.0.1' */
@@ -99,11 +106,18 @@ export interface PulsarServerOptions {
    * Empty: headers are believed from anyone. @default []
    */
   trustedProxies?: readonly string[];
+  /**
+   * Called for each connection that passed the limits and address rules, before any frame is read; see
+   * {@link AdmitHook}. With `proxyProtocol`, `conn.remoteAddress` is the real client. @default none
+   */
+  admit?: AdmitHook;
+  /** Ms an asynchronous `admit` hook has to answer before the connection is refused (`ERR_REFUSED`). @default 5000 */
+  admitTimeout?: number;
 }
 
 /** {@link PulsarServerOptions} with every default applied. */
 export type ResolvedServerOptions = Readonly<
-  Required<Omit<PulsarServerOptions, 'proxyProtocol'>> & { proxyProtocol: false | Required<ProxyProtocolOptions> }
+  Required<Omit<PulsarServerOptions, 'proxyProtocol' | 'admit'>> & { proxyProtocol: false | Required<ProxyProtocolOptions>; admit: AdmitHook | null }
 >;
 
 /** The default handler: sends every frame back unchanged. */
@@ -117,7 +131,7 @@ const SERVER_OPTIONS: Record<keyof PulsarServerOptions, true> = {
   host: true, port: true, codec: true, registry: true, heartbeat: true, reportInterval: true, handler: true,
   maxConnections: true, shutdownTimeout: true, highWaterMark: true, proxyProtocol: true, tls: true,
   maxBufferedBytes: true, frameTimeout: true, maxPendingOutput: true, writeTimeout: true,
-  maxConnectionsPerAddress: true, allow: true, deny: true, trustedProxies: true,
+  maxConnectionsPerAddress: true, allow: true, deny: true, trustedProxies: true, admit: true, admitTimeout: true,
 };
 const PROXY_OPTIONS: Record<keyof ProxyProtocolOptions, true> = { timeout: true, maxHeaderLength: true };
 
@@ -156,7 +170,15 @@ export function resolveServerOptions(options: PulsarServerOptions = {}): Resolve
     allow: options.allow ?? [],
     deny: options.deny ?? [],
     trustedProxies: resolveTrustedProxies(options.trustedProxies ?? [], options.proxyProtocol ?? false),
+    admit: resolveAdmit(options.admit),
+    admitTimeout: checkTimerMs(OWNER, 'admitTimeout', options.admitTimeout ?? 5000, 1),
   });
+}
+
+function resolveAdmit(hook: AdmitHook | undefined): AdmitHook | null {
+  if (hook === undefined) return null;
+  if (typeof hook !== 'function') throw invalidOption(OWNER, 'admit', 'must be a function', hook);
+  return hook;
 }
 
 function resolveTrustedProxies(blocks: readonly string[], proxyProtocol: unknown): readonly string[] {

@@ -126,6 +126,8 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   readonly #connections = new Map<number, Connection>();
   /** Sockets still sending their PROXY header: not connections yet. */
   readonly #handshakes = new Set<Socket>();
+  /** Connections waiting for an asynchronous `admit` hook: not served yet, but holding a place. */
+  readonly #admitting = new Set<Connection>();
   readonly #owner: ConnectionOwner;
   readonly #budget: MemoryBudget<Connection>;
   readonly #deadlines: DeadlineSweep<Connection>;
@@ -267,6 +269,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
     const stopped = wasStarted ? new Promise<void>((resolve) => this.#net.close(() => resolve())) : undefined;
     const disconnected = new Promise<void>((resolve) => (this.#onLastDisconnect = resolve));
     for (const socket of this.#handshakes) socket.destroy(); // nothing accepted from them yet
+    for (const conn of this.#admitting) conn.refuse(); // not admitted yet either
     debug('closing: %d connection(s) to drain', this.#connections.size);
     for (const conn of this.#connections.values()) conn.shutdown();
     if (this.#connections.size === 0) this.#onLastDisconnect?.();
@@ -296,8 +299,9 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
       conn.refuse();
       return;
     }
-    if (this.#connections.size >= this.options.maxConnections) {
-      this.#turnAway(conn, new PulsarError('ERR_MAX_CONNECTIONS', `refused, ${this.#connections.size} connections are already open (maxConnections)`));
+    const held = this.#connections.size + this.#admitting.size;
+    if (held >= this.options.maxConnections) {
+      this.#turnAway(conn, new PulsarError('ERR_MAX_CONNECTIONS', `refused, ${held} connections are already open (maxConnections)`));
       return;
     }
     const refusal = this.#checkAddress(conn.remoteAddress);
@@ -305,6 +309,68 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
       this.#turnAway(conn, refusal);
       return;
     }
+    const { admit } = this.options;
+    if (admit === null) {
+      this.#serve(conn, rest);
+      return;
+    }
+    let verdict: boolean | PromiseLike<boolean>;
+    try {
+      verdict = admit(conn);
+    } catch (error) {
+      this.#refuseByHook(conn, `refused, the admit hook threw: ${messageOf(error)}`, error);
+      return;
+    }
+    if (isPromiseLike(verdict)) this.#awaitAdmission(conn, verdict, rest);
+    else if (verdict === true) this.#serve(conn, rest);
+    else this.#refuseByHook(conn, 'refused by the admit hook');
+  }
+
+  /**
+   * Holds a connection, reading nothing, until the `admit` hook's promise settles or `admitTimeout` passes.
+   * The socket has no connection listeners yet: its errors and close are handled here meanwhile.
+   */
+  #awaitAdmission(conn: Connection, verdict: PromiseLike<boolean>, rest: Buffer | null): void {
+    const { socket } = conn;
+    const { admitTimeout } = this.options;
+    socket.pause();
+    this.#admitting.add(conn);
+    let settled = false;
+    const settle = (admitted: boolean, reason: string, cause?: unknown): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.off('error', onGone);
+      socket.off('close', onGone);
+      this.#admitting.delete(conn);
+      if (this.#state !== 'listening' || socket.destroyed) {
+        this.#releaseAddress(conn.remoteAddress);
+        conn.refuse(); // gone while waiting, or the server is closing: nothing was accepted from it
+      } else if (admitted) {
+        this.#serve(conn, rest);
+        socket.resume();
+      } else {
+        this.#refuseByHook(conn, reason, cause);
+      }
+    };
+    const onGone = (): void => settle(false, 'gone');
+    const timer = setTimeout(() => settle(false, `refused, the admit hook did not answer within ${admitTimeout} ms`), admitTimeout);
+    socket.on('error', onGone);
+    socket.on('close', onGone);
+    verdict.then(
+      (answer) => settle(answer === true, 'refused by the admit hook'),
+      (error: unknown) => settle(false, `refused, the admit hook failed: ${messageOf(error)}`, error),
+    );
+  }
+
+  /** Turns away a connection the `admit` hook did not accept, giving back its place in its address group. */
+  #refuseByHook(conn: Connection, reason: string, cause?: unknown): void {
+    this.#releaseAddress(conn.remoteAddress);
+    this.#turnAway(conn, new PulsarError('ERR_REFUSED', reason, cause === undefined ? undefined : { cause }));
+  }
+
+  /** Serves an admitted connection: registers it, starts reading, and hands it the bytes after its PROXY header. */
+  #serve(conn: Connection, rest: Buffer | null): void {
     this.#connections.set(conn.id, conn);
     this.#totals.accepted++;
     conn.start();

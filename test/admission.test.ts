@@ -158,6 +158,89 @@ describe('address rules', () => {
     });
   });
 
+  describe('admit hook', () => {
+    it('refuses what it answers false to, or throws on, with ERR_REFUSED, before reading anything', async () => {
+      const { server, port } = await startServer({
+        admit: (conn) => {
+          if (conn.remoteAddress === '127.0.0.3') throw new Error('blocked by policy');
+          return conn.remoteAddress !== '127.0.0.2';
+        },
+      });
+      const errors = clientErrors(server);
+      const refused = await from('127.0.0.2', port);
+      refused.socket.write(frame('never read'));
+      await refused.closed;
+      const thrower = await from('127.0.0.3', port);
+      await thrower.closed;
+      expect(errors.map((e) => [e.code, e.message.replace(/^\S+ \(connection \d+\): /, '')])).to.deep.equal([
+        ['ERR_REFUSED', 'refused by the admit hook'],
+        ['ERR_REFUSED', 'refused, the admit hook threw: blocked by policy'],
+      ]);
+      expect(server.stats().framesIn).to.equal(0);
+      await served(await TestClient.connect(port));
+    });
+
+    it('waits for an async answer without reading, then serves what arrived meanwhile', async () => {
+      let admitNow: (answer: boolean) => void = () => {};
+      let asked: () => void = () => {};
+      const hookCalled = new Promise<void>((resolve) => (asked = resolve));
+      const { server, port } = await startServer({
+        admit: () => new Promise<boolean>((resolve) => {
+          admitNow = resolve;
+          asked();
+        }),
+      });
+      const client = await TestClient.connect(port);
+      client.send('sent while waiting');
+      await hookCalled;
+      expect(server.connections.size, 'not served while the hook has not answered').to.equal(0);
+      expect(server.stats().bytesIn).to.equal(0);
+      admitNow(true);
+      await client.waitFrames(1);
+      expect(String(client.frames[0])).to.equal('sent while waiting');
+      expect(server.connections.size).to.equal(1);
+    });
+
+    it('refuses on a rejection, and after admitTimeout when it does not answer; a slow one still counts toward maxConnections', async () => {
+      const { server, port } = await startServer({
+        admitTimeout: 300,
+        maxConnections: 2,
+        admit: (conn) => (conn.remoteAddress === '127.0.0.2' ? Promise.reject(new Error('quota service down')) : new Promise<boolean>(() => {})),
+      });
+      const errors = clientErrors(server);
+      const rejected = await from('127.0.0.2', port);
+      await rejected.closed;
+      const started = Date.now();
+      const slow = await Promise.all([from('127.0.0.3', port), from('127.0.0.3', port)]);
+      const third = await from('127.0.0.4', port); // two are waiting: no place left
+      await third.closed;
+      await Promise.all(slow.map((s) => s.closed));
+      expect(Date.now() - started).to.be.within(250, 300 + 2000);
+      expect(errors.map((e) => e.code)).to.deep.equal(['ERR_REFUSED', 'ERR_MAX_CONNECTIONS', 'ERR_REFUSED', 'ERR_REFUSED']);
+      expect(errors[0]!.message).to.match(/refused, the admit hook failed: quota service down$/);
+      expect(errors[2]!.message).to.match(/refused, the admit hook did not answer within 300 ms$/);
+    });
+
+    it('lets close() end connections still waiting for the hook', async () => {
+      let asked: () => void = () => {};
+      const hookCalled = new Promise<void>((resolve) => (asked = resolve));
+      const server = new PulsarServer({
+        port: 0, heartbeat: false, reportInterval: false,
+        admit: () => {
+          asked();
+          return new Promise<boolean>(() => {}); // never answers
+        },
+      });
+      onCleanup(() => server.close()); // the same promise as below: cleanup only if the test fails first
+      const { port } = await server.listen();
+      const waiting = await from('127.0.0.1', port);
+      await hookCalled;
+      const result = await server.close();
+      await waiting.closed;
+      expect(result).to.deep.equal({ drained: 0, forced: 0 });
+    });
+  });
+
   describe('CLI', function () {
     this.timeout(15000);
 
