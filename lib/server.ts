@@ -304,7 +304,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
       this.#turnAway(conn, new PulsarError('ERR_MAX_CONNECTIONS', `refused, ${held} connections are already open (maxConnections)`));
       return;
     }
-    const refusal = this.#checkAddress(conn.remoteAddress);
+    const refusal = this.#claimPlace(conn.remoteAddress);
     if (refusal !== null) {
       this.#turnAway(conn, refusal);
       return;
@@ -344,7 +344,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
       socket.off('close', onGone);
       this.#admitting.delete(conn);
       if (this.#state !== 'listening' || socket.destroyed) {
-        this.#releaseAddress(conn.remoteAddress);
+        this.#releasePlace(conn.remoteAddress);
         conn.refuse(); // gone while waiting, or the server is closing: nothing was accepted from it
       } else if (admitted) {
         this.#serve(conn, rest);
@@ -365,7 +365,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
 
   /** Turns away a connection the `admit` hook did not accept, giving back its place in its address group. */
   #refuseByHook(conn: Connection, reason: string, cause?: unknown): void {
-    this.#releaseAddress(conn.remoteAddress);
+    this.#releasePlace(conn.remoteAddress);
     this.#turnAway(conn, new PulsarError('ERR_REFUSED', reason, cause === undefined ? undefined : { cause }));
   }
 
@@ -382,10 +382,11 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
 
   /**
    * Applies the address rules and the per-address limit to a client's real address (the PROXY source
-   * when there was a header); counts it in its group when it is admitted.
-   * @returns why it is refused, or `null`
+   * when there was a header) and, when they let it in, claims its place in its address group (given back
+   * by {@link releasePlace} when it closes or the `admit` hook refuses it).
+   * @returns why it is refused, or `null` once its place is claimed
    */
-  #checkAddress(address: string): PulsarError | null {
+  #claimPlace(address: string): PulsarError | null {
     if (this.#rules.active && !this.#rules.admits(address)) {
       return new PulsarError('ERR_ADDRESS_DENIED', `refused, ${address} is not allowed to connect (allow/deny rules)`);
     }
@@ -398,8 +399,8 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
     return null;
   }
 
-  /** Uncounts a closed connection from its address group. */
-  #releaseAddress(address: string): void {
+  /** Gives back a connection's place in its address group (see {@link claimPlace}). */
+  #releasePlace(address: string): void {
     if (this.options.maxConnectionsPerAddress === Infinity) return;
     const group = addressGroup(address);
     const open = (this.#perAddress.get(group) ?? 1) - 1;
@@ -516,7 +517,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
 
   #disconnected(conn: Connection, reason: DisconnectReason, error: Error | undefined): void {
     if (!this.#connections.delete(conn.id)) return;
-    this.#releaseAddress(conn.remoteAddress);
+    this.#releasePlace(conn.remoteAddress);
     this.#retire(conn);
     this.#registryCall('remove', conn);
     if (this.#state === 'closing') {

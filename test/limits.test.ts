@@ -82,7 +82,7 @@ describe('resource limits', function () {
       // Live: the 64 MiB budget. On top, garbage: the evicted clients' read buffers, which V8 frees only
       // at its next collection (triggered after tens of MB of new external memory, finished later when the
       // GC thread is starved of CPU). Measured 170–350 MB of growth in all over 20 runs with both cores busy; without
-      // the budget this attack holds 3,200 MB.
+      // the budget this attack would hold 3,200 MB (400 × 8 MiB).
       expect(growth, 'peak RSS growth in MB').to.be.below(64 + 320);
       await served(bystander, 'after the attack');
       expect(bystander.closed).to.equal(false);
