@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import createDebug from 'debug';
 import type { FrameCodec, FrameDecoder, FrameRun } from './codecs/types.js';
-import { aboutClient, PulsarError } from './errors.js';
+import { aboutClient, DecodingError, PulsarError } from './errors.js';
 import { hostPort, messageOf } from './format.js';
 import type { DeadlinePeer } from './deadlines.js';
 import type { HeartbeatPeer } from './heartbeat.js';
@@ -360,7 +360,7 @@ export class Connection implements HeartbeatPeer, DeadlinePeer, BudgetHolder {
           this.#echoRun(run);
           continue;
         }
-        const frame = decoder.next();
+        const frame = this.#nextFrame();
         if (frame === null) break;
         this.#framesIn++;
         this.#dispatch(frame);
@@ -373,6 +373,21 @@ export class Connection implements HeartbeatPeer, DeadlinePeer, BudgetHolder {
     if (this.socket.destroyed) this.#outbound.clear();
     else this.#flush();
     if (this.#state === 'closing') this.#endWhenAnswered();
+  }
+
+  /**
+   * The decoder's next frame. A frame it skipped (`onTooLong: 'discard'`) is reported and decoding goes
+   * on; any other error ends the connection (thrown to the caller).
+   */
+  #nextFrame(): Buffer | null {
+    for (;;) {
+      try {
+        return this.#decoder.next();
+      } catch (error) {
+        if (!(error instanceof DecodingError && error.skipped)) throw error;
+        this.#owner.onClientError(this.#decodingFailure(error), this);
+      }
+    }
   }
 
   /**

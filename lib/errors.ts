@@ -7,6 +7,8 @@ export type PulsarErrorCode =
   | 'ERR_FRAME_TOO_LARGE'
   /** The peer closed its side in the middle of a frame. */
   | 'ERR_TRUNCATED_FRAME'
+  /** Bytes that break the codec's format: a negative adjusted length, a varint too long, a payload the format cannot carry. */
+  | 'ERR_MALFORMED_FRAME'
   /** The peer sent nothing for the heartbeat policy's idle timeout. */
   | 'ERR_IDLE_TIMEOUT'
   /** A connection arrived while `maxConnections` were already open, or `maxConnectionsPerAddress` from its address. */
@@ -90,8 +92,30 @@ function isNamedPulsarError(value: object, name: string): boolean {
   return (value as Record<symbol, unknown>)[kPulsarError] === true && (value as Error).name === name;
 }
 
-/** A byte stream that cannot be split into frames (`ERR_FRAME_TOO_LARGE`, `ERR_TRUNCATED_FRAME`). */
-export class DecodingError extends PulsarError {}
+/** Options of {@link DecodingError}. */
+export interface DecodingErrorOptions extends ErrorOptions {
+  /** The decoder skipped the offending frame and can go on (`onTooLong: 'discard'`). @default false */
+  skipped?: boolean;
+}
+
+/**
+ * A byte stream that cannot be split into frames (`ERR_FRAME_TOO_LARGE`, `ERR_TRUNCATED_FRAME`,
+ * `ERR_MALFORMED_FRAME`).
+ */
+export class DecodingError extends PulsarError {
+  /** True when the decoder skipped the offending frame and decoding goes on: the connection stays open. */
+  readonly skipped: boolean;
+
+  /**
+   * @param code stable error code
+   * @param message what happened
+   * @param options `cause`, and `skipped`
+   */
+  constructor(code: PulsarErrorCode, message: string, options: DecodingErrorOptions = {}) {
+    super(code, message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.skipped = options.skipped ?? false;
+  }
+}
 
 /**
  * `error` again, its message starting with the client it concerns: for errors raised by pieces that do
@@ -99,6 +123,8 @@ export class DecodingError extends PulsarError {}
  * the code and the cause.
  */
 export function aboutClient(error: PulsarError, client: string): PulsarError {
-  const ErrorClass = error instanceof DecodingError ? DecodingError : PulsarError;
-  return new ErrorClass(error.code, `${client}: ${error.message}`, error.cause === undefined ? undefined : { cause: error.cause });
+  const message = `${client}: ${error.message}`;
+  const cause = error.cause === undefined ? {} : { cause: error.cause };
+  if (error instanceof DecodingError) return new DecodingError(error.code, message, { ...cause, skipped: error.skipped });
+  return new PulsarError(error.code, message, cause);
 }

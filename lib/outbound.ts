@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { frameTooLarge, isPrefixedCodec, type FrameCodec, type PrefixedFrameCodec } from './codecs/types.js';
+import { isWrappingCodec, type FrameCodec, type WrappingFrameCodec } from './codecs/types.js';
 
 /** Size of a shared block that small frames are encoded into. */
 const BLOCK_SIZE = 16 * 1024;
@@ -12,8 +12,8 @@ let sharedUsed = 0;
 /**
  * A connection's outgoing frames, gathered so that the answers to one read chunk leave in one socket
  * write: small frames are encoded back to back into a shared block; a large payload is queued by
- * reference after its header (as Netty's LengthFieldPrepender does); frames already encoded (an echoed
- * run of received frames) are queued as they are.
+ * reference between its header and trailer (as Netty's LengthFieldPrepender does); frames already
+ * encoded (an echoed run of received frames) are queued as they are.
  *
  * Blocks are shared by every connection, as Node's own `Buffer` pool is: a connection's pending region
  * grows in place while it stays at the end of the shared block, else it starts anew there. Bytes before
@@ -22,8 +22,8 @@ let sharedUsed = 0;
  */
 export class OutboundBatch {
   readonly #codec: FrameCodec;
-  /** The codec again when it is a {@link PrefixedFrameCodec} (checked once, not per frame). */
-  readonly #prefixed: PrefixedFrameCodec | null;
+  /** The codec again when it is a {@link WrappingFrameCodec} (checked once, not per frame). */
+  readonly #wrapping: WrappingFrameCodec | null;
   /** Finished pieces, in wire order, waiting for {@link writeTo}. */
   readonly #parts: Buffer[] = [];
   /** The shared block holding the pending region (`null` when there is none), its start and end. */
@@ -34,7 +34,7 @@ export class OutboundBatch {
 
   constructor(codec: FrameCodec) {
     this.#codec = codec;
-    this.#prefixed = isPrefixedCodec(codec) ? codec : null;
+    this.#wrapping = isWrappingCodec(codec) ? codec : null;
   }
 
   /** Bytes gathered and not yet written. */
@@ -48,12 +48,10 @@ export class OutboundBatch {
    * @throws {PulsarError} `ERR_FRAME_TOO_LARGE` (from the codec) for a payload over its limit; nothing is added
    */
   add(payload: Uint8Array): number {
-    const prefixed = this.#prefixed;
+    const wrapping = this.#wrapping;
     let size: number;
-    if (prefixed !== null) {
-      if (payload.length > prefixed.maxFrameLength) throw frameTooLarge(payload.length, prefixed.maxFrameLength);
-      size = prefixed.headerLength + payload.length;
-      this.#addPrefixed(payload, prefixed);
+    if (wrapping !== null) {
+      size = this.#addWrapped(payload, wrapping);
     } else {
       const wire = this.#codec.encode(payload);
       size = wire.length;
@@ -103,18 +101,30 @@ export class OutboundBatch {
     this.#bytes = 0;
   }
 
-  /** Small payloads are copied after their header; large ones are queued by reference. */
-  #addPrefixed(payload: Uint8Array, codec: PrefixedFrameCodec): void {
-    const copy = payload.length <= COPY_MAX;
-    const offset = this.#reserve(codec.headerLength + (copy ? payload.length : 0));
-    const block = this.#block!;
-    codec.writeHeader(payload.length, block, offset);
-    if (copy) {
-      block.set(payload, offset + codec.headerLength);
+  /** Small payloads are copied between their header and trailer; large ones are queued by reference. */
+  #addWrapped(payload: Uint8Array, codec: WrappingFrameCodec): number {
+    const headerLength = codec.measureHeader(payload);
+    const trailer = codec.trailer;
+    const length = payload.length;
+    if (length <= COPY_MAX) {
+      const offset = this.#reserve(headerLength + length + trailer.length);
+      const block = this.#block!;
+      codec.writeHeader(length, block, offset);
+      block.set(payload, offset + headerLength);
+      copyTrailer(trailer, block, offset + headerLength + length);
     } else {
+      if (headerLength > 0) {
+        const offset = this.#reserve(headerLength);
+        codec.writeHeader(length, this.#block!, offset);
+      }
       this.#closeRegion();
       this.#parts.push(toBuffer(payload));
+      if (trailer.length > 0) {
+        const offset = this.#reserve(trailer.length);
+        copyTrailer(trailer, this.#block!, offset);
+      }
     }
+    return headerLength + length + trailer.length;
   }
 
   /** Makes room for `n` bytes at the end of the pending region and returns where they start. */
@@ -139,6 +149,11 @@ export class OutboundBatch {
     this.#parts.push(this.#block!.subarray(this.#start, this.#used));
     this.#start = this.#used;
   }
+}
+
+/** A delimiter is a byte or two: set in place rather than through `Buffer#copy`. */
+function copyTrailer(trailer: Buffer, target: Buffer, offset: number): void {
+  for (let i = 0; i < trailer.length; i++) target[offset + i] = trailer[i]!;
 }
 
 function toBuffer(bytes: Uint8Array): Buffer {

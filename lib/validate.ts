@@ -21,6 +21,13 @@ export function checkInteger(owner: string, option: string, value: number, min: 
   return value;
 }
 
+/** Checks that `value` is one of `allowed`, else throws `ERR_INVALID_OPTION` listing them. */
+export function checkOneOf<const T extends readonly (string | number)[]>(owner: string, option: string, value: unknown, allowed: T): T[number] {
+  if (allowed.includes(value as T[number])) return value as T[number];
+  const list = allowed.map((v) => (typeof v === 'string' ? `'${v}'` : String(v)));
+  throw invalidOption(owner, option, `must be ${list.slice(0, -1).join(', ')} or ${list.at(-1)!}`, value);
+}
+
 /** Longest delay Node's timers accept (2^31 − 1 ms, about 24.8 days); longer ones fire at once. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 

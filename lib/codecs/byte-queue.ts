@@ -101,15 +101,22 @@ export class ByteQueue {
     return bytes;
   }
 
-  /** Copies the first `n` bytes into `target` and drops them. */
+  /** Copies the first `n` bytes (at most {@link length}) into `target` and drops them. */
   copyOut(target: Buffer, n: number): void {
+    this.peek(target, n);
+    this.skip(n);
+  }
+
+  /** Copies the first `n` bytes (at most {@link length}) into `target`, leaving them queued. */
+  peek(target: Buffer, n: number): void {
     let written = 0;
-    while (written < n) {
-      const chunk = this.#chunks[0]!;
-      const count = Math.min(chunk.length - this.#offset, n - written);
-      chunk.copy(target, written, this.#offset, this.#offset + count);
+    let offset = this.#offset;
+    for (const chunk of this.#chunks) {
+      if (written >= n) break;
+      const count = Math.min(chunk.length - offset, n - written);
+      chunk.copy(target, written, offset, offset + count);
       written += count;
-      this.skip(count);
+      offset = 0;
     }
   }
 
