@@ -3,8 +3,9 @@ import { defineConfig } from 'tsup';
 export default defineConfig([
   {
     // The library: ESM and CommonJS, each with its own declarations (.d.ts / .d.cts). `pulsar/metrics`
-    // is an entry of its own, so that importing `pulsar` never loads prom-client.
-    entry: { index: 'lib/index.ts', metrics: 'lib/metrics/index.ts' },
+    // and `pulsar/testing` are entries of their own, so that importing `pulsar` never loads prom-client
+    // or fast-check.
+    entry: { index: 'lib/index.ts', metrics: 'lib/metrics/index.ts', testing: 'lib/testing/index.ts' },
     format: ['esm', 'cjs'],
     dts: true,
     target: 'node20',

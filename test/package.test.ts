@@ -7,8 +7,8 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 // Every runtime export of lib/index.ts (types vanish at run time), kept in step by the test below.
-const EXPORTS = ['PulsarServer', 'PulsarClient', 'Connection', 'LengthPrefixedCodec', 'ByteQueue', 'MemoryRegistry', 'IdleHeartbeat',
-  'DecodingError', 'PulsarError', 'PulsarCluster', 'serveWorker'];
+const EXPORTS = ['PulsarServer', 'PulsarClient', 'Connection', 'LengthPrefixedCodec', 'VarintCodec', 'varintLength', 'DelimiterCodec',
+  'LineCodec', 'ByteQueue', 'MemoryRegistry', 'IdleHeartbeat', 'DecodingError', 'PulsarError', 'PulsarCluster', 'serveWorker'];
 
 function run(args: string[]): string {
   return execFileSync(process.execPath, args, { cwd: root, encoding: 'utf8' }).trim();
@@ -36,6 +36,14 @@ describe('package', () => {
     const loaded = run(['-e', `require('pulsar'); console.log(Object.keys(require.cache).filter((p) => p.includes('prom-client')).length)`]);
     expect(loaded, 'prom-client modules loaded by require("pulsar")').to.equal('0');
     expect(readFileSync(join(root, 'dist', 'index.js'), 'utf8')).to.not.include('prom-client');
+  });
+
+  it('offers pulsar/testing in both module systems, loading fast-check only there', () => {
+    const script = `console.log(typeof m.codecConformance)`;
+    expect(run(['-e', `const m = require('pulsar/testing'); ${script}`])).to.equal('function');
+    expect(run(['--input-type=module', '-e', `import * as m from 'pulsar/testing'; ${script}`])).to.equal('function');
+    const loaded = run(['-e', `require('pulsar'); console.log(Object.keys(require.cache).filter((p) => p.includes('fast-check')).length)`]);
+    expect(loaded, 'fast-check modules loaded by require("pulsar")').to.equal('0');
   });
 
   it('recognises errors from the other build with instanceof', () => {

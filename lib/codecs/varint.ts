@@ -170,7 +170,7 @@ class VarintDecoder implements FrameDecoder {
 
   end(): void {
     const buffered = this.#queue.length;
-    if (this.#failures.busy || buffered === 0) return;
+    if (this.#failures.busy || (buffered === 0 && this.#frameLength === READING_HEADER)) return;
     const pending = this.#frameLength === READING_HEADER
       ? `${buffered} byte(s) of an unfinished varint header`
       : `${buffered} of ${this.#frameLength} payload byte(s)`;

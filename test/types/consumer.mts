@@ -33,3 +33,17 @@ export async function drain(): Promise<string[]> {
 const metrics = new PulsarMetrics(server, { registry: new PromRegistry() });
 export const endpoint: Promise<MetricsEndpoint> = serveMetrics(() => metrics.registry.metrics(), { port: 9464 });
 server.on('clientError', (error) => void [error.code satisfies string, server.bufferedBytes, server.stats().framesIn]);
+
+// The codec family and the conformance suite, as the README's Codecs section uses them.
+import { DelimiterCodec, LineCodec, VarintCodec, type FrameCodec } from 'pulsar';
+import { codecConformance, type ConformanceCheck } from 'pulsar/testing';
+const codecs: FrameCodec[] = [
+  new VarintCodec({ maxFrameLength: 1 << 20, onTooLong: 'discard' }),
+  new LineCodec(),
+  new DelimiterCodec({ delimiter: '\0' }),
+  new LengthPrefixedCodec({ lengthFieldOffset: 1, lengthFieldLength: 3, lengthAdjustment: -4, initialBytesToStrip: 0 }),
+];
+export const checks: ConformanceCheck[] = codecConformance({
+  name: 'lines', codec: codecs[1]!, overhead: 2,
+  reference: { frame: (body) => ({ wire: Buffer.concat([body, Buffer.from('\n')]), frame: Buffer.from(body) }), parse: () => ({ items: [], end: 'clean' }) },
+});

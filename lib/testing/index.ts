@@ -1,0 +1,4 @@
+export { codecConformance } from './codec-conformance.js';
+export type {
+  ConformanceCheck, ConformanceOptions, ConformanceSubject, ReferenceFormat, ReferenceParse, StreamOutcome,
+} from './codec-conformance.js';
