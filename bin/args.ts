@@ -2,6 +2,11 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { CidrList } from '../lib/admission/address-rules.js';
+import { LengthPrefixedCodec, type LengthFieldLength } from '../lib/codecs/length-prefixed.js';
+import { LineCodec } from '../lib/codecs/line.js';
+import type { FrameCodec } from '../lib/codecs/types.js';
+import { VarintCodec } from '../lib/codecs/varint.js';
+import { PulsarError } from '../lib/errors.js';
 import { MAX_TIMER_MS } from '../lib/validate.js';
 
 /** The CLI's usage text. */
@@ -14,7 +19,13 @@ Options:
   -p, --port <n>            TCP port, 0 for a free one (default $PORT, else 8080)
   --heartbeat <ms>          heartbeat after this much client silence, 0 = off (default 5000)
   --report <ms>             registry report interval, 0 = off (default 10000)
-  --max-frame <bytes>       largest frame payload (default 8m)
+  --codec <length|varint|lines>
+                            framing: a length prefix, a protobuf varint length (it-length-prefixed),
+                            or text lines ending \n or \r\n (default length)
+  --length-field <1|2|3|4|8>
+                            size of the length prefix in bytes, for --codec length (default 4)
+  --byte-order <big|little> byte order of the length prefix, for --codec length (default big)
+  --max-frame <bytes>       largest frame payload (default 8m, or what --length-field can say)
   --idle-timeout <ms>       close clients silent this long, 0 = never (default 0)
   --max-connections <n>     refuse connections beyond n (default unlimited)
   --max-per-address <n>     refuse connections beyond n from one address, IPv6 per /64 (default unlimited)
@@ -48,6 +59,7 @@ Examples:
   pulsar --host 0.0.0.0 --metrics 9464          all interfaces, Prometheus metrics on :9464
   pulsar --log json | npx pino-pretty           JSON lines, read as text
   pulsar --max-frame 64k --max-buffered 64m     tighter limits for small frames
+  pulsar --codec lines                          a line echo: try it with nc localhost 8080
   PORT=9000 pulsar --workers auto               one worker per CPU, port from the environment`;
 
 /** The CLI's settings, parsed and checked. */
@@ -56,7 +68,8 @@ export interface CliOptions {
   port: number;
   heartbeat: number;
   report: number;
-  maxFrame: number;
+  /** The codec the flags describe (--codec, --length-field, --byte-order, --max-frame). */
+  codec: FrameCodec;
   idleTimeout: number;
   maxConnections: number | undefined;
   maxPerAddress: number | undefined;
@@ -101,7 +114,10 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
         port: { type: 'string', short: 'p' },
         heartbeat: { type: 'string', default: '5000' },
         report: { type: 'string', default: '10000' },
-        'max-frame': { type: 'string', default: '8m' },
+        codec: { type: 'string', default: 'length' },
+        'length-field': { type: 'string' },
+        'byte-order': { type: 'string' },
+        'max-frame': { type: 'string' },
         'idle-timeout': { type: 'string', default: '0' },
         'max-connections': { type: 'string' },
         'max-per-address': { type: 'string' },
@@ -140,7 +156,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
       : nonEmpty(env.PORT) !== undefined ? integer('PORT (environment)', env.PORT!, 0, 65535) : 8080,
     heartbeat: integer('--heartbeat', values.heartbeat, 0, MAX_TIMER_MS),
     report: integer('--report', values.report, 0, MAX_TIMER_MS),
-    maxFrame: byteSize('--max-frame', values['max-frame'], 2 ** 32 - 1),
+    codec: codecFrom(values.codec, values['length-field'], values['byte-order'], values['max-frame']),
     idleTimeout: integer('--idle-timeout', values['idle-timeout'], 0, MAX_TIMER_MS),
     maxConnections: values['max-connections'] === undefined ? undefined : integer('--max-connections', values['max-connections'], 1, Number.MAX_SAFE_INTEGER),
     maxPerAddress: values['max-per-address'] === undefined ? undefined : integer('--max-per-address', values['max-per-address'], 1, Number.MAX_SAFE_INTEGER),
@@ -160,6 +176,30 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
     help: values.help,
     version: values.version,
   };
+}
+
+/** The codec of --codec and its options; a combination the codec refuses is a usage error. */
+function codecFrom(kind: string, lengthField: string | undefined, byteOrder: string | undefined, maxFrame: string | undefined): FrameCodec {
+  if (kind !== 'length' && (lengthField !== undefined || byteOrder !== undefined)) {
+    throw new UsageError(`--length-field and --byte-order apply to --codec length, not '${kind}'`);
+  }
+  const limits = maxFrame === undefined ? {} : { maxFrameLength: byteSize('--max-frame', maxFrame, 2 ** 32 - 1) };
+  try {
+    switch (kind) {
+      case 'length': return new LengthPrefixedCodec({
+        ...limits,
+        lengthFieldLength: lengthField === undefined ? 4 : integer('--length-field', lengthField, 1, 8) as LengthFieldLength,
+        byteOrder: (byteOrder ?? 'big') as 'big',
+      });
+      case 'varint': return new VarintCodec(limits);
+      case 'lines': return new LineCodec(limits);
+      default: throw new UsageError(`--codec must be length, varint or lines, got '${kind}'`);
+    }
+  } catch (error) {
+    if (!(error instanceof PulsarError)) throw error;
+    const flag = /maxFrameLength/.test(error.message) ? '--max-frame' : /byteOrder/.test(error.message) ? '--byte-order' : '--length-field';
+    throw new UsageError(`${flag}: ${error.message.replace(/^\w+: /, '')}`);
+  }
 }
 
 function integer(flag: string, text: string, min: number, max: number): number {

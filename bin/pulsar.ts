@@ -3,7 +3,7 @@
 import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import createDebug from 'debug';
-import { IdleHeartbeat, LengthPrefixedCodec, PulsarCluster, PulsarServer, serveWorker, type CloseResult } from '../lib/index.js';
+import { IdleHeartbeat, PulsarCluster, PulsarServer, serveWorker, type CloseResult } from '../lib/index.js';
 import { hostPort } from '../lib/format.js';
 import type { MetricsEndpoint } from '../lib/metrics/index.js';
 import { parseCli, UsageError, USAGE, type CliOptions } from './args.js';
@@ -34,7 +34,7 @@ function createServer(cli: CliOptions): PulsarServer {
   return new PulsarServer({
     host: cli.host,
     port: cli.port,
-    codec: new LengthPrefixedCodec({ maxFrameLength: cli.maxFrame }),
+    codec: cli.codec,
     heartbeat,
     reportInterval: cli.report > 0 ? cli.report : false,
     shutdownTimeout: cli.shutdownTimeout,

@@ -1,7 +1,7 @@
 // Every options object the package takes refuses a key it does not know, naming the closest known one:
 // `new PulsarServer({ prot: 9000 })` must not quietly listen on 8080.
 import { expect } from 'chai';
-import { IdleHeartbeat, LengthPrefixedCodec, PulsarClient, PulsarCluster, PulsarError, PulsarServer } from '../lib/index.js';
+import { DelimiterCodec, IdleHeartbeat, LengthPrefixedCodec, LineCodec, PulsarClient, PulsarCluster, PulsarError, PulsarServer, VarintCodec } from '../lib/index.js';
 import { PulsarMetrics, serveMetrics } from '../lib/metrics/index.js';
 
 /** Expects `make` to throw ERR_INVALID_OPTION with exactly `message`. */
@@ -22,7 +22,10 @@ describe('unknown options', () => {
     refuses(() => new PulsarServer({ prot: 9000 } as never), "PulsarServer: unknown option 'prot' (did you mean 'port'?)");
     refuses(() => new PulsarServer({ maxBufferBytes: 1 } as never), "PulsarServer: unknown option 'maxBufferBytes' (did you mean 'maxBufferedBytes'?)");
     refuses(() => new PulsarServer({ proxyProtocol: { timout: 5 } } as never), "PulsarServer proxyProtocol: unknown option 'timout' (did you mean 'timeout'?)");
-    refuses(() => new LengthPrefixedCodec({ lengthAdjustmnt: -2 } as never), "LengthPrefixedCodec: unknown option 'lengthAdjustmnt'");
+    refuses(() => new LengthPrefixedCodec({ lengthAdjustmnt: -2 } as never), "LengthPrefixedCodec: unknown option 'lengthAdjustmnt' (did you mean 'lengthAdjustment'?)");
+    refuses(() => new VarintCodec({ onTooLoong: 'discard' } as never), "VarintCodec: unknown option 'onTooLoong' (did you mean 'onTooLong'?)");
+    refuses(() => new LineCodec({ delimiter: '\0' } as never), "LineCodec: unknown option 'delimiter'");
+    refuses(() => new DelimiterCodec({ delimiter: '' }), "DelimiterCodec: delimiter must hold at least one byte, got '' (string)");
     refuses(() => new LengthPrefixedCodec({ maxFrameLenght: 10 } as never), "LengthPrefixedCodec: unknown option 'maxFrameLenght' (did you mean 'maxFrameLength'?)");
     refuses(() => new IdleHeartbeat({ intervall: 10 } as never), "IdleHeartbeat: unknown option 'intervall' (did you mean 'interval'?)");
     refuses(() => new PulsarClient({ hots: 'x' } as never), "PulsarClient: unknown option 'hots' (did you mean 'host'?)");
