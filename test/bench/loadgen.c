@@ -4,6 +4,7 @@
  * and at most one write per ready socket).
  *
  *   loadgen --port P [--host 127.0.0.1] --mode echo|idle [--conns 50] [--depth 16] [--size 64]
+ *           [--framing length|varint|lines]
  *           [--warmup 1] [--seconds 3]
  *
  * echo: each connection keeps `depth` frames of `size` payload bytes in flight and sends a new one for each
@@ -39,6 +40,8 @@ typedef struct {
   uint32_t hdr_have;    /* header bytes of the current inbound frame read so far */
   uint8_t hdr[4];
   uint64_t body_left;   /* payload bytes of the current inbound frame still to skip */
+  uint32_t varint;      /* --framing varint: the length read so far (hdr_have counts its bytes) */
+  uint64_t line_len;    /* --framing lines: bytes of the current inbound line so far */
   int want_out;         /* EPOLLOUT registered */
   double sent_at;       /* depth 1 only: when the outstanding frame was written */
 } conn_t;
@@ -47,6 +50,8 @@ static const char *host = "127.0.0.1";
 static int port, conns = 50, depth = 16, size = 64;
 static double warmup = 1, seconds = 3;
 static const char *mode = "echo";
+enum { LENGTH, VARINT, LINES };
+static int framing = LENGTH;
 static uint8_t *pattern;     /* depth + 1 frames back to back, so any write position has `depth` frames after it */
 static uint32_t frame_len;
 static double *samples;
@@ -96,8 +101,37 @@ static void flush_out(int ep, conn_t *c) {
   }
 }
 
+/* Counts a whole echoed frame of `n` payload bytes: ours, or a heartbeat. */
+static uint64_t count_frame(uint64_t n, uint64_t *heartbeats) {
+  if (n == (uint64_t)size) return 1;
+  if (n == HEARTBEAT_FRAME_BYTES - 4) {
+    (*heartbeats)++;
+    return 0;
+  }
+  fprintf(stderr, "loadgen: unexpected frame of %llu bytes (sent %d)\n", (unsigned long long)n, size);
+  exit(1);
+}
+
+/* --framing lines: counts the lines ending in `len` bytes. */
+static uint64_t parse_lines(conn_t *c, const uint8_t *p, size_t len, uint64_t *heartbeats) {
+  uint64_t done = 0;
+  const uint8_t *end = p + len;
+  while (p < end) {
+    const uint8_t *nl = memchr(p, '\n', (size_t)(end - p));
+    if (nl == NULL) {
+      c->line_len += (uint64_t)(end - p);
+      break;
+    }
+    done += count_frame(c->line_len + (uint64_t)(nl - p), heartbeats);
+    c->line_len = 0;
+    p = nl + 1;
+  }
+  return done;
+}
+
 /* Parses echoes out of `len` bytes; returns how many frames of our size completed. */
 static uint64_t parse(conn_t *c, const uint8_t *p, size_t len, uint64_t *heartbeats) {
+  if (framing == LINES) return parse_lines(c, p, len, heartbeats);
   uint64_t done = 0;
   while (len > 0) {
     if (c->body_left > 0) {
@@ -107,22 +141,29 @@ static uint64_t parse(conn_t *c, const uint8_t *p, size_t len, uint64_t *heartbe
       len -= skip;
       continue;
     }
-    while (c->hdr_have < 4 && len > 0) {
-      c->hdr[c->hdr_have++] = *p++;
-      len--;
+    uint32_t n;
+    if (framing == VARINT) {
+      int complete = 0;
+      while (!complete && len > 0) {
+        uint8_t b = *p++;
+        len--;
+        c->varint |= (uint32_t)(b & 0x7f) << (7 * c->hdr_have++);
+        complete = b < 0x80;
+      }
+      if (!complete) break;
+      n = c->varint;
+      c->varint = 0;
+    } else {
+      while (c->hdr_have < 4 && len > 0) {
+        c->hdr[c->hdr_have++] = *p++;
+        len--;
+      }
+      if (c->hdr_have < 4) break;
+      n = (uint32_t)c->hdr[0] << 24 | (uint32_t)c->hdr[1] << 16 | (uint32_t)c->hdr[2] << 8 | c->hdr[3];
     }
-    if (c->hdr_have < 4) break;
-    uint32_t n = (uint32_t)c->hdr[0] << 24 | (uint32_t)c->hdr[1] << 16 | (uint32_t)c->hdr[2] << 8 | c->hdr[3];
     c->hdr_have = 0;
     c->body_left = n;
-    if (n == (uint32_t)size) {
-      done++;
-    } else if (n == HEARTBEAT_FRAME_BYTES - 4) {
-      (*heartbeats)++;
-    } else {
-      fprintf(stderr, "loadgen: unexpected frame of %u bytes (sent %d)\n", n, size);
-      exit(1);
-    }
+    done += count_frame(n, heartbeats);
   }
   return done;
 }
@@ -141,12 +182,13 @@ int main(int argc, char **argv) {
     else if (!strcmp(k, "--conns")) conns = atoi(v);
     else if (!strcmp(k, "--depth")) depth = atoi(v);
     else if (!strcmp(k, "--size")) size = atoi(v);
+    else if (!strcmp(k, "--framing")) framing = !strcmp(v, "varint") ? VARINT : !strcmp(v, "lines") ? LINES : !strcmp(v, "length") ? LENGTH : -1;
     else if (!strcmp(k, "--warmup")) warmup = atof(v);
     else if (!strcmp(k, "--seconds")) seconds = atof(v);
     else { fprintf(stderr, "loadgen: unknown flag %s\n", k); return 2; }
   }
   int idle = !strcmp(mode, "idle");
-  if (port <= 0 || conns <= 0 || depth <= 0 || size < 0 || (!idle && strcmp(mode, "echo"))) {
+  if (port <= 0 || conns <= 0 || depth <= 0 || size < 0 || framing < 0 || (framing == VARINT && size >= 1 << 28) || (!idle && strcmp(mode, "echo"))) {
     fprintf(stderr, "loadgen: bad arguments\n");
     return 2;
   }
@@ -155,12 +197,26 @@ int main(int argc, char **argv) {
   rl.rlim_cur = rl.rlim_max;
   setrlimit(RLIMIT_NOFILE, &rl);
 
-  frame_len = 4 + size;
+  /* One frame in the chosen framing: its header, then the payload (printable, no newline, for lines). */
+  uint8_t header[5];
+  uint32_t header_len = 0, trailer_len = framing == LINES ? 1 : 0;
+  if (framing == LENGTH) {
+    header[0] = size >> 24; header[1] = size >> 16; header[2] = size >> 8; header[3] = size;
+    header_len = 4;
+  } else if (framing == VARINT) {
+    uint32_t v = (uint32_t)size;
+    do {
+      header[header_len++] = (uint8_t)((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
+      v >>= 7;
+    } while (v > 0);
+  }
+  frame_len = header_len + size + trailer_len;
   pattern = malloc((size_t)(depth + 1) * frame_len);
   for (int f = 0; f <= depth; f++) {
     uint8_t *q = pattern + (size_t)f * frame_len;
-    q[0] = size >> 24; q[1] = size >> 16; q[2] = size >> 8; q[3] = size;
-    for (int j = 0; j < size; j++) q[4 + j] = (uint8_t)(j * 31 + 7);
+    memcpy(q, header, header_len);
+    for (int j = 0; j < size; j++) q[header_len + j] = framing == LINES ? (uint8_t)('a' + j % 26) : (uint8_t)(j * 31 + 7);
+    if (trailer_len) q[header_len + size] = '\n';
   }
   samples = depth == 1 && !idle ? malloc(sizeof(double) * MAX_SAMPLES) : NULL;
 
