@@ -34,12 +34,15 @@ export interface ConnectionOwner {
   /** Pending output, in bytes, past which the connection is closed as a slow consumer; `0`: no limit. */
   readonly maxPendingOutput: number;
   /**
-   * Whether frames may be echoed in bulk, exactly as they arrived, skipping `onFrame`: true when the
+   * Whether frames may be echoed in bulk, exactly as they arrived, skipping the frame handler: true when the
    * handler is the default echo and nobody listens to the frames.
    */
   echoInBulk(): boolean;
-  /** Handles one inbound frame; a returned promise delays a graceful close until it settles. */
-  onFrame(frame: Buffer, conn: Connection): unknown;
+  /**
+   * What handles inbound frames now (asked once per read chunk, not per frame): a returned promise
+   * delays a graceful close until it settles.
+   */
+  frameHandler(): (frame: Buffer, conn: Connection) => unknown;
   /** Reports a problem with this connection. */
   onClientError(error: PulsarError, conn: Connection): void;
   /** Reading paused (`true`) or resumed (`false`) for backpressure. */
@@ -115,6 +118,8 @@ export class Connection implements HeartbeatPeer, DeadlinePeer, BudgetHolder {
   #inflight = 0;
   /** True while a chunk's frames are being dispatched (close() must not end the socket mid-chunk). */
   #dispatching = false;
+  /** Room left under the socket's high-water mark when the chunk's dispatch began (no write happens during it). */
+  #roomAtDispatch = 0;
   #paused = false;
   #ended = false;
   /** Bytes held as last reported to the owner's budget. */
@@ -226,7 +231,7 @@ export class Connection implements HeartbeatPeer, DeadlinePeer, BudgetHolder {
   #sent(size: number): boolean {
     this.#framesOut++;
     this.#bytesOut += size;
-    if (this.#dispatching) return this.socket.writableLength + this.#outbound.bytes < this.socket.writableHighWaterMark;
+    if (this.#dispatching) return this.#outbound.bytes < this.#roomAtDispatch;
     return this.#flush();
   }
 
@@ -352,7 +357,9 @@ export class Connection implements HeartbeatPeer, DeadlinePeer, BudgetHolder {
   #dispatchFrames(): void {
     const decoder = this.#decoder;
     const inBulk = decoder.nextRun !== undefined && this.#owner.echoInBulk();
+    const handle = inBulk ? null : this.#owner.frameHandler();
     this.#dispatching = true;
+    this.#roomAtDispatch = this.socket.writableHighWaterMark - this.socket.writableLength;
     try {
       while (this.#state !== 'closed') {
         const run = inBulk ? decoder.nextRun!() : null;
@@ -363,7 +370,7 @@ export class Connection implements HeartbeatPeer, DeadlinePeer, BudgetHolder {
         const frame = this.#nextFrame();
         if (frame === null) break;
         this.#framesIn++;
-        this.#dispatch(frame);
+        this.#dispatch(frame, handle ?? this.#owner.frameHandler());
       }
     } catch (error) {
       this.#fail(this.#decodingFailure(error));
@@ -424,10 +431,10 @@ export class Connection implements HeartbeatPeer, DeadlinePeer, BudgetHolder {
     this.#outbound.addEncoded(wire);
   }
 
-  #dispatch(frame: Buffer): void {
+  #dispatch(frame: Buffer, handle: (frame: Buffer, conn: Connection) => unknown): void {
     let result: unknown;
     try {
-      result = this.#owner.onFrame(frame, this);
+      result = handle(frame, this);
     } catch (error) {
       this.#handlerFailed(error);
       return;

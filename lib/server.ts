@@ -463,16 +463,17 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   #createOwner(): ConnectionOwner {
     const { codec, highWaterMark, shutdownTimeout, handler, maxPendingOutput } = this.options;
     const echoing = handler === echo;
+    const emitThenHandle = (frame: Buffer, conn: Connection): unknown => {
+      this.emit('frame', frame, conn);
+      return handler(frame, conn);
+    };
     return {
       codec,
       highWaterMark,
       closeTimeout: shutdownTimeout,
       maxPendingOutput,
       echoInBulk: () => echoing && this.listenerCount('frame') === 0,
-      onFrame: (frame, conn) => {
-        this.emit('frame', frame, conn);
-        return handler(frame, conn);
-      },
+      frameHandler: () => (this.listenerCount('frame') === 0 ? handler : emitThenHandle),
       onClientError: (error, conn) => this.#clientError(error, conn),
       onFlowChange: (conn, paused) => {
         if (paused) this.emit('backpressure', conn);

@@ -65,19 +65,20 @@ function wide(high: number, low: number): number {
   return high < 0x200000 ? high * TWO_32 + low : Number.NaN;
 }
 
+// Byte stores, not Buffer#writeUInt32BE and friends: the value was checked by measureHeader().
 const WRITERS: Record<'big' | 'little', Record<LengthFieldLength, WriteLength>> = {
   big: {
     1: (b, v, o) => void (b[o] = v),
-    2: (b, v, o) => void b.writeUInt16BE(v, o),
-    3: (b, v, o) => void b.writeUIntBE(v, o, 3),
-    4: (b, v, o) => void b.writeUInt32BE(v, o),
+    2: (b, v, o) => void ((b[o] = v >>> 8), (b[o + 1] = v)),
+    3: (b, v, o) => void ((b[o] = v >>> 16), (b[o + 1] = v >>> 8), (b[o + 2] = v)),
+    4: (b, v, o) => void ((b[o] = v >>> 24), (b[o + 1] = v >>> 16), (b[o + 2] = v >>> 8), (b[o + 3] = v)),
     8: (b, v, o) => void (b.writeUInt32BE(Math.floor(v / TWO_32), o), b.writeUInt32BE(v >>> 0, o + 4)),
   },
   little: {
     1: (b, v, o) => void (b[o] = v),
-    2: (b, v, o) => void b.writeUInt16LE(v, o),
-    3: (b, v, o) => void b.writeUIntLE(v, o, 3),
-    4: (b, v, o) => void b.writeUInt32LE(v, o),
+    2: (b, v, o) => void ((b[o] = v), (b[o + 1] = v >>> 8)),
+    3: (b, v, o) => void ((b[o] = v), (b[o + 1] = v >>> 8), (b[o + 2] = v >>> 16)),
+    4: (b, v, o) => void ((b[o] = v), (b[o + 1] = v >>> 8), (b[o + 2] = v >>> 16), (b[o + 3] = v >>> 24)),
     8: (b, v, o) => void (b.writeUInt32LE(v >>> 0, o), b.writeUInt32LE(Math.floor(v / TWO_32), o + 4)),
   },
 };
@@ -247,8 +248,10 @@ class LengthPrefixedDecoder implements FrameDecoder {
 
   next(): Buffer | null {
     const failures = this.#failures;
-    failures.check();
-    if (!failures.skipDiscarded()) return null;
+    if (failures.busy) {
+      failures.check();
+      if (!failures.skipDiscarded()) return null;
+    }
     const queue = this.#queue;
     const headerLength = this.#headerLength;
     if (this.#bodyLength === READING_HEADER) {

@@ -120,8 +120,10 @@ class VarintDecoder implements FrameDecoder {
 
   next(): Buffer | null {
     const failures = this.#failures;
-    failures.check();
-    if (!failures.skipDiscarded()) return null;
+    if (failures.busy) {
+      failures.check();
+      if (!failures.skipDiscarded()) return null;
+    }
     const queue = this.#queue;
     if (this.#frameLength === READING_HEADER) {
       const length = this.#parseHeader();
