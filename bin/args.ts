@@ -149,7 +149,6 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
   if (values['trusted-proxy'].length > 0 && !values['proxy-protocol']) throw new UsageError('--trusted-proxy needs --proxy-protocol');
   checkBlocks('--trusted-proxy', values['trusted-proxy']);
   if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
-  if (values['tls-cert'] !== undefined && values['proxy-protocol']) throw new UsageError('--tls-cert cannot be combined with --proxy-protocol: terminate TLS at the proxy');
   return {
     host,
     port: values.port !== undefined ? integer('--port', values.port, 0, 65535)

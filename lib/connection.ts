@@ -6,9 +6,9 @@ import { hostPort, messageOf } from './format.js';
 import type { DeadlinePeer } from './deadlines.js';
 import type { HeartbeatPeer } from './heartbeat.js';
 import type { BudgetHolder } from './memory-budget.js';
-import type { ProxiedAddress } from './proxy.js';
+import type { ProxiedAddress, ProxyInfo } from './proxy.js';
 import { OutboundBatch } from './outbound.js';
-import type { ConnectionSnapshot } from './registry.js';
+import type { ConnectionSnapshot, ProxySnapshot } from './registry.js';
 import { isPromiseLike } from './thenable.js';
 
 const debug = createDebug('pulsar:lifecycle:connection');
@@ -77,6 +77,14 @@ function kernelTakenBytes(socket: Socket): number | undefined {
   return typeof queued === 'number' && typeof dispatched === 'number' ? dispatched - queued : undefined;
 }
 
+/** The PROXY header's details as plain data (logs, reports): addresses as text, TLV values in hex. */
+function proxySnapshot({ destination, tlvs }: ProxyInfo): ProxySnapshot {
+  return {
+    destination: destination === null ? null : hostPort(destination.address, destination.port),
+    tlvs: tlvs.map(({ type, name, value }) => ({ type, ...(name === undefined ? {} : { name }), value: value.toString('hex') })),
+  };
+}
+
 /** Where a socket is connected from, as the socket itself says. */
 export function peerOf(socket: Socket): ProxiedAddress {
   return { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, family: socket.remoteFamily === 'IPv6' ? 'IPv6' : 'IPv4' };
@@ -102,6 +110,11 @@ export class Connection implements HeartbeatPeer, DeadlinePeer, BudgetHolder {
   readonly remote: string;
   /** Epoch ms when the connection was accepted. */
   readonly connectedAt: number;
+  /**
+   * What the PROXY protocol header said besides the client's address (which is {@link remoteAddress}):
+   * the address the client connected to and the v2 extensions (TLVs); `null` without a header.
+   */
+  readonly proxy: ProxyInfo | null;
 
   readonly #owner: ConnectionOwner;
   readonly #decoder: FrameDecoder;
@@ -132,11 +145,12 @@ export class Connection implements HeartbeatPeer, DeadlinePeer, BudgetHolder {
 
   /**
    * Created by the server for each accepted socket; not meant to be constructed by applications.
-   * `source` is the client a PROXY protocol header named, when there was one.
+   * `source` is the client a PROXY protocol header named, and `proxy` the rest of what it said, when there was one.
    */
-  constructor(id: number, socket: Socket, owner: ConnectionOwner, source: ProxiedAddress | null = null) {
+  constructor(id: number, socket: Socket, owner: ConnectionOwner, source: ProxiedAddress | null = null, proxy: ProxyInfo | null = null) {
     this.id = id;
     this.socket = socket;
+    this.proxy = proxy;
     const peer = source ?? peerOf(socket);
     this.remoteAddress = peer.address;
     this.remotePort = peer.port;
@@ -269,6 +283,7 @@ export class Connection implements HeartbeatPeer, DeadlinePeer, BudgetHolder {
       framesOut: this.#framesOut,
       bytesIn: this.#bytesIn,
       bytesOut: this.#bytesOut,
+      ...(this.proxy === null ? {} : { proxy: proxySnapshot(this.proxy) }),
     };
   }
 

@@ -57,8 +57,9 @@ export interface PulsarServerOptions {
   /**
    * Serve over TLS: Node's `tls.createServer()` options (`key` and `cert`, or `pfx`, at least). Heartbeats,
    * the registry, backpressure and shutdown work as over plain TCP. A failed handshake is an
-   * `ERR_TLS_HANDSHAKE` client error; `handshakeTimeout` defaults to 5000 ms (Node's is 120 s). Not
-   * with `proxyProtocol` (terminate TLS at the balancer instead). @default false
+   * `ERR_TLS_HANDSHAKE` client error; `handshakeTimeout` defaults to 5000 ms (Node's is 120 s). With
+   * `proxyProtocol`, the PROXY header is read first and the handshake runs on what follows (TLS
+   * passthrough behind HAProxy or an AWS NLB); `handshakeTimeout` then bounds both. @default false
    */
   tls?: TlsOptions | false;
   /**
@@ -161,7 +162,7 @@ export function resolveServerOptions(options: PulsarServerOptions = {}): Resolve
     shutdownTimeout: checkTimerMs(OWNER, 'shutdownTimeout', options.shutdownTimeout ?? 10_000),
     highWaterMark: checkInteger(OWNER, 'highWaterMark', options.highWaterMark ?? 1024 * 1024, 1),
     proxyProtocol: resolveProxyProtocol(options.proxyProtocol ?? false),
-    tls: resolveTls(options.tls ?? false, options.proxyProtocol ?? false),
+    tls: resolveTls(options.tls ?? false),
     maxBufferedBytes: checkInteger(OWNER, 'maxBufferedBytes', options.maxBufferedBytes ?? 256 * 1024 * 1024, 0),
     frameTimeout: checkTimerMs(OWNER, 'frameTimeout', options.frameTimeout ?? 30_000),
     maxPendingOutput: checkInteger(OWNER, 'maxPendingOutput', options.maxPendingOutput ?? 64 * 1024 * 1024, 0),
@@ -188,10 +189,9 @@ function resolveTrustedProxies(blocks: readonly string[], proxyProtocol: unknown
   return blocks;
 }
 
-function resolveTls(option: TlsOptions | false, proxyProtocol: unknown): TlsOptions | false {
+function resolveTls(option: TlsOptions | false): TlsOptions | false {
   if (option === false) return false;
   if (typeof option !== 'object' || option === null) throw invalidOption(OWNER, 'tls', 'must be tls.createServer() options or false', option);
-  if (proxyProtocol !== false) throw invalidOption(OWNER, 'tls', 'cannot be combined with proxyProtocol (terminate TLS at the proxy)', 'set');
   return { handshakeTimeout: 5000, ...option };
 }
 

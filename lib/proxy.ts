@@ -25,13 +25,43 @@ export interface ProxiedAddress {
   readonly family: 'IPv4' | 'IPv6';
 }
 
+/** The well-known PROXY v2 TLV types (spec §2.2), and the cloud load balancers' own. */
+export const PROXY_TLV_NAMES: Readonly<Record<number, string>> = {
+  0x01: 'alpn', 0x02: 'authority', 0x03: 'crc32c', 0x04: 'noop', 0x05: 'unique_id', 0x20: 'ssl', 0x30: 'netns',
+  0xe0: 'gcp_psc_connection_id', 0xea: 'aws', 0xee: 'azure',
+};
+
+/** One PROXY v2 extension (Type-Length-Value). */
+export interface ProxyTlv {
+  /** The type byte. */
+  readonly type: number;
+  /**
+   * Its name when well known: `alpn`, `authority`, `crc32c`, `noop`, `unique_id`, `ssl`, `netns`,
+   * `aws` (first value byte 0x01: the VPC endpoint id), `azure` (0x01: the private endpoint LinkID),
+   * `gcp_psc_connection_id`; else `undefined`.
+   */
+  readonly name: string | undefined;
+  /** The value's bytes. */
+  readonly value: Buffer;
+}
+
+/** What the PROXY header said about a connection, besides its source (the connection's address). */
+export interface ProxyInfo {
+  /** The address the client connected to (the proxy's frontend), or `null` when the header has none. */
+  readonly destination: ProxiedAddress | null;
+  /** The v2 header's extensions, in order (none for v1). */
+  readonly tlvs: readonly ProxyTlv[];
+}
+
 /** What a complete PROXY header gave. */
-export interface ProxyHeader {
+export interface ProxyHeader extends ProxyInfo {
   /** The real client, or `null` when the header carries none (v2 `LOCAL`, e.g. a health check; v1 `UNKNOWN`). */
   readonly source: ProxiedAddress | null;
   /** Bytes that followed the header in the same reads: the start of the client's own stream. */
   readonly rest: Buffer;
 }
+
+const NONE: readonly ProxyTlv[] = [];
 
 /** v1 lines are at most 107 bytes, CRLF included (spec §2.1). */
 const V1_MAX_LENGTH = 107;
@@ -86,14 +116,19 @@ export class ProxyHeaderParser {
     const line = bytes.toString('latin1', 0, end);
     const rest = bytes.subarray(end + 2);
     const [, protocol, source, destination, sourcePort, destinationPort, ...extra] = line.split(' ');
-    if (protocol === 'UNKNOWN') return { source: null, rest };
+    if (protocol === 'UNKNOWN') return { source: null, destination: null, tlvs: NONE, rest };
     const family = protocol === 'TCP4' ? 'IPv4' : protocol === 'TCP6' ? 'IPv6' : null;
     if (family === null) throw malformed(`PROXY v1 protocol must be TCP4, TCP6 or UNKNOWN, got '${protocol}'`);
     const isAddress = family === 'IPv4' ? isIPv4 : isIPv6;
     if (extra.length > 0 || !isAddress(source ?? '') || !isAddress(destination ?? '') || !isPort(sourcePort) || !isPort(destinationPort)) {
       throw malformed(`malformed PROXY v1 line '${line}'`);
     }
-    return { source: { address: source!, port: Number(sourcePort), family }, rest };
+    return {
+      source: { address: source!, port: Number(sourcePort), family },
+      destination: { address: destination!, port: Number(destinationPort), family },
+      tlvs: NONE,
+      rest,
+    };
   }
 
   #v2(bytes: Buffer): ProxyHeader | null {
@@ -105,22 +140,50 @@ export class ProxyHeaderParser {
     if (total > this.#maxHeaderLength) throw malformed(`PROXY v2 header of ${total} bytes, over the ${this.#maxHeaderLength}-byte limit`);
     if (bytes.length < total) return null;
     const rest = bytes.subarray(total);
-    if (command === 0) return { source: null, rest }; // LOCAL: the proxy's own connection (health check)
-    const addresses = bytes.subarray(V2_FIXED_LENGTH, total);
+    if (command === 0) return { source: null, destination: null, tlvs: NONE, rest }; // LOCAL: the proxy's own connection (health check)
+    const block = bytes.subarray(V2_FIXED_LENGTH, total);
     switch (bytes[13]) {
-      case 0x11: // TCP over IPv4: source, destination, source port, destination port
-        if (addresses.length < 12) throw malformed('PROXY v2 IPv4 address block too short');
-        return { source: { address: addresses.subarray(0, 4).join('.'), port: addresses.readUInt16BE(8), family: 'IPv4' }, rest };
+      case 0x11: { // TCP over IPv4: source, destination, source port, destination port
+        if (block.length < 12) throw malformed('PROXY v2 IPv4 address block too short');
+        const address = (at: number): string => block.subarray(at, at + 4).join('.');
+        return this.#addresses(address(0), address(4), block.readUInt16BE(8), block.readUInt16BE(10), 'IPv4', block.subarray(12), rest);
+      }
       case 0x21: // TCP over IPv6
-        if (addresses.length < 36) throw malformed('PROXY v2 IPv6 address block too short');
-        return { source: { address: ipv6(addresses.subarray(0, 16)), port: addresses.readUInt16BE(32), family: 'IPv6' }, rest };
-      case 0x00: // UNSPEC
-      case 0x31: // UNIX stream: no IP address to show
-        return { source: null, rest };
+        if (block.length < 36) throw malformed('PROXY v2 IPv6 address block too short');
+        return this.#addresses(ipv6(block.subarray(0, 16)), ipv6(block.subarray(16, 32)), block.readUInt16BE(32), block.readUInt16BE(34), 'IPv6', block.subarray(36), rest);
+      case 0x00: // UNSPEC: the TLVs start right after the fixed part
+        return { source: null, destination: null, tlvs: tlvsOf(block), rest };
+      case 0x31: // UNIX stream: no IP address to show; TLVs after the two 108-byte paths
+        return { source: null, destination: null, tlvs: block.length > 216 ? tlvsOf(block.subarray(216)) : NONE, rest };
       default:
         throw malformed(`PROXY v2 header with unsupported family/transport 0x${bytes[13]!.toString(16).padStart(2, '0')}`);
     }
   }
+
+  #addresses(source: string, destination: string, sourcePort: number, destinationPort: number, family: 'IPv4' | 'IPv6', extensions: Buffer, rest: Buffer): ProxyHeader {
+    return {
+      source: { address: source, port: sourcePort, family },
+      destination: { address: destination, port: destinationPort, family },
+      tlvs: tlvsOf(extensions),
+      rest,
+    };
+  }
+}
+
+/** The TLVs of a v2 header's extension bytes; they must fill it exactly. */
+function tlvsOf(bytes: Buffer): readonly ProxyTlv[] {
+  if (bytes.length === 0) return NONE;
+  const tlvs: ProxyTlv[] = [];
+  for (let at = 0; at < bytes.length;) {
+    if (bytes.length - at < 3) throw malformed('PROXY v2 TLV cut short');
+    const type = bytes[at]!;
+    const length = bytes.readUInt16BE(at + 1);
+    if (bytes.length - at - 3 < length) throw malformed(`PROXY v2 TLV 0x${type.toString(16)} of ${length} bytes runs past the header`);
+    // Copied: a TLV outlives the read chunk it came in, which is otherwise released.
+    tlvs.push({ type, name: PROXY_TLV_NAMES[type], value: Buffer.from(bytes.subarray(at + 3, at + 3 + length)) });
+    at += 3 + length;
+  }
+  return tlvs;
 }
 
 function isPort(text: string | undefined): boolean {

@@ -20,6 +20,16 @@ export interface ConnectionSnapshot {
   bytesIn: number;
   /** Bytes sent to the client. */
   bytesOut: number;
+  /** What the PROXY protocol header said besides the client's address; absent without a header. */
+  proxy?: ProxySnapshot;
+}
+
+/** A PROXY header's details in a {@link ConnectionSnapshot}. */
+export interface ProxySnapshot {
+  /** `host:port` the client connected to (the proxy's frontend), `null` when the header has none. */
+  destination: string | null;
+  /** The v2 extensions: type, name when well known (see `ProxyTlv`), value in hex. */
+  tlvs: Array<{ type: number; name?: string; value: string }>;
 }
 
 /**

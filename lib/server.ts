@@ -11,7 +11,7 @@ import { DeadlineSweep } from './deadlines.js';
 import type { HeartbeatHost } from './heartbeat.js';
 import { MemoryBudget } from './memory-budget.js';
 import { echo, resolveServerOptions, type PulsarServerOptions, type ResolvedServerOptions } from './options.js';
-import { ProxyHeaderParser, type ProxiedAddress, type ProxyProtocolOptions } from './proxy.js';
+import { ProxyHeaderParser, type ProxiedAddress, type ProxyInfo, type ProxyProtocolOptions } from './proxy.js';
 import type { ConnectionSnapshot } from './registry.js';
 import { isPromiseLike } from './thenable.js';
 
@@ -126,6 +126,8 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   readonly #connections = new Map<number, Connection>();
   /** Sockets still sending their PROXY header: not connections yet. */
   readonly #handshakes = new Set<Socket>();
+  /** The `tls` option's context, made once, for TLS started after a PROXY header. */
+  #secureContext: tls.SecureContext | undefined;
   /** Connections waiting for an asynchronous `admit` hook: not served yet, but holding a place. */
   readonly #admitting = new Set<Connection>();
   readonly #owner: ConnectionOwner;
@@ -168,8 +170,9 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   #createListener(): net.Server {
     const socketOptions = { allowHalfOpen: true, noDelay: true };
     const accept = (socket: Socket): void => this.#accept(socket);
-    const { tls: tlsOptions } = this.options;
-    if (!tlsOptions) return net.createServer(socketOptions, accept);
+    const { tls: tlsOptions, proxyProtocol } = this.options;
+    // With the PROXY protocol, the header comes before TLS: a TCP listener, TLS started after the header.
+    if (!tlsOptions || proxyProtocol) return net.createServer(socketOptions, accept);
     const server = tls.createServer({ ...tlsOptions, ...socketOptions }, accept);
     server.on('tlsClientError', (error, socket) => {
       this.#turnAway(this.#connectionFor(socket), new PulsarError('ERR_TLS_HANDSHAKE', `TLS handshake failed: ${error.message}`, { cause: error }));
@@ -281,9 +284,14 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   }
 
   #accept(socket: Socket): void {
+    // Reset before it was accepted (a balancer's probe): its address is gone and nothing came from it.
+    if (socket.remoteAddress === undefined) {
+      socket.destroy();
+      return;
+    }
     const { proxyProtocol } = this.options;
     if (!proxyProtocol || this.#state !== 'listening') {
-      this.#admit(socket, null, null);
+      this.#admit(socket, null, null, null);
     } else if (this.#trustedProxies.empty || this.#trustedProxies.contains(socket.remoteAddress ?? '')) {
       this.#readProxyHeader(socket, proxyProtocol);
     } else {
@@ -293,8 +301,8 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   }
 
   /** Starts serving a socket: from its first byte, or after its PROXY header with the bytes that followed. */
-  #admit(socket: Socket, source: ProxiedAddress | null, rest: Buffer | null): void {
-    const conn = this.#connectionFor(socket, source);
+  #admit(socket: Socket, source: ProxiedAddress | null, proxy: ProxyInfo | null, rest: Buffer | null): void {
+    const conn = this.#connectionFor(socket, source, proxy);
     if (this.#state !== 'listening') {
       conn.refuse();
       return;
@@ -409,8 +417,8 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   }
 
   /** A Connection with the next id, served or only reported and turned away. */
-  #connectionFor(socket: Socket, source: ProxiedAddress | null = null): Connection {
-    return new Connection(this.#nextId++, socket, this.#owner, source);
+  #connectionFor(socket: Socket, source: ProxiedAddress | null = null, proxy: ProxyInfo | null = null): Connection {
+    return new Connection(this.#nextId++, socket, this.#owner, source, proxy);
   }
 
   /** Closes a client that cannot be served, reporting why. */
@@ -422,14 +430,18 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   }
 
   /**
-   * Reads a PROXY header before the socket becomes a connection. Its listeners and timer live only
-   * until the header is complete (bounded by `timeout`), so nothing of this stays per connection.
+   * Reads a PROXY header before the socket becomes a connection, then (with `tls`) runs the TLS handshake
+   * on what follows. Its listeners and timer live only until then, so nothing of this stays per
+   * connection. With `tls`, `handshakeTimeout` bounds the header and the handshake together.
    */
   #readProxyHeader(socket: Socket, { timeout, maxHeaderLength }: Required<ProxyProtocolOptions>): void {
     const parser = new ProxyHeaderParser(maxHeaderLength);
     // The proxy's own address, read now: a health check that resets right after its header would
     // leave nothing to read later.
     const direct = peerOf(socket);
+    const acceptedAt = Date.now();
+    const tlsOptions = this.options.tls;
+    const handshakeTimeout = tlsOptions ? tlsOptions.handshakeTimeout ?? timeout : timeout;
     const done = (): void => {
       clearTimeout(timer);
       socket.off('data', onData);
@@ -451,13 +463,55 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
       }
       if (header === null) return;
       done();
-      this.#admit(socket, header.source ?? direct, header.rest);
+      const { source, destination, tlvs, rest } = header;
+      const proxy = { destination, tlvs };
+      if (!tlsOptions) this.#admit(socket, source ?? direct, proxy, rest);
+      else this.#secureAfterProxy(socket, source ?? direct, proxy, rest, acceptedAt + handshakeTimeout - Date.now());
     };
-    const timer = setTimeout(() => refuse(new PulsarError('ERR_PROXY_TIMEOUT', `no complete PROXY header within ${timeout} ms`)), timeout);
+    const timer = setTimeout(() => refuse(new PulsarError('ERR_PROXY_TIMEOUT', `no complete PROXY header within ${Math.min(timeout, handshakeTimeout)} ms`)), Math.min(timeout, handshakeTimeout));
     this.#handshakes.add(socket);
     socket.on('data', onData);
     socket.on('close', done); // gone before its header: nothing was accepted from it
     socket.on('error', done);
+  }
+
+  /**
+   * The TLS handshake after a PROXY header, on the same TCP socket: the bytes read with the header (the
+   * start of the ClientHello, often) are put back first. Within `remainingMs`, else `ERR_TLS_HANDSHAKE`.
+   */
+  #secureAfterProxy(socket: Socket, source: ProxiedAddress, proxy: ProxyInfo, rest: Buffer, remainingMs: number): void {
+    socket.pause();
+    if (rest.length > 0) socket.unshift(rest);
+    const secure = new tls.TLSSocket(socket, { isServer: true, ...this.#tlsSocketOptions() });
+    const done = (): void => {
+      clearTimeout(timer);
+      secure.off('secure', onSecure);
+      secure.off('error', onError);
+      secure.off('close', done);
+      this.#handshakes.delete(secure);
+    };
+    const onError = (error: Error): void => {
+      done();
+      secure.destroy();
+      this.#turnAway(this.#connectionFor(secure, source, proxy), new PulsarError('ERR_TLS_HANDSHAKE', `TLS handshake failed: ${error.message}`, { cause: error }));
+    };
+    const onSecure = (): void => {
+      done();
+      this.#admit(secure, source, proxy, null);
+    };
+    const timer = setTimeout(() => onError(new Error('TLS handshake timeout (the PROXY header included)')), Math.max(0, remainingMs));
+    this.#handshakes.add(secure);
+    secure.on('secure', onSecure);
+    secure.on('error', onError);
+    secure.on('close', done); // gone before its handshake (a health check): nothing was accepted from it
+  }
+
+  /** What a server-side TLSSocket needs from the `tls` option: its secure context and client-certificate settings. */
+  #tlsSocketOptions(): tls.TLSSocketOptions {
+    const options = this.options.tls as tls.TlsOptions;
+    this.#secureContext ??= tls.createSecureContext(options);
+    const { requestCert, rejectUnauthorized, ALPNProtocols, SNICallback } = options;
+    return { secureContext: this.#secureContext, requestCert, rejectUnauthorized, ALPNProtocols, SNICallback };
   }
 
   #createOwner(): ConnectionOwner {

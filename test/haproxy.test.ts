@@ -2,17 +2,22 @@
 // test/setup/packages.mjs): `mode tcp` with `send-proxy-v2`, round robin over two pulsar servers with
 // `proxyProtocol: true`, everything on loopback ports picked at run time.
 import { expect } from 'chai';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Connection, PulsarServer, Report } from '../lib/index.js';
-import { TestClient, freePort, runCleanups, startDaemon, startServer, when } from './helpers.js';
+import { TestClient, clientErrors, frame, freePort, onCleanup, runCleanups, startDaemon, startServer, when, within } from './helpers.js';
 
 afterEach(runCleanups);
 
-/** Starts HAProxy in the foreground on `port`, balancing over `backends`; stopped after the test. */
-async function startHaproxy(port: number, backends: number[]): Promise<void> {
+/**
+ * Starts HAProxy in the foreground on `port`, balancing over `backends` (each `server` line ending with
+ * `serverOptions`, `frontend` lines added to the frontend); stopped after the test.
+ */
+async function startHaproxy(port: number, backends: number[], serverOptions = 'send-proxy-v2 check check-send-proxy inter 100 fall 1 rise 1', frontend: string[] = []): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'pulsar-haproxy-'));
   const config = join(dir, 'haproxy.cfg');
   writeFileSync(config, [
@@ -27,11 +32,12 @@ async function startHaproxy(port: number, backends: number[]): Promise<void> {
     '  option redispatch',
     'frontend pulsar',
     `  bind 127.0.0.1:${port}`,
+    ...frontend,
     '  default_backend servers',
     'backend servers',
     '  balance roundrobin',
     // Health checks send a PROXY v2 LOCAL header too, as pulsar expects one on every connection.
-    ...backends.map((p, i) => `  server s${i + 1} 127.0.0.1:${p} send-proxy-v2 check check-send-proxy inter 100 fall 1 rise 1`),
+    ...backends.map((p, i) => `  server s${i + 1} 127.0.0.1:${p} source 127.0.0.1 ${serverOptions}`),
     '',
   ].join('\n'));
   const haproxy = startDaemon('haproxy', ['-db', '-f', config], dir, { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/usr/local/sbin` });
@@ -100,5 +106,57 @@ describe('behind HAProxy (send-proxy-v2)', function () {
     for (const client of late) client.send('after');
     await Promise.all(late.map((c) => c.waitFrames(1)));
     expect(late.map((c) => serverOf(c, servers))).to.deep.equal(late.map(() => 1));
+  });
+});
+
+describe('behind HAProxy with TLS passthrough (send-proxy-v2, TLS terminated by pulsar)', function () {
+  this.timeout(30000);
+  let dir: string;
+  let cert: Buffer;
+  let key: Buffer;
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'pulsar-haproxy-tls-'));
+    execFileSync('openssl', [
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+      '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+    ], { stdio: 'ignore' });
+    cert = readFileSync(join(dir, 'cert.pem'));
+    key = readFileSync(join(dir, 'key.pem'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('sees TLS clients by their own addresses, gets HAProxy\'s TLVs, and refuses a forged header from elsewhere', async () => {
+    // HAProxy connects from 127.0.0.1, the only trusted proxy; clients connect from 127.0.0.2 and .3.
+    const { server, port } = await startServer({ proxyProtocol: true, tls: { cert, key }, trustedProxies: ['127.0.0.1/32'], heartbeat: false });
+    const errors = clientErrors(server);
+    const frontend = await freePort();
+    await startHaproxy(frontend, [port], 'send-proxy-v2 proxy-v2-options unique-id,crc32c', ['  unique-id-format %ci:%cp_%fp']);
+
+    for (const localAddress of ['127.0.0.2', '127.0.0.3']) {
+      const client = tls.connect({ socket: net.connect({ port: frontend, host: '127.0.0.1', localAddress }), ca: cert, servername: 'localhost' });
+      onCleanup(() => void client.destroy());
+      await within(client, 'secureConnect');
+      client.write(frame(`from ${localAddress}`));
+      await when(client, ['data'], () => client.bytesRead >= 4 + `from ${localAddress}`.length, 'the echo through HAProxy');
+      const conn = [...server.connections.values()].find((c) => c.remotePort === client.localPort)!;
+      expect(conn.remoteAddress, 'the client as the server sees it').to.equal(localAddress);
+      expect((conn.socket as tls.TLSSocket).encrypted, 'TLS terminated by pulsar').to.equal(true);
+      expect(conn.proxy!.destination).to.deep.equal({ address: '127.0.0.1', port: frontend, family: 'IPv4' });
+      const names = conn.proxy!.tlvs.map((t) => t.name);
+      expect(names).to.include.members(['unique_id', 'crc32c']);
+      expect(conn.proxy!.tlvs.find((t) => t.name === 'unique_id')!.value.toString()).to.equal(`${localAddress}:${client.localPort}_${frontend}`);
+    }
+
+    // A client that connects directly, claiming to be someone else, is not believed.
+    const forger = net.connect({ port, host: '127.0.0.1', localAddress: '127.0.0.2' });
+    onCleanup(() => void forger.destroy());
+    forger.on('error', () => {});
+    await within(forger, 'connect');
+    forger.write('PROXY TCP4 10.9.9.9 127.0.0.1 4000 8080\r\n');
+    await when(server, ['clientError'], () => errors.length > 0, 'the forged header to be refused');
+    expect(errors.map((e) => e.code), JSON.stringify(errors)).to.deep.equal(['ERR_PROXY_PROTOCOL']);
+    expect(errors[0]!.message).to.match(/^127\.0\.0\.2:\d+ .*127\.0\.0\.2 is not a trusted proxy/);
+    expect([...server.connections.values()].map((c) => c.remoteAddress)).to.not.include('10.9.9.9');
   });
 });

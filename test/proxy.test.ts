@@ -109,6 +109,52 @@ describe('PROXY protocol', () => {
     });
   });
 
+  describe('destination and TLVs', () => {
+    const tlv = (type: number, value: Buffer | string): Buffer => {
+      const bytes = Buffer.from(value);
+      return Buffer.concat([Buffer.from([type, bytes.length >> 8, bytes.length & 0xff]), bytes]);
+    };
+    const tlvs = Buffer.concat([
+      tlv(0x01, 'h2'), tlv(0x02, 'example.com'), tlv(0x05, Buffer.from('0123456789abcdef', 'hex')),
+      tlv(0xea, Buffer.concat([Buffer.from([0x01]), Buffer.from('vpce-08d2bf15fac5001c9')])), tlv(0xc0, 'custom'),
+    ]);
+
+    it('reads the destination of v1 and v2 headers and every v2 TLV, naming the well-known ones', () => {
+      const v1 = new ProxyHeaderParser(1024).push(Buffer.from('PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n'))!;
+      expect(v1.destination).to.deep.equal({ address: '192.0.2.1', port: 443, family: 'IPv4' });
+      expect(v1.tlvs).to.deep.equal([]);
+      const header = new ProxyHeaderParser(1024).push(v2ipv4('198.51.100.9', 40000, tlvs))!;
+      expect(header.destination).to.deep.equal({ address: '127.0.0.1', port: 8080, family: 'IPv4' });
+      expect(header.tlvs.map((t) => [t.type, t.name, t.value.toString('hex')])).to.deep.equal([
+        [0x01, 'alpn', Buffer.from('h2').toString('hex')],
+        [0x02, 'authority', Buffer.from('example.com').toString('hex')],
+        [0x05, 'unique_id', '0123456789abcdef'],
+        [0xea, 'aws', Buffer.from('\x01vpce-08d2bf15fac5001c9', 'latin1').toString('hex')],
+        [0xc0, undefined, Buffer.from('custom').toString('hex')],
+      ]);
+      expect(new ProxyHeaderParser(1024).push(v2ipv6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 7], 443))!.destination).to.deep.equal({ address: '::1', port: 8080, family: 'IPv6' });
+    });
+
+    it('refuses TLVs that run past the header', () => {
+      expect(parseError(v2ipv4('198.51.100.9', 40000, Buffer.from('0100ff61', 'hex'))).message).to.match(/TLV 0x1 of 255 bytes runs past the header/);
+      expect(parseError(v2ipv4('198.51.100.9', 40000, Buffer.from('01', 'hex'))).message).to.match(/TLV cut short/);
+    });
+
+    it('exposes them on the connection and in its snapshot', async () => {
+      const { server, port } = await startServer({ proxyProtocol: true, reportInterval: 50 });
+      const client = await TestClient.connect(port);
+      client.socket.write(Buffer.concat([v2ipv4('198.51.100.9', 40000, tlvs), frame('hi')]));
+      await client.waitFrames(1);
+      const [conn] = server.connections.values();
+      expect(conn!.proxy!.destination).to.deep.equal({ address: '127.0.0.1', port: 8080, family: 'IPv4' });
+      expect(conn!.proxy!.tlvs.find((t) => t.name === 'authority')!.value.toString()).to.equal('example.com');
+      const [report] = await nextEvent(server, 'report');
+      expect(report.connections[0]!.proxy).to.deep.include({ destination: '127.0.0.1:8080' });
+      expect(report.connections[0]!.proxy!.tlvs[0]).to.deep.equal({ type: 1, name: 'alpn', value: '6832' });
+      expect(report.connections[0]!.proxy!.tlvs[4]).to.deep.equal({ type: 0xc0, value: Buffer.from('custom').toString('hex') });
+    });
+  });
+
   describe('server with proxyProtocol', () => {
     it('shows the address from a v1 header in the connection, the registry and reports, and echoes what follows in the same read', async () => {
       const { server, port } = await startServer({ proxyProtocol: true });
