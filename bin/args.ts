@@ -17,6 +17,8 @@ A length-prefixed TCP echo server with heartbeats, connection reports and gracef
 Options:
   --host <addr>             bind address (default $HOST, else 127.0.0.1; IPv6 and 0.0.0.0 work too)
   -p, --port <n>            TCP port, 0 for a free one (default $PORT, else 8080)
+  --unix <path>             listen on this Unix domain socket instead of TCP (a stale file
+                            from a crashed run is replaced, a live server's is not)
   --heartbeat <ms>          heartbeat after this much client silence, 0 = off (default 5000)
   --report <ms>             registry report interval, 0 = off (default 10000)
   --codec <length|varint|lines>
@@ -66,6 +68,8 @@ Examples:
 export interface CliOptions {
   host: string;
   port: number;
+  /** `--unix`: the Unix socket to listen on instead of host and port. */
+  unix: string | undefined;
   heartbeat: number;
   report: number;
   /** The codec the flags describe (--codec, --length-field, --byte-order, --max-frame). */
@@ -112,6 +116,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
       options: {
         host: { type: 'string' },
         port: { type: 'string', short: 'p' },
+        unix: { type: 'string' },
         heartbeat: { type: 'string', default: '5000' },
         report: { type: 'string', default: '10000' },
         codec: { type: 'string', default: 'length' },
@@ -146,6 +151,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
   const host = values.host ?? nonEmpty(env.HOST) ?? '127.0.0.1';
   if (host === '') throw new UsageError('--host must not be empty');
   checkRules(values.allow, values.deny);
+  if (values.unix !== undefined) checkUnix(values);
   if (values['trusted-proxy'].length > 0 && !values['proxy-protocol']) throw new UsageError('--trusted-proxy needs --proxy-protocol');
   checkBlocks('--trusted-proxy', values['trusted-proxy']);
   if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
@@ -153,6 +159,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
     host,
     port: values.port !== undefined ? integer('--port', values.port, 0, 65535)
       : nonEmpty(env.PORT) !== undefined ? integer('PORT (environment)', env.PORT!, 0, 65535) : 8080,
+    unix: values.unix,
     heartbeat: integer('--heartbeat', values.heartbeat, 0, MAX_TIMER_MS),
     report: integer('--report', values.report, 0, MAX_TIMER_MS),
     codec: codecFrom(values.codec, values['length-field'], values['byte-order'], values['max-frame']),
@@ -207,6 +214,15 @@ function integer(flag: string, text: string, min: number, max: number): number {
     throw new UsageError(`${flag} must be an integer from ${min} to ${max}, got '${text}'`);
   }
   return value;
+}
+
+/** --unix replaces --host and --port; the address flags need a PROXY header to judge (Unix clients have no address). */
+function checkUnix(values: { unix?: string; host?: string; port?: string; 'proxy-protocol': boolean; allow: string[]; deny: string[]; 'max-per-address'?: string; 'trusted-proxy': string[] }): void {
+  if (values.unix === '') throw new UsageError('--unix must not be empty');
+  if (values.host !== undefined || values.port !== undefined) throw new UsageError('--unix replaces --host and --port: give one or the other');
+  if (values['trusted-proxy'].length > 0) throw new UsageError('--trusted-proxy cannot apply to a Unix socket: control who may connect with the file\'s permissions');
+  const rules = values.allow.length + values.deny.length > 0 || values['max-per-address'] !== undefined;
+  if (rules && !values['proxy-protocol']) throw new UsageError('--allow, --deny and --max-per-address need --proxy-protocol with --unix: its clients have no IP address');
 }
 
 /** Compiles the --allow and --deny blocks as the server will, so a bad one is a usage error at once. */

@@ -88,7 +88,8 @@ function connectionTag(id: number, worker: number | undefined): string {
 
 function logListening(logger: CliLogger, { address, port, family }: ListenAddress, workers?: number): void {
   const fields = workers === undefined ? { address, port, family } : { address, port, family, workers };
-  logger.log('pulsar:server', 'info', 'listening', fields, `listening on ${hostPort(address, port)}${workers === undefined ? '' : ` (${workers} workers)`}`);
+  const where = family === 'unix' ? `unix:${address}` : hostPort(address, port);
+  logger.log('pulsar:server', 'info', 'listening', fields, `listening on ${where}${workers === undefined ? '' : ` (${workers} workers)`}`);
 }
 
 /**

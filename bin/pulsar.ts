@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import createDebug from 'debug';
 import { IdleHeartbeat, PulsarCluster, PulsarServer, serveWorker, type CloseResult } from '../lib/index.js';
 import { hostPort } from '../lib/format.js';
+import { clearStaleSocket } from '../lib/unix-socket.js';
 import type { MetricsEndpoint } from '../lib/metrics/index.js';
 import { parseCli, UsageError, USAGE, type CliOptions } from './args.js';
 import { CliLogger, DEFAULT_NAMESPACES, logClosed, logClusterEvents, logServerEvents, logShutdown } from './log.js';
@@ -32,8 +33,7 @@ function createServer(cli: CliOptions): PulsarServer {
     ? new IdleHeartbeat({ interval: cli.heartbeat, idleTimeout: cli.idleTimeout })
     : false;
   return new PulsarServer({
-    host: cli.host,
-    port: cli.port,
+    ...(cli.unix === undefined ? { host: cli.host, port: cli.port } : { path: cli.unix }),
     codec: cli.codec,
     heartbeat,
     reportInterval: cli.report > 0 ? cli.report : false,
@@ -76,6 +76,7 @@ function handleSignals(logger: CliLogger, open: () => number, close: () => Promi
 
 /** `--workers N` in the primary: forks the workers (this same script), logs for all, coordinates shutdown. */
 async function runPrimary(cli: CliOptions, logger: CliLogger): Promise<void> {
+  if (cli.unix !== undefined) await clearStaleSocket(cli.unix).catch((error: unknown) => listenFailed(cli, error));
   const primary = new PulsarCluster({
     workers: cli.workers,
     reportInterval: cli.report > 0 ? cli.report : false,
@@ -97,11 +98,12 @@ async function runPrimary(cli: CliOptions, logger: CliLogger): Promise<void> {
   }
 }
 
-/** One line saying why `what` (`listen on`, `serve metrics on`) failed at `host:port`, then exit 1. */
-function listenFailed({ host, port }: { host: string; port: number }, error: unknown, what = 'listen on'): never {
+/** One line saying why `what` (`listen on`, `serve metrics on`) failed at `host:port` (or the Unix socket), then exit 1. */
+function listenFailed({ host, port, unix }: { host: string; port: number; unix?: string | undefined }, error: unknown, what = 'listen on'): never {
   const { code, message } = error as NodeJS.ErrnoException;
-  const reason = (code && LISTEN_ERRORS[code]) ? `${LISTEN_ERRORS[code]} (${code})` : message;
-  process.stderr.write(`pulsar: cannot ${what} ${hostPort(host, port)}: ${reason}\n`);
+  // Our own Unix-socket errors say more than the generic words for their code.
+  const reason = unix === undefined && code && LISTEN_ERRORS[code] ? `${LISTEN_ERRORS[code]} (${code})` : code ? `${message} (${code})` : message;
+  process.stderr.write(`pulsar: cannot ${what} ${unix === undefined ? hostPort(host, port) : `unix:${unix}`}: ${reason}\n`);
   process.exit(1);
 }
 

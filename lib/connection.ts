@@ -102,11 +102,11 @@ export class Connection implements HeartbeatPeer, DeadlinePeer, BudgetHolder {
   readonly id: number;
   /** The underlying socket, for inspection (socket options, TLS details). Write through {@link send}. */
   readonly socket: Socket;
-  /** Client IP address. */
+  /** Client IP address (`''` for a client of a Unix socket without a PROXY header). */
   readonly remoteAddress: string;
   /** Client port. */
   readonly remotePort: number;
-  /** `host:port` of the client (`[v6]:port` for IPv6), as used in logs. */
+  /** `host:port` of the client (`[v6]:port` for IPv6), as used in logs; `'unix'` for a Unix socket's client. */
   readonly remote: string;
   /** Epoch ms when the connection was accepted. */
   readonly connectedAt: number;
@@ -154,7 +154,7 @@ export class Connection implements HeartbeatPeer, DeadlinePeer, BudgetHolder {
     const peer = source ?? peerOf(socket);
     this.remoteAddress = peer.address;
     this.remotePort = peer.port;
-    this.remote = hostPort(peer.address, peer.port);
+    this.remote = peer.address === '' ? 'unix' : hostPort(peer.address, peer.port);
     this.connectedAt = Date.now();
     this.#lastSeen = this.connectedAt;
     this.#owner = owner;

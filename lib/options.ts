@@ -27,6 +27,14 @@ export interface PulsarServerOptions {
   host?: string;
   /** TCP port; `0` picks a free one (read it back from `listen()`). @default 8080 */
   port?: number;
+  /**
+   * Listen on this Unix domain socket instead of TCP (`host` and `port` then do not apply). A socket file
+   * left by a crashed run is detected (nothing answers on it) and replaced; one a live server answers on
+   * is not touched (`listen()` rejects with `EADDRINUSE`), nor is a file that is not a socket. The file
+   * is removed on close. Clients have no IP address (`remoteAddress` is `''`, `remote` is `'unix'`), so
+   * the address rules need `proxyProtocol` (a proxy in front says who the client is).
+   */
+  path?: string;
   /** Frame codec. @default new LengthPrefixedCodec() */
   codec?: FrameCodec;
   /** Where live connections are tracked. @default new MemoryRegistry() */
@@ -118,7 +126,7 @@ export interface PulsarServerOptions {
 
 /** {@link PulsarServerOptions} with every default applied. */
 export type ResolvedServerOptions = Readonly<
-  Required<Omit<PulsarServerOptions, 'proxyProtocol' | 'admit'>> & { proxyProtocol: false | Required<ProxyProtocolOptions>; admit: AdmitHook | null }
+  Required<Omit<PulsarServerOptions, 'proxyProtocol' | 'admit' | 'path'>> & { proxyProtocol: false | Required<ProxyProtocolOptions>; admit: AdmitHook | null; path: string | null }
 >;
 
 /** The default handler: sends every frame back unchanged. */
@@ -129,7 +137,7 @@ export function echo(frame: Buffer, conn: Connection): void {
 const OWNER = 'PulsarServer';
 
 const SERVER_OPTIONS: Record<keyof PulsarServerOptions, true> = {
-  host: true, port: true, codec: true, registry: true, heartbeat: true, reportInterval: true, handler: true,
+  host: true, port: true, path: true, codec: true, registry: true, heartbeat: true, reportInterval: true, handler: true,
   maxConnections: true, shutdownTimeout: true, highWaterMark: true, proxyProtocol: true, tls: true,
   maxBufferedBytes: true, frameTimeout: true, maxPendingOutput: true, writeTimeout: true,
   maxConnectionsPerAddress: true, allow: true, deny: true, trustedProxies: true, admit: true, admitTimeout: true,
@@ -150,9 +158,11 @@ export function resolveServerOptions(options: PulsarServerOptions = {}): Resolve
   if (reportInterval !== false) checkTimerMs(OWNER, 'reportInterval', reportInterval, 1);
   const handler = options.handler ?? echo;
   if (typeof handler !== 'function') throw invalidOption(OWNER, 'handler', 'must be a function', handler);
+  const path = resolvePath(options);
   return Object.freeze({
     host,
     port: checkInteger(OWNER, 'port', options.port ?? 8080, 0, 65535),
+    path,
     codec: checkShape(options.codec ?? new LengthPrefixedCodec(), 'codec', ['createDecoder', 'encode']),
     registry: checkShape(options.registry ?? new MemoryRegistry(), 'registry', ['add', 'remove', 'snapshot']),
     heartbeat: options.heartbeat === false ? false : checkShape(options.heartbeat ?? new IdleHeartbeat(), 'heartbeat', ['start', 'stop']),
@@ -174,6 +184,20 @@ export function resolveServerOptions(options: PulsarServerOptions = {}): Resolve
     admit: resolveAdmit(options.admit),
     admitTimeout: checkTimerMs(OWNER, 'admitTimeout', options.admitTimeout ?? 5000, 1),
   });
+}
+
+/** `path`, when given: a non-empty string, without `host`/`port`, and address rules only with a PROXY header to judge. */
+function resolvePath(options: PulsarServerOptions): string | null {
+  const { path } = options;
+  if (path === undefined) return null;
+  if (typeof path !== 'string' || path === '') throw invalidOption(OWNER, 'path', 'must be a non-empty string', path);
+  if (options.host !== undefined || options.port !== undefined) throw invalidOption(OWNER, 'path', 'replaces host and port (a Unix socket has neither): give one or the other', path);
+  const rules = (options.allow?.length ?? 0) + (options.deny?.length ?? 0) + (options.trustedProxies?.length ?? 0) > 0 || options.maxConnectionsPerAddress !== undefined;
+  if (rules && !options.proxyProtocol) {
+    throw invalidOption(OWNER, 'path', 'clients of a Unix socket have no IP address: allow, deny and maxConnectionsPerAddress need proxyProtocol', path);
+  }
+  if ((options.trustedProxies?.length ?? 0) > 0) throw invalidOption(OWNER, 'trustedProxies', 'cannot apply to a Unix socket (the proxy has no IP address): control who may connect with the file\'s permissions', 'set');
+  return path;
 }
 
 function resolveAdmit(hook: AdmitHook | undefined): AdmitHook | null {

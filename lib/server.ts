@@ -1,10 +1,11 @@
+import cluster from 'node:cluster';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import tls from 'node:tls';
 import createDebug from 'debug';
 import { EventEmitter } from 'eventemitter3';
 import { Connection, peerOf, type ConnectionOwner, type DisconnectReason } from './connection.js';
 import { aboutClient, PulsarError } from './errors.js';
-import { messageOf } from './format.js';
+import { hostPort, messageOf } from './format.js';
 import { channels, type BackpressureMessage, type ClientErrorMessage, type ConnectionMessage, type DisconnectMessage, type RefusedMessage } from './channels.js';
 import { AddressRules, CidrList, addressGroup } from './admission/address-rules.js';
 import { DeadlineSweep } from './deadlines.js';
@@ -14,16 +15,17 @@ import { echo, resolveServerOptions, type PulsarServerOptions, type ResolvedServ
 import { ProxyHeaderParser, type ProxiedAddress, type ProxyInfo, type ProxyProtocolOptions } from './proxy.js';
 import type { ConnectionSnapshot } from './registry.js';
 import { isPromiseLike } from './thenable.js';
+import { clearStaleSocket } from './unix-socket.js';
 
 const debug = createDebug('pulsar:lifecycle:server');
 
 /** Where the server listens, as `listen()` resolves and `listening` carries it. */
 export interface ListenAddress {
-  /** Bound IP address, e.g. `'127.0.0.1'` or `'::1'`. */
+  /** Bound IP address, e.g. `'127.0.0.1'` or `'::1'`; the socket file's path for a Unix socket. */
   address: string;
-  /** Bound port (the real one when `port: 0` was asked). */
+  /** Bound port (the real one when `port: 0` was asked); `0` for a Unix socket. */
   port: number;
-  /** `'IPv4'` or `'IPv6'`. */
+  /** `'IPv4'`, `'IPv6'`, or `'unix'`. */
   family: string;
 }
 
@@ -208,7 +210,8 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
 
   /** Where the server listens, or `null` when it is not listening. */
   address(): ListenAddress | null {
-    const address = this.#net.address() as AddressInfo | null;
+    const address = this.#net.address() as AddressInfo | string | null;
+    if (typeof address === 'string') return { address, port: 0, family: 'unix' };
     return address ? { address: address.address, port: address.port, family: address.family } : null;
   }
 
@@ -223,8 +226,11 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
       return Promise.reject(new PulsarError('ERR_SERVER_STATE', `listen() needs an idle server, but this one is ${this.#state}`));
     }
     this.#state = 'starting';
-    const { host, port } = this.options;
-    return new Promise((resolve, reject) => {
+    const { host, port, path } = this.options;
+    // In a cluster worker the primary owns the socket: it makes way for it (see clearStaleSocket).
+    const ready = path === null || cluster.isWorker ? Promise.resolve() : clearStaleSocket(path);
+    return ready.then(() => new Promise((resolve, reject) => {
+      if (this.#state !== 'starting') throw new PulsarError('ERR_SERVER_STATE', 'the server was closed before it listened');
       const onError = (error: Error): void => {
         this.#net.off('listening', onListening);
         this.#abortListen = undefined;
@@ -238,14 +244,17 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
         this.#state = 'listening';
         this.#startTimers();
         const address = this.address()!;
-        debug('listening on %s:%d', address.address, address.port);
+        debug('listening on %s', address.family === 'unix' ? `unix:${address.address}` : hostPort(address.address, address.port));
         this.emit('listening', address);
         resolve(address);
       };
       this.#abortListen = onError;
       this.#net.once('error', onError);
       this.#net.once('listening', onListening);
-      this.#net.listen({ host, port });
+      this.#net.listen(path === null ? { host, port } : { path });
+    }), (error: unknown) => {
+      if (this.#state === 'starting') this.#state = 'idle';
+      throw error;
     });
   }
 
@@ -285,7 +294,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
 
   #accept(socket: Socket): void {
     // Reset before it was accepted (a balancer's probe): its address is gone and nothing came from it.
-    if (socket.remoteAddress === undefined) {
+    if (socket.remoteAddress === undefined && this.options.path === null) {
       socket.destroy();
       return;
     }
@@ -650,3 +659,4 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
     }
   }
 }
+
