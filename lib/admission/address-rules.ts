@@ -24,10 +24,14 @@ export class CidrList {
   }
 
   /** Whether `address` is in one of the blocks. */
-  contains(address: string): boolean {
-    return this.#list !== null && this.#list.check(address, net.isIPv6(address) ? 'ipv6' : 'ipv4');
+  contains(address: string | net.SocketAddress): boolean {
+    if (this.#list === null) return false;
+    return typeof address === 'string' ? this.#list.check(address, net.isIPv6(address) ? 'ipv6' : 'ipv4') : this.#list.check(address);
   }
 }
+
+/** Verdicts remembered, at most: clients come back from the same addresses, and a lookup then costs a Map get. */
+const VERDICT_CACHE_SIZE = 4096;
 
 /**
  * Which client addresses may connect: the `allow` and `deny` lists. Deny wins; with an `allow` list, an
@@ -36,6 +40,8 @@ export class CidrList {
 export class AddressRules {
   readonly #allow: CidrList;
   readonly #deny: CidrList;
+  /** Recent verdicts by address (the rules never change, so a verdict never goes stale). */
+  readonly #verdicts = new Map<string, boolean>();
 
   /**
    * @param owner names the options in error messages
@@ -55,8 +61,24 @@ export class AddressRules {
 
   /** Whether a client at `address` may connect. */
   admits(address: string): boolean {
-    if (this.#deny.contains(address)) return false;
-    return this.#allow.empty || this.#allow.contains(address);
+    const known = this.#verdicts.get(address);
+    if (known !== undefined) return known;
+    const verdict = this.#judge(address);
+    if (this.#verdicts.size >= VERDICT_CACHE_SIZE) this.#verdicts.clear(); // bounded whatever addresses come
+    this.#verdicts.set(address, verdict);
+    return verdict;
+  }
+
+  /** The rules applied to one address, parsed once for both lists. */
+  #judge(address: string): boolean {
+    let parsed: net.SocketAddress;
+    try {
+      parsed = new net.SocketAddress({ address, family: net.isIPv6(address) ? 'ipv6' : 'ipv4' });
+    } catch {
+      return this.#allow.empty && this.#deny.empty; // not an IP address: only when there is no rule at all
+    }
+    if (this.#deny.contains(parsed)) return false;
+    return this.#allow.empty || this.#allow.contains(parsed);
   }
 }
 
@@ -84,7 +106,8 @@ function compile(owner: string, option: string, blocks: readonly string[] | unde
  * IPv4-mapped IPv6), its /64 for IPv6, since one IPv6 host usually holds a whole /64.
  */
 export function addressGroup(address: string): string {
-  if (!net.isIPv6(address)) return address;
+  if (!address.includes(':') || !net.isIPv6(address)) return address; // IPv4 without the IPv6 regex: every accept
+
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
   if (mapped) return mapped[1]!;
   return `${ipv6Groups(address).slice(0, 4).join(':')}::/64`;

@@ -3,13 +3,15 @@
  * that it is never the bottleneck (frames pre-built once, echoes checked by their header only, one read
  * and at most one write per ready socket).
  *
- *   loadgen --port P [--host 127.0.0.1] --mode echo|idle [--conns 50] [--depth 16] [--size 64]
+ *   loadgen --port P [--host 127.0.0.1] --mode echo|churn|idle [--conns 50] [--depth 16] [--size 64]
  *           [--framing length|varint|lines]
  *           [--warmup 1] [--seconds 3]
  *
  * echo: each connection keeps `depth` frames of `size` payload bytes in flight and sends a new one for each
  *       echo it reads. After `warmup` seconds it prints {"measuring":true}, counts for `seconds` and prints
  *       one JSON line with frames, bytes and, at depth 1, p50/p99 round-trip latency in microseconds.
+ * churn: each connection sends one frame, reads its echo, closes and connects again (the accept path);
+ *       "frames" counts those round trips, one per connection made.
  * idle: opens `conns` connections, prints {"connected":N}, then reads (and discards: heartbeats) for
  *       `seconds` and prints {"heartbeats":…}.
  * Exit status 1 on any error, including an echo whose header is not the frame that was sent.
@@ -187,8 +189,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(k, "--seconds")) seconds = atof(v);
     else { fprintf(stderr, "loadgen: unknown flag %s\n", k); return 2; }
   }
-  int idle = !strcmp(mode, "idle");
-  if (port <= 0 || conns <= 0 || depth <= 0 || size < 0 || framing < 0 || (framing == VARINT && size >= 1 << 28) || (!idle && strcmp(mode, "echo"))) {
+  int idle = !strcmp(mode, "idle"), churn = !strcmp(mode, "churn");
+  if (churn) depth = 1;
+  if (port <= 0 || conns <= 0 || depth <= 0 || size < 0 || framing < 0 || (framing == VARINT && size >= 1 << 28) || (!idle && !churn && strcmp(mode, "echo"))) {
     fprintf(stderr, "loadgen: bad arguments\n");
     return 2;
   }
@@ -218,7 +221,7 @@ int main(int argc, char **argv) {
     for (int j = 0; j < size; j++) q[header_len + j] = framing == LINES ? (uint8_t)('a' + j % 26) : (uint8_t)(j * 31 + 7);
     if (trailer_len) q[header_len + size] = '\n';
   }
-  samples = depth == 1 && !idle ? malloc(sizeof(double) * MAX_SAMPLES) : NULL;
+  samples = depth == 1 && !idle && !churn ? malloc(sizeof(double) * MAX_SAMPLES) : NULL;
 
   struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
   if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) { fprintf(stderr, "loadgen: bad host\n"); return 2; }
@@ -271,6 +274,15 @@ int main(int argc, char **argv) {
             }
             if (samples) c->sent_at = now();
             c->owed += echoed * frame_len;
+            if (churn) { /* the round trip is done: a new connection takes its place */
+              if (epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL) < 0) die("epoll_ctl");
+              close(c->fd);
+              memset(c, 0, sizeof *c);
+              c->fd = open_conn(&addr);
+              c->owed = frame_len;
+              struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+              if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) < 0) die("epoll_ctl");
+            }
           }
         }
       }

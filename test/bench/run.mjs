@@ -4,7 +4,7 @@
 // it from CPU 1 over loopback. Every cell runs --runs times, interleaved (every other run in reverse
 // order), and the median is shown.
 //
-//   npm run bench [-- --runs 5] [-- --seconds 3] [-- --only small,send,varint,lines,latency,large,idle,heartbeat,metrics,workers]
+//   npm run bench [-- --runs 5] [-- --seconds 3] [-- --only small,send,varint,lines,accept,latency,large,idle,heartbeat,metrics,workers]
 //                 [-- --against DIR]
 //
 // --against DIR also measures the built checkout in DIR (another commit's `npm run build`) in the echo
@@ -34,6 +34,7 @@ const SERVERS = {
   pulsarLines: { label: 'pulsar --codec lines', short: 'lines', framing: 'lines', args: [join(root, 'dist', 'cli.js'), '--port', '0', '--codec', 'lines'] },
   lpEcho: { label: 'it-length-prefixed echo', short: 'it-lp', framing: 'varint', args: [join(here, 'servers', 'lp-echo.mjs')] },
   split2Echo: { label: 'split2 line echo', short: 'split2', framing: 'lines', args: [join(here, 'servers', 'split2-echo.mjs')] },
+  pulsarRules: { label: 'pulsar with address rules', short: 'rules', args: [join(root, 'dist', 'cli.js'), '--port', '0', '--allow', '127.0.0.0/8', '--allow', '::1/128', '--deny', '10.0.0.0/8', '--deny', '192.168.0.0/16', '--max-per-address', '100000'] },
   pulsarMetrics: { label: 'pulsar --metrics', short: 'metrics', args: [join(root, 'dist', 'cli.js'), '--port', '0', '--metrics', '0'] },
   pulsarWorkers2: { label: 'pulsar --workers 2', short: '2 workers', args: [join(root, 'dist', 'cli.js'), '--port', '0', '--workers', '2'] },
 };
@@ -58,6 +59,9 @@ const LOADS = {
   // server built the obvious way on its npm peer. The load generator speaks each server's framing.
   varint: { title: '64 B frames, 50 × 16: varint codec vs length codec vs it-length-prefixed', servers: ['pulsar', 'pulsarVarint', 'lpEcho'], baselines: ['pulsar', 'lpEcho'], loadgen: { mode: 'echo', conns: 50, depth: 16, size: 64 } },
   lines: { title: '64 B lines, 50 × 16: line codec vs length codec vs split2', servers: ['pulsar', 'pulsarLines', 'split2Echo'], baselines: ['pulsar', 'split2Echo'], loadgen: { mode: 'echo', conns: 50, depth: 16, size: 64 } },
+  // The accept path: what admission control costs each new connection (rules compiled once, one lookup
+  // per accept). Each round trip is a fresh connection: connect, one 64 B echo, close.
+  accept: { title: 'new connections/s (connect, one 64 B echo, close; 20 at a time): address rules off vs on', servers: ['pulsar', 'pulsarRules'], baselines: ['pulsar'], loadgen: { mode: 'churn', conns: 20, size: 64 } },
   // The cost of --metrics: the same load with and without (what metrics cost all the time: prom-client's
   // collectors and the event counters; nothing is counted per frame). A scrape's own cost is timed after
   // each run (scrapeCost), not during it: on two cores, any scraping process slows either the server's
@@ -262,6 +266,7 @@ const fmt = {
 
 /** Columns shown for each kind of load. */
 const COLUMNS = {
+  churn: [['conns/s', 'framesPerSec', fmt.int], ['CPU %', 'cpuPercent', fmt.one]],
   echo: [['frames/s', 'framesPerSec', fmt.int], ['MB/s', 'mbPerSec', fmt.one], ['p50 µs', 'p50_us', fmt.latency], ['p99 µs', 'p99_us', fmt.latency], ['CPU %', 'cpuPercent', fmt.one]],
   idle: [['RSS/conn KB', 'rssPerConn', (n) => (n / 1024).toFixed(1)], ['CPU %', 'cpuPercent', fmt.two], ['heartbeats', 'heartbeats', fmt.int]],
 };
@@ -323,6 +328,7 @@ const TARGETS = [
   ['latency', 'round trip p50 ÷ raw', (m) => m.pulsar.p50_us / m.raw.p50_us, '≤', 1.1],
   ['latency', 'round trip p99 ÷ raw', (m) => m.pulsar.p99_us / m.raw.p99_us, '≤', 1.1],
   ['idle', 'RSS per idle connection ÷ raw', (m) => m.pulsar.rssPerConn / m.raw.rssPerConn, '≤', 1],
+  ['accept', 'new connections/s, address rules on ÷ off', (m) => m.pulsarRules.framesPerSec / m.pulsar.framesPerSec, '≥', 0.95],
   ['metrics', '64 B frames/s, --metrics ÷ without', (m) => m.pulsarMetrics.framesPerSec / m.pulsar.framesPerSec, '≥', 0.97],
 ];
 
