@@ -3,9 +3,9 @@ import { defineConfig } from 'tsup';
 export default defineConfig([
   {
     // The library: ESM and CommonJS, each with its own declarations (.d.ts / .d.cts). `pulsar/metrics`
-    // and `pulsar/testing` are entries of their own, so that importing `pulsar` never loads prom-client
-    // or fast-check.
-    entry: { index: 'lib/index.ts', metrics: 'lib/metrics/index.ts', testing: 'lib/testing/index.ts' },
+    // `pulsar/testing` and `pulsar/redis` are entries of their own, so that importing `pulsar` never loads
+    // prom-client, fast-check or ioredis.
+    entry: { index: 'lib/index.ts', metrics: 'lib/metrics/index.ts', testing: 'lib/testing/index.ts', redis: 'lib/redis/index.ts' },
     format: ['esm', 'cjs'],
     dts: true,
     target: 'node20',

@@ -45,6 +45,9 @@ Options:
   --trusted-proxy <cidr>    believe PROXY headers only from this block, refuse others (repeatable)
   --tls-cert <file>         serve TLS with this PEM certificate (chain); needs --tls-key
   --tls-key <file>          the PEM private key of --tls-cert
+  --redis <url>             share the registry and deliver across instances through Redis
+                            (redis://host:port; needs the ioredis package)
+  --redis-ttl <ms>          an instance that stops refreshing leaves the fleet after this (default 15000)
   --metrics <[host:]port>   serve Prometheus metrics at http://host:port/metrics (host 127.0.0.1
                             unless given; port 0 picks a free one)
   --log <text|json>         text logs on stderr, or JSON lines on stdout (default text)
@@ -90,6 +93,8 @@ export interface CliOptions {
   workers: number;
   /** PEM certificate and key, read from the --tls-cert and --tls-key files. */
   tls: { cert: Buffer; key: Buffer } | undefined;
+  /** `--redis` and `--redis-ttl`: the fleet's Redis, if any. */
+  redis: { url: string; ttl: number } | undefined;
   /** Where to serve `/metrics` (`--metrics`), if anywhere. */
   metrics: { host: string; port: number } | undefined;
   log: 'text' | 'json';
@@ -139,6 +144,8 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
         'tls-cert': { type: 'string' },
         'tls-key': { type: 'string' },
         metrics: { type: 'string' },
+        redis: { type: 'string' },
+        'redis-ttl': { type: 'string' },
         log: { type: 'string', default: 'text' },
         help: { type: 'boolean', short: 'h', default: false },
         version: { type: 'boolean', short: 'v', default: false },
@@ -178,6 +185,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
     workers: values.workers === 'auto' ? os.availableParallelism() : integer('--workers', values.workers, 1, 1024),
     tls: values['tls-cert'] === undefined ? undefined : { cert: readPem('--tls-cert', values['tls-cert']), key: readPem('--tls-key', values['tls-key']!) },
     metrics: values.metrics === undefined ? undefined : hostAndPort('--metrics', values.metrics),
+    redis: redisFrom(values.redis, values['redis-ttl']),
     log: values.log,
     help: values.help,
     version: values.version,
@@ -214,6 +222,16 @@ function integer(flag: string, text: string, min: number, max: number): number {
     throw new UsageError(`${flag} must be an integer from ${min} to ${max}, got '${text}'`);
   }
   return value;
+}
+
+/** `--redis URL` (and `--redis-ttl`, only with it). */
+function redisFrom(url: string | undefined, ttl: string | undefined): CliOptions['redis'] {
+  if (url === undefined) {
+    if (ttl !== undefined) throw new UsageError('--redis-ttl needs --redis');
+    return undefined;
+  }
+  if (!/^rediss?:\/\/[^\s]+$/.test(url)) throw new UsageError(`--redis must be a redis://host:port URL, got '${url}'`);
+  return { url, ttl: ttl === undefined ? 15_000 : integer('--redis-ttl', ttl, 300, MAX_TIMER_MS) };
 }
 
 /** --unix replaces --host and --port; the address flags need a PROXY header to judge (Unix clients have no address). */

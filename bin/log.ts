@@ -1,7 +1,7 @@
 import os from 'node:os';
 import createDebug from 'debug';
 import { hostPort } from '../lib/format.js';
-import type { CloseResult, Connection, ConnectionSnapshot, ListenAddress, PulsarCluster, PulsarServer, Report } from '../lib/index.js';
+import type { CloseResult, Connection, ConnectionSnapshot, FleetSummary, ListenAddress, PulsarCluster, PulsarServer, Report } from '../lib/index.js';
 
 /** Namespaces logged when `DEBUG` is unset: startup, connections and reports, not heartbeats. */
 export const DEFAULT_NAMESPACES = 'pulsar:server,pulsar:conn,pulsar:report';
@@ -141,7 +141,13 @@ export function logServerEvents(server: PulsarServer, logger: CliLogger, worker?
 type ListedConnection = ConnectionSnapshot & { worker?: number };
 
 function logReport(logger: CliLogger, report: Report): void {
-  logReportLine(logger, report.count, report.bufferedBytes, report.connections);
+  logReportLine(logger, report.count, report.bufferedBytes, report.connections, ...fleetParts(report.fleet));
+}
+
+/** With a shared registry: the fleet in the JSON fields, and "on this instance, M across K instances" in the text. */
+function fleetParts(fleet: FleetSummary | undefined, split = ' on this instance'): [Fields, string] {
+  if (fleet === undefined) return [{}, split === ' on this instance' ? '' : split];
+  return [{ fleet }, `${split}, ${fleet.connections} across ${fleet.instances} instance(s)`];
 }
 
 /**
@@ -169,11 +175,12 @@ function logReportLine(logger: CliLogger, count: number, bufferedBytes: number, 
 /** Logs the events of the primary of `--workers N`: one listening line and one report for all workers. */
 export function logClusterEvents(primary: PulsarCluster, logger: CliLogger): void {
   primary.on('listening', (address, workers) => logListening(logger, address, workers));
-  primary.on('report', ({ count, bufferedBytes, workers }) => {
+  primary.on('report', ({ count, bufferedBytes, workers, fleet }) => {
     const connections = workers.flatMap((w) => w.connections.map((c) => ({ ...c, worker: w.worker })));
     const perWorker = workers.map((w) => ({ worker: w.worker, pid: w.pid, count: w.count }));
     const split = perWorker.map((w) => `worker ${w.worker}: ${w.count}`).join(', ');
-    logReportLine(logger, count, bufferedBytes, connections, { workers: perWorker }, ` (${split})`);
+    const [fleetFields, text] = fleetParts(fleet, ` (${split})`);
+    logReportLine(logger, count, bufferedBytes, connections, { workers: perWorker, ...fleetFields }, text);
   });
   primary.on('workerExit', ({ worker, pid, code, signal, replaced }) => {
     const how = signal ?? `code ${code}`;

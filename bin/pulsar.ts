@@ -3,7 +3,7 @@
 import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import createDebug from 'debug';
-import { IdleHeartbeat, PulsarCluster, PulsarServer, serveWorker, type CloseResult } from '../lib/index.js';
+import { IdleHeartbeat, PulsarCluster, PulsarServer, serveWorker, type CloseResult, type Registry } from '../lib/index.js';
 import { hostPort } from '../lib/format.js';
 import { clearStaleSocket } from '../lib/unix-socket.js';
 import type { MetricsEndpoint } from '../lib/metrics/index.js';
@@ -28,7 +28,7 @@ function readCli(): CliOptions {
   }
 }
 
-function createServer(cli: CliOptions): PulsarServer {
+function createServer(cli: CliOptions, registry: Registry | undefined): PulsarServer {
   const heartbeat = cli.heartbeat > 0 || cli.idleTimeout > 0
     ? new IdleHeartbeat({ interval: cli.heartbeat, idleTimeout: cli.idleTimeout })
     : false;
@@ -49,6 +49,7 @@ function createServer(cli: CliOptions): PulsarServer {
     ...(cli.maxPerAddress === undefined ? {} : { maxConnectionsPerAddress: cli.maxPerAddress }),
     allow: cli.allow,
     deny: cli.deny,
+    ...(registry === undefined ? {} : { registry }),
   });
 }
 
@@ -107,6 +108,12 @@ function listenFailed({ host, port, unix }: { host: string; port: number; unix?:
   process.exit(1);
 }
 
+/** `--redis`: the shared registry, its module loaded only then (and ioredis only when it starts). */
+async function redisRegistry({ url, ttl }: NonNullable<CliOptions['redis']>): Promise<Registry> {
+  const { RedisRegistry } = await import('../lib/redis/index.js');
+  return new RedisRegistry({ url, ttl });
+}
+
 type MetricsModule = typeof import('../lib/metrics/index.js');
 
 /** prom-client is loaded only when `--metrics` asks for it. */
@@ -137,7 +144,7 @@ async function main(): Promise<void> {
   if (cli.workers > 1 && cluster.isPrimary) return runPrimary(cli, logger);
   let server: PulsarServer;
   try {
-    server = createServer(cli);
+    server = createServer(cli, cli.redis === undefined ? undefined : await redisRegistry(cli.redis));
   } catch (error) {
     // e.g. a --tls-cert or --tls-key file that is not valid PEM
     process.stderr.write(`pulsar: ${(error as Error).message}\n`);

@@ -3,7 +3,7 @@ import os from 'node:os';
 import createDebug from 'debug';
 import { EventEmitter } from 'eventemitter3';
 import { PulsarError } from './errors.js';
-import type { ConnectionSnapshot } from './registry.js';
+import type { ConnectionSnapshot, FleetSummary } from './registry.js';
 import type { CloseResult, ListenAddress, PulsarServer, Report } from './server.js';
 import { checkInteger, checkKnownOptions, checkTimerMs, invalidOption } from './validate.js';
 
@@ -52,6 +52,8 @@ export interface ClusterReport {
   bufferedBytes: number;
   /** Each live worker's last report. */
   workers: WorkerReport[];
+  /** The fleet, when the workers share a registry with other instances (each worker is one): the most recent any worker saw. */
+  fleet?: FleetSummary;
 }
 
 /** A worker that exited while the cluster was not closing. */
@@ -252,7 +254,9 @@ export class PulsarCluster extends EventEmitter<PulsarClusterEvents> {
       bufferedBytes: report?.bufferedBytes ?? 0,
     }));
     const sum = (figure: 'count' | 'bufferedBytes'): number => workers.reduce((n, w) => n + w[figure], 0);
-    this.emit('report', { time: Date.now(), count: sum('count'), bufferedBytes: sum('bufferedBytes'), workers });
+    const fleet = [...this.#states.values()].map((state) => state.report).filter((r) => r?.fleet !== undefined).sort((a, b) => b!.time - a!.time)[0]?.fleet;
+    const report: ClusterReport = { time: Date.now(), count: sum('count'), bufferedBytes: sum('bufferedBytes'), workers };
+    this.emit('report', fleet === undefined ? report : { ...report, fleet });
   }
 }
 

@@ -25,6 +25,8 @@ export type DisconnectReason = 'end' | 'close' | 'shutdown' | 'destroy' | 'error
 
 /** What a connection needs from the server that owns it (the server builds it; not a public extension point). */
 export interface ConnectionOwner {
+  /** The server's instance id, the first part of {@link Connection.globalId}. */
+  readonly instanceId: string;
   /** Encodes what the connection sends and makes its decoder. */
   readonly codec: FrameCodec;
   /** Pending output, in bytes, above which reading pauses until the socket drains. */
@@ -162,6 +164,11 @@ export class Connection implements HeartbeatPeer, DeadlinePeer, BudgetHolder {
     this.#outbound = new OutboundBatch(owner.codec);
   }
 
+  /** Unique across the instances of a fleet: `instanceId/id`. `server.sendTo()` reaches it from any of them. */
+  get globalId(): string {
+    return `${this.#owner.instanceId}/${this.id}`;
+  }
+
   /** Lifecycle state; see {@link ConnectionState}. */
   get state(): ConnectionState {
     return this.#state;
@@ -235,8 +242,13 @@ export class Connection implements HeartbeatPeer, DeadlinePeer, BudgetHolder {
     return this.#sent(wire.length);
   }
 
+  /** Whether {@link send} can still be called: the writing side is not closed. */
+  get writable(): boolean {
+    return !this.#ended && !this.socket.destroyed;
+  }
+
   #assertWritable(): void {
-    if (this.#ended || this.socket.destroyed) {
+    if (!this.writable) {
       throw new PulsarError('ERR_CONNECTION_CLOSED', `${this}: cannot send, the connection is closed`);
     }
   }

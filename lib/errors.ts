@@ -39,8 +39,14 @@ export type PulsarErrorCode =
   | 'ERR_FRAME_TIMEOUT'
   /** The connection's pending output passed `maxPendingOutput`, or made no progress for `writeTimeout`. */
   | 'ERR_SLOW_CONSUMER'
-  /** A custom `Registry` threw or rejected. */
+  /** A custom `Registry` threw or rejected (or its store failed: `start`, a write, a snapshot). */
   | 'ERR_REGISTRY'
+  /** `sendTo()` named a connection or an instance that is not there. */
+  | 'ERR_NO_SUCH_CONNECTION'
+  /** Cross-instance delivery failed: the store (Redis) could not be reached; local traffic is not affected. */
+  | 'ERR_RELAY'
+  /** An optional integration's package is not installed (`ioredis` for `RedisRegistry`). */
+  | 'ERR_MISSING_DEPENDENCY'
   /** `listen()` on a server that is already listening or was closed. */
   | 'ERR_SERVER_STATE'
   /** An option given to a constructor is of the wrong type or out of range. */

@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { TlsOptions } from 'node:tls';
 import { LengthPrefixedCodec } from './codecs/length-prefixed.js';
 import type { FrameCodec } from './codecs/types.js';
@@ -122,6 +124,11 @@ export interface PulsarServerOptions {
   admit?: AdmitHook;
   /** Ms an asynchronous `admit` hook has to answer before the connection is refused (`ERR_REFUSED`). @default 5000 */
   admitTimeout?: number;
+  /**
+   * This server's id in a fleet: connection ids are unique across instances as `instanceId/id`
+   * (`conn.globalId`). @default `hostname:pid:random`, unique per process
+   */
+  instanceId?: string;
 }
 
 /** {@link PulsarServerOptions} with every default applied. */
@@ -140,7 +147,7 @@ const SERVER_OPTIONS: Record<keyof PulsarServerOptions, true> = {
   host: true, port: true, path: true, codec: true, registry: true, heartbeat: true, reportInterval: true, handler: true,
   maxConnections: true, shutdownTimeout: true, highWaterMark: true, proxyProtocol: true, tls: true,
   maxBufferedBytes: true, frameTimeout: true, maxPendingOutput: true, writeTimeout: true,
-  maxConnectionsPerAddress: true, allow: true, deny: true, trustedProxies: true, admit: true, admitTimeout: true,
+  maxConnectionsPerAddress: true, allow: true, deny: true, trustedProxies: true, admit: true, admitTimeout: true, instanceId: true,
 };
 const PROXY_OPTIONS: Record<keyof ProxyProtocolOptions, true> = { timeout: true, maxHeaderLength: true };
 
@@ -183,6 +190,7 @@ export function resolveServerOptions(options: PulsarServerOptions = {}): Resolve
     trustedProxies: resolveTrustedProxies(options.trustedProxies ?? [], options.proxyProtocol ?? false),
     admit: resolveAdmit(options.admit),
     admitTimeout: checkTimerMs(OWNER, 'admitTimeout', options.admitTimeout ?? 5000, 1),
+    instanceId: resolveInstanceId(options.instanceId),
   });
 }
 
@@ -198,6 +206,12 @@ function resolvePath(options: PulsarServerOptions): string | null {
   }
   if ((options.trustedProxies?.length ?? 0) > 0) throw invalidOption(OWNER, 'trustedProxies', 'cannot apply to a Unix socket (the proxy has no IP address): control who may connect with the file\'s permissions', 'set');
   return path;
+}
+
+function resolveInstanceId(id: string | undefined): string {
+  if (id === undefined) return `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  if (typeof id !== 'string' || !/^[^\s/]{1,100}$/.test(id)) throw invalidOption(OWNER, 'instanceId', 'must be 1 to 100 characters, without spaces or /', id);
+  return id;
 }
 
 function resolveAdmit(hook: AdmitHook | undefined): AdmitHook | null {

@@ -41,11 +41,55 @@ export interface ProxySnapshot {
 export interface Registry {
   /** Records a newly accepted connection. */
   add(conn: Connection): void | Promise<void>;
-  /** Forgets a closed connection. */
+  /** Forgets a closed connection. On shutdown, the server waits for every removal to settle. */
   remove(conn: Connection): void | Promise<void>;
   /** The live connections' figures, for reports. */
   snapshot(): ConnectionSnapshot[] | Promise<ConnectionSnapshot[]>;
+  /**
+   * Optional: opens what the registry needs (a client to an external store); `listen()` waits for it
+   * and rejects if it throws or rejects.
+   */
+  start?(context: RegistryContext): void | Promise<void>;
+  /** Optional: closes it; `close()` waits for it after every removal has settled. */
+  stop?(): void | Promise<void>;
+  /**
+   * Optional: the whole fleet's figures (every instance sharing the store), added to reports as `fleet`;
+   * `null` when they cannot be known now (the store is unreachable).
+   */
+  fleet?(): FleetSummary | null | Promise<FleetSummary | null>;
+  /**
+   * Optional: hands a message to the other instances (cross-instance delivery): a frame for one
+   * connection, or a group broadcast. Resolves once handed over.
+   * @throws {PulsarError} `ERR_NO_SUCH_CONNECTION` when the target instance is not there,
+   * `ERR_RELAY` when the store cannot be reached
+   */
+  relay?(message: RelayMessage): Promise<void>;
 }
+
+/** What a registry is given when its server starts. */
+export interface RegistryContext {
+  /** The server's instance id (unique across processes and machines). */
+  readonly instanceId: string;
+  /** The server's live connections (to write them all again after the store came back). */
+  connections(): Iterable<Connection>;
+  /** Delivers a message relayed by another instance to the connections here. */
+  deliver(message: RelayMessage): void;
+  /** Reports a problem with the store (the server emits it as an `ERR_REGISTRY` or `ERR_RELAY` `error`). */
+  error(error: Error): void;
+}
+
+/** The fleet as a registry shared by several instances sees it. */
+export interface FleetSummary {
+  /** Live connections across every instance. */
+  connections: number;
+  /** Instances alive (that refreshed their record within its time to live). */
+  instances: number;
+}
+
+/** A message between instances: a frame for one connection, or a broadcast to a group. */
+export type RelayMessage =
+  | { readonly kind: 'connection'; readonly instance: string; readonly id: number; readonly payload: Buffer }
+  | { readonly kind: 'group'; readonly group: string; readonly origin: string; readonly payload: Buffer };
 
 /** The default registry: a `Map` keyed by connection id, iterable for broadcasts. */
 export class MemoryRegistry implements Registry, Iterable<Connection> {

@@ -13,7 +13,8 @@ import type { HeartbeatHost } from './heartbeat.js';
 import { MemoryBudget } from './memory-budget.js';
 import { echo, resolveServerOptions, type PulsarServerOptions, type ResolvedServerOptions } from './options.js';
 import { ProxyHeaderParser, type ProxiedAddress, type ProxyInfo, type ProxyProtocolOptions } from './proxy.js';
-import type { ConnectionSnapshot } from './registry.js';
+import type { ConnectionSnapshot, FleetSummary, RelayMessage } from './registry.js';
+import { ConnectionGroup, leaveGroups } from './groups.js';
 import { isPromiseLike } from './thenable.js';
 import { clearStaleSocket } from './unix-socket.js';
 
@@ -39,6 +40,8 @@ export interface Report {
   connections: ConnectionSnapshot[];
   /** Bytes the server holds for its clients (see {@link PulsarServer.bufferedBytes}). */
   bufferedBytes: number;
+  /** The whole fleet, when the registry is shared by several instances (`RedisRegistry`). */
+  fleet?: FleetSummary;
 }
 
 /** How a graceful close ended. */
@@ -141,6 +144,11 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   readonly #perAddress = new Map<string, number>();
   #state: ServerState = 'idle';
   #nextId = 1;
+  readonly #groups = new Map<string, ConnectionGroup>();
+  /** Registry calls not settled yet: a shutdown waits for them (removals written to an external store). */
+  readonly #registryPending = new Set<PromiseLike<unknown>>();
+  /** True while relaying fails: reported once per outage, not once per message. */
+  #relayFailing = false;
   #reportTimer: ReturnType<typeof setInterval> | undefined;
   #reporting = false;
   #closing: Promise<CloseResult> | undefined;
@@ -180,6 +188,89 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
       this.#turnAway(this.#connectionFor(socket), new PulsarError('ERR_TLS_HANDSHAKE', `TLS handshake failed: ${error.message}`, { cause: error }));
     });
     return server;
+  }
+
+  /** This server's id in a fleet (see `instanceId`). */
+  get instanceId(): string {
+    return this.options.instanceId;
+  }
+
+  /**
+   * The group called `name`, made on first use: a Set-like of connections with an encode-once
+   * `broadcast()`. Connections leave their groups when they close.
+   */
+  group(name: string): ConnectionGroup {
+    let group = this.#groups.get(name);
+    if (group === undefined) {
+      group = new ConnectionGroup(name, {
+        encode: (payload) => this.options.codec.encode(payload),
+        relay: (groupName, payload) => this.#relay({ kind: 'group', group: groupName, origin: this.instanceId, payload }),
+      });
+      this.#groups.set(name, group);
+    }
+    return group;
+  }
+
+  /** The groups made so far, by name. */
+  get groups(): ReadonlyMap<string, ConnectionGroup> {
+    return this.#groups;
+  }
+
+  /**
+   * Sends a frame to a connection of this fleet by its {@link Connection.globalId}: here, or on another
+   * instance through the registry's relay (`RedisRegistry`), in order per sender. Delivery to another
+   * instance is at most once: a connection that closed meanwhile does not get it.
+   * @throws {PulsarError} (rejects) `ERR_NO_SUCH_CONNECTION` for a connection or instance that is not
+   * there, `ERR_RELAY` when the store cannot be reached; `ERR_FRAME_TOO_LARGE` and others as `send()`
+   */
+  async sendTo(globalId: string, payload: Uint8Array | string): Promise<void> {
+    const slash = globalId.lastIndexOf('/');
+    const instance = globalId.slice(0, slash);
+    const id = Number(globalId.slice(slash + 1));
+    if (slash <= 0 || !Number.isSafeInteger(id)) throw new PulsarError('ERR_NO_SUCH_CONNECTION', `'${globalId}' is not a connection id (instance/id)`);
+    const bytes = typeof payload === 'string' ? Buffer.from(payload) : Buffer.from(payload.buffer, payload.byteOffset, payload.length);
+    if (instance === this.instanceId) {
+      const conn = this.#connections.get(id);
+      if (conn === undefined || !conn.writable) throw new PulsarError('ERR_NO_SUCH_CONNECTION', `connection ${globalId} is not open`);
+      conn.send(bytes);
+      return;
+    }
+    const { relay } = this.options.registry;
+    if (relay === undefined) throw new PulsarError('ERR_NO_SUCH_CONNECTION', `connection ${globalId} is on instance ${instance}, and this registry does not relay`);
+    if (bytes.length > this.options.codec.maxFrameLength) this.options.codec.encode(bytes); // throws ERR_FRAME_TOO_LARGE here, not there
+    await relay.call(this.options.registry, { kind: 'connection', instance, id, payload: bytes });
+  }
+
+  /** Hands a group broadcast to the other instances without waiting; a failure is reported once per outage. */
+  #relay(message: RelayMessage): void {
+    const { registry } = this.options;
+    if (registry.relay === undefined) return;
+    registry.relay(message).then(
+      () => (this.#relayFailing = false),
+      (error: unknown) => {
+        if (this.#relayFailing) return;
+        this.#relayFailing = true;
+        this.#serverError(error instanceof PulsarError ? error : new PulsarError('ERR_RELAY', `relaying failed: ${messageOf(error)}`, { cause: error }));
+      },
+    );
+  }
+
+  /** A message another instance relayed: delivered to the connections here, never relayed again. */
+  #deliverRelayed(message: RelayMessage): void {
+    if (message.kind === 'group') {
+      if (message.origin !== this.instanceId) this.#groups.get(message.group)?.deliver(this.options.codec.encode(message.payload));
+      return;
+    }
+    const conn = this.#connections.get(message.id);
+    if (conn === undefined || !conn.writable) {
+      debug('relayed frame for connection %d dropped: it is not open here', message.id);
+      return;
+    }
+    try {
+      conn.send(message.payload);
+    } catch (error) {
+      debug('relayed frame for connection %d dropped: %s', message.id, messageOf(error));
+    }
   }
 
   /** The live connections, by id. */
@@ -228,7 +319,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
     this.#state = 'starting';
     const { host, port, path } = this.options;
     // In a cluster worker the primary owns the socket: it makes way for it (see clearStaleSocket).
-    const ready = path === null || cluster.isWorker ? Promise.resolve() : clearStaleSocket(path);
+    const ready = (path === null || cluster.isWorker ? Promise.resolve() : clearStaleSocket(path)).then(() => this.#startRegistry());
     return ready.then(() => new Promise((resolve, reject) => {
       if (this.#state !== 'starting') throw new PulsarError('ERR_SERVER_STATE', 'the server was closed before it listened');
       const onError = (error: Error): void => {
@@ -286,6 +377,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
     for (const conn of this.#connections.values()) conn.shutdown();
     if (this.#connections.size === 0) this.#onLastDisconnect?.();
     await Promise.all([stopped, disconnected]); // also makes 'close' asynchronous, even with nothing to wait for
+    await this.#stopRegistry(wasStarted);
     this.#state = 'closed';
     debug('closed: %d drained, %d forced', this.#closeResult.drained, this.#closeResult.forced);
     this.emit('close', this.#closeResult);
@@ -531,6 +623,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
       return handler(frame, conn);
     };
     return {
+      instanceId: this.options.instanceId,
       codec,
       highWaterMark,
       closeTimeout: shutdownTimeout,
@@ -582,6 +675,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   #disconnected(conn: Connection, reason: DisconnectReason, error: Error | undefined): void {
     if (!this.#connections.delete(conn.id)) return;
     this.#releasePlace(conn.remoteAddress);
+    leaveGroups(conn);
     this.#retire(conn);
     this.#registryCall('remove', conn);
     if (this.#state === 'closing') {
@@ -617,9 +711,40 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   #registryCall(method: 'add' | 'remove', conn: Connection): void {
     try {
       const result: unknown = this.options.registry[method](conn);
-      if (isPromiseLike(result)) result.then(undefined, (error: unknown) => this.#registryFailed(method, error));
+      if (!isPromiseLike(result)) return;
+      const settled = Promise.resolve(result).then(undefined, (error: unknown) => this.#registryFailed(method, error));
+      this.#registryPending.add(settled);
+      void settled.then(() => this.#registryPending.delete(settled));
     } catch (error) {
       this.#registryFailed(method, error);
+    }
+  }
+
+  /** Starts the registry (`listen()` waits): it learns this instance's id and how to deliver relayed messages. */
+  async #startRegistry(): Promise<void> {
+    const { registry, instanceId } = this.options;
+    if (registry.start === undefined) return;
+    try {
+      await registry.start({
+        instanceId,
+        connections: () => this.#connections.values(),
+        deliver: (message) => this.#deliverRelayed(message),
+        error: (error) => this.#serverError(error instanceof PulsarError ? error : new PulsarError('ERR_REGISTRY', messageOf(error), { cause: error })),
+      });
+    } catch (error) {
+      throw error instanceof PulsarError ? error : new PulsarError('ERR_REGISTRY', `registry.start() failed: ${messageOf(error)}`, { cause: error });
+    }
+  }
+
+  /** Waits for every registry write still pending (removals), then stops the registry. */
+  async #stopRegistry(started: boolean): Promise<void> {
+    await Promise.all(this.#registryPending);
+    const { registry } = this.options;
+    if (!started || registry.stop === undefined) return;
+    try {
+      await registry.stop();
+    } catch (error) {
+      this.#registryFailed('stop', error);
     }
   }
 
@@ -648,9 +773,11 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
     if (this.#reporting) return;
     this.#reporting = true;
     try {
-      const connections = await this.options.registry.snapshot();
+      const { registry } = this.options;
+      const [connections, fleet] = await Promise.all([registry.snapshot(), registry.fleet?.()]);
       if (this.#state === 'listening') {
-        this.emit('report', { time: Date.now(), count: connections.length, connections, bufferedBytes: this.bufferedBytes });
+        const report: Report = { time: Date.now(), count: connections.length, connections, bufferedBytes: this.bufferedBytes };
+        this.emit('report', fleet === undefined || fleet === null ? report : { ...report, fleet });
       }
     } catch (error) {
       this.#registryFailed('snapshot', error);

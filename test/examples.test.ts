@@ -58,17 +58,23 @@ describe('examples', function () {
     expect(example.out).to.match(/heartbeat from the server: HEARTBEAT/).and.match(/closed\n$/);
   });
 
-  it('chat relays a frame to every other client, not back to its sender', async () => {
+  it('chat broadcasts a frame to everyone else in the lobby, and sends "@id text" to one client', async () => {
     const example = runExample('chat.mjs', '0');
     const port = await example.port();
     const [alice, bob, carol] = [await TestClient.connect(port), await TestClient.connect(port), await TestClient.connect(port)];
-    await example.waitFor(/joined \(3 in the room\)/, 'three clients');
+    await example.waitFor(/joined as .* \(3 in the lobby here\)/, 'three clients');
+    await Promise.all([alice, bob, carol].map((c) => c.waitFrames(1)));
+    const [aliceId, bobId] = [alice, bob].map((c) => String(c.frames[0]).replace('you are ', ''));
     alice.send('hi all');
-    const [toBob, toCarol] = await Promise.all([bob.waitFrames(1), carol.waitFrames(1)]);
-    expect([String(toBob[0]), String(toCarol[0])]).to.deep.equal(['hi all', 'hi all']);
+    await Promise.all([bob.waitFrames(2), carol.waitFrames(2)]);
+    expect([String(bob.frames[1]), String(carol.frames[1])]).to.deep.equal(['hi all', 'hi all']);
+    carol.send(`@${bobId} psst`);
+    expect(String((await bob.waitFrames(3))[2])).to.match(/^from .*\/3: psst$/);
     bob.send('hi alice');
-    expect(String((await alice.waitFrames(1))[0])).to.equal('hi alice');
-    expect(alice.frames.map(String), 'alice never gets her own frame back').to.deep.equal(['hi alice']);
+    expect(String((await alice.waitFrames(2))[1])).to.equal('hi alice');
+    expect(alice.frames.map(String), 'alice never gets her own frame back').to.deep.equal([`you are ${aliceId}`, 'hi alice']);
+    await carol.waitFrames(3);
+    expect(carol.frames.slice(1).map(String), 'the direct message went to bob only').to.deep.equal(['hi all', 'hi alice']);
     example.child.kill('SIGINT');
     expect(await example.exited).to.equal(0);
   });

@@ -1,0 +1,97 @@
+import type { Connection } from './connection.js';
+
+/** What a group needs from its server. */
+export interface GroupHost {
+  /** Encodes a payload once, with the server's codec, for every member. */
+  encode(payload: Uint8Array): Buffer;
+  /** Hands a broadcast to the other instances of a fleet, if the registry relays (see `Registry.relay`). */
+  relay(group: string, payload: Buffer): void;
+}
+
+/** The groups each connection is in, so that it leaves them all when it closes. */
+const membership = new WeakMap<Connection, Set<ConnectionGroup>>();
+
+/**
+ * A named set of connections that can be sent to at once (Netty's `ChannelGroup`, a socket.io room).
+ * Set-like: `add`, `delete`, `has`, `size`, iteration. A connection leaves every group when it closes.
+ * Get one with `server.group(name)`.
+ */
+export class ConnectionGroup implements Iterable<Connection> {
+  /** The group's name, unique within its server (and across a fleet, for relayed broadcasts). */
+  readonly name: string;
+  readonly #host: GroupHost;
+  readonly #members = new Set<Connection>();
+
+  /** @internal Made by `PulsarServer#group()`. */
+  constructor(name: string, host: GroupHost) {
+    this.name = name;
+    this.#host = host;
+  }
+
+  /** Members on this instance. */
+  get size(): number {
+    return this.#members.size;
+  }
+
+  /** Adds an open connection (a closed or closing one is not added: it could never leave). */
+  add(conn: Connection): this {
+    if (conn.state !== 'open' || this.#members.has(conn)) return this;
+    this.#members.add(conn);
+    let groups = membership.get(conn);
+    if (groups === undefined) membership.set(conn, (groups = new Set()));
+    groups.add(this);
+    return this;
+  }
+
+  /** Removes a connection; `false` if it was not a member. */
+  delete(conn: Connection): boolean {
+    if (!this.#members.delete(conn)) return false;
+    membership.get(conn)?.delete(this);
+    return true;
+  }
+
+  /** Whether `conn` is a member. */
+  has(conn: Connection): boolean {
+    return this.#members.has(conn);
+  }
+
+  /** The members on this instance. */
+  [Symbol.iterator](): Iterator<Connection> {
+    return this.#members.values();
+  }
+
+  /**
+   * Sends `payload` to every member: encoded once, the same bytes queued by reference on each member's
+   * connection (no copy per member), leaving with the member's other output. A member that cannot keep up
+   * is closed by the slow-consumer limits (`maxPendingOutput`, `writeTimeout`), never buffered without
+   * bound; one whose writing side is already closed is skipped. With a relaying registry (`RedisRegistry`),
+   * the members on the other instances get it too.
+   * @param options `except`: a connection not to send it to (the sender, in a chat)
+   * @returns how many members on this instance it was queued for
+   */
+  broadcast(payload: Uint8Array | string, options: { except?: Connection } = {}): number {
+    const bytes = typeof payload === 'string' ? Buffer.from(payload) : payload;
+    const sent = this.deliver(this.#host.encode(bytes), options.except);
+    this.#host.relay(this.name, Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length));
+    return sent;
+  }
+
+  /** @internal Queues frames already encoded for every member here but `except`; no relaying. */
+  deliver(wire: Buffer, except?: Connection): number {
+    let sent = 0;
+    for (const member of this.#members) {
+      if (member === except || !member.writable) continue;
+      member.sendEncoded(wire);
+      sent++;
+    }
+    return sent;
+  }
+}
+
+/** Takes a closed connection out of every group it was in. */
+export function leaveGroups(conn: Connection): void {
+  const groups = membership.get(conn);
+  if (groups === undefined) return;
+  for (const group of groups) group.delete(conn);
+  membership.delete(conn);
+}

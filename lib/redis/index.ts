@@ -1,0 +1,2 @@
+export { RedisRegistry } from './registry.js';
+export type { RedisRegistryOptions } from './registry.js';
