@@ -1,5 +1,5 @@
 // Run by `npm test` (pretest): the end-to-end tests drive real components from Debian's packages
-// (haproxy, prometheus with promtool). Installs the missing ones (as root, with apt-get), so that a fresh
+// (haproxy, prometheus with promtool, redis-server). Installs the missing ones (as root, with apt-get), so that a fresh
 // machine needs nothing but the README's two commands. Exits 1 with the command to run when it cannot.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 const PACKAGES = {
   haproxy: ['haproxy'],
   prometheus: ['prometheus', 'promtool'],
+  'redis-server': ['redis-server'],
 };
 
 const DIRS = ['/usr/sbin', '/usr/bin', '/usr/local/sbin', '/usr/local/bin'];
