@@ -133,6 +133,9 @@ export class Connection implements HeartbeatPeer, DeadlinePeer, BudgetHolder {
   #inflight = 0;
   /** True while a chunk's frames are being dispatched (close() must not end the socket mid-chunk). */
   #dispatching = false;
+  /** A flush of queued broadcasts is scheduled for the end of the current job (see queueEncoded). */
+  #flushQueued = false;
+  #flushQueuedOutput: (() => void) | undefined;
   /** Room left under the socket's high-water mark when the chunk's dispatch began (no write happens during it). */
   #roomAtDispatch = 0;
   #paused = false;
@@ -240,6 +243,24 @@ export class Connection implements HeartbeatPeer, DeadlinePeer, BudgetHolder {
     this.#assertWritable();
     this.#outbound.addEncoded(wire);
     return this.#sent(wire.length);
+  }
+
+  /**
+   * @internal Queues one frame already encoded (a group broadcast) to leave with whatever else is sent
+   * before the current job ends: a burst of broadcasts reaches each member in one write, not one each.
+   */
+  queueEncoded(wire: Buffer): void {
+    this.#assertWritable();
+    this.#outbound.addEncoded(wire);
+    this.#framesOut++;
+    this.#bytesOut += wire.length;
+    if (this.#dispatching || this.#flushQueued) return; // a chunk being dispatched flushes at its end
+    this.#flushQueued = true;
+    queueMicrotask((this.#flushQueuedOutput ??= () => {
+      this.#flushQueued = false;
+      if (this.socket.destroyed) this.#outbound.clear();
+      else this.#flush();
+    }));
   }
 
   /** Whether {@link send} can still be called: the writing side is not closed. */

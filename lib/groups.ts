@@ -62,7 +62,8 @@ export class ConnectionGroup implements Iterable<Connection> {
 
   /**
    * Sends `payload` to every member: encoded once, the same bytes queued by reference on each member's
-   * connection (no copy per member), leaving with the member's other output. A member that cannot keep up
+   * connection (no copy per member), written when the current job ends, so that a burst of broadcasts
+   * (a read chunk's frames) reaches each member in one write. A member that cannot keep up
    * is closed by the slow-consumer limits (`maxPendingOutput`, `writeTimeout`), never buffered without
    * bound; one whose writing side is already closed is skipped. With a relaying registry (`RedisRegistry`),
    * the members on the other instances get it too.
@@ -81,7 +82,7 @@ export class ConnectionGroup implements Iterable<Connection> {
     let sent = 0;
     for (const member of this.#members) {
       if (member === except || !member.writable) continue;
-      member.sendEncoded(wire);
+      member.queueEncoded(wire);
       sent++;
     }
     return sent;

@@ -120,6 +120,7 @@ export class RedisRegistry implements Registry {
       lazyConnect: true,
       connectTimeout,
       enableOfflineQueue: false, // fail at once while Redis is down: never hold local traffic
+      enableAutoPipelining: true, // the publishes of a burst of broadcasts leave in one write
       maxRetriesPerRequest: 1,
       retryStrategy: (times: number) => Math.min(times * 100, 1000),
     });

@@ -10,6 +10,9 @@
  * echo: each connection keeps `depth` frames of `size` payload bytes in flight and sends a new one for each
  *       echo it reads. After `warmup` seconds it prints {"measuring":true}, counts for `seconds` and prints
  *       one JSON line with frames, bytes and, at depth 1, p50/p99 round-trip latency in microseconds.
+ * fanout: connection 0 keeps `depth` frames in flight, sending one more for each that comes back to it; the
+ *       server broadcasts each frame to every connection (all are members). "frames" counts the frames all
+ *       connections received.
  * churn: each connection sends one frame, reads its echo, closes and connects again (the accept path);
  *       "frames" counts those round trips, one per connection made.
  * idle: opens `conns` connections, prints {"connected":N}, then reads (and discards: heartbeats) for
@@ -189,9 +192,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(k, "--seconds")) seconds = atof(v);
     else { fprintf(stderr, "loadgen: unknown flag %s\n", k); return 2; }
   }
-  int idle = !strcmp(mode, "idle"), churn = !strcmp(mode, "churn");
+  int idle = !strcmp(mode, "idle"), churn = !strcmp(mode, "churn"), fanout = !strcmp(mode, "fanout");
   if (churn) depth = 1;
-  if (port <= 0 || conns <= 0 || depth <= 0 || size < 0 || framing < 0 || (framing == VARINT && size >= 1 << 28) || (!idle && !churn && strcmp(mode, "echo"))) {
+  if (port <= 0 || conns <= 0 || depth <= 0 || size < 0 || framing < 0 || (framing == VARINT && size >= 1 << 28) || (!idle && !churn && !fanout && strcmp(mode, "echo"))) {
     fprintf(stderr, "loadgen: bad arguments\n");
     return 2;
   }
@@ -221,7 +224,7 @@ int main(int argc, char **argv) {
     for (int j = 0; j < size; j++) q[header_len + j] = framing == LINES ? (uint8_t)('a' + j % 26) : (uint8_t)(j * 31 + 7);
     if (trailer_len) q[header_len + size] = '\n';
   }
-  samples = depth == 1 && !idle && !churn ? malloc(sizeof(double) * MAX_SAMPLES) : NULL;
+  samples = depth == 1 && !idle && !churn && !fanout ? malloc(sizeof(double) * MAX_SAMPLES) : NULL;
 
   struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
   if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) { fprintf(stderr, "loadgen: bad host\n"); return 2; }
@@ -238,7 +241,7 @@ int main(int argc, char **argv) {
     fflush(stdout);
   } else {
     double t = now();
-    for (int i = 0; i < conns; i++) {
+    for (int i = 0; i < (fanout ? 1 : conns); i++) {
       cs[i].owed = (uint64_t)depth * frame_len;
       cs[i].sent_at = t;
       flush_out(ep, &cs[i]);
@@ -273,7 +276,7 @@ int main(int argc, char **argv) {
               if (samples && nsamples < MAX_SAMPLES) samples[nsamples++] = (now() - c->sent_at) * 1e6;
             }
             if (samples) c->sent_at = now();
-            c->owed += echoed * frame_len;
+            if (!fanout || c == &cs[0]) c->owed += echoed * frame_len;
             if (churn) { /* the round trip is done: a new connection takes its place */
               if (epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL) < 0) die("epoll_ctl");
               close(c->fd);

@@ -4,7 +4,7 @@
 // it from CPU 1 over loopback. Every cell runs --runs times, interleaved (every other run in reverse
 // order), and the median is shown.
 //
-//   npm run bench [-- --runs 5] [-- --seconds 3] [-- --only small,send,varint,lines,accept,latency,large,idle,heartbeat,metrics,workers]
+//   npm run bench [-- --runs 5] [-- --seconds 3] [-- --only small,send,varint,lines,accept,broadcast,latency,large,idle,heartbeat,metrics,workers]
 //                 [-- --against DIR]
 //
 // --against DIR also measures the built checkout in DIR (another commit's `npm run build`) in the echo
@@ -35,6 +35,8 @@ const SERVERS = {
   lpEcho: { label: 'it-length-prefixed echo', short: 'it-lp', framing: 'varint', args: [join(here, 'servers', 'lp-echo.mjs')] },
   split2Echo: { label: 'split2 line echo', short: 'split2', framing: 'lines', args: [join(here, 'servers', 'split2-echo.mjs')] },
   pulsarRules: { label: 'pulsar with address rules', short: 'rules', args: [join(root, 'dist', 'cli.js'), '--port', '0', '--allow', '127.0.0.0/8', '--allow', '::1/128', '--deny', '10.0.0.0/8', '--deny', '192.168.0.0/16', '--max-per-address', '100000'] },
+  pulsarBroadcast: { label: 'pulsar group, local', short: 'local', args: [join(here, 'servers', 'pulsar-broadcast.mjs')] },
+  pulsarBroadcastRedis: { label: 'pulsar group, RedisRegistry', short: 'redis', args: [join(here, 'servers', 'pulsar-broadcast.mjs'), '--redis'] },
   pulsarMetrics: { label: 'pulsar --metrics', short: 'metrics', args: [join(root, 'dist', 'cli.js'), '--port', '0', '--metrics', '0'] },
   pulsarWorkers2: { label: 'pulsar --workers 2', short: '2 workers', args: [join(root, 'dist', 'cli.js'), '--port', '0', '--workers', '2'] },
 };
@@ -62,6 +64,9 @@ const LOADS = {
   // The accept path: what admission control costs each new connection (rules compiled once, one lookup
   // per accept). Each round trip is a fresh connection: connect, one 64 B echo, close.
   accept: { title: 'new connections/s (connect, one 64 B echo, close; 20 at a time): address rules off vs on', servers: ['pulsar', 'pulsarRules'], baselines: ['pulsar'], loadgen: { mode: 'churn', conns: 20, size: 64 } },
+  // One sender, 1,000 members (the sender one of them): each 64 B frame broadcast to all, encoded once.
+  // "frames/s" counts frames delivered; through Redis, each broadcast is also published for other instances.
+  broadcast: { title: 'broadcast: 1 sender, 1,000 members, 64 B (frames delivered/s): local group vs through Redis', servers: ['pulsarBroadcast', 'pulsarBroadcastRedis'], baselines: ['pulsarBroadcast'], loadgen: { mode: 'fanout', conns: 1000, depth: 16, size: 64 } },
   // The cost of --metrics: the same load with and without (what metrics cost all the time: prom-client's
   // collectors and the event counters; nothing is counted per frame). A scrape's own cost is timed after
   // each run (scrapeCost), not during it: on two cores, any scraping process slows either the server's
@@ -244,6 +249,7 @@ async function measure(serverName, load) {
     result.cpuPercent = (100 * result.cpuSeconds) / (result.seconds - load.settle);
   } else {
     result.framesPerSec = result.frames / result.seconds;
+    result.nsPerFrame = (result.cpuSeconds / result.frames) * 1e9; // server CPU per frame delivered
     result.mbPerSec = result.bytes / result.seconds / 1e6;
     result.cpuPercent = (100 * result.cpuSeconds) / result.seconds;
   }
@@ -267,6 +273,7 @@ const fmt = {
 /** Columns shown for each kind of load. */
 const COLUMNS = {
   churn: [['conns/s', 'framesPerSec', fmt.int], ['CPU %', 'cpuPercent', fmt.one]],
+  fanout: [['delivered/s', 'framesPerSec', fmt.int], ['MB/s', 'mbPerSec', fmt.one], ['CPU %', 'cpuPercent', fmt.one], ['ns/delivery', 'nsPerFrame', fmt.int]],
   echo: [['frames/s', 'framesPerSec', fmt.int], ['MB/s', 'mbPerSec', fmt.one], ['p50 µs', 'p50_us', fmt.latency], ['p99 µs', 'p99_us', fmt.latency], ['CPU %', 'cpuPercent', fmt.one]],
   idle: [['RSS/conn KB', 'rssPerConn', (n) => (n / 1024).toFixed(1)], ['CPU %', 'cpuPercent', fmt.two], ['heartbeats', 'heartbeats', fmt.int]],
 };
