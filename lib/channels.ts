@@ -5,13 +5,17 @@ import type { PulsarServer } from './server.js';
 
 /** Published on `pulsar:connection` when a server accepts a client. */
 export interface ConnectionMessage {
+  /** The server it happened on. */
   readonly server: PulsarServer;
+  /** The connection concerned. */
   readonly connection: Connection;
 }
 
 /** Published on `pulsar:refused` when a client is turned away before it is served (`maxConnections`, a bad PROXY header, a failed TLS handshake…). */
 export interface RefusedMessage {
+  /** The server it happened on. */
   readonly server: PulsarServer;
+  /** The connection concerned. */
   readonly connection: Connection;
   /** Why, with its code (`ERR_MAX_CONNECTIONS`, `ERR_PROXY_PROTOCOL`…). */
   readonly error: PulsarError;
@@ -19,8 +23,11 @@ export interface RefusedMessage {
 
 /** Published on `pulsar:disconnect` when a served client goes away. */
 export interface DisconnectMessage {
+  /** The server it happened on. */
   readonly server: PulsarServer;
+  /** The connection concerned. */
   readonly connection: Connection;
+  /** Why it ended. */
   readonly reason: DisconnectReason;
   /** Set when the connection ended in a failure. */
   readonly error: Error | undefined;
@@ -28,15 +35,21 @@ export interface DisconnectMessage {
 
 /** Published on `pulsar:client-error` for every `clientError` event, refusals included. */
 export interface ClientErrorMessage {
+  /** The server it happened on. */
   readonly server: PulsarServer;
+  /** The connection concerned. */
   readonly connection: Connection;
+  /** The error, with its code. */
   readonly error: PulsarError;
 }
 
 /** Published on `pulsar:backpressure` when reading from a connection pauses (`paused: true`) or resumes. */
 export interface BackpressureMessage {
+  /** The server it happened on. */
   readonly server: PulsarServer;
+  /** The connection concerned. */
   readonly connection: Connection;
+  /** `true`: reading paused; `false`: resumed. */
   readonly paused: boolean;
 }
 
@@ -55,9 +68,14 @@ export interface BackpressureMessage {
  * ```
  */
 export const channels = {
+  /** `pulsar:connection`: a client was accepted and served ({@link ConnectionMessage}). */
   connection: diagnosticsChannel.channel('pulsar:connection'),
+  /** `pulsar:refused`: a client was turned away ({@link RefusedMessage}). */
   refused: diagnosticsChannel.channel('pulsar:refused'),
+  /** `pulsar:disconnect`: a served client went away ({@link DisconnectMessage}). */
   disconnect: diagnosticsChannel.channel('pulsar:disconnect'),
+  /** `pulsar:client-error`: every `clientError` ({@link ClientErrorMessage}). */
   clientError: diagnosticsChannel.channel('pulsar:client-error'),
+  /** `pulsar:backpressure`: reading paused or resumed ({@link BackpressureMessage}). */
   backpressure: diagnosticsChannel.channel('pulsar:backpressure'),
 } as const;

@@ -69,9 +69,19 @@ export interface PulsarClientEvents {
   /** Writes may go on after `send()` returned `false`. */
   drain: [];
   /** The connection was lost; another attempt follows in `delay` ms. */
-  reconnecting: [info: { attempt: number; delay: number; error: Error | undefined }];
+  reconnecting: [info: {
+    /** Which attempt comes next, from 1. */
+    attempt: number;
+    /** Ms before it. */
+    delay: number;
+    /** What ended the connection, if it failed. */
+    error: Error | undefined;
+  }];
   /** Connected again after a loss. */
-  reconnect: [info: { attempt: number }];
+  reconnect: [info: {
+    /** The attempt that succeeded. */
+    attempt: number;
+  }];
   /** A problem with the connection: bad frame, silence, reset, failed reconnection… */
   error: [error: Error];
   /** Closed for good: by `close()`, or lost without (more) reconnection. */
@@ -109,8 +119,11 @@ const ITERATOR_HIGH_WATER = 1024;
 export class PulsarClient extends EventEmitter<PulsarClientEvents> {
   /** The options in force, defaults applied. */
   readonly options: Readonly<Required<Omit<PulsarClientOptions, 'reconnect' | 'heartbeatPayload' | 'tls'>>> & {
+    /** `tls.connect()` options, or `null` for plain TCP. */
     readonly tls: ConnectionOptions | null;
+    /** The heartbeat payload to recognise, or `null` when heartbeats are delivered as frames. */
     readonly heartbeatPayload: Buffer | null;
+    /** The reconnection backoff, or `null` when the client does not reconnect. */
     readonly reconnect: Readonly<Required<ReconnectOptions>> | null;
   };
   #socket: net.Socket | null = null;

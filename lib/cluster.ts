@@ -58,9 +58,13 @@ export interface ClusterReport {
 
 /** A worker that exited while the cluster was not closing. */
 export interface WorkerExit {
+  /** The worker's cluster id. */
   worker: number;
+  /** Its process id. */
   pid: number;
+  /** Its exit code, or `null` when a signal ended it. */
   code: number | null;
+  /** The signal that ended it, if any. */
   signal: string | null;
   /** Whether a new worker was started in its place (not when it died before it ever listened). */
   replaced: boolean;

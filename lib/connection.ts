@@ -3,9 +3,7 @@ import createDebug from 'debug';
 import type { FrameCodec, FrameDecoder, FrameRun } from './codecs/types.js';
 import { aboutClient, DecodingError, PulsarError } from './errors.js';
 import { hostPort, messageOf } from './format.js';
-import type { DeadlinePeer } from './deadlines.js';
 import type { HeartbeatPeer } from './heartbeat.js';
-import type { BudgetHolder } from './memory-budget.js';
 import type { ProxiedAddress, ProxyInfo } from './proxy.js';
 import { OutboundBatch } from './outbound.js';
 import type { ConnectionSnapshot, ProxySnapshot } from './registry.js';
@@ -99,7 +97,7 @@ export function peerOf(socket: Socket): ProxiedAddress {
  * their read chunk with its other frames and keep all of it in memory: copy one (`Buffer.from(frame)`)
  * to modify it or to hold it for long.
  */
-export class Connection implements HeartbeatPeer, DeadlinePeer, BudgetHolder {
+export class Connection implements HeartbeatPeer {
   /** Server-unique id, counting from 1. */
   readonly id: number;
   /** The underlying socket, for inspection (socket options, TLS details). Write through {@link send}. */
@@ -149,7 +147,7 @@ export class Connection implements HeartbeatPeer, DeadlinePeer, BudgetHolder {
   #onHandlerRejected: ((error: unknown) => void) | undefined;
 
   /**
-   * Created by the server for each accepted socket; not meant to be constructed by applications.
+   * @internal Created by the server for each accepted socket; not meant to be constructed by applications.
    * `source` is the client a PROXY protocol header named, and `proxy` the rest of what it said, when there was one.
    */
   constructor(id: number, socket: Socket, owner: ConnectionOwner, source: ProxiedAddress | null = null, proxy: ProxyInfo | null = null) {

@@ -17,7 +17,7 @@ export { DEFAULT_MAX_FRAME_LENGTH } from './codecs/types.js';
 export type { CodecLimitOptions, FrameCodec, FrameDecoder, FrameRun, TooLongAction, WrappingFrameCodec } from './codecs/types.js';
 export { ByteQueue } from './codecs/byte-queue.js';
 export { MemoryRegistry } from './registry.js';
-export type { ConnectionSnapshot, FleetSummary, ProxySnapshot, Registry, RegistryContext, RelayMessage } from './registry.js';
+export type { ConnectionSnapshot, FleetSummary, ProxySnapshot, Registry, RegistryContext, RelayMessage, RelayToConnection, RelayToGroup } from './registry.js';
 export { ConnectionGroup } from './groups.js';
 export { HEARTBEAT_PAYLOAD, IdleHeartbeat } from './heartbeat.js';
 export type { HeartbeatHost, HeartbeatPeer, HeartbeatPolicy, IdleHeartbeatOptions } from './heartbeat.js';

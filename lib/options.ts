@@ -133,7 +133,14 @@ export interface PulsarServerOptions {
 
 /** {@link PulsarServerOptions} with every default applied. */
 export type ResolvedServerOptions = Readonly<
-  Required<Omit<PulsarServerOptions, 'proxyProtocol' | 'admit' | 'path'>> & { proxyProtocol: false | Required<ProxyProtocolOptions>; admit: AdmitHook | null; path: string | null }
+  Required<Omit<PulsarServerOptions, 'proxyProtocol' | 'admit' | 'path'>> & {
+    /** The PROXY protocol reader's options, or `false` when off. */
+    proxyProtocol: false | Required<ProxyProtocolOptions>;
+    /** The `admit` hook, or `null`. */
+    admit: AdmitHook | null;
+    /** The Unix socket's path, or `null` for TCP. */
+    path: string | null;
+  }
 >;
 
 /** The default handler: sends every frame back unchanged. */

@@ -29,7 +29,14 @@ export interface ProxySnapshot {
   /** `host:port` the client connected to (the proxy's frontend), `null` when the header has none. */
   destination: string | null;
   /** The v2 extensions: type, name when well known (see `ProxyTlv`), value in hex. */
-  tlvs: Array<{ type: number; name?: string; value: string }>;
+  tlvs: Array<{
+    /** The type byte. */
+    type: number;
+    /** Its name when well known. */
+    name?: string;
+    /** The value, in hex. */
+    value: string;
+  }>;
 }
 
 /**
@@ -87,9 +94,31 @@ export interface FleetSummary {
 }
 
 /** A message between instances: a frame for one connection, or a broadcast to a group. */
-export type RelayMessage =
-  | { readonly kind: 'connection'; readonly instance: string; readonly id: number; readonly payload: Buffer }
-  | { readonly kind: 'group'; readonly group: string; readonly origin: string; readonly payload: Buffer };
+export type RelayMessage = RelayToConnection | RelayToGroup;
+
+/** A frame for one connection of another instance. */
+export interface RelayToConnection {
+  /** The discriminant. */
+  readonly kind: 'connection';
+  /** The instance that holds the connection. */
+  readonly instance: string;
+  /** The connection's id there. */
+  readonly id: number;
+  /** The payload, encoded by the receiving instance. */
+  readonly payload: Buffer;
+}
+
+/** A broadcast to a group's members on every instance. */
+export interface RelayToGroup {
+  /** The discriminant. */
+  readonly kind: 'group';
+  /** The group's name. */
+  readonly group: string;
+  /** The instance it comes from (which has delivered it to its own members already). */
+  readonly origin: string;
+  /** The payload, encoded by each receiving instance. */
+  readonly payload: Buffer;
+}
 
 /** The default registry: a `Map` keyed by connection id, iterable for broadcasts. */
 export class MemoryRegistry implements Registry, Iterable<Connection> {

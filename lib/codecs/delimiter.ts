@@ -64,7 +64,12 @@ export class DelimiterCodec implements WrappingFrameCodec {
     return wire;
   }
 
-  /** {@inheritDoc WrappingFrameCodec.measureHeader}: there is no header, only the delimiter after. */
+  /**
+   * Checks that `payload` can be sent: within the limit, without the delimiter (and, for lines, not
+   * ending with `\r`). There is no header, only the delimiter after the payload.
+   * @returns 0
+   * @throws {PulsarError} `ERR_FRAME_TOO_LARGE`, `ERR_MALFORMED_FRAME`
+   */
   measureHeader(payload: Uint8Array): number {
     if (payload.length > this.maxFrameLength) throw frameTooLarge(payload.length, this.maxFrameLength);
     const bytes = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.length);
@@ -76,7 +81,7 @@ export class DelimiterCodec implements WrappingFrameCodec {
     return 0;
   }
 
-  /** {@inheritDoc WrappingFrameCodec.writeHeader}: nothing (no header). */
+  /** Writes nothing: delimited frames have no header. */
   writeHeader(): void {}
 
   /** Whether a `\r` just before the delimiter belongs to it (lines ending `\r\n`). */

@@ -8,7 +8,9 @@ export type StreamOutcome = 'clean' | 'ERR_TRUNCATED_FRAME' | 'ERR_FRAME_TOO_LAR
 
 /** What a stream decodes to: frames (as handlers get them) and `'skipped'` for each frame discarded, then how it ends. */
 export interface ReferenceParse {
+  /** The frames in order, `'skipped'` for each frame over the limit in discard mode. */
   readonly items: ReadonlyArray<Buffer | 'skipped'>;
+  /** How the stream ends. */
   readonly end: StreamOutcome;
 }
 
@@ -21,9 +23,17 @@ export interface ReferenceFormat {
    * One frame whose size as the limit counts it is `body.length`, whatever the limit: its wire bytes,
    * and the frame a decoder hands out for them (which `encode` must turn back into `wire`).
    */
-  frame(body: Uint8Array): { wire: Buffer; frame: Buffer };
+  frame(body: Uint8Array): ReferenceFrame;
   /** Splits a whole stream as the format says, reporting frames over the codec's limit as it should. */
   parse(stream: Buffer): ReferenceParse;
+}
+
+/** One frame as {@link ReferenceFormat.frame} gives it. */
+export interface ReferenceFrame {
+  /** Its bytes on the wire. */
+  readonly wire: Buffer;
+  /** What a decoder hands out for them, and what `encode` turns back into `wire`. */
+  readonly frame: Buffer;
 }
 
 /** A codec to check, with its reference. */
@@ -32,6 +42,7 @@ export interface ConformanceSubject {
   readonly name: string;
   /** The codec under test. Keep `maxFrameLength` small (hundreds of bytes): limits are checked at it. */
   readonly codec: FrameCodec;
+  /** The format, written from its specification. */
   readonly reference: ReferenceFormat;
   /** The bytes frame bodies may hold (e.g. not the delimiter's first byte). @default any byte */
   readonly bodyBytes?: fc.Arbitrary<number>;
@@ -44,7 +55,9 @@ export interface ConformanceSubject {
 
 /** One named check; `run()` throws (an `AssertionError`, or fast-check's report) when the codec fails it. */
 export interface ConformanceCheck {
+  /** What it checks, prefixed with the subject's name. */
   readonly name: string;
+  /** Runs it; throws when the codec fails it. */
   run(): void;
 }
 

@@ -1,4 +1,4 @@
 export { codecConformance } from './codec-conformance.js';
 export type {
-  ConformanceCheck, ConformanceOptions, ConformanceSubject, ReferenceFormat, ReferenceParse, StreamOutcome,
+  ConformanceCheck, ConformanceOptions, ConformanceSubject, ReferenceFormat, ReferenceFrame, ReferenceParse, StreamOutcome,
 } from './codec-conformance.js';
