@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Connection, PulsarServer, Report } from '../lib/index.js';
 import { startHaproxy } from './haproxy-process.js';
-import { TestClient, clientErrors, frame, freePort, onCleanup, runCleanups, startServer, when, within } from './helpers.js';
+import { TestClient, clientErrors, frame, freePort, needsProgram, onCleanup, runCleanups, startServer, when, within } from './helpers.js';
 
 afterEach(runCleanups);
 
@@ -22,6 +22,9 @@ function serverOf(client: TestClient, servers: PulsarServer[]): number {
 
 describe('behind HAProxy (send-proxy-v2)', function () {
   this.timeout(30000);
+  before(function () {
+    needsProgram(this, 'haproxy');
+  });
 
   it('echoes through HAProxy, shows real client addresses, and moves new clients off a server that drains without loss', async () => {
     const backends = await Promise.all([0, 1].map(() => startServer({ proxyProtocol: true, reportInterval: 100 })));
@@ -71,7 +74,8 @@ describe('behind HAProxy with TLS passthrough (send-proxy-v2, TLS terminated by 
   let cert: Buffer;
   let key: Buffer;
 
-  before(() => {
+  before(function () {
+    needsProgram(this, 'haproxy');
     dir = mkdtempSync(join(tmpdir(), 'pulsar-haproxy-tls-'));
     execFileSync('openssl', [
       'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
@@ -80,7 +84,7 @@ describe('behind HAProxy with TLS passthrough (send-proxy-v2, TLS terminated by 
     cert = readFileSync(join(dir, 'cert.pem'));
     key = readFileSync(join(dir, 'key.pem'));
   });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  after(() => dir && rmSync(dir, { recursive: true, force: true }));
 
   it('sees TLS clients by their own addresses, gets HAProxy\'s TLVs, and refuses a forged header from elsewhere', async () => {
     // HAProxy connects from 127.0.0.1, the only trusted proxy; clients connect from 127.0.0.2 and .3.

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { IdleHeartbeat, LengthPrefixedCodec, type PulsarServer } from '../lib/index.js';
 import { PulsarMetrics } from '../lib/metrics/index.js';
 import { Cli } from './cli-process.js';
-import { TestClient, eventually, frame, freePort, nextEvent, onCleanup, runCleanups, startDaemon, startServer, when } from './helpers.js';
+import { eventually, frame, freePort, needsProgram, nextEvent, onCleanup, runCleanups, startDaemon, startServer, TestClient, when } from './helpers.js';
 
 afterEach(runCleanups);
 
@@ -127,7 +127,8 @@ describe('metrics', function () {
     expect(series.get('pulsar_disconnects_total')!.map((s) => s.value)).to.deep.equal([1]);
   });
 
-  it('serves GET /metrics from the CLI with --metrics (404 elsewhere), and checks clean with promtool', async () => {
+  it('serves GET /metrics from the CLI with --metrics (404 elsewhere), and checks clean with promtool', async function () {
+    needsProgram(this, 'promtool');
     const cli = new Cli(['--port', '0', '--metrics', '0', '--log', 'json']);
     const port = await metricsPort(cli);
     expect(cli.records()[0]).to.include({ event: 'listening' }); // the first line still names the server's port
@@ -194,6 +195,7 @@ describe('metrics', function () {
   });
 
   it('is scraped by a real Prometheus, whose query API returns the exact counts', async function () {
+    needsProgram(this, 'prometheus');
     this.timeout(40000);
     const cli = new Cli(['--port', '0', '--metrics', '0', '--heartbeat', '0', '--log', 'json']);
     const port = await metricsPort(cli);

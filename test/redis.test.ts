@@ -8,7 +8,7 @@ import { PulsarServer, type PulsarError, type Report } from '../lib/index.js';
 import { RedisRegistry } from '../lib/redis/index.js';
 import { Cli } from './cli-process.js';
 import { startHaproxy } from './haproxy-process.js';
-import { TestClient, eventually, freePort, onCleanup, runCleanups, when, within } from './helpers.js';
+import { TestClient, eventually, freePort, needsProgram, onCleanup, runCleanups, when, within } from './helpers.js';
 
 afterEach(runCleanups);
 
@@ -59,6 +59,10 @@ describe('RedisRegistry (real redis-server)', function () {
   this.timeout(40000);
   let redis: RedisProcess;
   let prefix: string;
+
+  before(function () {
+    needsProgram(this, 'redis-server');
+  });
 
   beforeEach(async () => {
     redis = await startRedis();
@@ -138,7 +142,8 @@ describe('RedisRegistry (real redis-server)', function () {
     expect(out).to.match(/^ERR_MISSING_DEPENDENCY RedisRegistry needs the ioredis package: npm install ioredis/);
   });
 
-  it('end to end: three chat instances behind HAProxy share a room and direct messages; a SIGKILLed one leaves the fleet within the TTL', async () => {
+  it('end to end: three chat instances behind HAProxy share a room and direct messages; a SIGKILLed one leaves the fleet within the TTL', async function () {
+    needsProgram(this, 'haproxy');
     const ports = await Promise.all([0, 1, 2].map(() => freePort()));
     const chats = ports.map((port) => spawnChat(port, redis.url));
     await Promise.all(chats.map((chat) => chat.ready));
