@@ -26,7 +26,7 @@ describe('groups', function () {
 
   it('are Set-like, and a connection leaves every group when it closes', async () => {
     const { server, port } = await startServer({ heartbeat: false });
-    const [a, b] = await clients(port, 2);
+    const [a, b] = (await clients(port, 2)) as [TestClient, TestClient];
     await when(server, ['connection'], () => server.connections.size === 2, 'two connections');
     const [ca, cb] = [...server.connections.values()] as [Connection, Connection];
     const room = server.group('room');
