@@ -105,6 +105,15 @@ const CLOSE_TIMEOUT_MS = 5000;
 const ITERATOR_HIGH_WATER = 1024;
 
 /**
+ * A client's lifecycle: `idle` (made, not connected yet) → `connecting` → `open`; when the connection is
+ * lost, `reconnecting` (with `reconnect`, between attempts and during one) → `open` again; `closing`
+ * (`close()` called: our side ended, waiting for the server's) → `closed` (for good: also after giving up
+ * reconnecting, or when the connection is lost without `reconnect`). A failed first `connect()` goes
+ * back to `idle`.
+ */
+export type ClientState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closing' | 'closed';
+
+/**
  * The other end of a pulsar server: connects, frames what it sends with the same {@link FrameCodec},
  * decodes what comes back, tells heartbeats apart, and can reconnect.
  *
@@ -117,6 +126,11 @@ const ITERATOR_HIGH_WATER = 1024;
  * ```
  */
 export class PulsarClient extends EventEmitter<PulsarClientEvents> {
+  /** Where the client is in its lifecycle; see {@link ClientState}. */
+  get state(): ClientState {
+    return this.#state;
+  }
+
   /** The options in force, defaults applied. */
   readonly options: Readonly<Required<Omit<PulsarClientOptions, 'reconnect' | 'heartbeatPayload' | 'tls'>>> & {
     /** `tls.connect()` options, or `null` for plain TCP. */
@@ -128,8 +142,7 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
   };
   #socket: net.Socket | null = null;
   #decoder: FrameDecoder | null = null;
-  #closing = false;
-  #closed = false;
+  #state: ClientState = 'idle';
   #attempt = 0;
   #lastError: Error | undefined;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
@@ -181,9 +194,16 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
    * enabled, applies only to connections lost after this first one succeeded.
    */
   async connect(): Promise<void> {
-    if (this.#closed || this.#closing) throw new PulsarError('ERR_CLIENT_STATE', 'cannot connect: the client is closed');
-    if (this.#socket !== null) throw new PulsarError('ERR_CLIENT_STATE', 'already connected or connecting');
-    await this.#open();
+    const state = this.#state;
+    if (state === 'closing' || state === 'closed') throw new PulsarError('ERR_CLIENT_STATE', 'cannot connect: the client is closed');
+    if (state !== 'idle') throw new PulsarError('ERR_CLIENT_STATE', `cannot connect: the client is ${state}`);
+    this.#state = 'connecting';
+    try {
+      await this.#open();
+    } catch (error) {
+      if (this.#state === 'connecting') this.#state = 'idle'; // the first connection failed: connect() may be called again
+      throw error;
+    }
   }
 
   /**
@@ -193,7 +213,7 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
    */
   send(payload: Uint8Array | string): boolean {
     const socket = this.#socket;
-    if (socket === null || socket.destroyed || this.#closing) {
+    if (socket === null || socket.destroyed || this.#state === 'closing') {
       throw new PulsarError('ERR_CONNECTION_CLOSED', `cannot send to ${this.#target()}: not connected`);
     }
     return socket.write(this.options.codec.encode(typeof payload === 'string' ? Buffer.from(payload) : payload));
@@ -220,8 +240,8 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
 
   /** Closes gracefully: ends our side, waits for the server to close its own. Resolves once closed. */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closing = true;
+    if (this.#state === 'closed') return;
+    this.#state = 'closing';
     clearTimeout(this.#retryTimer);
     const socket = this.#socket;
     if (socket === null || socket.destroyed) {
@@ -250,7 +270,7 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
           yield frame;
           continue;
         }
-        if (this.#closed) return;
+        if (this.#state === 'closed') return;
         await new Promise<void>((resolve) => this.#waiters.push(resolve));
       }
     } finally {
@@ -282,6 +302,7 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
         clearTimeout(timer);
         socket.off('error', failed);
         this.#attach(socket);
+        if (this.#state === 'connecting' || this.#state === 'reconnecting') this.#state = 'open';
         debug('connected to %s', this.#target());
         this.emit('connect');
         resolve();
@@ -363,8 +384,12 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
       clearTimeout(request.timer);
       request.reject(new PulsarError('ERR_CONNECTION_CLOSED', `connection to ${this.#target()} lost before the answer`));
     }
-    if (this.#closing || this.options.reconnect === null) this.#finish();
-    else this.#retry();
+    if (this.#state === 'closing' || this.options.reconnect === null) {
+      this.#finish();
+    } else {
+      this.#state = 'reconnecting';
+      this.#retry();
+    }
   }
 
   /** Schedules the next connection attempt: capped exponential backoff, half of it random ("equal jitter"). */
@@ -386,11 +411,11 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
         () => {
           this.#attempt = 0;
           this.emit('reconnect', { attempt });
-          if (this.#closing) this.#socket?.end(); // close() came while this attempt was under way
+          if (this.#state === 'closing') this.#socket?.end(); // close() came while this attempt was under way
         },
         (error: Error) => {
           this.#lastError = error;
-          if (this.#closing) this.#finish();
+          if (this.#state === 'closing') this.#finish();
           else this.#retry();
         },
       );
@@ -398,8 +423,8 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
   }
 
   #finish(): void {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
     this.#wakeIterators();
     this.emit('close');
   }

@@ -11,8 +11,17 @@ import { isPromiseLike } from './thenable.js';
 
 const debug = createDebug('pulsar:lifecycle:connection');
 
-/** `open`: reading and answering; `closing`: reads stopped, pending answers flushing; `closed`: gone. */
-export type ConnectionState = 'open' | 'closing' | 'closed';
+/**
+ * A connection's lifecycle, in order:
+ * - `open`: reading and answering;
+ * - `closing`: reads stopped (close, shutdown or the peer's FIN); answering what was read: handlers still
+ *   running, pending output flushing. `send()` still works;
+ * - `lingering`: every answer handed over and our FIN sent; reading (and discarding) until the peer's FIN,
+ *   so that the kernel does not reset answers the peer has not read yet. `send()` throws;
+ * - `closed`: the socket is gone.
+ * A close timeout (`shutdownTimeout`) during `closing` or `lingering` destroys it (counted as forced).
+ */
+export type ConnectionState = 'open' | 'closing' | 'lingering' | 'closed';
 
 /**
  * Why a connection ended: `end` the peer closed its side; `close` the application called `close()`;
@@ -137,7 +146,6 @@ export class Connection implements HeartbeatPeer {
   /** Room left under the socket's high-water mark when the chunk's dispatch began (no write happens during it). */
   #roomAtDispatch = 0;
   #paused = false;
-  #ended = false;
   /** Bytes held as last reported to the owner's budget. */
   #accounted = 0;
   /** Epoch ms of the first byte of the frame being assembled; 0 when none is. */
@@ -263,7 +271,7 @@ export class Connection implements HeartbeatPeer {
 
   /** Whether {@link send} can still be called: the writing side is not closed. */
   get writable(): boolean {
-    return !this.#ended && !this.socket.destroyed;
+    return (this.#state === 'open' || this.#state === 'closing') && !this.socket.destroyed;
   }
 
   #assertWritable(): void {
@@ -536,8 +544,8 @@ export class Connection implements HeartbeatPeer {
 
   /** Ends our side once no frame is being dispatched and no handler promise is pending. */
   #endWhenAnswered(): void {
-    if (this.#state !== 'closing' || this.#ended || this.#dispatching || this.#inflight > 0) return;
-    this.#ended = true;
+    if (this.#state !== 'closing' || this.#dispatching || this.#inflight > 0) return;
+    this.#state = 'lingering';
     this.#reportPartialFrame();
     this.socket.end();
     // Keep reading (and discarding) until the peer's FIN, or the close timeout: closing the socket while

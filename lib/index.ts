@@ -2,7 +2,7 @@ export { PulsarServer } from './server.js';
 export type { CloseResult, ListenAddress, PulsarServerEvents, Report, ServerStats } from './server.js';
 export type { AdmitHook, FrameHandler, PulsarServerOptions, ResolvedServerOptions } from './options.js';
 export { PulsarClient } from './client.js';
-export type { PulsarClientEvents, PulsarClientOptions, ReconnectOptions } from './client.js';
+export type { ClientState, PulsarClientEvents, PulsarClientOptions, ReconnectOptions } from './client.js';
 export { Connection } from './connection.js';
 export type { ConnectionState, DisconnectReason } from './connection.js';
 export { LengthPrefixedCodec } from './codecs/length-prefixed.js';

@@ -163,20 +163,33 @@ describe('PulsarClient', () => {
   });
 
   describe('reconnect', () => {
-    it('reconnects with backoff after the server goes away and comes back on the same port', async () => {
+    it('reconnects with backoff after the server goes away and comes back on the same port, its state telling each phase', async () => {
       const first = await startServer();
-      const client = await connect(first.port, { reconnect: { initialDelay: 20, maxDelay: 100 } });
+      const client = new PulsarClient({ port: first.port, reconnect: { initialDelay: 20, maxDelay: 100 } });
+      onCleanup(() => client.close());
+      expect(client.state).to.equal('idle');
+      const connecting = client.connect();
+      expect(client.state).to.equal('connecting');
+      await connecting;
+      expect(client.state).to.equal('open');
       const delays: number[] = [];
       client.on('reconnecting', ({ delay }) => delays.push(delay));
       await first.server.close();
       await next(client, 'reconnecting');
+      expect(client.state).to.equal('reconnecting');
       const second = new PulsarServer({ port: first.port, heartbeat: false, reportInterval: false });
       onCleanup(() => second.close());
       await second.listen();
       const [{ attempt }] = await next<[{ attempt: number }]>(client, 'reconnect');
+      expect(client.state).to.equal('open');
       expect(attempt).to.be.at.least(1);
       expect(delays.every((d, i) => d >= Math.min(100, 20 * 2 ** i) / 2 && d <= Math.min(100, 20 * 2 ** i))).to.equal(true);
       expect(String(await client.request('again'))).to.equal('again');
+      const closing = client.close();
+      expect(client.state).to.equal('closing');
+      await closing;
+      expect(client.state).to.equal('closed');
+      expect((await rejection(client.connect())).message).to.equal('cannot connect: the client is closed');
     });
 
     it('gives up after maxAttempts with an error, then closes', async () => {

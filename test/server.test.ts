@@ -115,6 +115,34 @@ describe('PulsarServer', () => {
     });
   });
 
+  describe('connection lifecycle', () => {
+    it('names the closing phases: closing while answering, lingering until the peer\'s FIN, then closed', async () => {
+      let answer = (): void => {};
+      const { server, port } = await startServer({
+        heartbeat: false,
+        handler: (frame, conn) => new Promise<void>((resolve) => (answer = () => (conn.send(frame), resolve()))),
+      });
+      const client = await TestClient.connect(port, '127.0.0.1', { allowHalfOpen: true });
+      let gotFin = false;
+      client.socket.once('end', () => (gotFin = true));
+      const framed = nextEvent(server, 'frame');
+      client.send('slow');
+      const [, conn] = await framed;
+      expect(conn.state).to.equal('open');
+      conn.close();
+      expect([conn.state, conn.writable], 'answering what was read').to.deep.equal(['closing', true]);
+      answer();
+      await when(client.socket, ['end'], () => gotFin, "the server's FIN");
+      expect([conn.state, conn.writable], 'our FIN sent, waiting for the peer').to.deep.equal(['lingering', false]);
+      expect(() => conn.send('late')).to.throw(/cannot send, the connection is closed/).with.property('code', 'ERR_CONNECTION_CLOSED');
+      expect(String(client.frames[0])).to.equal('slow');
+      const gone = nextEvent(server, 'disconnect');
+      client.socket.end();
+      await gone;
+      expect(conn.state).to.equal('closed');
+    });
+  });
+
   describe('handler', () => {
     it('replaces the echo with a custom handler', async () => {
       const { port } = await startServer({ handler: (f, conn) => void conn.send(Buffer.from(String(f).toUpperCase())) });
