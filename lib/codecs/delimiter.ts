@@ -1,9 +1,9 @@
 import { PulsarError } from '../errors.js';
 import { checkInteger, checkKnownOptions, checkOneOf, invalidOption } from '../validate.js';
-import { ByteQueue } from './byte-queue.js';
-import { FrameFailures, skippedFrame } from './failures.js';
+import { skippedFrame } from './failures.js';
+import { QueuedDecoder } from './queued-decoder.js';
 import {
-  DEFAULT_MAX_FRAME_LENGTH, frameTooLarge,
+  DEFAULT_MAX_FRAME_LENGTH, encodeWrapped, frameTooLarge,
   type CodecLimitOptions, type FrameDecoder, type FrameRun, type TooLongAction, type WrappingFrameCodec,
 } from './types.js';
 
@@ -57,11 +57,7 @@ export class DelimiterCodec implements WrappingFrameCodec {
 
   /** {@inheritDoc FrameCodec.encode} */
   encode(payload: Uint8Array): Buffer {
-    this.measureHeader(payload);
-    const wire = Buffer.allocUnsafe(payload.length + this.trailer.length);
-    wire.set(payload, 0);
-    this.trailer.copy(wire, payload.length);
-    return wire;
+    return encodeWrapped(this, payload);
   }
 
   /**
@@ -94,7 +90,7 @@ export class DelimiterCodec implements WrappingFrameCodec {
  * The delimiter codecs' decoder, on a {@link ByteQueue}: remembers how far it has scanned, so a long
  * frame trickling in is scanned once, not once per chunk.
  */
-class DelimiterDecoder implements FrameDecoder {
+class DelimiterDecoder extends QueuedDecoder {
   readonly #delimiter: Buffer;
   /** The delimiter as a byte when it is one (a faster search). */
   readonly #needle: number | Buffer;
@@ -103,14 +99,13 @@ class DelimiterDecoder implements FrameDecoder {
   readonly #stripsCarriageReturn: boolean;
   /** Bytes that, held without a delimiter, prove the frame too long. */
   readonly #proofOfTooLong: number;
-  readonly #queue = new ByteQueue();
-  readonly #failures = new FrameFailures(this.#queue);
   /** Bytes at the front already searched without finding a delimiter. */
   #scanned = 0;
   /** Dropping bytes up to the next delimiter (a frame over the limit, in discard mode). */
   #discarding = false;
 
   constructor(delimiter: Buffer, maxFrameLength: number, onTooLong: TooLongAction, stripsCarriageReturn: boolean) {
+    super();
     this.#delimiter = delimiter;
     this.#needle = delimiter.length === 1 ? delimiter[0]! : delimiter;
     this.#maxFrameLength = maxFrameLength;
@@ -119,17 +114,9 @@ class DelimiterDecoder implements FrameDecoder {
     this.#proofOfTooLong = maxFrameLength + delimiter.length + (stripsCarriageReturn ? 1 : 0);
   }
 
-  get bufferedBytes(): number {
-    return this.#queue.length;
-  }
-
-  push(chunk: Buffer): void {
-    this.#queue.push(chunk);
-  }
-
   next(): Buffer | null {
-    this.#failures.check();
-    const queue = this.#queue;
+    this.failures.check();
+    const queue = this.queue;
     if (this.#discarding && !this.#skipToDelimiter()) return null;
     const at = queue.indexOf(this.#needle, this.#scanned);
     if (at === -1) {
@@ -141,7 +128,7 @@ class DelimiterDecoder implements FrameDecoder {
     const carriageReturn = this.#stripsCarriageReturn && at > 0 && this.#byteAt(at - 1) === CR ? 1 : 0;
     const length = at - carriageReturn;
     if (length > this.#maxFrameLength) {
-      if (this.#onTooLong === 'close') this.#failures.fail('ERR_FRAME_TOO_LARGE', `a ${length}-byte frame, over the ${this.#maxFrameLength}-byte limit`);
+      if (this.#onTooLong === 'close') this.failures.fail('ERR_FRAME_TOO_LARGE', `a ${length}-byte frame, over the ${this.#maxFrameLength}-byte limit`);
       queue.skip(at + this.#delimiter.length);
       throw skippedFrame(`a ${length}-byte frame, over the ${this.#maxFrameLength}-byte limit`);
     }
@@ -151,9 +138,9 @@ class DelimiterDecoder implements FrameDecoder {
   }
 
   nextRun(): FrameRun | null {
-    const queue = this.#queue;
+    const queue = this.queue;
     const chunk = queue.head;
-    if (chunk === undefined || this.#scanned > 0 || this.#discarding || this.#failures.busy) return null;
+    if (chunk === undefined || this.#scanned > 0 || this.#discarding || this.failures.busy) return null;
     const needle = this.#needle;
     const delimiterLength = this.#delimiter.length;
     const max = this.#maxFrameLength;
@@ -168,21 +155,18 @@ class DelimiterDecoder implements FrameDecoder {
       end = at + delimiterLength;
       frames++;
     }
-    if (frames === 0) return null;
-    const wire = start === 0 && end === chunk.length ? chunk : chunk.subarray(start, end);
-    queue.skip(end - start);
-    return { wire, frames };
+    return this.takeRun(end, frames);
   }
 
   end(): void {
-    const buffered = this.#queue.length;
-    if (this.#discarding || this.#failures.busy || buffered === 0) return;
-    this.#failures.fail('ERR_TRUNCATED_FRAME', `stream ended inside a frame: got ${buffered} byte(s) and no delimiter`);
+    const buffered = this.queue.length;
+    if (this.#discarding || this.failures.busy || buffered === 0) return;
+    this.failures.fail('ERR_TRUNCATED_FRAME', `stream ended inside a frame: got ${buffered} byte(s) and no delimiter`);
   }
 
   /** A frame is over the limit before its delimiter arrived: fail, or drop bytes until the delimiter. */
   #tooLong(message: string): never {
-    if (this.#onTooLong === 'close') this.#failures.fail('ERR_FRAME_TOO_LARGE', message);
+    if (this.#onTooLong === 'close') this.failures.fail('ERR_FRAME_TOO_LARGE', message);
     this.#discarding = true;
     this.#skipToDelimiter();
     throw skippedFrame(message);
@@ -190,7 +174,7 @@ class DelimiterDecoder implements FrameDecoder {
 
   /** Drops bytes through the next delimiter; false if it has not arrived (its possible start is kept). */
   #skipToDelimiter(): boolean {
-    const queue = this.#queue;
+    const queue = this.queue;
     const at = queue.indexOf(this.#needle);
     if (at === -1) {
       queue.skip(Math.max(0, queue.length - this.#delimiter.length + 1));
@@ -203,7 +187,7 @@ class DelimiterDecoder implements FrameDecoder {
   }
 
   #byteAt(index: number): number {
-    const queue = this.#queue;
+    const queue = this.queue;
     return queue.contiguous(index + 1) ? queue.head![queue.headOffset + index]! : queue.at(index);
   }
 }

@@ -1,10 +1,9 @@
 import { constants as bufferConstants } from 'node:buffer';
 import { checkInteger, checkKnownOptions, checkOneOf } from '../validate.js';
 import { PulsarError } from '../errors.js';
-import { ByteQueue } from './byte-queue.js';
-import { FrameFailures } from './failures.js';
+import { QueuedDecoder } from './queued-decoder.js';
 import {
-  DEFAULT_MAX_FRAME_LENGTH, frameTooLarge,
+  DEFAULT_MAX_FRAME_LENGTH, encodeWrapped, frameTooLarge,
   type CodecLimitOptions, type FrameDecoder, type FrameRun, type TooLongAction, type WrappingFrameCodec,
 } from './types.js';
 
@@ -161,11 +160,7 @@ export class LengthPrefixedCodec implements WrappingFrameCodec {
 
   /** {@inheritDoc FrameCodec.encode} */
   encode(payload: Uint8Array): Buffer {
-    const headerLength = this.measureHeader(payload);
-    const wire = Buffer.allocUnsafe(headerLength + payload.length);
-    this.writeHeader(payload.length, wire, 0);
-    wire.set(payload, headerLength);
-    return wire;
+    return encodeWrapped(this, payload);
   }
 
   /** {@inheritDoc WrappingFrameCodec.measureHeader} */
@@ -213,7 +208,7 @@ const READING_HEADER = -1;
  * The length codec's decoder, on a {@link ByteQueue}: a frame inside one chunk is a zero-copy view of it;
  * a frame spanning chunks is copied once into a buffer of exactly its size.
  */
-class LengthPrefixedDecoder implements FrameDecoder {
+class LengthPrefixedDecoder extends QueuedDecoder {
   readonly #codec: LengthPrefixedCodec;
   readonly #headerLength: number;
   readonly #fieldOffset: number;
@@ -221,14 +216,13 @@ class LengthPrefixedDecoder implements FrameDecoder {
   readonly #strip: number;
   readonly #maxFrameLength: number;
   readonly #readLength: ReadLength;
-  readonly #queue = new ByteQueue();
-  readonly #failures = new FrameFailures(this.#queue);
   /** Bytes after the header of the frame being read, or READING_HEADER. */
   #bodyLength = READING_HEADER;
   /** Reused for headers split across chunks. */
   #headerScratch: Buffer | null = null;
 
   constructor(codec: LengthPrefixedCodec, headerLength: number, readLength: ReadLength) {
+    super();
     this.#codec = codec;
     this.#headerLength = headerLength;
     this.#fieldOffset = codec.lengthFieldOffset;
@@ -238,21 +232,10 @@ class LengthPrefixedDecoder implements FrameDecoder {
     this.#readLength = readLength;
   }
 
-  get bufferedBytes(): number {
-    return this.#queue.length;
-  }
-
-  push(chunk: Buffer): void {
-    this.#queue.push(chunk);
-  }
-
   next(): Buffer | null {
-    const failures = this.#failures;
-    if (failures.busy) {
-      failures.check();
-      if (!failures.skipDiscarded()) return null;
-    }
-    const queue = this.#queue;
+    if (!this.resumable()) return null;
+    const failures = this.failures;
+    const queue = this.queue;
     const headerLength = this.#headerLength;
     if (this.#bodyLength === READING_HEADER) {
       if (queue.length < headerLength) return null;
@@ -274,9 +257,9 @@ class LengthPrefixedDecoder implements FrameDecoder {
   }
 
   nextRun(): FrameRun | null {
-    const queue = this.#queue;
+    const queue = this.queue;
     const chunk = queue.head;
-    if (chunk === undefined || this.#failures.busy || this.#bodyLength !== READING_HEADER) return null;
+    if (chunk === undefined || this.failures.busy || this.#bodyLength !== READING_HEADER) return null;
     const headerLength = this.#headerLength;
     const fieldOffset = this.#fieldOffset;
     const adjustment = this.#adjustment;
@@ -290,24 +273,21 @@ class LengthPrefixedDecoder implements FrameDecoder {
       end += headerLength + body;
       frames++;
     }
-    if (frames === 0) return null;
-    const wire = start === 0 && end === chunk.length ? chunk : chunk.subarray(start, end);
-    queue.skip(end - start);
-    return { wire, frames };
+    return this.takeRun(end, frames);
   }
 
   end(): void {
-    const buffered = this.#queue.length;
-    if (this.#failures.busy || buffered === 0) return;
+    const buffered = this.queue.length;
+    if (this.failures.busy || buffered === 0) return;
     const pending = this.#bodyLength === READING_HEADER
       ? `${buffered} byte(s) of a ${this.#headerLength}-byte header`
       : `${buffered - this.#headerLength} of ${this.#bodyLength} byte(s) after the header`;
-    this.#failures.fail('ERR_TRUNCATED_FRAME', `stream ended inside a frame: got ${pending}`);
+    this.failures.fail('ERR_TRUNCATED_FRAME', `stream ended inside a frame: got ${pending}`);
   }
 
   /** The length field of the frame at the front, read in place (or from a copy when it spans chunks). */
   #peekLength(): number {
-    const queue = this.#queue;
+    const queue = this.queue;
     if (queue.contiguous(this.#headerLength)) return this.#readLength(queue.head!, queue.headOffset + this.#fieldOffset);
     this.#headerScratch ??= Buffer.allocUnsafe(this.#headerLength);
     queue.peek(this.#headerScratch, this.#headerLength);

@@ -82,6 +82,16 @@ export function isWrappingCodec(codec: FrameCodec): codec is WrappingFrameCodec 
   return typeof candidate.measureHeader === 'function' && typeof candidate.writeHeader === 'function' && Buffer.isBuffer(candidate.trailer);
 }
 
+/** A wrapping codec's `encode`: header, payload, trailer, in one new buffer. */
+export function encodeWrapped(codec: WrappingFrameCodec, payload: Uint8Array): Buffer {
+  const headerLength = codec.measureHeader(payload);
+  const wire = Buffer.allocUnsafe(headerLength + payload.length + codec.trailer.length);
+  codec.writeHeader(payload.length, wire, 0);
+  wire.set(payload, headerLength);
+  codec.trailer.copy(wire, headerLength + payload.length);
+  return wire;
+}
+
 /**
  * What a built-in decoder does with a frame over `maxFrameLength`: `'close'` fails the connection;
  * `'discard'` reports it (a `clientError` with `ERR_FRAME_TOO_LARGE`), skips its bytes without holding

@@ -1,9 +1,8 @@
 import { constants as bufferConstants } from 'node:buffer';
 import { checkInteger, checkKnownOptions, checkOneOf } from '../validate.js';
-import { ByteQueue } from './byte-queue.js';
-import { FrameFailures } from './failures.js';
+import { QueuedDecoder } from './queued-decoder.js';
 import {
-  DEFAULT_MAX_FRAME_LENGTH, frameTooLarge,
+  DEFAULT_MAX_FRAME_LENGTH, encodeWrapped, frameTooLarge,
   type CodecLimitOptions, type FrameDecoder, type FrameRun, type TooLongAction, type WrappingFrameCodec,
 } from './types.js';
 
@@ -60,11 +59,7 @@ export class VarintCodec implements WrappingFrameCodec {
 
   /** {@inheritDoc FrameCodec.encode} */
   encode(payload: Uint8Array): Buffer {
-    const headerLength = this.measureHeader(payload);
-    const wire = Buffer.allocUnsafe(headerLength + payload.length);
-    this.writeHeader(payload.length, wire, 0);
-    wire.set(payload, headerLength);
-    return wire;
+    return encodeWrapped(this, payload);
   }
 
   /** {@inheritDoc WrappingFrameCodec.measureHeader} */
@@ -92,39 +87,27 @@ const INCOMPLETE = -1;
 const TOO_LONG = -2;
 
 /** The varint codec's decoder, on a {@link ByteQueue} (views within a chunk, one copy across chunks). */
-class VarintDecoder implements FrameDecoder {
+class VarintDecoder extends QueuedDecoder {
   readonly #maxFrameLength: number;
   readonly #onTooLong: TooLongAction;
   /** The most bytes a varint of at most maxFrameLength takes. */
   readonly #maxHeaderLength: number;
-  readonly #queue = new ByteQueue();
-  readonly #failures = new FrameFailures(this.#queue);
   /** Payload length of the frame being read (its header already dropped), or READING_HEADER. */
   #frameLength = READING_HEADER;
   /** Size of the varint just parsed by #parseHeader. */
   #headerLength = 0;
 
   constructor(maxFrameLength: number, onTooLong: TooLongAction) {
+    super();
     this.#maxFrameLength = maxFrameLength;
     this.#onTooLong = onTooLong;
     this.#maxHeaderLength = varintLength(maxFrameLength);
   }
 
-  get bufferedBytes(): number {
-    return this.#queue.length;
-  }
-
-  push(chunk: Buffer): void {
-    this.#queue.push(chunk);
-  }
-
   next(): Buffer | null {
-    const failures = this.#failures;
-    if (failures.busy) {
-      failures.check();
-      if (!failures.skipDiscarded()) return null;
-    }
-    const queue = this.#queue;
+    if (!this.resumable()) return null;
+    const failures = this.failures;
+    const queue = this.queue;
     if (this.#frameLength === READING_HEADER) {
       const length = this.#parseHeader();
       if (length === INCOMPLETE) return null;
@@ -142,9 +125,9 @@ class VarintDecoder implements FrameDecoder {
   }
 
   nextRun(): FrameRun | null {
-    const queue = this.#queue;
+    const queue = this.queue;
     const chunk = queue.head;
-    if (chunk === undefined || this.#failures.busy || this.#frameLength !== READING_HEADER) return null;
+    if (chunk === undefined || this.failures.busy || this.#frameLength !== READING_HEADER) return null;
     const max = this.#maxFrameLength;
     const maxHeader = this.#maxHeaderLength;
     const start = queue.headOffset;
@@ -164,24 +147,21 @@ class VarintDecoder implements FrameDecoder {
       end = at + length;
       frames++;
     }
-    if (frames === 0) return null;
-    const wire = start === 0 && end === chunk.length ? chunk : chunk.subarray(start, end);
-    queue.skip(end - start);
-    return { wire, frames };
+    return this.takeRun(end, frames);
   }
 
   end(): void {
-    const buffered = this.#queue.length;
-    if (this.#failures.busy || (buffered === 0 && this.#frameLength === READING_HEADER)) return;
+    const buffered = this.queue.length;
+    if (this.failures.busy || (buffered === 0 && this.#frameLength === READING_HEADER)) return;
     const pending = this.#frameLength === READING_HEADER
       ? `${buffered} byte(s) of an unfinished varint header`
       : `${buffered} of ${this.#frameLength} payload byte(s)`;
-    this.#failures.fail('ERR_TRUNCATED_FRAME', `stream ended inside a frame: got ${pending}`);
+    this.failures.fail('ERR_TRUNCATED_FRAME', `stream ended inside a frame: got ${pending}`);
   }
 
   /** Reads the varint at the front without dropping it: its value (size in #headerLength), INCOMPLETE or TOO_LONG. */
   #parseHeader(): number {
-    const queue = this.#queue;
+    const queue = this.queue;
     const available = Math.min(queue.length, this.#maxHeaderLength);
     const inPlace = queue.contiguous(available);
     const head = queue.head!;
