@@ -127,6 +127,13 @@ describe('RedisRegistry (real redis-server)', function () {
     expect(bad.stderr[0]).to.equal("pulsar: --redis must be a redis://host:port URL, got 'localhost:6379'");
   });
 
+  it('--redis with --workers 2: each worker is an instance, and the primary reports the fleet once, not summed', async () => {
+    const cli = new Cli(['-p', '0', '--workers', '2', '--redis', redis.url, '--redis-ttl', '1000', '--report', '100', '--heartbeat', '0']);
+    const port = Number((await cli.line(/listening on 127\.0\.0\.1:(\d+) \(2 workers\)$/, 'stderr', 15000))[1]);
+    await Promise.all(Array.from({ length: 4 }, () => TestClient.connect(port)));
+    await cli.line(/pulsar:report 4 connection\(s\) \(worker \d: \d, worker \d: \d\), 4 across 2 instance\(s\), /, 'stderr', 10000);
+  });
+
   it('reports ERR_MISSING_DEPENDENCY when ioredis is not installed', async () => {
     const hook = `data:text/javascript,export async function resolve(s, c, next) { if (s === 'ioredis') throw Object.assign(new Error('Cannot find package ioredis'), { code: 'ERR_MODULE_NOT_FOUND' }); return next(s, c); }`;
     const script = `
