@@ -144,7 +144,14 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   readonly #perAddress = new Map<string, number>();
   #state: ServerState = 'idle';
   #nextId = 1;
-  readonly #groups = new Map<string, ConnectionGroup>();
+  /**
+   * The groups by name, held weakly: a group lives while it has members (each member's connection holds
+   * its groups) or the application holds it, so rooms that empty out do not pile up.
+   */
+  readonly #groups = new Map<string, WeakRef<ConnectionGroup>>();
+  readonly #forgetGroup = new FinalizationRegistry<{ name: string; ref: WeakRef<ConnectionGroup> }>(({ name, ref }) => {
+    if (this.#groups.get(name) === ref) this.#groups.delete(name);
+  });
   /** Registry calls not settled yet: a shutdown waits for them (removals written to an external store). */
   readonly #registryPending = new Set<PromiseLike<unknown>>();
   /** True while relaying fails: reported once per outage, not once per message. */
@@ -197,23 +204,30 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
 
   /**
    * The group called `name`, made on first use: a Set-like of connections with an encode-once
-   * `broadcast()`. Connections leave their groups when they close.
+   * `broadcast()`. Connections leave their groups when they close; a group with no member that the
+   * application no longer holds is forgotten (garbage collected), and made anew by the next call.
    */
   group(name: string): ConnectionGroup {
-    let group = this.#groups.get(name);
-    if (group === undefined) {
-      group = new ConnectionGroup(name, {
-        encode: (payload) => this.options.codec.encode(payload),
-        relay: (groupName, payload) => this.#relay({ kind: 'group', group: groupName, origin: this.instanceId, payload }),
-      });
-      this.#groups.set(name, group);
-    }
+    const existing = this.#groups.get(name)?.deref();
+    if (existing !== undefined) return existing;
+    const group = new ConnectionGroup(name, {
+      encode: (payload) => this.options.codec.encode(payload),
+      relay: (groupName, payload) => this.#relay({ kind: 'group', group: groupName, origin: this.instanceId, payload }),
+    });
+    const ref = new WeakRef(group);
+    this.#groups.set(name, ref);
+    this.#forgetGroup.register(group, { name, ref });
     return group;
   }
 
-  /** The groups made so far, by name. */
+  /** The live groups (with members, or held by the application), by name. */
   get groups(): ReadonlyMap<string, ConnectionGroup> {
-    return this.#groups;
+    const live = new Map<string, ConnectionGroup>();
+    for (const [name, ref] of this.#groups) {
+      const group = ref.deref();
+      if (group !== undefined) live.set(name, group);
+    }
+    return live;
   }
 
   /**
@@ -258,7 +272,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   /** A message another instance relayed: delivered to the connections here, never relayed again. */
   #deliverRelayed(message: RelayMessage): void {
     if (message.kind === 'group') {
-      if (message.origin !== this.instanceId) this.#groups.get(message.group)?.deliver(this.options.codec.encode(message.payload));
+      if (message.origin !== this.instanceId) this.#groups.get(message.group)?.deref()?.deliver(this.options.codec.encode(message.payload));
       return;
     }
     const conn = this.#connections.get(message.id);

@@ -1,6 +1,8 @@
 // Groups (encode-once broadcast, Set-like, left on disconnect), sendTo() by global id, and the registry
 // lifecycle (start/stop awaited, removals awaited on shutdown), over real sockets.
 import { expect } from 'chai';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import {
   LengthPrefixedCodec, MemoryRegistry, PulsarServer, type Connection, type PulsarError, type RegistryContext,
 } from '../lib/index.js';
@@ -43,6 +45,28 @@ describe('groups', function () {
     await nextEvent(server, 'disconnect');
     room.add(cb);
     expect(room.size, 'a closed connection is not added').to.equal(0);
+  });
+
+  it('forgets a group that emptied and that nobody holds (rooms do not pile up)', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    // A WeakRef's target made or read in a job stays alive until the job ends: yield before each collection.
+    const collect = async (): Promise<void> => {
+      await new Promise((resolve) => setImmediate(resolve));
+      gc();
+    };
+    const { server, port } = await startServer({ heartbeat: false });
+    const client = await TestClient.connect(port);
+    await when(server, ['connection'], () => server.connections.size === 1, 'the connection');
+    server.group('ephemeral').add([...server.connections.values()][0]!);
+    await collect();
+    expect([...server.groups.keys()], 'its member keeps it').to.deep.equal(['ephemeral']);
+    const gone = nextEvent(server, 'disconnect');
+    client.socket.end();
+    await gone;
+    await collect();
+    expect([...server.groups.keys()], 'empty and unheld: forgotten').to.deep.equal([]);
+    expect(server.group('ephemeral').size, 'made anew on demand').to.equal(0);
   });
 
   it('broadcast encodes once for every member, byte-identical, skipping `except`', async () => {
