@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { defineConfig } from 'tsup';
+
+const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
 
 // The library's entry points. `pulsar/metrics`, `pulsar/testing` and `pulsar/redis` are entries of their
 // own, so that importing `pulsar` never loads prom-client, fast-check or ioredis.
@@ -9,22 +12,16 @@ const library = {
   redis: 'lib/redis/index.ts',
 };
 
-const common = { target: 'node20', platform: 'node', sourcemap: true } as const;
-
-export default defineConfig([
-  {
-    // ESM, with the CLI in the same build: it shares the library's chunks instead of bundling a copy of
-    // it (tsup keeps the CLI's shebang and marks it executable). Declarations (.d.ts) for the library only.
-    ...common,
-    entry: { ...library, cli: 'bin/pulsar.ts' },
-    format: ['esm'],
-    dts: { entry: library },
-  },
-  {
-    // CommonJS, with its own declarations (.d.cts).
-    ...common,
-    entry: library,
-    format: ['cjs'],
-    dts: true,
-  },
-]);
+export default defineConfig({
+  // One build: ESM and CommonJS, declarations (.d.ts, .d.cts) for the library in one pass. The CLI is an
+  // entry of the same ESM build, so it shares the library's chunks instead of bundling a copy of it (tsup
+  // keeps its shebang and marks it executable); the CommonJS copy of it that the format list also makes is
+  // left out of the package (`files` in package.json).
+  entry: { ...library, cli: 'bin/pulsar.ts' },
+  format: ['esm', 'cjs'],
+  dts: { entry: library },
+  target: 'node20',
+  platform: 'node',
+  sourcemap: true,
+  define: { PULSAR_VERSION: JSON.stringify(version) }, // `pulsar --version`, without reading files at run time
+});

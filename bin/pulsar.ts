@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 // The thin CLI: parse flags, wire the library's defaults, log its events, and map signals to close().
 import cluster from 'node:cluster';
-import { readFileSync } from 'node:fs';
 import createDebug from 'debug';
 import { IdleHeartbeat, PulsarCluster, PulsarServer, serveWorker, type CloseResult, type Registry } from '../lib/index.js';
 import { hostPort } from '../lib/format.js';
@@ -9,6 +8,9 @@ import { clearStaleSocket } from '../lib/unix-socket.js';
 import type { MetricsEndpoint } from '../lib/metrics/index.js';
 import { parseCli, UsageError, USAGE, type CliOptions } from './args.js';
 import { CliLogger, DEFAULT_NAMESPACES, logClosed, logClusterEvents, logServerEvents, logShutdown } from './log.js';
+
+/** package.json's version, written in by the build (tsup.config.ts). */
+declare const PULSAR_VERSION: string;
 
 const SIGNAL_EXIT_CODES: Record<'SIGINT' | 'SIGTERM', number> = { SIGINT: 130, SIGTERM: 143 };
 
@@ -135,8 +137,7 @@ async function main(): Promise<void> {
     return;
   }
   if (cli.version) {
-    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-    process.stdout.write(`${pkg.version}\n`);
+    process.stdout.write(`${PULSAR_VERSION}\n`);
     return;
   }
   if (process.env.DEBUG === undefined) createDebug.enable(DEFAULT_NAMESPACES);
