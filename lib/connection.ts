@@ -258,14 +258,12 @@ export class Connection implements HeartbeatPeer {
   queueEncoded(wire: Buffer): void {
     this.#assertWritable();
     this.#outbound.addEncoded(wire);
-    this.#framesOut++;
-    this.#bytesOut += wire.length;
+    this.#count(wire.length);
     if (this.#dispatching || this.#flushQueued) return; // a chunk being dispatched flushes at its end
     this.#flushQueued = true;
     queueMicrotask((this.#flushQueuedOutput ??= () => {
       this.#flushQueued = false;
-      if (this.socket.destroyed) this.#outbound.clear();
-      else this.#flush();
+      this.#flushOrDrop();
     }));
   }
 
@@ -280,10 +278,15 @@ export class Connection implements HeartbeatPeer {
     }
   }
 
-  /** Counts a frame just gathered; writes it unless a read chunk is being dispatched (it leaves with the rest). */
-  #sent(size: number): boolean {
+  /** Counts one frame gathered for sending. */
+  #count(size: number): void {
     this.#framesOut++;
     this.#bytesOut += size;
+  }
+
+  /** Counts a frame just gathered; writes it unless a read chunk is being dispatched (it leaves with the rest). */
+  #sent(size: number): boolean {
+    this.#count(size);
     if (this.#dispatching) return this.#outbound.bytes < this.#roomAtDispatch;
     return this.#flush();
   }
@@ -431,8 +434,7 @@ export class Connection implements HeartbeatPeer {
     } finally {
       this.#dispatching = false;
     }
-    if (this.socket.destroyed) this.#outbound.clear();
-    else this.#flush();
+    this.#flushOrDrop();
     if (this.#state === 'closing') this.#endWhenAnswered();
   }
 
@@ -449,6 +451,12 @@ export class Connection implements HeartbeatPeer {
         this.#owner.onClientError(this.#decodingFailure(error), this);
       }
     }
+  }
+
+  /** Writes what was gathered, or drops it when the socket is already gone. */
+  #flushOrDrop(): void {
+    if (this.socket.destroyed) this.#outbound.clear();
+    else this.#flush();
   }
 
   /**
