@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CidrList } from '../lib/admission/address-rules.js';
 import { LengthPrefixedCodec, type LengthFieldLength } from '../lib/codecs/length-prefixed.js';
 import { LineCodec } from '../lib/codecs/line.js';
 import type { FrameCodec } from '../lib/codecs/types.js';
 import { VarintCodec } from '../lib/codecs/varint.js';
 import { PulsarError } from '../lib/errors.js';
-import { MAX_TIMER_MS } from '../lib/validate.js';
+import { didYouMean, MAX_TIMER_MS } from '../lib/validate.js';
 
 /** The CLI's usage text. */
 export const USAGE = `Usage: pulsar [options]
@@ -23,7 +23,7 @@ Options:
   --report <ms>             registry report interval, 0 = off (default 10000)
   --codec <length|varint|lines>
                             framing: a length prefix, a protobuf varint length (it-length-prefixed),
-                            or text lines ending \n or \r\n (default length)
+                            or text lines ending \\n or \\r\\n (default length)
   --length-field <1|2|3|4|8>
                             size of the length prefix in bytes, for --codec length (default 4)
   --byte-order <big|little> byte order of the length prefix, for --codec length (default big)
@@ -102,6 +102,40 @@ export interface CliOptions {
   version: boolean;
 }
 
+/** The flags, as `node:util` parseArgs takes them. */
+const OPTIONS = {
+  host: { type: 'string' },
+  port: { type: 'string', short: 'p' },
+  unix: { type: 'string' },
+  heartbeat: { type: 'string', default: '5000' },
+  report: { type: 'string', default: '10000' },
+  codec: { type: 'string', default: 'length' },
+  'length-field': { type: 'string' },
+  'byte-order': { type: 'string' },
+  'max-frame': { type: 'string' },
+  'idle-timeout': { type: 'string', default: '0' },
+  'max-connections': { type: 'string' },
+  'max-per-address': { type: 'string' },
+  allow: { type: 'string', multiple: true, default: [] },
+  deny: { type: 'string', multiple: true, default: [] },
+  'shutdown-timeout': { type: 'string', default: '10000' },
+  'max-buffered': { type: 'string', default: '256m' },
+  'frame-timeout': { type: 'string', default: '30000' },
+  'max-pending-output': { type: 'string', default: '64m' },
+  'write-timeout': { type: 'string', default: '10000' },
+  'proxy-protocol': { type: 'boolean', default: false },
+  'trusted-proxy': { type: 'string', multiple: true, default: [] },
+  workers: { type: 'string', default: '1' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  metrics: { type: 'string' },
+  redis: { type: 'string' },
+  'redis-ttl': { type: 'string' },
+  log: { type: 'string', default: 'text' },
+  help: { type: 'boolean', short: 'h', default: false },
+  version: { type: 'boolean', short: 'v', default: false },
+} as const satisfies NonNullable<ParseArgsConfig['options']>;
+
 /** A bad flag or value: the CLI prints the message and the usage, and exits 2. */
 export class UsageError extends Error {}
 
@@ -118,41 +152,10 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
       args: argv,
       strict: true,
       allowPositionals: false,
-      options: {
-        host: { type: 'string' },
-        port: { type: 'string', short: 'p' },
-        unix: { type: 'string' },
-        heartbeat: { type: 'string', default: '5000' },
-        report: { type: 'string', default: '10000' },
-        codec: { type: 'string', default: 'length' },
-        'length-field': { type: 'string' },
-        'byte-order': { type: 'string' },
-        'max-frame': { type: 'string' },
-        'idle-timeout': { type: 'string', default: '0' },
-        'max-connections': { type: 'string' },
-        'max-per-address': { type: 'string' },
-        allow: { type: 'string', multiple: true, default: [] },
-        deny: { type: 'string', multiple: true, default: [] },
-        'shutdown-timeout': { type: 'string', default: '10000' },
-        'max-buffered': { type: 'string', default: '256m' },
-        'frame-timeout': { type: 'string', default: '30000' },
-        'max-pending-output': { type: 'string', default: '64m' },
-        'write-timeout': { type: 'string', default: '10000' },
-        'proxy-protocol': { type: 'boolean', default: false },
-        'trusted-proxy': { type: 'string', multiple: true, default: [] },
-        workers: { type: 'string', default: '1' },
-        'tls-cert': { type: 'string' },
-        'tls-key': { type: 'string' },
-        metrics: { type: 'string' },
-        redis: { type: 'string' },
-        'redis-ttl': { type: 'string' },
-        log: { type: 'string', default: 'text' },
-        help: { type: 'boolean', short: 'h', default: false },
-        version: { type: 'boolean', short: 'v', default: false },
-      },
+      options: OPTIONS,
     }));
   } catch (error) {
-    throw new UsageError((error as Error).message.split('\n')[0]!); // parseArgs adds multi-line hints
+    throw new UsageError(usageMessage(error as NodeJS.ErrnoException, Object.keys(OPTIONS)));
   }
   if (values.log !== 'text' && values.log !== 'json') throw new UsageError(`--log must be 'text' or 'json', got '${values.log}'`);
   const host = values.host ?? nonEmpty(env.HOST) ?? '127.0.0.1';
@@ -214,6 +217,14 @@ function codecFrom(kind: string, lengthField: string | undefined, byteOrder: str
     const flag = /maxFrameLength/.test(error.message) ? '--max-frame' : /byteOrder/.test(error.message) ? '--byte-order' : '--length-field';
     throw new UsageError(`${flag}: ${error.message.replace(/^\w+: /, '')}`);
   }
+}
+
+/** parseArgs' error in one line; an unknown flag gets the nearest known one (`--prot`: did you mean '--port'?). */
+function usageMessage(error: NodeJS.ErrnoException, flags: readonly string[]): string {
+  const unknown = /^Unknown option '(-{1,2}[^']+)'/.exec(error.message);
+  if (unknown === null) return error.message.split('\n')[0]!; // parseArgs adds multi-line hints
+  const hint = didYouMean(unknown[1]!.replace(/^-+/, ''), flags).replace(/'(.+)'/, "'--$1'");
+  return `unknown option '${unknown[1]}'${hint === '' ? '' : ` (${hint})`}`;
 }
 
 function integer(flag: string, text: string, min: number, max: number): number {

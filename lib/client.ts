@@ -6,8 +6,9 @@ import { LengthPrefixedCodec } from './codecs/length-prefixed.js';
 import type { FrameCodec, FrameDecoder } from './codecs/types.js';
 import { PulsarError } from './errors.js';
 import { HEARTBEAT_PAYLOAD } from './heartbeat.js';
-import { hostPort } from './format.js';
-import { checkInteger, checkKnownOptions, checkTimerMs, invalidOption } from './validate.js';
+import { hostPort, messageOf } from './format.js';
+import { emitError } from './unhandled-error.js';
+import { checkInteger, checkKnownOptions, checkTimerMs, CODEC_OPTION_HINTS, invalidOption } from './validate.js';
 
 const debug = createDebug('pulsar:lifecycle:client');
 
@@ -82,8 +83,13 @@ export interface PulsarClientEvents {
     /** The attempt that succeeded. */
     attempt: number;
   }];
-  /** A problem with the connection: bad frame, silence, reset, failed reconnection… */
-  error: [error: Error];
+  /**
+   * A problem with the connection, with its code: a bad frame (`ERR_FRAME_TOO_LARGE`…), silence
+   * (`ERR_SERVER_SILENT`), a reset (`ERR_CONNECTION_LOST`, Node's error as `cause`), giving up
+   * reconnecting (`ERR_CONNECTION_CLOSED`). With no listener, each code is written once to stderr as a
+   * process warning.
+   */
+  error: [error: PulsarError];
   /** Closed for good: by `close()`, or lost without (more) reconnection. */
   close: [];
 }
@@ -157,7 +163,7 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
   /** @param options see {@link PulsarClientOptions} */
   constructor(options: PulsarClientOptions = {}) {
     super();
-    checkKnownOptions('PulsarClient', options, CLIENT_OPTIONS);
+    checkKnownOptions('PulsarClient', options, CLIENT_OPTIONS, CODEC_OPTION_HINTS);
     const reconnect = options.reconnect ?? false;
     const heartbeat = options.heartbeatPayload ?? HEARTBEAT_PAYLOAD;
     if (typeof heartbeat !== 'string' && heartbeat !== false && !(heartbeat instanceof Uint8Array)) {
@@ -278,6 +284,16 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
     }
   }
 
+  #error(error: PulsarError): void {
+    emitError(this, 'PulsarClient', error);
+  }
+
+  /** What the decoder threw, with a code even from a faulty custom decoder. */
+  #decodingFailure(error: unknown): PulsarError {
+    if (error instanceof PulsarError) return error;
+    return new PulsarError('ERR_CODEC', `the codec's decoder failed on data from ${this.#target()}: ${messageOf(error)}`, { cause: error });
+  }
+
   #target(): string {
     return hostPort(this.options.host, this.options.port);
   }
@@ -315,7 +331,7 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
     socket.on('drain', () => this.emit('drain'));
     socket.on('error', (error) => {
       this.#lastError = error;
-      this.emit('error', error);
+      this.#error(error instanceof PulsarError ? error : new PulsarError('ERR_CONNECTION_LOST', `connection to ${this.#target()} lost: ${error.message}`, { cause: error }));
     });
     socket.on('close', () => this.#lost());
     this.#armSilenceTimer();
@@ -328,7 +344,7 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
     try {
       for (let frame = decoder.next(); frame !== null; frame = decoder.next()) this.#deliver(frame);
     } catch (error) {
-      this.#socket?.destroy(error as Error);
+      this.#socket?.destroy(this.#decodingFailure(error));
     }
   }
 
@@ -378,7 +394,7 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
     try {
       this.#decoder?.end();
     } catch (error) {
-      this.emit('error', error as Error);
+      this.#error(this.#decodingFailure(error));
     }
     for (const request of this.#pending.splice(0)) {
       clearTimeout(request.timer);
@@ -397,7 +413,7 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
     const { initialDelay, maxDelay, maxAttempts } = this.options.reconnect!;
     this.#attempt++;
     if (this.#attempt > maxAttempts) {
-      this.emit('error', new PulsarError('ERR_CONNECTION_CLOSED', `gave up reconnecting to ${this.#target()} after ${maxAttempts} attempt(s)`));
+      this.#error(new PulsarError('ERR_CONNECTION_CLOSED', `gave up reconnecting to ${this.#target()} after ${maxAttempts} attempt(s)`));
       this.#finish();
       return;
     }

@@ -3,6 +3,7 @@ import os from 'node:os';
 import createDebug from 'debug';
 import { EventEmitter } from 'eventemitter3';
 import { PulsarError } from './errors.js';
+import { emitError } from './unhandled-error.js';
 import type { ConnectionSnapshot, FleetSummary } from './registry.js';
 import type { CloseResult, ListenAddress, PulsarServer, Report } from './server.js';
 import { checkInteger, checkKnownOptions, checkTimerMs, invalidOption } from './validate.js';
@@ -240,7 +241,7 @@ export class PulsarCluster extends EventEmitter<PulsarClusterEvents> {
     debug('worker %d (pid %d) exited (%s), %s', worker.id, worker.process.pid, signal ?? code, replaced ? 'replacing it' : 'not replaced');
     this.emit('workerExit', { worker: worker.id, pid: worker.process.pid ?? 0, code, signal, replaced });
     if (replaced) this.#fork();
-    else this.emit('error', new PulsarError('ERR_SERVER_STATE', `worker ${worker.id} exited (${signal ?? `code ${code}`}) before it listened`));
+    else emitError(this, 'PulsarCluster', new PulsarError('ERR_SERVER_STATE', `worker ${worker.id} exited (${signal ?? `code ${code}`}) before it listened`));
   };
 
   #startReports(): void {

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import createDebug from 'debug';
-import type { FrameCodec, FrameDecoder, FrameRun } from './codecs/types.js';
+import { frameTooLarge, type FrameCodec, type FrameDecoder, type FrameRun } from './codecs/types.js';
 import { aboutClient, DecodingError, PulsarError } from './errors.js';
 import { hostPort, messageOf } from './format.js';
 import type { HeartbeatPeer } from './heartbeat.js';
@@ -58,6 +58,13 @@ export interface ConnectionOwner {
   onFlowChange(conn: Connection, paused: boolean): void;
   /** The bytes the connection holds grew (or shrank) by `delta`; called once per read chunk or write at most. */
   onHeldChange(delta: number): void;
+  /** A frame offered to the connection after its writing side closed was dropped (see {@link Connection.send}). */
+  onFrameDropped(conn: Connection): void;
+  /**
+   * The connection can no longer be written (our FIN sent, destroyed, or lost); called once, before
+   * {@link onClose}, so that it leaves the server's live connections and its groups at once.
+   */
+  onUnwritable(conn: Connection): void;
   /** The socket is closed; called once. */
   onClose(conn: Connection, reason: DisconnectReason, error: Error | undefined): void;
 }
@@ -92,6 +99,13 @@ function proxySnapshot({ destination, tlvs }: ProxyInfo): ProxySnapshot {
     destination: destination === null ? null : hostPort(destination.address, destination.port),
     tlvs: tlvs.map(({ type, name, value }) => ({ type, ...(name === undefined ? {} : { name }), value: value.toString('hex') })),
   };
+}
+
+/** A payload `send()` can write: a `Uint8Array` (a `Buffer` among them); anything else is a programming error. */
+function checkPayload(payload: unknown): Uint8Array {
+  if (payload instanceof Uint8Array) return payload;
+  const type = payload === null ? 'null' : typeof payload;
+  throw new PulsarError('ERR_INVALID_PAYLOAD', `send() takes a string or a Uint8Array, got ${type}`);
 }
 
 /** Where a socket is connected from, as the socket itself says. */
@@ -134,6 +148,9 @@ export class Connection implements HeartbeatPeer {
   #lastSeen: number;
   #framesIn = 0;
   #framesOut = 0;
+  #framesDropped = 0;
+  /** True once the owner was told the connection can no longer be written (see #leave). */
+  #left = false;
   #bytesIn = 0;
   #bytesOut = 0;
   /** Handler promises not yet settled: the connection ends only after they have. */
@@ -194,6 +211,13 @@ export class Connection implements HeartbeatPeer {
   get framesOut(): number {
     return this.#framesOut;
   }
+  /**
+   * Frames offered to {@link send} (or a group broadcast) after the writing side had closed: not
+   * written, not counted in {@link framesOut}.
+   */
+  get framesDropped(): number {
+    return this.#framesDropped;
+  }
   /** Bytes received from the client. */
   get bytesIn(): number {
     return this.#bytesIn;
@@ -234,19 +258,25 @@ export class Connection implements HeartbeatPeer {
    * Encodes `payload` with the server's codec and writes it. Sent from a handler, it leaves with the
    * other answers to the same read in one write, once the handler returns. Like `socket.write()`, it
    * may keep a reference to a large payload until it is written: do not modify it afterwards.
-   * @returns `false` when the socket is backpressured (its buffer is full): wait for the server's
-   * `drain` event or the socket's before sending much more.
-   * @throws {PulsarError} `ERR_FRAME_TOO_LARGE` for a payload over the codec's limit;
-   * `ERR_CONNECTION_CLOSED` once the connection's writing side is closed.
+   *
+   * Sending to a connection that can no longer be written (closed, destroyed, lost, or lingering after
+   * our FIN) is not an error, as with `ws` and `net.Socket#write`: nothing is written, the frame is
+   * counted in {@link framesDropped}, and `false` is returned. A broadcast loop over
+   * `server.connections` therefore never stops at a connection closing under it.
+   * @returns `false` when the socket is backpressured (its buffer is full: wait for the server's
+   * `drain` event or the socket's before sending much more), or when the frame was dropped
+   * @throws {PulsarError} only for programming errors: `ERR_FRAME_TOO_LARGE` for a payload over the
+   * codec's limit, `ERR_INVALID_PAYLOAD` for one that is neither a string nor a `Uint8Array`
    */
   send(payload: Uint8Array | string): boolean {
-    this.#assertWritable();
-    return this.#sent(this.#outbound.add(typeof payload === 'string' ? Buffer.from(payload) : payload));
+    const bytes = typeof payload === 'string' ? Buffer.from(payload) : checkPayload(payload);
+    if (!this.writable) return this.#drop(bytes.length);
+    return this.#sent(this.#outbound.add(bytes));
   }
 
   /** @internal Sends one frame already encoded with the server's codec (the heartbeat, encoded once for all). */
   sendEncoded(wire: Buffer): boolean {
-    this.#assertWritable();
+    if (!this.writable) return this.#drop(0);
     this.#outbound.addEncoded(wire);
     return this.#sent(wire.length);
   }
@@ -254,28 +284,37 @@ export class Connection implements HeartbeatPeer {
   /**
    * @internal Queues one frame already encoded (a group broadcast) to leave with whatever else is sent
    * before the current job ends: a burst of broadcasts reaches each member in one write, not one each.
+   * @returns `false` when the frame was dropped (the writing side is closed)
    */
-  queueEncoded(wire: Buffer): void {
-    this.#assertWritable();
+  queueEncoded(wire: Buffer): boolean {
+    if (!this.writable) return this.#drop(0);
     this.#outbound.addEncoded(wire);
     this.#count(wire.length);
-    if (this.#dispatching || this.#flushQueued) return; // a chunk being dispatched flushes at its end
+    if (this.#dispatching || this.#flushQueued) return true; // a chunk being dispatched flushes at its end
     this.#flushQueued = true;
     queueMicrotask((this.#flushQueuedOutput ??= () => {
       this.#flushQueued = false;
       this.#flushOrDrop();
     }));
+    return true;
   }
 
-  /** Whether {@link send} can still be called: the writing side is not closed. */
+  /** Whether {@link send} can still write: the writing side is not closed. */
   get writable(): boolean {
     return (this.#state === 'open' || this.#state === 'closing') && !this.socket.destroyed;
   }
 
-  #assertWritable(): void {
-    if (!this.writable) {
-      throw new PulsarError('ERR_CONNECTION_CLOSED', `${this}: cannot send, the connection is closed`);
-    }
+  /**
+   * The one rule for a frame offered to a connection that cannot be written: a payload over the codec's
+   * limit is still a programming error (thrown, as it would be on an open connection); anything else is
+   * dropped and counted.
+   */
+  #drop(payloadLength: number): false {
+    const { maxFrameLength } = this.#owner.codec;
+    if (payloadLength > maxFrameLength) throw frameTooLarge(payloadLength, maxFrameLength);
+    this.#framesDropped++;
+    this.#owner.onFrameDropped(this);
+    return false;
   }
 
   /** Counts one frame gathered for sending. */
@@ -359,6 +398,7 @@ export class Connection implements HeartbeatPeer {
   /** @internal Turns the client away without starting it (e.g. `maxConnections`). */
   refuse(): void {
     this.#state = 'closed';
+    this.#left = true; // never served: nothing to leave
     this.socket.on('error', ignoreError);
     this.socket.destroy();
   }
@@ -554,6 +594,7 @@ export class Connection implements HeartbeatPeer {
   #endWhenAnswered(): void {
     if (this.#state !== 'closing' || this.#dispatching || this.#inflight > 0) return;
     this.#state = 'lingering';
+    this.#leave();
     this.#reportPartialFrame();
     this.socket.end();
     // Keep reading (and discarding) until the peer's FIN, or the close timeout: closing the socket while
@@ -596,12 +637,21 @@ export class Connection implements HeartbeatPeer {
     this.#reason = reason;
     this.#error = error;
     this.socket.destroy();
+    this.#leave();
     this.#account();
+  }
+
+  /** Tells the owner, once, that this connection can no longer be written (see ConnectionOwner.onUnwritable). */
+  #leave(): void {
+    if (this.#left) return;
+    this.#left = true;
+    this.#owner.onUnwritable(this);
   }
 
   #closed(): void {
     clearTimeout(this.#closeTimer);
     this.#state = 'closed';
+    this.#leave();
     this.#account();
     debug('%s closed (%s)', this.remote, this.#reason ?? 'end');
     this.#owner.onClose(this, this.#reason ?? 'end', this.#error);

@@ -29,8 +29,14 @@ export type PulsarErrorCode =
   | 'ERR_PROXY_TIMEOUT'
   /** The server uses TLS and a client's handshake failed (bad certificate, plain TCP, timeout…); `cause` holds Node's error. */
   | 'ERR_TLS_HANDSHAKE'
-  /** `send()` on a connection whose writing side is already closed. */
+  /**
+   * The connection is gone: `PulsarClient#send()` or `request()` while not connected, a request pending
+   * when the connection was lost, a client that gave up reconnecting. (A server connection's `send()`
+   * after its close does not throw: the frame is dropped and counted.)
+   */
   | 'ERR_CONNECTION_CLOSED'
+  /** `send()` was given something other than a string or a `Uint8Array`. */
+  | 'ERR_INVALID_PAYLOAD'
   /** The connection was still open when the close or shutdown timeout expired, and was destroyed. */
   | 'ERR_CLOSE_TIMEOUT'
   /** The server's buffers passed `maxBufferedBytes`, and this connection, among those holding the most, was evicted. */
@@ -47,7 +53,11 @@ export type PulsarErrorCode =
   | 'ERR_RELAY'
   /** An optional integration's package is not installed (`ioredis` for `RedisRegistry`). */
   | 'ERR_MISSING_DEPENDENCY'
-  /** `listen()` on a server that is already listening or was closed. */
+  /**
+   * A method called in a state that does not allow it: `listen()` on a server already listening or
+   * closed (or closed before it listened), `PulsarCluster` outside the primary or started twice,
+   * `serveWorker()` outside a worker, a worker that exited before it listened.
+   */
   | 'ERR_SERVER_STATE'
   /** An option given to a constructor is of the wrong type or out of range. */
   | 'ERR_INVALID_OPTION'

@@ -65,7 +65,7 @@ export class ConnectionGroup implements Iterable<Connection> {
    * connection (no copy per member), written when the current job ends, so that a burst of broadcasts
    * (a read chunk's frames) reaches each member in one write. A member that cannot keep up
    * is closed by the slow-consumer limits (`maxPendingOutput`, `writeTimeout`), never buffered without
-   * bound; one whose writing side is already closed is skipped. With a relaying registry (`RedisRegistry`),
+   * bound. Members leave the group the moment they can no longer be written. With a relaying registry (`RedisRegistry`),
    * the members on the other instances get it too.
    * @param options `except`: a connection not to send it to (the sender, in a chat)
    * @returns how many members on this instance it was queued for
@@ -81,9 +81,7 @@ export class ConnectionGroup implements Iterable<Connection> {
   deliver(wire: Buffer, except?: Connection): number {
     let sent = 0;
     for (const member of this.#members) {
-      if (member === except || !member.writable) continue;
-      member.queueEncoded(wire);
-      sent++;
+      if (member !== except && member.queueEncoded(wire)) sent++;
     }
     return sent;
   }

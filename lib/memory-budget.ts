@@ -5,7 +5,7 @@ export interface BudgetHolder {
 }
 
 /**
- * The server-wide budget of bytes held for clients (SPEC section 5, Redis 7's `maxmemory-clients`).
+ * The server-wide budget of bytes held for clients (docs/limits.md; Redis 7's `maxmemory-clients`).
  * Holders report each change as a delta, once per read chunk or write, so keeping the total costs an
  * addition; output drained by the kernel is only seen at the next recount, so the total may run high
  * between recounts, never low. When a growth passes the limit, every holder is recounted (the cost of

@@ -7,7 +7,7 @@ import type { Connection } from './connection.js';
 import { IdleHeartbeat, type HeartbeatPolicy } from './heartbeat.js';
 import type { ProxyProtocolOptions } from './proxy.js';
 import { MemoryRegistry, type Registry } from './registry.js';
-import { checkInteger, checkKnownOptions, checkTimerMs, invalidOption } from './validate.js';
+import { checkInteger, checkKnownOptions, checkTimerMs, CODEC_OPTION_HINTS, invalidOption } from './validate.js';
 
 /**
  * Called for every inbound frame; replaces the default echo. It may answer with `conn.send()` at once
@@ -161,7 +161,7 @@ const PROXY_OPTIONS: Record<keyof ProxyProtocolOptions, true> = { timeout: true,
 /** Applies defaults and validates every option, naming the bad one and its value. */
 export function resolveServerOptions(options: PulsarServerOptions = {}): ResolvedServerOptions {
   if (typeof options !== 'object' || options === null) throw invalidOption(OWNER, 'options', 'must be an object', options);
-  checkKnownOptions(OWNER, options, SERVER_OPTIONS);
+  checkKnownOptions(OWNER, options, SERVER_OPTIONS, CODEC_OPTION_HINTS);
   const host = options.host ?? '127.0.0.1';
   if (typeof host !== 'string' || host === '') throw invalidOption(OWNER, 'host', 'must be a non-empty string', host);
   const maxConnections = options.maxConnections ?? Infinity;

@@ -17,6 +17,8 @@ import type { ConnectionSnapshot, FleetSummary, RelayMessage } from './registry.
 import { ConnectionGroup, leaveGroups } from './groups.js';
 import { isPromiseLike } from './thenable.js';
 import { clearStaleSocket } from './unix-socket.js';
+import { ReadonlyMapView } from './readonly-map.js';
+import { emitError } from './unhandled-error.js';
 
 const debug = createDebug('pulsar:lifecycle:server');
 
@@ -77,6 +79,8 @@ export interface ServerStats {
   bytesOut: number;
   /** Heartbeat frames sent. */
   heartbeats: number;
+  /** Frames offered to connections that could no longer be written, and dropped (see `Connection.send`). */
+  framesDropped: number;
   /** Bytes held for clients now (see {@link PulsarServer.bufferedBytes}). */
   bufferedBytes: number;
   /** Connections whose reading is paused for backpressure now. */
@@ -128,7 +132,14 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   /** The options in force, defaults applied. */
   readonly options: ResolvedServerOptions;
   readonly #net: net.Server;
+  /** The connections that can be written: what {@link connections} shows. */
   readonly #connections = new Map<number, Connection>();
+  readonly #connectionsView = new ReadonlyMapView(this.#connections);
+  /**
+   * Every served connection until its socket closes: the writable ones and those lingering after our
+   * FIN (they still hold output, count against `maxConnections` and are waited for on shutdown).
+   */
+  readonly #live = new Set<Connection>();
   /** Sockets still sending their PROXY header: not connections yet. */
   readonly #handshakes = new Set<Socket>();
   /** The `tls` option's context, made once, for TLS started after a PROXY header. */
@@ -161,7 +172,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   #closing: Promise<CloseResult> | undefined;
   #closeResult: CloseResult = { drained: 0, forced: 0 };
   /** Figures of connections already closed, and counts kept as events happen (see {@link stats}). */
-  readonly #totals = { accepted: 0, heartbeats: 0, framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0 };
+  readonly #totals = { accepted: 0, heartbeats: 0, framesDropped: 0, framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0 };
   /** Resolves the shutdown's wait once the last connection is gone. */
   #onLastDisconnect: (() => void) | undefined;
   /** Rejects a `listen()` still in progress when `close()` comes first. */
@@ -174,7 +185,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   constructor(options?: PulsarServerOptions) {
     super();
     this.options = resolveServerOptions(options);
-    const connections = (): Iterable<Connection> => this.#connections.values();
+    const connections = (): Iterable<Connection> => this.#live;
     this.#budget = new MemoryBudget(this.options.maxBufferedBytes, connections, (conn, held) => this.#evict(conn, held));
     this.#deadlines = new DeadlineSweep(this.options, connections, (conn, error) => this.#expire(conn, error));
     this.#rules = new AddressRules('PulsarServer', this.options.allow, this.options.deny);
@@ -234,25 +245,35 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
    * Sends a frame to a connection of this fleet by its {@link Connection.globalId}: here, or on another
    * instance through the registry's relay (`RedisRegistry`), in order per sender. Delivery to another
    * instance is at most once: a connection that closed meanwhile does not get it.
-   * @throws {PulsarError} (rejects) `ERR_NO_SUCH_CONNECTION` for a connection or instance that is not
-   * there, `ERR_RELAY` when the store cannot be reached; `ERR_FRAME_TOO_LARGE` and others as `send()`
+   * A connection of this instance that is gone is not an error, as for `send()`: the frame is dropped
+   * and counted (`framesDropped` in {@link stats}), and the promise resolves `false`.
+   * @returns `true` once written here or handed to the relay, `false` when dropped
+   * @throws {PulsarError} (rejects) `ERR_NO_SUCH_CONNECTION` for an id that is not one, or an instance
+   * that is not in the fleet (or not reachable without a relaying registry); `ERR_RELAY` when the store
+   * cannot be reached; `ERR_FRAME_TOO_LARGE` and `ERR_INVALID_PAYLOAD` as `send()`
    */
-  async sendTo(globalId: string, payload: Uint8Array | string): Promise<void> {
+  async sendTo(globalId: string, payload: Uint8Array | string): Promise<boolean> {
     const slash = globalId.lastIndexOf('/');
     const instance = globalId.slice(0, slash);
     const id = Number(globalId.slice(slash + 1));
     if (slash <= 0 || !Number.isSafeInteger(id)) throw new PulsarError('ERR_NO_SUCH_CONNECTION', `'${globalId}' is not a connection id (instance/id)`);
     const bytes = typeof payload === 'string' ? Buffer.from(payload) : Buffer.from(payload.buffer, payload.byteOffset, payload.length);
-    if (instance === this.instanceId) {
-      const conn = this.#connections.get(id);
-      if (conn === undefined || !conn.writable) throw new PulsarError('ERR_NO_SUCH_CONNECTION', `connection ${globalId} is not open`);
-      conn.send(bytes);
-      return;
-    }
+    if (instance === this.instanceId) return this.#sendHere(id, bytes);
     const { relay } = this.options.registry;
     if (relay === undefined) throw new PulsarError('ERR_NO_SUCH_CONNECTION', `connection ${globalId} is on instance ${instance}, and this registry does not relay`);
     if (bytes.length > this.options.codec.maxFrameLength) this.options.codec.encode(bytes); // throws ERR_FRAME_TOO_LARGE here, not there
     await relay.call(this.options.registry, { kind: 'connection', instance, id, payload: bytes });
+    return true;
+  }
+
+  /** Sends to a connection of this instance by id; one that is gone gets nothing, counted as dropped. */
+  #sendHere(id: number, payload: Buffer): boolean {
+    const conn = this.#connections.get(id);
+    if (conn !== undefined) return conn.send(payload);
+    if (payload.length > this.options.codec.maxFrameLength) this.options.codec.encode(payload); // throws ERR_FRAME_TOO_LARGE, as send() would
+    debug('frame for connection %d dropped: it is not open here', id);
+    this.#totals.framesDropped++;
+    return false;
   }
 
   /** Hands a group broadcast to the other instances without waiting; a failure is reported once per outage. */
@@ -275,21 +296,20 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
       if (message.origin !== this.instanceId) this.#groups.get(message.group)?.deref()?.deliver(this.options.codec.encode(message.payload));
       return;
     }
-    const conn = this.#connections.get(message.id);
-    if (conn === undefined || !conn.writable) {
-      debug('relayed frame for connection %d dropped: it is not open here', message.id);
-      return;
-    }
     try {
-      conn.send(message.payload);
+      this.#sendHere(message.id, message.payload);
     } catch (error) {
-      debug('relayed frame for connection %d dropped: %s', message.id, messageOf(error));
+      debug('relayed frame for connection %d dropped: %s', message.id, messageOf(error)); // too large for this codec
     }
   }
 
-  /** The live connections, by id. */
+  /**
+   * The live connections, by id: those that can be written. A connection leaves it the moment it can
+   * no longer be written (our FIN sent, destroyed, lost), before its `disconnect` event, so a loop over
+   * it meets only connections a `send()` reaches. A read-only view of the server's own map.
+   */
   get connections(): ReadonlyMap<number, Connection> {
-    return this.#connections;
+    return this.#connectionsView;
   }
 
   /**
@@ -303,7 +323,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   /** The server's running totals, summed now; see {@link ServerStats}. */
   stats(): ServerStats {
     const stats = { ...this.#totals, connections: this.#connections.size, bufferedBytes: this.bufferedBytes, paused: 0 };
-    for (const conn of this.#connections.values()) {
+    for (const conn of this.#live) {
       stats.framesIn += conn.framesIn;
       stats.framesOut += conn.framesOut;
       stats.bytesIn += conn.bytesIn;
@@ -387,9 +407,9 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
     const disconnected = new Promise<void>((resolve) => (this.#onLastDisconnect = resolve));
     for (const socket of this.#handshakes) socket.destroy(); // nothing accepted from them yet
     for (const conn of this.#admitting) conn.refuse(); // not admitted yet either
-    debug('closing: %d connection(s) to drain', this.#connections.size);
-    for (const conn of this.#connections.values()) conn.shutdown();
-    if (this.#connections.size === 0) this.#onLastDisconnect?.();
+    debug('closing: %d connection(s) to drain', this.#live.size);
+    for (const conn of this.#live) conn.shutdown();
+    if (this.#live.size === 0) this.#onLastDisconnect?.();
     await Promise.all([stopped, disconnected]); // also makes 'close' asynchronous, even with nothing to wait for
     await this.#stopRegistry(wasStarted);
     this.#state = 'closed';
@@ -422,7 +442,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
       conn.refuse();
       return;
     }
-    const held = this.#connections.size + this.#admitting.size;
+    const held = this.#live.size + this.#admitting.size;
     if (held >= this.options.maxConnections) {
       this.#turnAway(conn, new PulsarError('ERR_MAX_CONNECTIONS', `refused, ${held} connections are already open (maxConnections)`));
       return;
@@ -495,6 +515,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   /** Serves an admitted connection: registers it, starts reading, and hands it the bytes after its PROXY header. */
   #serve(conn: Connection, rest: Buffer | null): void {
     this.#connections.set(conn.id, conn);
+    this.#live.add(conn);
     this.#totals.accepted++;
     conn.start();
     this.#registryCall('add', conn);
@@ -651,6 +672,8 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
         if (channels.backpressure.hasSubscribers) channels.backpressure.publish({ server: this, connection: conn, paused } satisfies BackpressureMessage);
       },
       onHeldChange: (delta) => this.#budget.change(delta),
+      onFrameDropped: () => this.#totals.framesDropped++,
+      onUnwritable: (conn) => this.#unwritable(conn),
       onClose: (conn, reason, error) => this.#disconnected(conn, reason, error),
     };
   }
@@ -686,19 +709,24 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
     this.#expire(conn, new PulsarError('ERR_MEMORY_LIMIT', `evicted holding ${held} bytes: the server's buffers for its clients passed maxBufferedBytes (${maxBufferedBytes} bytes)`));
   }
 
-  #disconnected(conn: Connection, reason: DisconnectReason, error: Error | undefined): void {
+  /** A connection that can no longer be written leaves the live map, its groups and the registry at once. */
+  #unwritable(conn: Connection): void {
     if (!this.#connections.delete(conn.id)) return;
-    this.#releasePlace(conn.remoteAddress);
     leaveGroups(conn);
-    this.#retire(conn);
     this.#registryCall('remove', conn);
+  }
+
+  #disconnected(conn: Connection, reason: DisconnectReason, error: Error | undefined): void {
+    if (!this.#live.delete(conn)) return;
+    this.#releasePlace(conn.remoteAddress);
+    this.#retire(conn);
     if (this.#state === 'closing') {
       if (error === undefined && reason !== 'timeout' && conn.flushed) this.#closeResult.drained++;
       else this.#closeResult.forced++;
     }
     this.emit('disconnect', conn, reason, error);
     if (channels.disconnect.hasSubscribers) channels.disconnect.publish({ server: this, connection: conn, reason, error } satisfies DisconnectMessage);
-    if (this.#connections.size === 0) this.#onLastDisconnect?.();
+    if (this.#live.size === 0) this.#onLastDisconnect?.();
   }
 
   /** Adds a closed connection's figures to the totals. */
@@ -718,7 +746,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
 
   #serverError(error: Error): void {
     debug('server error: %s', error.message);
-    this.emit('error', error);
+    emitError(this, 'PulsarServer', error);
   }
 
   /** Calls the registry without waiting on it: a slow external store must not stall frames. */

@@ -41,13 +41,25 @@ export function checkTimerMs(owner: string, option: string, value: number, min =
  * closest known one: a misspelt option must not be silently ignored. `known` is a record of every option
  * name, so that the compiler checks it against the options type (none missing, none extra).
  */
-export function checkKnownOptions<T extends object>(owner: string, options: T, known: Record<keyof T, true>): void {
+export function checkKnownOptions<T extends object>(owner: string, options: T, known: Record<keyof T, true>, moved: Readonly<Record<string, string>> = {}): void {
   const names = Object.keys(known);
   for (const key of Object.keys(options)) {
     if (names.includes(key)) continue;
-    const hint = closestName(key, names);
-    throw new PulsarError('ERR_INVALID_OPTION', `${owner}: unknown option '${key}'${hint === undefined ? '' : ` (did you mean '${hint}'?)`}`);
+    const hint = Object.hasOwn(moved, key) ? moved[key]! : didYouMean(key, names);
+    throw new PulsarError('ERR_INVALID_OPTION', `${owner}: unknown option '${key}'${hint === '' ? '' : ` (${hint})`}`);
   }
+}
+
+/** Options that belong to the codec, not to the server or client: where to set them instead. */
+export const CODEC_OPTION_HINTS: Readonly<Record<string, string>> = {
+  maxFrameLength: 'it is the codec\'s: codec: new LengthPrefixedCodec({ maxFrameLength })',
+  onTooLong: 'it is the codec\'s: codec: new LengthPrefixedCodec({ onTooLong })',
+};
+
+/** `did you mean 'x'?` for the known name nearest to `word`, or `''` when none is near. */
+export function didYouMean(word: string, names: readonly string[]): string {
+  const hint = closestName(word, names);
+  return hint === undefined ? '' : `did you mean '${hint}'?`;
 }
 
 /** The name nearest to `word` by edit distance, if near enough to be a likely typo. */

@@ -1,4 +1,4 @@
-// SPEC section 8, address rules: allow/deny CIDR lists and per-address connection limits, judged on the
+// Admission control (docs/admission.md), address rules: allow/deny CIDR lists and per-address connection limits, judged on the
 // client's real address (the PROXY source when the PROXY protocol is on). Clients bind other loopback
 // addresses (127.0.0.2, 127.0.0.3: every 127/8 address is local on Linux) to come from elsewhere.
 import { expect } from 'chai';

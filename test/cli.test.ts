@@ -54,8 +54,17 @@ describe('CLI', function () {
   it('rejects an unknown flag with a one-line reason and the usage, exit 2', async () => {
     const cli = new Cli(['--nope']);
     expect((await cli.exit()).code).to.equal(2);
-    expect(cli.stderr[0]).to.match(/^pulsar: Unknown option '--nope'/);
+    expect(cli.stderr[0]).to.equal("pulsar: unknown option '--nope'");
     expect(cli.stderr.join('\n')).to.include('Usage: pulsar [options]');
+  });
+
+  it('suggests the flag a typo meant, and --help shows \\n as text', async () => {
+    const typo = new Cli(['--prot', '9000']);
+    expect((await typo.exit()).code).to.equal(2);
+    expect(typo.stderr[0]).to.equal("pulsar: unknown option '--prot' (did you mean '--port'?)");
+    const help = new Cli(['--help']);
+    expect((await help.exit()).code).to.equal(0);
+    expect(help.stdout.join('\n')).to.include('or text lines ending \\n or \\r\\n (default length)');
   });
 
   for (const [args, reason] of [

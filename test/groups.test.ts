@@ -116,10 +116,11 @@ describe('sendTo()', function () {
     await when(server, ['connection'], () => server.connections.size === 1, 'the connection');
     const [conn] = server.connections.values();
     expect(conn!.globalId).to.equal('edge-1/1');
-    await server.sendTo('edge-1/1', 'direct');
+    expect(await server.sendTo('edge-1/1', 'direct')).to.equal(true);
     expect(String((await client.waitFrames(1))[0])).to.equal('direct');
+    expect(await server.sendTo('edge-1/9', 'to nobody'), 'a connection not here: dropped, as send() does').to.equal(false);
+    expect(server.stats().framesDropped).to.equal(1);
     for (const [id, message] of [
-      ['edge-1/9', /connection edge-1\/9 is not open/],
       ['edge-2/1', /is on instance edge-2, and this registry does not relay/],
       ['nonsense', /not a connection id/],
     ] as const) {

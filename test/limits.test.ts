@@ -1,4 +1,4 @@
-// SPEC section 5 over real sockets: memory bounded whatever clients do. Every test keeps a well-behaved
+// Resource limits (docs/limits.md) over real sockets: memory bounded whatever clients do. Every test keeps a well-behaved
 // client served while the attack goes on.
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';

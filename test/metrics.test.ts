@@ -1,4 +1,4 @@
-// SPEC section 7: Prometheus metrics (exact counters over real sockets, the CLI's endpoint, workers summed,
+// Observability (docs/metrics.md): Prometheus metrics (exact counters over real sockets, the CLI's endpoint, workers summed,
 // a real Prometheus scraping it, promtool's lint), report lines that scale, and pino-shaped JSON logs.
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';

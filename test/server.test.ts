@@ -134,7 +134,10 @@ describe('PulsarServer', () => {
       answer();
       await when(client.socket, ['end'], () => gotFin, "the server's FIN");
       expect([conn.state, conn.writable], 'our FIN sent, waiting for the peer').to.deep.equal(['lingering', false]);
-      expect(() => conn.send('late')).to.throw(/cannot send, the connection is closed/).with.property('code', 'ERR_CONNECTION_CLOSED');
+      expect(conn.send('late'), 'dropped, not thrown').to.equal(false);
+      expect([conn.framesDropped, server.connections.has(conn.id)], 'counted, and gone from connections at once').to.deep.equal([1, false]);
+      expect(() => conn.send(Buffer.alloc(9 * 1024 * 1024))).to.throw().with.property('code', 'ERR_FRAME_TOO_LARGE');
+      expect(() => conn.send(42 as unknown as string)).to.throw().with.property('code', 'ERR_INVALID_PAYLOAD');
       expect(String(client.frames[0])).to.equal('slow');
       const gone = nextEvent(server, 'disconnect');
       client.socket.end();

@@ -33,6 +33,7 @@ const TOTALS: ReadonlyArray<{ name: string; help: string; figure: keyof ServerSt
   { name: 'pulsar_received_bytes_total', help: 'Bytes received, frame headers included.', figure: 'bytesIn' },
   { name: 'pulsar_sent_bytes_total', help: 'Bytes sent, frame headers and heartbeats included.', figure: 'bytesOut' },
   { name: 'pulsar_heartbeats_sent_total', help: 'Heartbeat frames sent.', figure: 'heartbeats' },
+  { name: 'pulsar_frames_dropped_total', help: 'Frames offered to connections that could no longer be written, and dropped.', figure: 'framesDropped' },
 ];
 
 const GAUGES: ReadonlyArray<{ name: string; help: string; figure: keyof ServerStats }> = [
