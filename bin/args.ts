@@ -1,13 +1,9 @@
 import { readFileSync } from 'node:fs';
-import os from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { CidrList } from '../lib/admission/address-rules.js';
-import { LengthPrefixedCodec, type LengthFieldLength } from '../lib/codecs/length-prefixed.js';
-import { LineCodec } from '../lib/codecs/line.js';
-import type { FrameCodec } from '../lib/codecs/types.js';
-import { VarintCodec } from '../lib/codecs/varint.js';
-import { PulsarError } from '../lib/errors.js';
-import { didYouMean, MAX_TIMER_MS } from '../lib/validate.js';
+import {
+  IdleHeartbeat, LengthPrefixedCodec, LineCodec, PulsarError, VarintCodec,
+  type FrameCodec, type LengthFieldLength, type PulsarServerOptions,
+} from 'pulsar';
 
 /** The CLI's usage text. */
 export const USAGE = `Usage: pulsar [options]
@@ -67,41 +63,6 @@ Examples:
   pulsar --codec lines                          a line echo: try it with nc localhost 8080
   PORT=9000 pulsar --workers auto               one worker per CPU, port from the environment`;
 
-/** The CLI's settings, parsed and checked. */
-export interface CliOptions {
-  host: string;
-  port: number;
-  /** `--unix`: the Unix socket to listen on instead of host and port. */
-  unix: string | undefined;
-  heartbeat: number;
-  report: number;
-  /** The codec the flags describe (--codec, --length-field, --byte-order, --max-frame). */
-  codec: FrameCodec;
-  idleTimeout: number;
-  maxConnections: number | undefined;
-  maxPerAddress: number | undefined;
-  allow: string[];
-  deny: string[];
-  shutdownTimeout: number;
-  maxBuffered: number;
-  frameTimeout: number;
-  maxPendingOutput: number;
-  writeTimeout: number;
-  proxyProtocol: boolean;
-  trustedProxies: string[];
-  /** Worker processes (`--workers`, `auto` resolved); 1 runs the server in this process. */
-  workers: number;
-  /** PEM certificate and key, read from the --tls-cert and --tls-key files. */
-  tls: { cert: Buffer; key: Buffer } | undefined;
-  /** `--redis` and `--redis-ttl`: the fleet's Redis, if any. */
-  redis: { url: string; ttl: number } | undefined;
-  /** Where to serve `/metrics` (`--metrics`), if anywhere. */
-  metrics: { host: string; port: number } | undefined;
-  log: 'text' | 'json';
-  help: boolean;
-  version: boolean;
-}
-
 /** The flags, as `node:util` parseArgs takes them. */
 const OPTIONS = {
   host: { type: 'string' },
@@ -139,134 +100,145 @@ const OPTIONS = {
 /** A bad flag or value: the CLI prints the message and the usage, and exits 2. */
 export class UsageError extends Error {}
 
+/** The CLI's settings: the server's options as the library takes them, and what only the CLI does. */
+export interface CliOptions {
+  /** The server's options, built from the flags (the library checks them: see {@link asUsageError}). */
+  server: PulsarServerOptions;
+  /** `--workers` (`auto`: one per CPU); 1 runs the server in this process. */
+  workers: number | 'auto';
+  /** `--redis` and `--redis-ttl`: the fleet's Redis, if any. */
+  redis: { url: string; ttl: number | undefined } | undefined;
+  /** Where to serve `/metrics` (`--metrics`), if anywhere. */
+  metrics: { host: string; port: number } | undefined;
+  log: 'text' | 'json';
+  help: boolean;
+  version: boolean;
+}
+
+/** The library's option names, as the flags that set them. */
+const FLAG_OF_OPTION: Readonly<Record<string, string>> = {
+  host: '--host', port: '--port', path: '--unix', reportInterval: '--report', interval: '--heartbeat',
+  idleTimeout: '--idle-timeout', maxFrameLength: '--max-frame', lengthFieldLength: '--length-field',
+  byteOrder: '--byte-order', maxConnections: '--max-connections', maxConnectionsPerAddress: '--max-per-address',
+  allow: '--allow', deny: '--deny', shutdownTimeout: '--shutdown-timeout', maxBufferedBytes: '--max-buffered',
+  frameTimeout: '--frame-timeout', maxPendingOutput: '--max-pending-output', writeTimeout: '--write-timeout',
+  proxyProtocol: '--proxy-protocol', trustedProxies: '--trusted-proxy', tls: '--tls-cert', workers: '--workers',
+  url: '--redis', ttl: '--redis-ttl',
+};
 
 /**
- * Parses the CLI's arguments (without `node` and the script). `--host` and `--port` default to the
- * `HOST` and `PORT` environment variables (as container platforms set them), then 127.0.0.1 and 8080.
+ * Builds a library object from flags; the library's `ERR_INVALID_OPTION` becomes a usage error naming the
+ * flag that set the option (from the error's `option` field, not its text).
+ */
+export function asUsageError<T>(build: () => T): T {
+  try {
+    return build();
+  } catch (error) {
+    if (!(error instanceof PulsarError) || error.code !== 'ERR_INVALID_OPTION' || error.option === undefined) throw error;
+    const flag = FLAG_OF_OPTION[error.option] ?? error.option;
+    throw new UsageError(`${flag} ${error.reason ?? error.message}`);
+  }
+}
+
+/**
+ * Parses the CLI's arguments (without `node` and the script) into the library's options. `--host` and
+ * `--port` default to the `HOST` and `PORT` environment variables (as container platforms set them).
+ * Values are only converted here; the library checks them when they are used (see {@link asUsageError}).
  * @throws {UsageError} naming the bad flag or value
  */
 export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): CliOptions {
   let values;
   try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: OPTIONS,
-    }));
+    ({ values } = parseArgs({ args: argv, strict: true, allowPositionals: false, options: OPTIONS }));
   } catch (error) {
-    throw new UsageError(usageMessage(error as NodeJS.ErrnoException, Object.keys(OPTIONS)));
+    throw new UsageError(usageMessage(error as Error, Object.keys(OPTIONS)));
   }
   if (values.log !== 'text' && values.log !== 'json') throw new UsageError(`--log must be 'text' or 'json', got '${values.log}'`);
-  const host = values.host ?? nonEmpty(env.HOST) ?? '127.0.0.1';
-  if (host === '') throw new UsageError('--host must not be empty');
-  checkRules(values.allow, values.deny);
-  if (values.unix !== undefined) checkUnix(values);
-  if (values['trusted-proxy'].length > 0 && !values['proxy-protocol']) throw new UsageError('--trusted-proxy needs --proxy-protocol');
-  checkBlocks('--trusted-proxy', values['trusted-proxy']);
   if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
-  return {
-    host,
-    port: values.port !== undefined ? integer('--port', values.port, 0, 65535)
-      : nonEmpty(env.PORT) !== undefined ? integer('PORT (environment)', env.PORT!, 0, 65535) : 8080,
-    unix: values.unix,
-    heartbeat: integer('--heartbeat', values.heartbeat, 0, MAX_TIMER_MS),
-    report: integer('--report', values.report, 0, MAX_TIMER_MS),
+  if (values['redis-ttl'] !== undefined && values.redis === undefined) throw new UsageError('--redis-ttl needs --redis');
+  const port = values.port ?? nonEmpty(env.PORT);
+  const host = values.host ?? nonEmpty(env.HOST);
+  const address = values.unix !== undefined
+    ? { path: values.unix, ...(values.host === undefined ? {} : { host }), ...(values.port === undefined ? {} : { port: whole('--port', values.port) }) }
+    : { host: host ?? '127.0.0.1', port: port === undefined ? 8080 : whole(values.port === undefined ? 'PORT (environment)' : '--port', port) };
+  const heartbeat = whole('--heartbeat', values.heartbeat);
+  const idleTimeout = whole('--idle-timeout', values['idle-timeout']);
+  const report = whole('--report', values.report);
+  const server: PulsarServerOptions = {
+    ...address,
     codec: codecFrom(values.codec, values['length-field'], values['byte-order'], values['max-frame']),
-    idleTimeout: integer('--idle-timeout', values['idle-timeout'], 0, MAX_TIMER_MS),
-    maxConnections: values['max-connections'] === undefined ? undefined : integer('--max-connections', values['max-connections'], 1, Number.MAX_SAFE_INTEGER),
-    maxPerAddress: values['max-per-address'] === undefined ? undefined : integer('--max-per-address', values['max-per-address'], 1, Number.MAX_SAFE_INTEGER),
+    heartbeat: heartbeat > 0 || idleTimeout > 0 ? asUsageError(() => new IdleHeartbeat({ interval: heartbeat, idleTimeout })) : false,
+    reportInterval: report > 0 ? report : false,
+    shutdownTimeout: whole('--shutdown-timeout', values['shutdown-timeout']),
+    maxBufferedBytes: byteSize('--max-buffered', values['max-buffered']),
+    frameTimeout: whole('--frame-timeout', values['frame-timeout']),
+    maxPendingOutput: byteSize('--max-pending-output', values['max-pending-output']),
+    writeTimeout: whole('--write-timeout', values['write-timeout']),
+    proxyProtocol: values['proxy-protocol'],
     allow: values.allow,
     deny: values.deny,
-    shutdownTimeout: integer('--shutdown-timeout', values['shutdown-timeout'], 0, MAX_TIMER_MS),
-    maxBuffered: byteSize('--max-buffered', values['max-buffered']),
-    frameTimeout: integer('--frame-timeout', values['frame-timeout'], 0, MAX_TIMER_MS),
-    maxPendingOutput: byteSize('--max-pending-output', values['max-pending-output']),
-    writeTimeout: integer('--write-timeout', values['write-timeout'], 0, MAX_TIMER_MS),
-    proxyProtocol: values['proxy-protocol'],
-    trustedProxies: values['trusted-proxy'],
-    workers: values.workers === 'auto' ? os.availableParallelism() : integer('--workers', values.workers, 1, 1024),
-    tls: values['tls-cert'] === undefined ? undefined : { cert: readPem('--tls-cert', values['tls-cert']), key: readPem('--tls-key', values['tls-key']!) },
+    ...(values['trusted-proxy'].length === 0 ? {} : { trustedProxies: values['trusted-proxy'] }),
+    ...(values['max-connections'] === undefined ? {} : { maxConnections: whole('--max-connections', values['max-connections']) }),
+    ...(values['max-per-address'] === undefined ? {} : { maxConnectionsPerAddress: whole('--max-per-address', values['max-per-address']) }),
+    ...(values['tls-cert'] === undefined ? {} : { tls: { cert: readPem('--tls-cert', values['tls-cert']), key: readPem('--tls-key', values['tls-key']!) } }),
+  };
+  return {
+    server,
+    workers: values.workers === 'auto' ? 'auto' : whole('--workers', values.workers),
+    redis: values.redis === undefined ? undefined : { url: values.redis, ttl: values['redis-ttl'] === undefined ? undefined : whole('--redis-ttl', values['redis-ttl']) },
     metrics: values.metrics === undefined ? undefined : hostAndPort('--metrics', values.metrics),
-    redis: redisFrom(values.redis, values['redis-ttl']),
     log: values.log,
     help: values.help,
     version: values.version,
   };
 }
 
-/** The codec of --codec and its options; a combination the codec refuses is a usage error. */
+/** parseArgs' error in one line; an unknown flag gets the nearest known one (`--prot`: did you mean '--port'?). */
+function usageMessage(error: Error, flags: readonly string[]): string {
+  const unknown = /^Unknown option '(-{1,2}[^']+)'/.exec(error.message);
+  if (unknown === null) return error.message.split('\n')[0]!; // parseArgs adds multi-line hints
+  const flag = unknown[1]!;
+  const word = flag.replace(/^-+/, '');
+  const nearest = flags.filter((name) => editDistance(word, name) <= Math.max(2, Math.floor(word.length / 3)));
+  return `unknown option '${flag}'${nearest.length === 0 ? '' : ` (did you mean '--${nearest[0]}'?)`}`;
+}
+
+/** Levenshtein distance, one row at a time. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(previous[j]! + 1, row[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    previous = row;
+  }
+  return previous[b.length]!;
+}
+
+/** The codec of --codec and its options; what the codec refuses is a usage error naming the flag. */
 function codecFrom(kind: string, lengthField: string | undefined, byteOrder: string | undefined, maxFrame: string | undefined): FrameCodec {
   if (kind !== 'length' && (lengthField !== undefined || byteOrder !== undefined)) {
     throw new UsageError(`--length-field and --byte-order apply to --codec length, not '${kind}'`);
   }
   const limits = maxFrame === undefined ? {} : { maxFrameLength: byteSize('--max-frame', maxFrame, 2 ** 32 - 1) };
-  try {
+  return asUsageError(() => {
     switch (kind) {
       case 'length': return new LengthPrefixedCodec({
         ...limits,
-        lengthFieldLength: lengthField === undefined ? 4 : integer('--length-field', lengthField, 1, 8) as LengthFieldLength,
+        lengthFieldLength: (lengthField === undefined ? 4 : whole('--length-field', lengthField)) as LengthFieldLength,
         byteOrder: (byteOrder ?? 'big') as 'big',
       });
       case 'varint': return new VarintCodec(limits);
       case 'lines': return new LineCodec(limits);
       default: throw new UsageError(`--codec must be length, varint or lines, got '${kind}'`);
     }
-  } catch (error) {
-    if (!(error instanceof PulsarError)) throw error;
-    const flag = /maxFrameLength/.test(error.message) ? '--max-frame' : /byteOrder/.test(error.message) ? '--byte-order' : '--length-field';
-    throw new UsageError(`${flag}: ${error.message.replace(/^\w+: /, '')}`);
-  }
+  });
 }
 
-/** parseArgs' error in one line; an unknown flag gets the nearest known one (`--prot`: did you mean '--port'?). */
-function usageMessage(error: NodeJS.ErrnoException, flags: readonly string[]): string {
-  const unknown = /^Unknown option '(-{1,2}[^']+)'/.exec(error.message);
-  if (unknown === null) return error.message.split('\n')[0]!; // parseArgs adds multi-line hints
-  const hint = didYouMean(unknown[1]!.replace(/^-+/, ''), flags).replace(/'(.+)'/, "'--$1'");
-  return `unknown option '${unknown[1]}'${hint === '' ? '' : ` (${hint})`}`;
-}
-
-function integer(flag: string, text: string, min: number, max: number): number {
+/** Digits only; the range is the library's to check. */
+function whole(flag: string, text: string): number {
   const value = /^\d+$/.test(text) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(value) || value < min || value > max) {
-    throw new UsageError(`${flag} must be an integer from ${min} to ${max}, got '${text}'`);
-  }
+  if (!Number.isSafeInteger(value)) throw new UsageError(`${flag} must be a whole number, got '${text}'`);
   return value;
-}
-
-/** `--redis URL` (and `--redis-ttl`, only with it). */
-function redisFrom(url: string | undefined, ttl: string | undefined): CliOptions['redis'] {
-  if (url === undefined) {
-    if (ttl !== undefined) throw new UsageError('--redis-ttl needs --redis');
-    return undefined;
-  }
-  if (!/^rediss?:\/\/[^\s]+$/.test(url)) throw new UsageError(`--redis must be a redis://host:port URL, got '${url}'`);
-  return { url, ttl: ttl === undefined ? 15_000 : integer('--redis-ttl', ttl, 300, MAX_TIMER_MS) };
-}
-
-/** --unix replaces --host and --port; the address flags need a PROXY header to judge (Unix clients have no address). */
-function checkUnix(values: { unix?: string; host?: string; port?: string; 'proxy-protocol': boolean; allow: string[]; deny: string[]; 'max-per-address'?: string; 'trusted-proxy': string[] }): void {
-  if (values.unix === '') throw new UsageError('--unix must not be empty');
-  if (values.host !== undefined || values.port !== undefined) throw new UsageError('--unix replaces --host and --port: give one or the other');
-  if (values['trusted-proxy'].length > 0) throw new UsageError('--trusted-proxy cannot apply to a Unix socket: control who may connect with the file\'s permissions');
-  const rules = values.allow.length + values.deny.length > 0 || values['max-per-address'] !== undefined;
-  if (rules && !values['proxy-protocol']) throw new UsageError('--allow, --deny and --max-per-address need --proxy-protocol with --unix: its clients have no IP address');
-}
-
-/** Compiles the --allow and --deny blocks as the server will, so a bad one is a usage error at once. */
-function checkRules(allow: string[], deny: string[]): void {
-  checkBlocks('--allow', allow);
-  checkBlocks('--deny', deny);
-}
-
-/** Compiles a flag's CIDR blocks as the server will; a bad one is a usage error naming the flag. */
-function checkBlocks(flag: string, blocks: string[]): void {
-  try {
-    new CidrList('', flag, blocks);
-  } catch (error) {
-    throw new UsageError((error as Error).message.replace(/^: /, ''));
-  }
 }
 
 /** An environment variable's value, `undefined` when unset or empty. */
@@ -276,9 +248,9 @@ function nonEmpty(value: string | undefined): string | undefined {
 
 /** `port`, `host:port` or `[v6]:port`; the host defaults to 127.0.0.1. */
 function hostAndPort(flag: string, text: string): { host: string; port: number } {
-  const match = /^(?:(?:\[([^\]]+)\]|([^:]+)):)?(\d+)$/.exec(text);
-  if (!match) throw new UsageError(`${flag} must be a port or host:port, got '${text}'`);
-  return { host: match[1] ?? match[2] ?? '127.0.0.1', port: integer(flag, match[3]!, 0, 65535) };
+  const match = /^(?:(?:\[([^\]]+)\]|([^:]+)):)?(\d{1,5})$/.exec(text);
+  if (!match || Number(match[3]) > 65535) throw new UsageError(`${flag} must be a port or host:port, got '${text}'`);
+  return { host: match[1] ?? match[2] ?? '127.0.0.1', port: Number(match[3]) };
 }
 
 const SIZE_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };

@@ -1,7 +1,6 @@
 import os from 'node:os';
 import createDebug from 'debug';
-import { hostPort } from '../lib/format.js';
-import type { CloseResult, Connection, ConnectionSnapshot, FleetSummary, ListenAddress, PulsarCluster, PulsarServer, Report } from '../lib/index.js';
+import type { CloseResult, Connection, ConnectionSnapshot, FleetSummary, ListenAddress, PulsarCluster, PulsarServer, Report } from 'pulsar';
 
 /** Namespaces logged when `DEBUG` is unset: startup, connections and reports, not heartbeats. */
 export const DEFAULT_NAMESPACES = 'pulsar:server,pulsar:conn,pulsar:report';
@@ -86,10 +85,15 @@ function connectionTag(id: number, worker: number | undefined): string {
   return worker === undefined ? `#${id}` : `#w${worker}.${id}`;
 }
 
+/** An address as the logs write it: `unix:/path`, `host:port`, `[v6]:port`. */
+export function where(address: string, port: number, family: string): string {
+  if (family === 'unix') return `unix:${address}`;
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
 function logListening(logger: CliLogger, { address, port, family }: ListenAddress, workers?: number): void {
   const fields = workers === undefined ? { address, port, family } : { address, port, family, workers };
-  const where = family === 'unix' ? `unix:${address}` : hostPort(address, port);
-  logger.log('pulsar:server', 'info', 'listening', fields, `listening on ${where}${workers === undefined ? '' : ` (${workers} workers)`}`);
+  logger.log('pulsar:server', 'info', 'listening', fields, `listening on ${where(address, port, family)}${workers === undefined ? '' : ` (${workers} workers)`}`);
 }
 
 /**

@@ -11,12 +11,12 @@ import { parseArgs } from 'node:util';
 import { PulsarServer } from 'pulsar';
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { redis: { type: 'string' } } });
-const registry = values.redis === undefined ? undefined : new (await import('pulsar/redis')).RedisRegistry({ url: values.redis, ttl: 1500 });
+const fleet = values.redis === undefined ? {} : (await import('pulsar/redis')).redisFleet({ url: values.redis, ttl: 1500 });
 
 const server = new PulsarServer({
   port: Number(positionals[0] ?? 8080),
   heartbeat: false,
-  ...(registry === undefined ? {} : { registry }),
+  ...fleet, // with --redis: the shared registry and the relay
   handler: async (frame, from) => {
     const text = frame.toString();
     const direct = /^@(\S+) ([\s\S]*)$/.exec(text);

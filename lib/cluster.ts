@@ -4,7 +4,9 @@ import createDebug from 'debug';
 import { EventEmitter } from 'eventemitter3';
 import { PulsarError } from './errors.js';
 import { emitError } from './unhandled-error.js';
-import type { ConnectionSnapshot, FleetSummary } from './registry.js';
+import { clearStaleSocket } from './unix-socket.js';
+import type { ConnectionSnapshot } from './connection.js';
+import type { FleetSummary } from './registry/types.js';
 import type { CloseResult, ListenAddress, PulsarServer, Report } from './server.js';
 import { checkInteger, checkKnownOptions, checkTimerMs, invalidOption } from './validate.js';
 
@@ -27,6 +29,12 @@ export interface PulsarClusterOptions {
    * `shutdownTimeout`. @default 15000
    */
   shutdownTimeout?: number;
+  /**
+   * The Unix socket the workers listen on (their `path`), if any: the primary owns it, so it makes way
+   * for it before forking (a stale file left by a crashed run is replaced; a live server's is not:
+   * `start()` rejects with `EADDRINUSE`). @default none (TCP)
+   */
+  path?: string;
 }
 
 /** One worker's part of a {@link ClusterReport}. */
@@ -125,6 +133,7 @@ export class PulsarCluster extends EventEmitter<PulsarClusterEvents> {
   readonly workers: number;
   readonly #reportInterval: number | false;
   readonly #shutdownTimeout: number;
+  readonly #path: string | null;
   readonly #states = new Map<number, WorkerState>();
   #address: ListenAddress | null = null;
   #reportTimer: ReturnType<typeof setInterval> | undefined;
@@ -138,7 +147,9 @@ export class PulsarCluster extends EventEmitter<PulsarClusterEvents> {
   constructor(options: PulsarClusterOptions = {}) {
     super();
     if (!cluster.isPrimary) throw new PulsarError('ERR_SERVER_STATE', 'PulsarCluster runs in the primary process; workers call serveWorker()');
-    checkKnownOptions(OWNER, options, { workers: true, reportInterval: true, shutdownTimeout: true });
+    checkKnownOptions(OWNER, options, { workers: true, reportInterval: true, shutdownTimeout: true, path: true });
+    if (options.path !== undefined && (typeof options.path !== 'string' || options.path === '')) throw invalidOption(OWNER, 'path', 'must be a non-empty string', options.path);
+    this.#path = options.path ?? null;
     const workers = options.workers ?? 'auto';
     if (workers !== 'auto' && typeof workers !== 'number') throw invalidOption(OWNER, 'workers', "must be a number or 'auto'", workers);
     this.workers = workers === 'auto' ? os.availableParallelism() : checkInteger(OWNER, 'workers', workers, 1, 1024);
@@ -150,11 +161,13 @@ export class PulsarCluster extends EventEmitter<PulsarClusterEvents> {
   /**
    * Forks the workers.
    * @returns the shared address, once every worker listens
-   * @throws rejects with `ERR_SERVER_STATE` when a worker exits before it listens (its own error is in its output)
+   * @throws rejects with `ERR_SERVER_STATE` when a worker exits before it listens (its own error is in its
+   * output); with `path`, as `clearStaleSocket` does (`EADDRINUSE`, `EEXIST`)
    */
-  start(): Promise<ListenAddress> {
-    if (this.#started) return Promise.reject(new PulsarError('ERR_SERVER_STATE', 'start() was already called'));
+  async start(): Promise<ListenAddress> {
+    if (this.#started) throw new PulsarError('ERR_SERVER_STATE', 'start() was already called');
     this.#started = true;
+    if (this.#path !== null) await clearStaleSocket(this.#path);
     cluster.on('message', this.#onMessage);
     cluster.on('exit', this.#onExit);
     return new Promise((resolve, reject) => {

@@ -6,10 +6,48 @@ import { hostPort, messageOf } from './format.js';
 import type { HeartbeatPeer } from './heartbeat.js';
 import type { ProxiedAddress, ProxyInfo } from './proxy.js';
 import { OutboundBatch } from './outbound.js';
-import type { ConnectionSnapshot, ProxySnapshot } from './registry.js';
 import { isPromiseLike } from './thenable.js';
 
 const debug = createDebug('pulsar:lifecycle:connection');
+
+/** One connection's figures at a point in time, as reported every `reportInterval`. */
+export interface ConnectionSnapshot {
+  /** Server-unique connection id. */
+  id: number;
+  /** Client IP address. */
+  remoteAddress: string;
+  /** Client port. */
+  remotePort: number;
+  /** Epoch ms when the connection was accepted. */
+  connectedAt: number;
+  /** Ms since the last inbound byte. */
+  idleMs: number;
+  /** Frames decoded from the client. */
+  framesIn: number;
+  /** Frames sent to the client (heartbeats included). */
+  framesOut: number;
+  /** Bytes received from the client. */
+  bytesIn: number;
+  /** Bytes sent to the client. */
+  bytesOut: number;
+  /** What the PROXY protocol header said besides the client's address; absent without a header. */
+  proxy?: ProxySnapshot;
+}
+
+/** A PROXY header's details in a {@link ConnectionSnapshot}. */
+export interface ProxySnapshot {
+  /** `host:port` the client connected to (the proxy's frontend), `null` when the header has none. */
+  destination: string | null;
+  /** The v2 extensions: type, name when well known (see `ProxyTlv`), value in hex. */
+  tlvs: Array<{
+    /** The type byte. */
+    type: number;
+    /** Its name when well known. */
+    name?: string;
+    /** The value, in hex. */
+    value: string;
+  }>;
+}
 
 /**
  * A connection's lifecycle, in order:
@@ -70,6 +108,25 @@ export interface ConnectionOwner {
 }
 
 const kConnection = Symbol('pulsar.connection');
+
+// The server's own handles on a connection. Symbols, not methods, so that applications cannot call them
+// (as ws keeps kWebSocket and its like): the library's modules import them, `pulsar` does not export them.
+/** @internal Attaches the socket handlers and starts reading. */
+export const kStart = Symbol('pulsar.start');
+/** @internal Handles bytes read before the connection started (those after a PROXY header). */
+export const kFeed = Symbol('pulsar.feed');
+/** @internal Turns the client away without starting it. */
+export const kRefuse = Symbol('pulsar.refuse');
+/** @internal Graceful close on server shutdown. */
+export const kShutdown = Symbol('pulsar.shutdown');
+/** @internal Sends one frame already encoded (the heartbeat). */
+export const kSendEncoded = Symbol('pulsar.sendEncoded');
+/** @internal Queues one frame already encoded (a group broadcast) for the end of the job. */
+export const kQueueEncoded = Symbol('pulsar.queueEncoded');
+/** @internal Counts the bytes held now, for the memory budget. */
+export const kRecount = Symbol('pulsar.recount');
+/** @internal True once every byte sent was handed to the kernel and our FIN queued. */
+export const kFlushed = Symbol('pulsar.flushed');
 type OwnedSocket = Socket & { [kConnection]: Connection };
 
 function ignoreError(): void {}
@@ -123,7 +180,12 @@ export function peerOf(socket: Socket): ProxiedAddress {
 export class Connection implements HeartbeatPeer {
   /** Server-unique id, counting from 1. */
   readonly id: number;
-  /** The underlying socket, for inspection (socket options, TLS details). Write through {@link send}. */
+  /**
+   * The underlying socket (a `tls.TLSSocket` over TLS), for inspection: its addresses, TLS details
+   * (`getPeerCertificate()`, `getCipher()`), socket options (`setKeepAlive()`). Do not read from it,
+   * write to it, pause, resume, end or destroy it: that bypasses the framing, backpressure, the limits
+   * and the graceful close. Use {@link send}, {@link close} and {@link destroy}.
+   */
   readonly socket: Socket;
   /** Client IP address (`''` for a client of a Unix socket without a PROXY header). */
   readonly remoteAddress: string;
@@ -275,7 +337,7 @@ export class Connection implements HeartbeatPeer {
   }
 
   /** @internal Sends one frame already encoded with the server's codec (the heartbeat, encoded once for all). */
-  sendEncoded(wire: Buffer): boolean {
+  [kSendEncoded](wire: Buffer): boolean {
     if (!this.writable) return this.#drop(0);
     this.#outbound.addEncoded(wire);
     return this.#sent(wire.length);
@@ -286,7 +348,7 @@ export class Connection implements HeartbeatPeer {
    * before the current job ends: a burst of broadcasts reaches each member in one write, not one each.
    * @returns `false` when the frame was dropped (the writing side is closed)
    */
-  queueEncoded(wire: Buffer): boolean {
+  [kQueueEncoded](wire: Buffer): boolean {
     if (!this.writable) return this.#drop(0);
     this.#outbound.addEncoded(wire);
     this.#count(wire.length);
@@ -369,18 +431,18 @@ export class Connection implements HeartbeatPeer {
   }
 
   /** @internal True once every byte sent was handed to the kernel and our FIN queued. */
-  get flushed(): boolean {
+  get [kFlushed](): boolean {
     return this.socket.writableFinished;
   }
 
   /** @internal Counts the bytes held now, for the owner's budget (see {@link bufferedBytes}). */
-  recount(): number {
+  [kRecount](): number {
     this.#accounted = this.bufferedBytes;
     return this.#accounted;
   }
 
   /** @internal Attaches the socket handlers and starts reading. */
-  start(): void {
+  [kStart](): void {
     const socket = this.socket as OwnedSocket;
     socket[kConnection] = this;
     socket.on('data', Connection.#socketOnData);
@@ -391,12 +453,12 @@ export class Connection implements HeartbeatPeer {
   }
 
   /** @internal Handles bytes read before the connection started (those after a PROXY header). */
-  feed(chunk: Buffer): void {
+  [kFeed](chunk: Buffer): void {
     if (chunk.length > 0) this.#receive(chunk);
   }
 
   /** @internal Turns the client away without starting it (e.g. `maxConnections`). */
-  refuse(): void {
+  [kRefuse](): void {
     this.#state = 'closed';
     this.#left = true; // never served: nothing to leave
     this.socket.on('error', ignoreError);
@@ -404,7 +466,7 @@ export class Connection implements HeartbeatPeer {
   }
 
   /** @internal Graceful close on server shutdown. */
-  shutdown(): void {
+  [kShutdown](): void {
     this.#beginClose('shutdown');
   }
 
@@ -433,7 +495,7 @@ export class Connection implements HeartbeatPeer {
    */
   static #onCloseTimeout(conn: Connection): void {
     const unsent = conn.socket.writableLength;
-    const what = conn.flushed ? 'the peer had not closed its side' : `${unsent} byte(s) of output were still pending`;
+    const what = conn[kFlushed] ? 'the peer had not closed its side' : `${unsent} byte(s) of output were still pending`;
     conn.#fail(new PulsarError('ERR_CLOSE_TIMEOUT', `${conn}: did not finish closing in ${conn.#owner.closeTimeout} ms (${what})`), 'timeout');
   }
 

@@ -72,6 +72,14 @@ export type PulsarErrorCode =
 
 const kPulsarError = Symbol.for('pulsar.error');
 
+/** Options of {@link PulsarError}. */
+export interface PulsarErrorOptions extends ErrorOptions {
+  /** See {@link PulsarError.option}. */
+  option?: string;
+  /** See {@link PulsarError.reason}. */
+  reason?: string;
+}
+
 /**
  * Base class of pulsar's errors. `instanceof` works across the ESM and CommonJS builds (they hold two
  * copies of this class) because it checks a global symbol brand, not the prototype chain.
@@ -79,16 +87,25 @@ const kPulsarError = Symbol.for('pulsar.error');
 export class PulsarError extends Error {
   /** Stable, documented error code. */
   readonly code: PulsarErrorCode;
+  /**
+   * With `ERR_INVALID_OPTION`: the option at fault, as the constructor names it (`port`,
+   * `proxyProtocol.timeout`, `maxFrameLength`), so that a CLI can name its own flag instead.
+   */
+  readonly option?: string;
+  /** With `ERR_INVALID_OPTION`: what is wrong with it, after its name (`must be an integer from 0 to 65535, got 70000 (number)`). */
+  readonly reason?: string;
 
   /**
    * @param code stable error code
    * @param message what happened, and to whom
-   * @param options standard `ErrorOptions` (`cause`)
+   * @param options standard `ErrorOptions` (`cause`), and for `ERR_INVALID_OPTION` the `option` and the `reason`
    */
-  constructor(code: PulsarErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options);
+  constructor(code: PulsarErrorCode, message: string, options?: PulsarErrorOptions) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.name = new.target.name;
+    if (options?.option !== undefined) this.option = options.option;
+    if (options?.reason !== undefined) this.reason = options.reason;
   }
 
   /** @internal brand shared by both builds. */

@@ -1,9 +1,3 @@
-/** One holder of buffered bytes (a connection), as the budget sees it. */
-export interface BudgetHolder {
-  /** Counts the bytes it holds now and returns them; from then on its changes are reported as deltas from that figure. */
-  recount(): number;
-}
-
 /**
  * The server-wide budget of bytes held for clients (docs/limits.md; Redis 7's `maxmemory-clients`).
  * Holders report each change as a delta, once per read chunk or write, so keeping the total costs an
@@ -12,27 +6,30 @@ export interface BudgetHolder {
  * an eviction, not of a frame) and, if the total still does not fit, the holders holding the most are
  * evicted, biggest first, until it does.
  */
-export class MemoryBudget<H extends BudgetHolder> {
+export class MemoryBudget<H> {
   /** The budget in bytes; `0`: unlimited (still counted). */
   readonly limit: number;
   readonly #holders: () => Iterable<H>;
+  readonly #recount: (holder: H) => number;
   readonly #evict: (holder: H, held: number) => void;
   #total = 0;
 
   /**
    * @param limit the budget in bytes, `0` for none
-   * @param holders every holder, for recounts
+   * @param holders every holder (a connection), for recounts
+   * @param recount counts the bytes a holder holds now; from then on it reports its changes as deltas from that figure
    * @param evict closes a holder holding `held` bytes; it must report the release (a negative delta)
    */
-  constructor(limit: number, holders: () => Iterable<H>, evict: (holder: H, held: number) => void) {
+  constructor(limit: number, holders: () => Iterable<H>, recount: (holder: H) => number, evict: (holder: H, held: number) => void) {
     this.limit = limit;
     this.#holders = holders;
+    this.#recount = recount;
     this.#evict = evict;
   }
 
   /** Bytes held by all holders, counted now. */
   get total(): number {
-    return this.#recount().total;
+    return this.#recountAll().total;
   }
 
   /** Records that a holder now holds `delta` bytes more (or fewer); enforces the limit on growth. */
@@ -42,7 +39,7 @@ export class MemoryBudget<H extends BudgetHolder> {
   }
 
   #enforce(): void {
-    const { total, held } = this.#recount();
+    const { total, held } = this.#recountAll();
     if (total <= this.limit) return;
     held.sort((a, b) => b.bytes - a.bytes);
     for (const { holder, bytes } of held) {
@@ -51,11 +48,11 @@ export class MemoryBudget<H extends BudgetHolder> {
     }
   }
 
-  #recount(): { total: number; held: Array<{ holder: H; bytes: number }> } {
+  #recountAll(): { total: number; held: Array<{ holder: H; bytes: number }> } {
     const held: Array<{ holder: H; bytes: number }> = [];
     let total = 0;
     for (const holder of this.#holders()) {
-      const bytes = holder.recount();
+      const bytes = this.#recount(holder);
       total += bytes;
       if (bytes > 0) held.push({ holder, bytes });
     }

@@ -6,8 +6,10 @@ import type { FrameCodec } from './codecs/types.js';
 import type { Connection } from './connection.js';
 import { IdleHeartbeat, type HeartbeatPolicy } from './heartbeat.js';
 import type { ProxyProtocolOptions } from './proxy.js';
-import { MemoryRegistry, type Registry } from './registry.js';
-import { checkInteger, checkKnownOptions, checkTimerMs, CODEC_OPTION_HINTS, invalidOption } from './validate.js';
+import type { Relay } from './fleet/relay.js';
+import { MemoryRegistry } from './registry/memory.js';
+import type { Registry } from './registry/types.js';
+import { checkInteger, checkKnownOptions, checkTimerMs, CODEC_OPTION_HINTS, conflictingOption, invalidOption } from './validate.js';
 
 /**
  * Called for every inbound frame; replaces the default echo. It may answer with `conn.send()` at once
@@ -41,6 +43,11 @@ export interface PulsarServerOptions {
   codec?: FrameCodec;
   /** Where live connections are tracked. @default new MemoryRegistry() */
   registry?: Registry;
+  /**
+   * Cross-instance delivery for a fleet: `group.broadcast()` and `sendTo()` reach the connections of
+   * the other instances through it (`RedisRelay` from `pulsar/redis`). @default none: this server alone
+   */
+  relay?: Relay;
   /** Heartbeat policy, or `false` for none. @default new IdleHeartbeat({ interval: 5000 }) */
   heartbeat?: HeartbeatPolicy | false;
   /** Ms between `report` events, or `false`. @default 10000 */
@@ -133,7 +140,9 @@ export interface PulsarServerOptions {
 
 /** {@link PulsarServerOptions} with every default applied. */
 export type ResolvedServerOptions = Readonly<
-  Required<Omit<PulsarServerOptions, 'proxyProtocol' | 'admit' | 'path'>> & {
+  Required<Omit<PulsarServerOptions, 'proxyProtocol' | 'admit' | 'path' | 'relay'>> & {
+    /** The relay, or `null` for a server alone. */
+    relay: Relay | null;
     /** The PROXY protocol reader's options, or `false` when off. */
     proxyProtocol: false | Required<ProxyProtocolOptions>;
     /** The `admit` hook, or `null`. */
@@ -151,7 +160,7 @@ export function echo(frame: Buffer, conn: Connection): void {
 const OWNER = 'PulsarServer';
 
 const SERVER_OPTIONS: Record<keyof PulsarServerOptions, true> = {
-  host: true, port: true, path: true, codec: true, registry: true, heartbeat: true, reportInterval: true, handler: true,
+  host: true, port: true, path: true, codec: true, registry: true, relay: true, heartbeat: true, reportInterval: true, handler: true,
   maxConnections: true, shutdownTimeout: true, highWaterMark: true, proxyProtocol: true, tls: true,
   maxBufferedBytes: true, frameTimeout: true, maxPendingOutput: true, writeTimeout: true,
   maxConnectionsPerAddress: true, allow: true, deny: true, trustedProxies: true, admit: true, admitTimeout: true, instanceId: true,
@@ -179,6 +188,7 @@ export function resolveServerOptions(options: PulsarServerOptions = {}): Resolve
     path,
     codec: checkShape(options.codec ?? new LengthPrefixedCodec(), 'codec', ['createDecoder', 'encode']),
     registry: checkShape(options.registry ?? new MemoryRegistry(), 'registry', ['add', 'remove', 'snapshot']),
+    relay: options.relay === undefined ? null : checkShape(options.relay, 'relay', ['start', 'publish']),
     heartbeat: options.heartbeat === false ? false : checkShape(options.heartbeat ?? new IdleHeartbeat(), 'heartbeat', ['start', 'stop']),
     reportInterval,
     handler,
@@ -206,12 +216,12 @@ function resolvePath(options: PulsarServerOptions): string | null {
   const { path } = options;
   if (path === undefined) return null;
   if (typeof path !== 'string' || path === '') throw invalidOption(OWNER, 'path', 'must be a non-empty string', path);
-  if (options.host !== undefined || options.port !== undefined) throw invalidOption(OWNER, 'path', 'replaces host and port (a Unix socket has neither): give one or the other', path);
+  if (options.host !== undefined || options.port !== undefined) throw conflictingOption(OWNER, 'path', 'replaces host and port (a Unix socket has neither): give one or the other');
   const rules = (options.allow?.length ?? 0) + (options.deny?.length ?? 0) + (options.trustedProxies?.length ?? 0) > 0 || options.maxConnectionsPerAddress !== undefined;
   if (rules && !options.proxyProtocol) {
-    throw invalidOption(OWNER, 'path', 'clients of a Unix socket have no IP address: allow, deny and maxConnectionsPerAddress need proxyProtocol', path);
+    throw conflictingOption(OWNER, 'path', 'has clients with no IP address: allow, deny and maxConnectionsPerAddress need proxyProtocol with it');
   }
-  if ((options.trustedProxies?.length ?? 0) > 0) throw invalidOption(OWNER, 'trustedProxies', 'cannot apply to a Unix socket (the proxy has no IP address): control who may connect with the file\'s permissions', 'set');
+  if ((options.trustedProxies?.length ?? 0) > 0) throw conflictingOption(OWNER, 'trustedProxies', 'cannot apply to a Unix socket (the proxy has no IP address): control who may connect with the file\'s permissions');
   return path;
 }
 
@@ -229,7 +239,7 @@ function resolveAdmit(hook: AdmitHook | undefined): AdmitHook | null {
 
 function resolveTrustedProxies(blocks: readonly string[], proxyProtocol: unknown): readonly string[] {
   if (Array.isArray(blocks) && blocks.length > 0 && proxyProtocol === false) {
-    throw invalidOption(OWNER, 'trustedProxies', 'needs proxyProtocol (there is no PROXY header to trust without it)', 'set');
+    throw conflictingOption(OWNER, 'trustedProxies', 'needs proxyProtocol (there is no PROXY header to trust without it)');
   }
   return blocks;
 }

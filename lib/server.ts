@@ -1,26 +1,29 @@
 import cluster from 'node:cluster';
-import net, { type AddressInfo, type Socket } from 'node:net';
-import tls from 'node:tls';
+import type net from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import createDebug from 'debug';
 import { EventEmitter } from 'eventemitter3';
-import { Connection, peerOf, type ConnectionOwner, type DisconnectReason } from './connection.js';
-import { aboutClient, PulsarError } from './errors.js';
-import { hostPort, messageOf } from './format.js';
+import { AcceptPath } from './accept/handshakes.js';
+import { AdmissionGate } from './admission/gate.js';
 import { channels, type BackpressureMessage, type ClientErrorMessage, type ConnectionMessage, type DisconnectMessage, type RefusedMessage } from './channels.js';
-import { AddressRules, CidrList, addressGroup } from './admission/address-rules.js';
+import { Connection, kFeed, kFlushed, kRecount, kRefuse, kSendEncoded, kShutdown, kStart, type ConnectionOwner, type DisconnectReason } from './connection.js';
 import { DeadlineSweep } from './deadlines.js';
+import { aboutClient, PulsarError } from './errors.js';
+import { Fleet } from './fleet/fleet.js';
+import { leaveGroups, type ConnectionGroup } from './fleet/groups.js';
+import { hostPort } from './format.js';
 import type { HeartbeatHost } from './heartbeat.js';
 import { MemoryBudget } from './memory-budget.js';
 import { echo, resolveServerOptions, type PulsarServerOptions, type ResolvedServerOptions } from './options.js';
-import { ProxyHeaderParser, type ProxiedAddress, type ProxyInfo, type ProxyProtocolOptions } from './proxy.js';
-import type { ConnectionSnapshot, FleetSummary, RelayMessage } from './registry.js';
-import { ConnectionGroup, leaveGroups } from './groups.js';
-import { isPromiseLike } from './thenable.js';
-import { clearStaleSocket } from './unix-socket.js';
+import type { ProxiedAddress, ProxyInfo } from './proxy.js';
 import { ReadonlyMapView } from './readonly-map.js';
+import { RegistryDriver, type Report } from './registry/driver.js';
 import { emitError } from './unhandled-error.js';
+import { clearStaleSocket } from './unix-socket.js';
 
 const debug = createDebug('pulsar:lifecycle:server');
+
+export type { Report } from './registry/driver.js';
 
 /** Where the server listens, as `listen()` resolves and `listening` carries it. */
 export interface ListenAddress {
@@ -30,20 +33,6 @@ export interface ListenAddress {
   port: number;
   /** `'IPv4'`, `'IPv6'`, or `'unix'`. */
   family: string;
-}
-
-/** A periodic snapshot of the live connections. */
-export interface Report {
-  /** Epoch ms when it was taken. */
-  time: number;
-  /** Number of live connections. */
-  count: number;
-  /** Each live connection's figures. */
-  connections: ConnectionSnapshot[];
-  /** Bytes the server holds for its clients (see {@link PulsarServer.bufferedBytes}). */
-  bufferedBytes: number;
-  /** The whole fleet, when the registry is shared by several instances (`RedisRegistry`). */
-  fleet?: FleetSummary;
 }
 
 /** How a graceful close ended. */
@@ -120,6 +109,10 @@ type ServerState = 'idle' | 'starting' | 'listening' | 'closing' | 'closed';
  * every frame to the handler (echo by default). Sends heartbeats, tracks connections in the registry,
  * reports them periodically, and closes gracefully.
  *
+ * The server keeps the lifecycle, the connections and their figures; each other concern has a module of
+ * its own: the accept path (`accept/`: PROXY header, TLS), admission (`admission/`), the fleet surface
+ * (`fleet/`: groups, `sendTo`, the relay), the registry and reports (`registry/`).
+ *
  * @example
  * ```ts
  * const server = new PulsarServer({ port: 0, handler: (frame, conn) => conn.send(frame.reverse()) });
@@ -140,35 +133,15 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
    * FIN (they still hold output, count against `maxConnections` and are waited for on shutdown).
    */
   readonly #live = new Set<Connection>();
-  /** Sockets still sending their PROXY header: not connections yet. */
-  readonly #handshakes = new Set<Socket>();
-  /** The `tls` option's context, made once, for TLS started after a PROXY header. */
-  #secureContext: tls.SecureContext | undefined;
-  /** Connections waiting for an asynchronous `admit` hook: not served yet, but holding a place. */
-  readonly #admitting = new Set<Connection>();
   readonly #owner: ConnectionOwner;
   readonly #budget: MemoryBudget<Connection>;
   readonly #deadlines: DeadlineSweep<Connection>;
-  readonly #rules: AddressRules;
-  readonly #trustedProxies: CidrList;
-  /** Open connections per address group (see addressGroup), kept only with `maxConnectionsPerAddress`. */
-  readonly #perAddress = new Map<string, number>();
+  readonly #accept: AcceptPath;
+  readonly #gate: AdmissionGate;
+  readonly #fleet: Fleet;
+  readonly #registry: RegistryDriver;
   #state: ServerState = 'idle';
   #nextId = 1;
-  /**
-   * The groups by name, held weakly: a group lives while it has members (each member's connection holds
-   * its groups) or the application holds it, so rooms that empty out do not pile up.
-   */
-  readonly #groups = new Map<string, WeakRef<ConnectionGroup>>();
-  readonly #forgetGroup = new FinalizationRegistry<{ name: string; ref: WeakRef<ConnectionGroup> }>(({ name, ref }) => {
-    if (this.#groups.get(name) === ref) this.#groups.delete(name);
-  });
-  /** Registry calls not settled yet: a shutdown waits for them (removals written to an external store). */
-  readonly #registryPending = new Set<PromiseLike<unknown>>();
-  /** True while relaying fails: reported once per outage, not once per message. */
-  #relayFailing = false;
-  #reportTimer: ReturnType<typeof setInterval> | undefined;
-  #reporting = false;
   #closing: Promise<CloseResult> | undefined;
   #closeResult: CloseResult = { drained: 0, forced: 0 };
   /** Figures of connections already closed, and counts kept as events happen (see {@link stats}). */
@@ -185,27 +158,36 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   constructor(options?: PulsarServerOptions) {
     super();
     this.options = resolveServerOptions(options);
-    const connections = (): Iterable<Connection> => this.#live;
-    this.#budget = new MemoryBudget(this.options.maxBufferedBytes, connections, (conn, held) => this.#evict(conn, held));
-    this.#deadlines = new DeadlineSweep(this.options, connections, (conn, error) => this.#expire(conn, error));
-    this.#rules = new AddressRules('PulsarServer', this.options.allow, this.options.deny);
-    this.#trustedProxies = new CidrList('PulsarServer', 'trustedProxies', this.options.trustedProxies);
-    this.#owner = this.#createOwner();
-    this.#net = this.#createListener();
-  }
-
-  /** A TCP server, or a TLS one whose failed handshakes are client errors. */
-  #createListener(): net.Server {
-    const socketOptions = { allowHalfOpen: true, noDelay: true };
-    const accept = (socket: Socket): void => this.#accept(socket);
-    const { tls: tlsOptions, proxyProtocol } = this.options;
-    // With the PROXY protocol, the header comes before TLS: a TCP listener, TLS started after the header.
-    if (!tlsOptions || proxyProtocol) return net.createServer(socketOptions, accept);
-    const server = tls.createServer({ ...tlsOptions, ...socketOptions }, accept);
-    server.on('tlsClientError', (error, socket) => {
-      this.#turnAway(this.#connectionFor(socket), new PulsarError('ERR_TLS_HANDSHAKE', `TLS handshake failed: ${error.message}`, { cause: error }));
+    const { codec, instanceId, registry, relay } = this.options;
+    const live = (): Iterable<Connection> => this.#live;
+    this.#budget = new MemoryBudget(this.options.maxBufferedBytes, live, (conn) => conn[kRecount](), (conn, held) => this.#evict(conn, held));
+    this.#deadlines = new DeadlineSweep(this.options, live, (conn, error) => this.#expire(conn, error));
+    this.#gate = new AdmissionGate(this.options, {
+      serving: () => this.#state === 'listening',
+      served: () => this.#live.size,
+      serve: (conn, rest) => this.#serve(conn, rest),
+      turnAway: (conn, error) => this.#turnAway(conn, error),
     });
-    return server;
+    this.#accept = new AcceptPath(this.options, {
+      accepting: () => this.#state === 'listening',
+      admit: (socket, source, proxy, rest) => this.#gate.admit(this.#connectionFor(socket, source, proxy), rest),
+      refuse: (socket, source, proxy, error) => this.#turnAway(this.#connectionFor(socket, source, proxy), error),
+    });
+    const serverError = (error: PulsarError): void => this.#serverError(error);
+    this.#fleet = new Fleet({
+      instanceId, codec, relay, connections: this.#connectionsView,
+      dropped: () => this.#totals.framesDropped++,
+      error: serverError,
+    });
+    this.#registry = new RegistryDriver(registry, {
+      instanceId, connections: this.#connectionsView,
+      reporting: () => this.#state === 'listening',
+      bufferedBytes: () => this.bufferedBytes,
+      report: (report) => this.emit('report', report),
+      error: serverError,
+    });
+    this.#owner = this.#createOwner();
+    this.#net = this.#accept.createListener();
   }
 
   /** This server's id in a fleet (see `instanceId`). */
@@ -215,92 +197,32 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
 
   /**
    * The group called `name`, made on first use: a Set-like of connections with an encode-once
-   * `broadcast()`. Connections leave their groups when they close; a group with no member that the
-   * application no longer holds is forgotten (garbage collected), and made anew by the next call.
+   * `broadcast()`. Connections leave their groups the moment they can no longer be written; a group with
+   * no member that the application no longer holds is forgotten (garbage collected), and made anew by
+   * the next call.
    */
   group(name: string): ConnectionGroup {
-    const existing = this.#groups.get(name)?.deref();
-    if (existing !== undefined) return existing;
-    const group = new ConnectionGroup(name, {
-      encode: (payload) => this.options.codec.encode(payload),
-      relay: (groupName, payload) => this.#relay({ kind: 'group', group: groupName, origin: this.instanceId, payload }),
-    });
-    const ref = new WeakRef(group);
-    this.#groups.set(name, ref);
-    this.#forgetGroup.register(group, { name, ref });
-    return group;
+    return this.#fleet.group(name);
   }
 
   /** The live groups (with members, or held by the application), by name. */
   get groups(): ReadonlyMap<string, ConnectionGroup> {
-    const live = new Map<string, ConnectionGroup>();
-    for (const [name, ref] of this.#groups) {
-      const group = ref.deref();
-      if (group !== undefined) live.set(name, group);
-    }
-    return live;
+    return this.#fleet.groups;
   }
 
   /**
    * Sends a frame to a connection of this fleet by its {@link Connection.globalId}: here, or on another
-   * instance through the registry's relay (`RedisRegistry`), in order per sender. Delivery to another
-   * instance is at most once: a connection that closed meanwhile does not get it.
-   * A connection of this instance that is gone is not an error, as for `send()`: the frame is dropped
-   * and counted (`framesDropped` in {@link stats}), and the promise resolves `false`.
+   * instance through the `relay` (`RedisRelay`), in order per sender. Delivery to another instance is at
+   * most once: a connection that closed meanwhile does not get it. A connection of this instance that
+   * is gone is not an error, as for `send()`: the frame is dropped and counted (`framesDropped` in
+   * {@link stats}), and the promise resolves `false`.
    * @returns `true` once written here or handed to the relay, `false` when dropped
    * @throws {PulsarError} (rejects) `ERR_NO_SUCH_CONNECTION` for an id that is not one, or an instance
-   * that is not in the fleet (or not reachable without a relaying registry); `ERR_RELAY` when the store
-   * cannot be reached; `ERR_FRAME_TOO_LARGE` and `ERR_INVALID_PAYLOAD` as `send()`
+   * that is not in the fleet (or any other instance without a relay); `ERR_RELAY` when the store cannot
+   * be reached; `ERR_FRAME_TOO_LARGE` and `ERR_INVALID_PAYLOAD` as `send()`
    */
-  async sendTo(globalId: string, payload: Uint8Array | string): Promise<boolean> {
-    const slash = globalId.lastIndexOf('/');
-    const instance = globalId.slice(0, slash);
-    const id = Number(globalId.slice(slash + 1));
-    if (slash <= 0 || !Number.isSafeInteger(id)) throw new PulsarError('ERR_NO_SUCH_CONNECTION', `'${globalId}' is not a connection id (instance/id)`);
-    const bytes = typeof payload === 'string' ? Buffer.from(payload) : Buffer.from(payload.buffer, payload.byteOffset, payload.length);
-    if (instance === this.instanceId) return this.#sendHere(id, bytes);
-    const { relay } = this.options.registry;
-    if (relay === undefined) throw new PulsarError('ERR_NO_SUCH_CONNECTION', `connection ${globalId} is on instance ${instance}, and this registry does not relay`);
-    if (bytes.length > this.options.codec.maxFrameLength) this.options.codec.encode(bytes); // throws ERR_FRAME_TOO_LARGE here, not there
-    await relay.call(this.options.registry, { kind: 'connection', instance, id, payload: bytes });
-    return true;
-  }
-
-  /** Sends to a connection of this instance by id; one that is gone gets nothing, counted as dropped. */
-  #sendHere(id: number, payload: Buffer): boolean {
-    const conn = this.#connections.get(id);
-    if (conn !== undefined) return conn.send(payload);
-    if (payload.length > this.options.codec.maxFrameLength) this.options.codec.encode(payload); // throws ERR_FRAME_TOO_LARGE, as send() would
-    debug('frame for connection %d dropped: it is not open here', id);
-    this.#totals.framesDropped++;
-    return false;
-  }
-
-  /** Hands a group broadcast to the other instances without waiting; a failure is reported once per outage. */
-  #relay(message: RelayMessage): void {
-    const { registry } = this.options;
-    if (registry.relay === undefined) return;
-    registry.relay(message).then(
-      () => (this.#relayFailing = false),
-      (error: unknown) => {
-        if (this.#relayFailing) return;
-        this.#relayFailing = true;
-        this.#serverError(error instanceof PulsarError ? error : new PulsarError('ERR_RELAY', `relaying failed: ${messageOf(error)}`, { cause: error }));
-      },
-    );
-  }
-
-  /** A message another instance relayed: delivered to the connections here, never relayed again. */
-  #deliverRelayed(message: RelayMessage): void {
-    if (message.kind === 'group') {
-      if (message.origin !== this.instanceId) this.#groups.get(message.group)?.deref()?.deliver(this.options.codec.encode(message.payload));
-      return;
-    }
-    try {
-      this.#sendHere(message.id, message.payload);
-    } catch (error) {
-      debug('relayed frame for connection %d dropped: %s', message.id, messageOf(error)); // too large for this codec
-    }
+  sendTo(globalId: string, payload: Uint8Array | string): Promise<boolean> {
+    return this.#fleet.sendTo(globalId, payload);
   }
 
   /**
@@ -343,8 +265,8 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   /**
    * Starts listening.
    * @returns the real address and port (useful with `port: 0`)
-   * @throws rejects with Node's error (`EADDRINUSE`, `EACCES`…), or `ERR_SERVER_STATE` if the server
-   * is already listening or closed
+   * @throws rejects with Node's error (`EADDRINUSE`, `EACCES`…), `ERR_REGISTRY` or `ERR_RELAY` when the
+   * registry or the relay cannot start, or `ERR_SERVER_STATE` if the server is already listening or closed
    */
   listen(): Promise<ListenAddress> {
     if (this.#state !== 'idle') {
@@ -353,7 +275,8 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
     this.#state = 'starting';
     const { host, port, path } = this.options;
     // In a cluster worker the primary owns the socket: it makes way for it (see clearStaleSocket).
-    const ready = (path === null || cluster.isWorker ? Promise.resolve() : clearStaleSocket(path)).then(() => this.#startRegistry());
+    const ready = (path === null || cluster.isWorker ? Promise.resolve() : clearStaleSocket(path))
+      .then(() => Promise.all([this.#registry.start(), this.#fleet.start()]));
     return ready.then(() => new Promise((resolve, reject) => {
       if (this.#state !== 'starting') throw new PulsarError('ERR_SERVER_STATE', 'the server was closed before it listened');
       const onError = (error: Error): void => {
@@ -405,111 +328,17 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
     this.#stopTimers();
     const stopped = wasStarted ? new Promise<void>((resolve) => this.#net.close(() => resolve())) : undefined;
     const disconnected = new Promise<void>((resolve) => (this.#onLastDisconnect = resolve));
-    for (const socket of this.#handshakes) socket.destroy(); // nothing accepted from them yet
-    for (const conn of this.#admitting) conn.refuse(); // not admitted yet either
+    this.#accept.destroyPending(); // nothing accepted from them yet
+    this.#gate.refuseWaiting(); // not admitted yet either
     debug('closing: %d connection(s) to drain', this.#live.size);
-    for (const conn of this.#live) conn.shutdown();
+    for (const conn of this.#live) conn[kShutdown]();
     if (this.#live.size === 0) this.#onLastDisconnect?.();
     await Promise.all([stopped, disconnected]); // also makes 'close' asynchronous, even with nothing to wait for
-    await this.#stopRegistry(wasStarted);
+    await Promise.all([this.#registry.stop(wasStarted), wasStarted ? this.#fleet.stop() : undefined]);
     this.#state = 'closed';
     debug('closed: %d drained, %d forced', this.#closeResult.drained, this.#closeResult.forced);
     this.emit('close', this.#closeResult);
     return this.#closeResult;
-  }
-
-  #accept(socket: Socket): void {
-    // Reset before it was accepted (a balancer's probe): its address is gone and nothing came from it.
-    if (socket.remoteAddress === undefined && this.options.path === null) {
-      socket.destroy();
-      return;
-    }
-    const { proxyProtocol } = this.options;
-    if (!proxyProtocol || this.#state !== 'listening') {
-      this.#admit(socket, null, null, null);
-    } else if (this.#trustedProxies.empty || this.#trustedProxies.contains(socket.remoteAddress ?? '')) {
-      this.#readProxyHeader(socket, proxyProtocol);
-    } else {
-      const untrusted = `refused, ${socket.remoteAddress} is not a trusted proxy (trustedProxies): its PROXY header would not be believed`;
-      this.#turnAway(this.#connectionFor(socket), new PulsarError('ERR_PROXY_PROTOCOL', untrusted));
-    }
-  }
-
-  /** Starts serving a socket: from its first byte, or after its PROXY header with the bytes that followed. */
-  #admit(socket: Socket, source: ProxiedAddress | null, proxy: ProxyInfo | null, rest: Buffer | null): void {
-    const conn = this.#connectionFor(socket, source, proxy);
-    if (this.#state !== 'listening') {
-      conn.refuse();
-      return;
-    }
-    const held = this.#live.size + this.#admitting.size;
-    if (held >= this.options.maxConnections) {
-      this.#turnAway(conn, new PulsarError('ERR_MAX_CONNECTIONS', `refused, ${held} connections are already open (maxConnections)`));
-      return;
-    }
-    const refusal = this.#claimPlace(conn.remoteAddress);
-    if (refusal !== null) {
-      this.#turnAway(conn, refusal);
-      return;
-    }
-    const { admit } = this.options;
-    if (admit === null) {
-      this.#serve(conn, rest);
-      return;
-    }
-    let verdict: boolean | PromiseLike<boolean>;
-    try {
-      verdict = admit(conn);
-    } catch (error) {
-      this.#refuseByHook(conn, `refused, the admit hook threw: ${messageOf(error)}`, error);
-      return;
-    }
-    if (isPromiseLike(verdict)) this.#awaitAdmission(conn, verdict, rest);
-    else if (verdict === true) this.#serve(conn, rest);
-    else this.#refuseByHook(conn, 'refused by the admit hook');
-  }
-
-  /**
-   * Holds a connection, reading nothing, until the `admit` hook's promise settles or `admitTimeout` passes.
-   * The socket has no connection listeners yet: its errors and close are handled here meanwhile.
-   */
-  #awaitAdmission(conn: Connection, verdict: PromiseLike<boolean>, rest: Buffer | null): void {
-    const { socket } = conn;
-    const { admitTimeout } = this.options;
-    socket.pause();
-    this.#admitting.add(conn);
-    let settled = false;
-    const settle = (admitted: boolean, reason: string, cause?: unknown): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      socket.off('error', onGone);
-      socket.off('close', onGone);
-      this.#admitting.delete(conn);
-      if (this.#state !== 'listening' || socket.destroyed) {
-        this.#releasePlace(conn.remoteAddress);
-        conn.refuse(); // gone while waiting, or the server is closing: nothing was accepted from it
-      } else if (admitted) {
-        this.#serve(conn, rest);
-        socket.resume();
-      } else {
-        this.#refuseByHook(conn, reason, cause);
-      }
-    };
-    const onGone = (): void => settle(false, 'gone');
-    const timer = setTimeout(() => settle(false, `refused, the admit hook did not answer within ${admitTimeout} ms`), admitTimeout);
-    socket.on('error', onGone);
-    socket.on('close', onGone);
-    verdict.then(
-      (answer) => settle(answer === true, 'refused by the admit hook'),
-      (error: unknown) => settle(false, `refused, the admit hook failed: ${messageOf(error)}`, error),
-    );
-  }
-
-  /** Turns away a connection the `admit` hook did not accept, giving back its place in its address group. */
-  #refuseByHook(conn: Connection, reason: string, cause?: unknown): void {
-    this.#releasePlace(conn.remoteAddress);
-    this.#turnAway(conn, new PulsarError('ERR_REFUSED', reason, cause === undefined ? undefined : { cause }));
   }
 
   /** Serves an admitted connection: registers it, starts reading, and hands it the bytes after its PROXY header. */
@@ -517,148 +346,35 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
     this.#connections.set(conn.id, conn);
     this.#live.add(conn);
     this.#totals.accepted++;
-    conn.start();
-    this.#registryCall('add', conn);
+    conn[kStart]();
+    this.#registry.call('add', conn);
     this.emit('connection', conn);
     if (channels.connection.hasSubscribers) channels.connection.publish({ server: this, connection: conn } satisfies ConnectionMessage);
-    if (rest !== null) conn.feed(rest);
-  }
-
-  /**
-   * Applies the address rules and the per-address limit to a client's real address (the PROXY source
-   * when there was a header) and, when they let it in, claims its place in its address group (given back
-   * by {@link releasePlace} when it closes or the `admit` hook refuses it).
-   * @returns why it is refused, or `null` once its place is claimed
-   */
-  #claimPlace(address: string): PulsarError | null {
-    if (this.#rules.active && !this.#rules.admits(address)) {
-      return new PulsarError('ERR_ADDRESS_DENIED', `refused, ${address} is not allowed to connect (allow/deny rules)`);
-    }
-    const limit = this.options.maxConnectionsPerAddress;
-    if (limit === Infinity) return null;
-    const group = addressGroup(address);
-    const open = this.#perAddress.get(group) ?? 0;
-    if (open >= limit) return new PulsarError('ERR_MAX_CONNECTIONS', `refused, ${open} connections from ${group} are already open (maxConnectionsPerAddress)`);
-    this.#perAddress.set(group, open + 1);
-    return null;
-  }
-
-  /** Gives back a connection's place in its address group (see {@link claimPlace}). */
-  #releasePlace(address: string): void {
-    if (this.options.maxConnectionsPerAddress === Infinity) return;
-    const group = addressGroup(address);
-    const open = (this.#perAddress.get(group) ?? 1) - 1;
-    if (open > 0) this.#perAddress.set(group, open);
-    else this.#perAddress.delete(group);
+    if (rest !== null) conn[kFeed](rest);
   }
 
   /** A Connection with the next id, served or only reported and turned away. */
-  #connectionFor(socket: Socket, source: ProxiedAddress | null = null, proxy: ProxyInfo | null = null): Connection {
+  #connectionFor(socket: Socket, source: ProxiedAddress | null, proxy: ProxyInfo | null): Connection {
     return new Connection(this.#nextId++, socket, this.#owner, source, proxy);
   }
 
   /** Closes a client that cannot be served, reporting why. */
   #turnAway(conn: Connection, error: PulsarError): void {
-    conn.refuse();
+    conn[kRefuse]();
     const named = aboutClient(error, String(conn));
     if (channels.refused.hasSubscribers) channels.refused.publish({ server: this, connection: conn, error: named } satisfies RefusedMessage);
     this.#clientError(named, conn);
   }
 
-  /**
-   * Reads a PROXY header before the socket becomes a connection, then (with `tls`) runs the TLS handshake
-   * on what follows. Its listeners and timer live only until then, so nothing of this stays per
-   * connection. With `tls`, `handshakeTimeout` bounds the header and the handshake together.
-   */
-  #readProxyHeader(socket: Socket, { timeout, maxHeaderLength }: Required<ProxyProtocolOptions>): void {
-    const parser = new ProxyHeaderParser(maxHeaderLength);
-    // The proxy's own address, read now: a health check that resets right after its header would
-    // leave nothing to read later.
-    const direct = peerOf(socket);
-    const acceptedAt = Date.now();
-    const tlsOptions = this.options.tls;
-    const handshakeTimeout = tlsOptions ? tlsOptions.handshakeTimeout ?? timeout : timeout;
-    const done = (): void => {
-      clearTimeout(timer);
-      socket.off('data', onData);
-      socket.off('close', done);
-      socket.off('error', done);
-      this.#handshakes.delete(socket);
-    };
-    const refuse = (error: PulsarError): void => {
-      done();
-      this.#turnAway(this.#connectionFor(socket, direct), error);
-    };
-    const onData = (chunk: Buffer): void => {
-      let header;
-      try {
-        header = parser.push(chunk);
-      } catch (error) {
-        refuse(error as PulsarError);
-        return;
-      }
-      if (header === null) return;
-      done();
-      const { source, destination, tlvs, rest } = header;
-      const proxy = { destination, tlvs };
-      if (!tlsOptions) this.#admit(socket, source ?? direct, proxy, rest);
-      else this.#secureAfterProxy(socket, source ?? direct, proxy, rest, acceptedAt + handshakeTimeout - Date.now());
-    };
-    const timer = setTimeout(() => refuse(new PulsarError('ERR_PROXY_TIMEOUT', `no complete PROXY header within ${Math.min(timeout, handshakeTimeout)} ms`)), Math.min(timeout, handshakeTimeout));
-    this.#handshakes.add(socket);
-    socket.on('data', onData);
-    socket.on('close', done); // gone before its header: nothing was accepted from it
-    socket.on('error', done);
-  }
-
-  /**
-   * The TLS handshake after a PROXY header, on the same TCP socket: the bytes read with the header (the
-   * start of the ClientHello, often) are put back first. Within `remainingMs`, else `ERR_TLS_HANDSHAKE`.
-   */
-  #secureAfterProxy(socket: Socket, source: ProxiedAddress, proxy: ProxyInfo, rest: Buffer, remainingMs: number): void {
-    socket.pause();
-    if (rest.length > 0) socket.unshift(rest);
-    const secure = new tls.TLSSocket(socket, { isServer: true, ...this.#tlsSocketOptions() });
-    const done = (): void => {
-      clearTimeout(timer);
-      secure.off('secure', onSecure);
-      secure.off('error', onError);
-      secure.off('close', done);
-      this.#handshakes.delete(secure);
-    };
-    const onError = (error: Error): void => {
-      done();
-      secure.destroy();
-      this.#turnAway(this.#connectionFor(secure, source, proxy), new PulsarError('ERR_TLS_HANDSHAKE', `TLS handshake failed: ${error.message}`, { cause: error }));
-    };
-    const onSecure = (): void => {
-      done();
-      this.#admit(secure, source, proxy, null);
-    };
-    const timer = setTimeout(() => onError(new Error('TLS handshake timeout (the PROXY header included)')), Math.max(0, remainingMs));
-    this.#handshakes.add(secure);
-    secure.on('secure', onSecure);
-    secure.on('error', onError);
-    secure.on('close', done); // gone before its handshake (a health check): nothing was accepted from it
-  }
-
-  /** What a server-side TLSSocket needs from the `tls` option: its secure context and client-certificate settings. */
-  #tlsSocketOptions(): tls.TLSSocketOptions {
-    const options = this.options.tls as tls.TlsOptions;
-    this.#secureContext ??= tls.createSecureContext(options);
-    const { requestCert, rejectUnauthorized, ALPNProtocols, SNICallback } = options;
-    return { secureContext: this.#secureContext, requestCert, rejectUnauthorized, ALPNProtocols, SNICallback };
-  }
-
   #createOwner(): ConnectionOwner {
-    const { codec, highWaterMark, shutdownTimeout, handler, maxPendingOutput } = this.options;
+    const { codec, highWaterMark, shutdownTimeout, handler, maxPendingOutput, instanceId } = this.options;
     const echoing = handler === echo;
     const emitThenHandle = (frame: Buffer, conn: Connection): unknown => {
       this.emit('frame', frame, conn);
       return handler(frame, conn);
     };
     return {
-      instanceId: this.options.instanceId,
+      instanceId,
       codec,
       highWaterMark,
       closeTimeout: shutdownTimeout,
@@ -688,7 +404,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
         if (conn.state !== 'open') return;
         // Every silent client gets the same frame: encode it once, again only if the payload changes.
         if (beat === undefined || !beat.payload.equals(payload)) beat = { payload: Buffer.from(payload), wire: codec.encode(payload) };
-        conn.sendEncoded(beat.wire);
+        conn[kSendEncoded](beat.wire);
         this.#totals.heartbeats++;
         this.emit('heartbeat', conn);
       },
@@ -713,15 +429,15 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   #unwritable(conn: Connection): void {
     if (!this.#connections.delete(conn.id)) return;
     leaveGroups(conn);
-    this.#registryCall('remove', conn);
+    this.#registry.call('remove', conn);
   }
 
   #disconnected(conn: Connection, reason: DisconnectReason, error: Error | undefined): void {
     if (!this.#live.delete(conn)) return;
-    this.#releasePlace(conn.remoteAddress);
+    this.#gate.release(conn.remoteAddress);
     this.#retire(conn);
     if (this.#state === 'closing') {
-      if (error === undefined && reason !== 'timeout' && conn.flushed) this.#closeResult.drained++;
+      if (error === undefined && reason !== 'timeout' && conn[kFlushed]) this.#closeResult.drained++;
       else this.#closeResult.forced++;
     }
     this.emit('disconnect', conn, reason, error);
@@ -749,83 +465,16 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
     emitError(this, 'PulsarServer', error);
   }
 
-  /** Calls the registry without waiting on it: a slow external store must not stall frames. */
-  #registryCall(method: 'add' | 'remove', conn: Connection): void {
-    try {
-      const result: unknown = this.options.registry[method](conn);
-      if (!isPromiseLike(result)) return;
-      const settled = Promise.resolve(result).then(undefined, (error: unknown) => this.#registryFailed(method, error));
-      this.#registryPending.add(settled);
-      void settled.then(() => this.#registryPending.delete(settled));
-    } catch (error) {
-      this.#registryFailed(method, error);
-    }
-  }
-
-  /** Starts the registry (`listen()` waits): it learns this instance's id and how to deliver relayed messages. */
-  async #startRegistry(): Promise<void> {
-    const { registry, instanceId } = this.options;
-    if (registry.start === undefined) return;
-    try {
-      await registry.start({
-        instanceId,
-        connections: () => this.#connections.values(),
-        deliver: (message) => this.#deliverRelayed(message),
-        error: (error) => this.#serverError(error instanceof PulsarError ? error : new PulsarError('ERR_REGISTRY', messageOf(error), { cause: error })),
-      });
-    } catch (error) {
-      throw error instanceof PulsarError ? error : new PulsarError('ERR_REGISTRY', `registry.start() failed: ${messageOf(error)}`, { cause: error });
-    }
-  }
-
-  /** Waits for every registry write still pending (removals), then stops the registry. */
-  async #stopRegistry(started: boolean): Promise<void> {
-    await Promise.all(this.#registryPending);
-    const { registry } = this.options;
-    if (!started || registry.stop === undefined) return;
-    try {
-      await registry.stop();
-    } catch (error) {
-      this.#registryFailed('stop', error);
-    }
-  }
-
-  #registryFailed(method: string, error: unknown): void {
-    this.#serverError(new PulsarError('ERR_REGISTRY', `registry.${method}() failed: ${messageOf(error)}`, { cause: error }));
-  }
-
   #startTimers(): void {
     const { heartbeat, reportInterval } = this.options;
     if (heartbeat) heartbeat.start(this.#heartbeatHost());
     this.#deadlines.start();
-    if (reportInterval !== false) {
-      this.#reportTimer = setInterval(() => this.#report(), reportInterval);
-      this.#reportTimer.unref();
-    }
+    if (reportInterval !== false) this.#registry.startReports(reportInterval);
   }
 
   #stopTimers(): void {
     if (this.options.heartbeat) this.options.heartbeat.stop();
     this.#deadlines.stop();
-    clearInterval(this.#reportTimer);
-  }
-
-  /** Emits one report; skipped while the previous snapshot (maybe from an external store) is pending. */
-  async #report(): Promise<void> {
-    if (this.#reporting) return;
-    this.#reporting = true;
-    try {
-      const { registry } = this.options;
-      const [connections, fleet] = await Promise.all([registry.snapshot(), registry.fleet?.()]);
-      if (this.#state === 'listening') {
-        const report: Report = { time: Date.now(), count: connections.length, connections, bufferedBytes: this.bufferedBytes };
-        this.emit('report', fleet === undefined || fleet === null ? report : { ...report, fleet });
-      }
-    } catch (error) {
-      this.#registryFailed('snapshot', error);
-    } finally {
-      this.#reporting = false;
-    }
+    this.#registry.stopReports();
   }
 }
-

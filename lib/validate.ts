@@ -9,7 +9,13 @@ function describeValue(value: unknown): string {
 
 /** An `ERR_INVALID_OPTION` error naming the owner, the option, the rule and the bad value. */
 export function invalidOption(owner: string, option: string, rule: string, value: unknown): PulsarError {
-  return new PulsarError('ERR_INVALID_OPTION', `${owner}: ${option} ${rule}, got ${describeValue(value)}`);
+  const reason = `${rule}, got ${describeValue(value)}`;
+  return new PulsarError('ERR_INVALID_OPTION', `${owner}: ${option} ${reason}`, { option, reason });
+}
+
+/** An `ERR_INVALID_OPTION` error for an option that does not go with others (no value to show). */
+export function conflictingOption(owner: string, option: string, rule: string): PulsarError {
+  return new PulsarError('ERR_INVALID_OPTION', `${owner}: ${option} ${rule}`, { option, reason: rule });
 }
 
 /** Checks that `value` is an integer in `[min, max]`, else throws `ERR_INVALID_OPTION`. */
@@ -46,7 +52,8 @@ export function checkKnownOptions<T extends object>(owner: string, options: T, k
   for (const key of Object.keys(options)) {
     if (names.includes(key)) continue;
     const hint = Object.hasOwn(moved, key) ? moved[key]! : didYouMean(key, names);
-    throw new PulsarError('ERR_INVALID_OPTION', `${owner}: unknown option '${key}'${hint === '' ? '' : ` (${hint})`}`);
+    const reason = `is not an option${hint === '' ? '' : ` (${hint})`}`;
+    throw new PulsarError('ERR_INVALID_OPTION', `${owner}: unknown option '${key}'${hint === '' ? '' : ` (${hint})`}`, { option: key, reason });
   }
 }
 

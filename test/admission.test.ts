@@ -259,7 +259,7 @@ describe('address rules', () => {
       expect(bad.stderr[0]).to.equal("pulsar: --allow must hold CIDR blocks such as 10.0.0.0/8 or 2001:db8::/32, got '10.0.0.0/40' (string)");
       const untrusting = new Cli(['--trusted-proxy', '127.0.0.2']);
       expect((await untrusting.exit()).code).to.equal(2);
-      expect(untrusting.stderr[0]).to.equal('pulsar: --trusted-proxy needs --proxy-protocol');
+      expect(untrusting.stderr[0]).to.equal('pulsar: --trusted-proxy needs proxyProtocol (there is no PROXY header to trust without it)');
     });
 
     it('refuses PROXY headers from outside --trusted-proxy', async () => {

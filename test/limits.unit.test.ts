@@ -30,7 +30,7 @@ class FakeHolder {
 function budgetOf(limit: number, names: string[]) {
   const evictions: string[] = [];
   const holders: FakeHolder[] = [];
-  const budget: MemoryBudget<FakeHolder> = new MemoryBudget(limit, () => holders.filter((h) => !h.evicted), (holder, held) => {
+  const budget: MemoryBudget<FakeHolder> = new MemoryBudget(limit, () => holders.filter((h) => !h.evicted), (h) => h.recount(), (holder, held) => {
     evictions.push(`${holder.name}:${held}`);
     holder.evicted = true;
     holder.hold(0); // as Connection#destroy does: the release is reported

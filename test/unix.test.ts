@@ -118,7 +118,7 @@ describe('Unix domain sockets', function () {
 
     const bad = new Cli(['--unix', path, '--port', '9000']);
     expect((await bad.exit()).code).to.equal(2);
-    expect(bad.stderr[0]).to.equal('pulsar: --unix replaces --host and --port: give one or the other');
+    expect(bad.stderr[0]).to.equal('pulsar: --unix replaces host and port (a Unix socket has neither): give one or the other');
   });
 
   it('--unix with --workers 2: the primary replaces a stale file, both workers serve it', async () => {

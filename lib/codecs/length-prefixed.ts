@@ -1,5 +1,5 @@
 import { constants as bufferConstants } from 'node:buffer';
-import { checkInteger, checkKnownOptions, checkOneOf } from '../validate.js';
+import { checkInteger, checkKnownOptions, checkOneOf, invalidOption } from '../validate.js';
 import { PulsarError } from '../errors.js';
 import { QueuedDecoder } from './queued-decoder.js';
 import {
@@ -139,7 +139,7 @@ export class LengthPrefixedCodec implements WrappingFrameCodec {
     this.lengthAdjustment = checkInteger(OWNER, 'lengthAdjustment', options.lengthAdjustment ?? 0, -headerLength, 1024 * 1024);
     const strip = options.initialBytesToStrip ?? headerLength;
     if (strip !== 0 && strip !== headerLength) {
-      throw new PulsarError('ERR_INVALID_OPTION', `${OWNER}: initialBytesToStrip must be 0 (the handler gets whole frames) or ${headerLength}, the header's size (it gets what follows the length field), got ${String(strip)}: a codec must be able to send what it decodes`);
+      throw invalidOption(OWNER, 'initialBytesToStrip', `must be 0 (the handler gets whole frames) or ${headerLength}, the header's size (it gets what follows the length field): a codec must be able to send what it decodes`, strip);
     }
     this.initialBytesToStrip = strip;
     this.#fieldMax = fieldLength === 8 ? Number.MAX_SAFE_INTEGER : 2 ** (8 * fieldLength) - 1;

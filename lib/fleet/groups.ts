@@ -1,4 +1,4 @@
-import type { Connection } from './connection.js';
+import { kQueueEncoded, type Connection } from '../connection.js';
 
 /** What a group needs from its server. */
 export interface GroupHost {
@@ -81,7 +81,7 @@ export class ConnectionGroup implements Iterable<Connection> {
   deliver(wire: Buffer, except?: Connection): number {
     let sent = 0;
     for (const member of this.#members) {
-      if (member !== except && member.queueEncoded(wire)) sent++;
+      if (member !== except && member[kQueueEncoded](wire)) sent++;
     }
     return sent;
   }

@@ -1,0 +1,165 @@
+import net, { type Socket } from 'node:net';
+import tls from 'node:tls';
+import { CidrList } from '../admission/address-rules.js';
+import { peerOf } from '../connection.js';
+import { PulsarError } from '../errors.js';
+import type { ResolvedServerOptions } from '../options.js';
+import { ProxyHeaderParser, type ProxiedAddress, type ProxyInfo, type ProxyProtocolOptions } from '../proxy.js';
+
+/** What the accept path hands a socket to once it knows who the client is. */
+export interface AcceptHost {
+  /** Whether new sockets are still taken in (not shutting down). */
+  accepting(): boolean;
+  /** A socket ready to be judged by admission: its client (`null`: the socket's own peer), the PROXY details, the bytes read after the header. */
+  admit(socket: Socket, source: ProxiedAddress | null, proxy: ProxyInfo | null, rest: Buffer | null): void;
+  /** A socket turned away before it became a connection: bad or untrusted PROXY header, failed TLS handshake. */
+  refuse(socket: Socket, source: ProxiedAddress | null, proxy: ProxyInfo | null, error: PulsarError): void;
+}
+
+/**
+ * The accept path, from the listener to a socket admission can judge: the TCP or TLS listener, the
+ * PROXY protocol header (from trusted proxies only), and TLS after the header (TLS passthrough behind a
+ * balancer), each bounded in time. Listeners and timers live only until the socket is handed on, so
+ * nothing of this stays per connection.
+ */
+export class AcceptPath {
+  readonly #options: ResolvedServerOptions;
+  readonly #host: AcceptHost;
+  readonly #trustedProxies: CidrList;
+  /** Sockets still sending their PROXY header or TLS handshake: not connections yet. */
+  readonly #pending = new Set<Socket>();
+  /** The `tls` option's context, made once, for TLS started after a PROXY header. */
+  #secureContext: tls.SecureContext | undefined;
+
+  /**
+   * @param options the server's options (`tls`, `proxyProtocol`, `trustedProxies`)
+   * @param host where sockets go next
+   */
+  constructor(options: ResolvedServerOptions, host: AcceptHost) {
+    this.#options = options;
+    this.#host = host;
+    this.#trustedProxies = new CidrList('PulsarServer', 'trustedProxies', options.trustedProxies);
+  }
+
+  /** A TCP listener, or a TLS one whose failed handshakes are refusals; every socket comes to {@link accept}. */
+  createListener(): net.Server {
+    const socketOptions = { allowHalfOpen: true, noDelay: true };
+    const accept = (socket: Socket): void => this.accept(socket);
+    const { tls: tlsOptions, proxyProtocol } = this.#options;
+    // With the PROXY protocol, the header comes before TLS: a TCP listener, TLS started after the header.
+    if (!tlsOptions || proxyProtocol) return net.createServer(socketOptions, accept);
+    const server = tls.createServer({ ...tlsOptions, ...socketOptions }, accept);
+    server.on('tlsClientError', (error, socket) => {
+      this.#host.refuse(socket, null, null, new PulsarError('ERR_TLS_HANDSHAKE', `TLS handshake failed: ${error.message}`, { cause: error }));
+    });
+    return server;
+  }
+
+  /** Takes in a socket the listener accepted: to admission at once, or after its PROXY header. */
+  accept(socket: Socket): void {
+    // Reset before it was accepted (a balancer's probe): its address is gone and nothing came from it.
+    if (socket.remoteAddress === undefined && this.#options.path === null) {
+      socket.destroy();
+      return;
+    }
+    const { proxyProtocol } = this.#options;
+    if (!proxyProtocol || !this.#host.accepting()) {
+      this.#host.admit(socket, null, null, null);
+    } else if (this.#trustedProxies.empty || this.#trustedProxies.contains(socket.remoteAddress ?? '')) {
+      this.#readProxyHeader(socket, proxyProtocol);
+    } else {
+      const untrusted = `refused, ${socket.remoteAddress} is not a trusted proxy (trustedProxies): its PROXY header would not be believed`;
+      this.#host.refuse(socket, null, null, new PulsarError('ERR_PROXY_PROTOCOL', untrusted));
+    }
+  }
+
+  /** Drops every socket still in its header or handshake (the server is closing: nothing was accepted from them). */
+  destroyPending(): void {
+    for (const socket of this.#pending) socket.destroy();
+  }
+
+  /**
+   * Reads a PROXY header, then (with `tls`) runs the TLS handshake on what follows. With `tls`,
+   * `handshakeTimeout` bounds the header and the handshake together.
+   */
+  #readProxyHeader(socket: Socket, { timeout, maxHeaderLength }: Required<ProxyProtocolOptions>): void {
+    const parser = new ProxyHeaderParser(maxHeaderLength);
+    // The proxy's own address, read now: a health check that resets right after its header would
+    // leave nothing to read later.
+    const direct = peerOf(socket);
+    const acceptedAt = Date.now();
+    const tlsOptions = this.#options.tls;
+    const handshakeTimeout = tlsOptions ? tlsOptions.handshakeTimeout ?? timeout : timeout;
+    const done = (): void => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('close', done);
+      socket.off('error', done);
+      this.#pending.delete(socket);
+    };
+    const refuse = (error: PulsarError): void => {
+      done();
+      this.#host.refuse(socket, direct, null, error);
+    };
+    const onData = (chunk: Buffer): void => {
+      let header;
+      try {
+        header = parser.push(chunk);
+      } catch (error) {
+        refuse(error as PulsarError);
+        return;
+      }
+      if (header === null) return;
+      done();
+      const { source, destination, tlvs, rest } = header;
+      const proxy = { destination, tlvs };
+      if (!tlsOptions) this.#host.admit(socket, source ?? direct, proxy, rest);
+      else this.#secureAfterProxy(socket, source ?? direct, proxy, rest, acceptedAt + handshakeTimeout - Date.now());
+    };
+    const limit = Math.min(timeout, handshakeTimeout);
+    const timer = setTimeout(() => refuse(new PulsarError('ERR_PROXY_TIMEOUT', `no complete PROXY header within ${limit} ms`)), limit);
+    this.#pending.add(socket);
+    socket.on('data', onData);
+    socket.on('close', done); // gone before its header: nothing was accepted from it
+    socket.on('error', done);
+  }
+
+  /**
+   * The TLS handshake after a PROXY header, on the same TCP socket: the bytes read with the header (the
+   * start of the ClientHello, often) are put back first. Within `remainingMs`, else `ERR_TLS_HANDSHAKE`.
+   */
+  #secureAfterProxy(socket: Socket, source: ProxiedAddress, proxy: ProxyInfo, rest: Buffer, remainingMs: number): void {
+    socket.pause();
+    if (rest.length > 0) socket.unshift(rest);
+    const secure = new tls.TLSSocket(socket, { isServer: true, ...this.#tlsSocketOptions() });
+    const done = (): void => {
+      clearTimeout(timer);
+      secure.off('secure', onSecure);
+      secure.off('error', onError);
+      secure.off('close', done);
+      this.#pending.delete(secure);
+    };
+    const onError = (error: Error): void => {
+      done();
+      secure.destroy();
+      this.#host.refuse(secure, source, proxy, new PulsarError('ERR_TLS_HANDSHAKE', `TLS handshake failed: ${error.message}`, { cause: error }));
+    };
+    const onSecure = (): void => {
+      done();
+      this.#host.admit(secure, source, proxy, null);
+    };
+    const timer = setTimeout(() => onError(new Error('TLS handshake timeout (the PROXY header included)')), Math.max(0, remainingMs));
+    this.#pending.add(secure);
+    secure.on('secure', onSecure);
+    secure.on('error', onError);
+    secure.on('close', done); // gone before its handshake (a health check): nothing was accepted from it
+  }
+
+  /** What a server-side TLSSocket needs from the `tls` option: its secure context and client-certificate settings. */
+  #tlsSocketOptions(): tls.TLSSocketOptions {
+    const options = this.#options.tls as tls.TlsOptions;
+    this.#secureContext ??= tls.createSecureContext(options);
+    const { requestCert, rejectUnauthorized, ALPNProtocols, SNICallback } = options;
+    return { secureContext: this.#secureContext, requestCert, rejectUnauthorized, ALPNProtocols, SNICallback };
+  }
+}

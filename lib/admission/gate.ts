@@ -1,0 +1,151 @@
+import { PulsarError } from '../errors.js';
+import { kRefuse, type Connection } from '../connection.js';
+import { messageOf } from '../format.js';
+import type { ResolvedServerOptions } from '../options.js';
+import { isPromiseLike } from '../thenable.js';
+import { AddressRules, addressGroup } from './address-rules.js';
+
+/** What the gate needs from its server. */
+export interface GateHost {
+  /** Whether the server still serves new connections (not shutting down). */
+  serving(): boolean;
+  /** Connections served now (they hold places under `maxConnections`). */
+  served(): number;
+  /** Serves an admitted connection, with the bytes read after its PROXY header. */
+  serve(conn: Connection, rest: Buffer | null): void;
+  /** Closes a connection that is not admitted, reporting why. */
+  turnAway(conn: Connection, error: PulsarError): void;
+}
+
+/**
+ * How a connection is admitted, in order: `maxConnections`, the `allow`/`deny` address rules, the
+ * per-address limit (`maxConnectionsPerAddress`, IPv6 per /64), then the `admit` hook (sync or async,
+ * within `admitTimeout`). All judge the client's real address: the PROXY source when there was a header.
+ */
+export class AdmissionGate {
+  readonly #options: ResolvedServerOptions;
+  readonly #host: GateHost;
+  readonly #rules: AddressRules;
+  /** Open connections per address group (see addressGroup), kept only with `maxConnectionsPerAddress`. */
+  readonly #perAddress = new Map<string, number>();
+  /** Connections waiting for an asynchronous `admit` hook: not served yet, but holding a place. */
+  readonly #waiting = new Set<Connection>();
+
+  /**
+   * @param options the server's options (`maxConnections`, `allow`, `deny`, `maxConnectionsPerAddress`, `admit`, `admitTimeout`)
+   * @param host the server
+   */
+  constructor(options: ResolvedServerOptions, host: GateHost) {
+    this.#options = options;
+    this.#host = host;
+    this.#rules = new AddressRules('PulsarServer', options.allow, options.deny);
+  }
+
+  /** Judges a new connection: serves it through the host, or turns it away. */
+  admit(conn: Connection, rest: Buffer | null): void {
+    if (!this.#host.serving()) {
+      conn[kRefuse]();
+      return;
+    }
+    const held = this.#host.served() + this.#waiting.size;
+    if (held >= this.#options.maxConnections) {
+      this.#host.turnAway(conn, new PulsarError('ERR_MAX_CONNECTIONS', `refused, ${held} connections are already open (maxConnections)`));
+      return;
+    }
+    const refusal = this.#claimPlace(conn.remoteAddress);
+    if (refusal !== null) {
+      this.#host.turnAway(conn, refusal);
+      return;
+    }
+    const { admit } = this.#options;
+    if (admit === null) {
+      this.#host.serve(conn, rest);
+      return;
+    }
+    let verdict: boolean | PromiseLike<boolean>;
+    try {
+      verdict = admit(conn);
+    } catch (error) {
+      this.#refuseByHook(conn, `refused, the admit hook threw: ${messageOf(error)}`, error);
+      return;
+    }
+    if (isPromiseLike(verdict)) this.#awaitVerdict(conn, verdict, rest);
+    else if (verdict === true) this.#host.serve(conn, rest);
+    else this.#refuseByHook(conn, 'refused by the admit hook');
+  }
+
+  /** Gives back a closed connection's place in its address group. */
+  release(address: string): void {
+    if (this.#options.maxConnectionsPerAddress === Infinity) return;
+    const group = addressGroup(address);
+    const open = (this.#perAddress.get(group) ?? 1) - 1;
+    if (open > 0) this.#perAddress.set(group, open);
+    else this.#perAddress.delete(group);
+  }
+
+  /** Refuses every connection still waiting for the `admit` hook (the server is closing). */
+  refuseWaiting(): void {
+    for (const conn of this.#waiting) conn[kRefuse]();
+  }
+
+  /**
+   * Holds a connection, reading nothing, until the `admit` hook's promise settles or `admitTimeout` passes.
+   * The socket has no connection listeners yet: its errors and close are handled here meanwhile.
+   */
+  #awaitVerdict(conn: Connection, verdict: PromiseLike<boolean>, rest: Buffer | null): void {
+    const { socket } = conn;
+    const { admitTimeout } = this.#options;
+    socket.pause();
+    this.#waiting.add(conn);
+    let settled = false;
+    const settle = (admitted: boolean, reason: string, cause?: unknown): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.off('error', onGone);
+      socket.off('close', onGone);
+      this.#waiting.delete(conn);
+      if (!this.#host.serving() || socket.destroyed) {
+        this.release(conn.remoteAddress);
+        conn[kRefuse](); // gone while waiting, or the server is closing: nothing was accepted from it
+      } else if (admitted) {
+        this.#host.serve(conn, rest);
+        socket.resume();
+      } else {
+        this.#refuseByHook(conn, reason, cause);
+      }
+    };
+    const onGone = (): void => settle(false, 'gone');
+    const timer = setTimeout(() => settle(false, `refused, the admit hook did not answer within ${admitTimeout} ms`), admitTimeout);
+    socket.on('error', onGone);
+    socket.on('close', onGone);
+    verdict.then(
+      (answer) => settle(answer === true, 'refused by the admit hook'),
+      (error: unknown) => settle(false, `refused, the admit hook failed: ${messageOf(error)}`, error),
+    );
+  }
+
+  /** Turns away a connection the `admit` hook did not accept, giving back its place in its address group. */
+  #refuseByHook(conn: Connection, reason: string, cause?: unknown): void {
+    this.release(conn.remoteAddress);
+    this.#host.turnAway(conn, new PulsarError('ERR_REFUSED', reason, cause === undefined ? undefined : { cause }));
+  }
+
+  /**
+   * Applies the address rules and the per-address limit to a client's address and, when they let it in,
+   * claims its place in its address group (given back by {@link release}).
+   * @returns why it is refused, or `null` once its place is claimed
+   */
+  #claimPlace(address: string): PulsarError | null {
+    if (this.#rules.active && !this.#rules.admits(address)) {
+      return new PulsarError('ERR_ADDRESS_DENIED', `refused, ${address} is not allowed to connect (allow/deny rules)`);
+    }
+    const limit = this.#options.maxConnectionsPerAddress;
+    if (limit === Infinity) return null;
+    const group = addressGroup(address);
+    const open = this.#perAddress.get(group) ?? 0;
+    if (open >= limit) return new PulsarError('ERR_MAX_CONNECTIONS', `refused, ${open} connections from ${group} are already open (maxConnectionsPerAddress)`);
+    this.#perAddress.set(group, open + 1);
+    return null;
+  }
+}
