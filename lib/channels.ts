@@ -1,12 +1,26 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
-import type { Connection, DisconnectReason } from './connection.js';
+import type { Connection } from './connection/connection.js';
+import type { DisconnectReason } from './connection/owner.js';
 import type { PulsarError } from './errors.js';
-import type { PulsarServer } from './server.js';
+import type { ServerStats } from './server-types.js';
+
+/**
+ * The server a message comes from: a `PulsarServer`, seen through what an observer needs (typed
+ * structurally, so that this module does not import the server's).
+ */
+export interface ObservedServer {
+  /** Its id in a fleet. */
+  readonly instanceId: string;
+  /** Its live connections. */
+  readonly connections: ReadonlyMap<number, Connection>;
+  /** Its running totals. */
+  stats(): ServerStats;
+}
 
 /** Published on `pulsar:connection` when a server accepts a client. */
 export interface ConnectionMessage {
   /** The server it happened on. */
-  readonly server: PulsarServer;
+  readonly server: ObservedServer;
   /** The connection concerned. */
   readonly connection: Connection;
 }
@@ -14,7 +28,7 @@ export interface ConnectionMessage {
 /** Published on `pulsar:refused` when a client is turned away before it is served (`maxConnections`, a bad PROXY header, a failed TLS handshake…). */
 export interface RefusedMessage {
   /** The server it happened on. */
-  readonly server: PulsarServer;
+  readonly server: ObservedServer;
   /** The connection concerned. */
   readonly connection: Connection;
   /** Why, with its code (`ERR_MAX_CONNECTIONS`, `ERR_PROXY_PROTOCOL`…). */
@@ -24,7 +38,7 @@ export interface RefusedMessage {
 /** Published on `pulsar:disconnect` when a served client goes away. */
 export interface DisconnectMessage {
   /** The server it happened on. */
-  readonly server: PulsarServer;
+  readonly server: ObservedServer;
   /** The connection concerned. */
   readonly connection: Connection;
   /** Why it ended. */
@@ -36,7 +50,7 @@ export interface DisconnectMessage {
 /** Published on `pulsar:client-error` for every `clientError` event, refusals included. */
 export interface ClientErrorMessage {
   /** The server it happened on. */
-  readonly server: PulsarServer;
+  readonly server: ObservedServer;
   /** The connection concerned. */
   readonly connection: Connection;
   /** The error, with its code. */
@@ -46,7 +60,7 @@ export interface ClientErrorMessage {
 /** Published on `pulsar:backpressure` when reading from a connection pauses (`paused: true`) or resumes. */
 export interface BackpressureMessage {
   /** The server it happened on. */
-  readonly server: PulsarServer;
+  readonly server: ObservedServer;
   /** The connection concerned. */
   readonly connection: Connection;
   /** `true`: reading paused; `false`: resumed. */

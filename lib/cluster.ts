@@ -5,7 +5,7 @@ import { EventEmitter } from 'eventemitter3';
 import { PulsarError } from './errors.js';
 import { emitError } from './unhandled-error.js';
 import { clearStaleSocket } from './unix-socket.js';
-import type { ConnectionSnapshot } from './connection.js';
+import type { ConnectionSnapshot } from './connection/snapshot.js';
 import type { FleetSummary } from './registry/types.js';
 import type { CloseResult, ListenAddress, PulsarServer, Report } from './server.js';
 import { checkInteger, checkKnownOptions, checkTimerMs, invalidOption } from './validate.js';

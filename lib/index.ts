@@ -3,8 +3,9 @@ export type { CloseResult, ListenAddress, PulsarServerEvents, Report, ServerStat
 export type { AdmitHook, FrameHandler, PulsarServerOptions, ResolvedServerOptions } from './options.js';
 export { PulsarClient } from './client.js';
 export type { ClientState, PulsarClientEvents, PulsarClientOptions, ReconnectOptions } from './client.js';
-export { Connection } from './connection.js';
-export type { ConnectionSnapshot, ConnectionState, DisconnectReason, ProxySnapshot } from './connection.js';
+export { Connection } from './connection/connection.js';
+export type { ConnectionState, DisconnectReason } from './connection/owner.js';
+export type { ConnectionSnapshot, ProxySnapshot } from './connection/snapshot.js';
 export { LengthPrefixedCodec } from './codecs/length-prefixed.js';
 export type { LengthFieldLength, LengthPrefixedCodecOptions } from './codecs/length-prefixed.js';
 export { VarintCodec, varintLength } from './codecs/varint.js';
@@ -31,4 +32,4 @@ export type { ClusterReport, PulsarClusterEvents, PulsarClusterOptions, WorkerEx
 export { closeOnSignals } from './signals.js';
 export type { Closable, CloseOnSignalsOptions } from './signals.js';
 export { channels } from './channels.js';
-export type { BackpressureMessage, ClientErrorMessage, ConnectionMessage, DisconnectMessage, RefusedMessage } from './channels.js';
+export type { BackpressureMessage, ClientErrorMessage, ConnectionMessage, DisconnectMessage, ObservedServer, RefusedMessage } from './channels.js';

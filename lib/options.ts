@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import type { TlsOptions } from 'node:tls';
 import { LengthPrefixedCodec } from './codecs/length-prefixed.js';
 import type { FrameCodec } from './codecs/types.js';
-import type { Connection } from './connection.js';
+import type { Connection } from './connection/connection.js';
 import { IdleHeartbeat, type HeartbeatPolicy } from './heartbeat.js';
 import type { ProxyProtocolOptions } from './proxy.js';
 import type { Relay } from './fleet/relay.js';

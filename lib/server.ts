@@ -6,7 +6,8 @@ import { EventEmitter } from 'eventemitter3';
 import { AcceptPath } from './accept/handshakes.js';
 import { AdmissionGate } from './admission/gate.js';
 import { channels, type BackpressureMessage, type ClientErrorMessage, type ConnectionMessage, type DisconnectMessage, type RefusedMessage } from './channels.js';
-import { Connection, kFeed, kFlushed, kRecount, kRefuse, kSendEncoded, kShutdown, kStart, type ConnectionOwner, type DisconnectReason } from './connection.js';
+import { Connection } from './connection/connection.js';
+import { kFeed, kFlushed, kRecount, kRefuse, kSendEncoded, kShutdown, kStart, type ConnectionOwner, type DisconnectReason } from './connection/owner.js';
 import { DeadlineSweep } from './deadlines.js';
 import { aboutClient, PulsarError } from './errors.js';
 import { Fleet } from './fleet/fleet.js';
@@ -17,90 +18,15 @@ import { MemoryBudget } from './memory-budget.js';
 import { echo, resolveServerOptions, type PulsarServerOptions, type ResolvedServerOptions } from './options.js';
 import type { ProxiedAddress, ProxyInfo } from './proxy.js';
 import { ReadonlyMapView } from './readonly-map.js';
-import { RegistryDriver, type Report } from './registry/driver.js';
+import { RegistryDriver } from './registry/driver.js';
+import type { CloseResult, ListenAddress, PulsarServerEvents, ServerStats } from './server-types.js';
 import { emitError } from './unhandled-error.js';
 import { clearStaleSocket } from './unix-socket.js';
 
 const debug = createDebug('pulsar:lifecycle:server');
 
 export type { Report } from './registry/driver.js';
-
-/** Where the server listens, as `listen()` resolves and `listening` carries it. */
-export interface ListenAddress {
-  /** Bound IP address, e.g. `'127.0.0.1'` or `'::1'`; the socket file's path for a Unix socket. */
-  address: string;
-  /** Bound port (the real one when `port: 0` was asked); `0` for a Unix socket. */
-  port: number;
-  /** `'IPv4'`, `'IPv6'`, or `'unix'`. */
-  family: string;
-}
-
-/** How a graceful close ended. */
-export interface CloseResult {
-  /**
-   * Connections that closed cleanly before the timeout: every answer handed to the kernel, our FIN
-   * sent, and the socket closed without an error.
-   */
-  drained: number;
-  /**
-   * Connections destroyed instead: at the shutdown timeout (whatever they had already flushed), by a
-   * reset, or by an error during the shutdown.
-   */
-  forced: number;
-}
-
-/**
- * The server's running totals, for metrics: exact, and counted without any work per frame (live
- * connections' own counters are summed when asked, closed ones were added as they closed).
- */
-export interface ServerStats {
-  /** Connections open now. */
-  connections: number;
-  /** Connections accepted and served since the server started. */
-  accepted: number;
-  /** Frames received, over every connection ever served. */
-  framesIn: number;
-  /** Frames sent, heartbeats included. */
-  framesOut: number;
-  /** Bytes received, frame headers included. */
-  bytesIn: number;
-  /** Bytes sent, frame headers and heartbeats included. */
-  bytesOut: number;
-  /** Heartbeat frames sent. */
-  heartbeats: number;
-  /** Frames offered to connections that could no longer be written, and dropped (see `Connection.send`). */
-  framesDropped: number;
-  /** Bytes held for clients now (see {@link PulsarServer.bufferedBytes}). */
-  bufferedBytes: number;
-  /** Connections whose reading is paused for backpressure now. */
-  paused: number;
-}
-
-/** Events of {@link PulsarServer}, with their arguments. */
-export interface PulsarServerEvents {
-  /** The server is accepting connections. */
-  listening: [address: ListenAddress];
-  /** A client connected. */
-  connection: [conn: Connection];
-  /** A frame arrived (emitted before the handler runs). */
-  frame: [frame: Buffer, conn: Connection];
-  /** A heartbeat frame was sent to a silent client. */
-  heartbeat: [conn: Connection];
-  /** The periodic registry report. */
-  report: [report: Report];
-  /** Reading from `conn` paused: its pending output passed `highWaterMark`. */
-  backpressure: [conn: Connection];
-  /** `conn`'s output drained and reading resumed. */
-  drain: [conn: Connection];
-  /** A client went away, and why; `error` is set when it was a failure. */
-  disconnect: [conn: Connection, reason: DisconnectReason, error: Error | undefined];
-  /** A problem with one client (bad frame, reset, timeout, handler failure); other clients are untouched. Match on `error.code`. */
-  clientError: [error: PulsarError, conn: Connection];
-  /** A problem with the server itself (not with one client). */
-  error: [error: Error];
-  /** The server has closed; every connection is gone. */
-  close: [result: CloseResult];
-}
+export type { CloseResult, ListenAddress, PulsarServerEvents, ServerStats } from './server-types.js';
 
 type ServerState = 'idle' | 'starting' | 'listening' | 'closing' | 'closed';
 

@@ -1,5 +1,6 @@
 import { PulsarError } from '../errors.js';
-import { kRefuse, type Connection } from '../connection.js';
+import type { Connection } from '../connection/connection.js';
+import { kRefuse } from '../connection/owner.js';
 import { messageOf } from '../format.js';
 import type { ResolvedServerOptions } from '../options.js';
 import { isPromiseLike } from '../thenable.js';

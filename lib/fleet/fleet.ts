@@ -1,6 +1,6 @@
 import createDebug from 'debug';
 import type { FrameCodec } from '../codecs/types.js';
-import type { Connection } from '../connection.js';
+import type { Connection } from '../connection/connection.js';
 import { PulsarError } from '../errors.js';
 import { messageOf } from '../format.js';
 import { ConnectionGroup } from './groups.js';

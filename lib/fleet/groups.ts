@@ -1,4 +1,5 @@
-import { kQueueEncoded, type Connection } from '../connection.js';
+import type { Connection } from '../connection/connection.js';
+import { kQueueEncoded } from '../connection/owner.js';
 
 /** What a group needs from its server. */
 export interface GroupHost {

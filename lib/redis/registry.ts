@@ -1,5 +1,6 @@
 import createDebug from 'debug';
-import type { Connection, ConnectionSnapshot } from '../connection.js';
+import type { Connection } from '../connection/connection.js';
+import type { ConnectionSnapshot } from '../connection/snapshot.js';
 import { PulsarError } from '../errors.js';
 import type { FleetSummary, Registry, RegistryContext } from '../registry/types.js';
 import { checkKnownOptions, checkTimerMs } from '../validate.js';

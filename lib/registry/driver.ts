@@ -1,4 +1,5 @@
-import type { Connection, ConnectionSnapshot } from '../connection.js';
+import type { Connection } from '../connection/connection.js';
+import type { ConnectionSnapshot } from '../connection/snapshot.js';
 import { PulsarError } from '../errors.js';
 import { messageOf } from '../format.js';
 import { isPromiseLike } from '../thenable.js';

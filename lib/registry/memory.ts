@@ -1,4 +1,5 @@
-import type { Connection, ConnectionSnapshot } from '../connection.js';
+import type { Connection } from '../connection/connection.js';
+import type { ConnectionSnapshot } from '../connection/snapshot.js';
 import type { Registry, RegistryContext } from './types.js';
 
 /**

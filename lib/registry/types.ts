@@ -1,4 +1,5 @@
-import type { Connection, ConnectionSnapshot } from '../connection.js';
+import type { Connection } from '../connection/connection.js';
+import type { ConnectionSnapshot } from '../connection/snapshot.js';
 
 /**
  * Where live connections are tracked. The server calls `add` when a connection opens and `remove` when

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { isWrappingCodec, type FrameCodec, type WrappingFrameCodec } from './codecs/types.js';
+import { isWrappingCodec, type FrameCodec, type WrappingFrameCodec } from '../codecs/types.js';
 
 /** Size of a shared block that small frames are encoded into. */
 const BLOCK_SIZE = 16 * 1024;

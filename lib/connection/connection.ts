@@ -1,0 +1,399 @@
+import type { Socket } from 'node:net';
+import createDebug from 'debug';
+import { frameTooLarge } from '../codecs/types.js';
+import { PulsarError } from '../errors.js';
+import { hostPort } from '../format.js';
+import type { HeartbeatPeer } from '../heartbeat.js';
+import type { ProxiedAddress, ProxyInfo } from '../proxy.js';
+import { ConnectionInput } from './input.js';
+import { ConnectionOutput } from './output.js';
+import {
+  kFeed, kFlushed, kQueueEncoded, kRecount, kRefuse, kSendEncoded, kShutdown, kStart,
+  type ConnectionOwner, type ConnectionState, type DisconnectReason,
+} from './owner.js';
+import { proxySnapshot, type ConnectionSnapshot } from './snapshot.js';
+import { kernelTakenBytes } from './write-progress.js';
+
+const debug = createDebug('pulsar:lifecycle:connection');
+
+const kConnection = Symbol('pulsar.connection');
+
+type OwnedSocket = Socket & { [kConnection]: Connection };
+
+function ignoreError(): void {}
+
+/** A payload `send()` can write: a `Uint8Array` (a `Buffer` among them); anything else is a programming error. */
+function checkPayload(payload: unknown): Uint8Array {
+  if (payload instanceof Uint8Array) return payload;
+  const type = payload === null ? 'null' : typeof payload;
+  throw new PulsarError('ERR_INVALID_PAYLOAD', `send() takes a string or a Uint8Array, got ${type}`);
+}
+
+/** Where a socket is connected from, as the socket itself says. */
+export function peerOf(socket: Socket): ProxiedAddress {
+  return { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, family: socket.remoteFamily === 'IPv6' ? 'IPv6' : 'IPv4' };
+}
+
+/**
+ * One accepted client. Created by {@link PulsarServer}; handed to handlers and events.
+ *
+ * Frames given to handlers are views into the received bytes, not copies. They stay valid, but share
+ * their read chunk with its other frames and keep all of it in memory: copy one (`Buffer.from(frame)`)
+ * to modify it or to hold it for long.
+ */
+export class Connection implements HeartbeatPeer {
+  /** Server-unique id, counting from 1. */
+  readonly id: number;
+  /**
+   * The underlying socket (a `tls.TLSSocket` over TLS), for inspection: its addresses, TLS details
+   * (`getPeerCertificate()`, `getCipher()`), socket options (`setKeepAlive()`). Do not read from it,
+   * write to it, pause, resume, end or destroy it: that bypasses the framing, backpressure, the limits
+   * and the graceful close. Use {@link send}, {@link close} and {@link destroy}.
+   */
+  readonly socket: Socket;
+  /** Client IP address (`''` for a client of a Unix socket without a PROXY header). */
+  readonly remoteAddress: string;
+  /** Client port. */
+  readonly remotePort: number;
+  /** `host:port` of the client (`[v6]:port` for IPv6), as used in logs; `'unix'` for a Unix socket's client. */
+  readonly remote: string;
+  /** Epoch ms when the connection was accepted. */
+  readonly connectedAt: number;
+  /**
+   * What the PROXY protocol header said besides the client's address (which is {@link remoteAddress}):
+   * the address the client connected to and the v2 extensions (TLVs); `null` without a header.
+   */
+  readonly proxy: ProxyInfo | null;
+
+  readonly #owner: ConnectionOwner;
+  readonly #input: ConnectionInput;
+  readonly #output: ConnectionOutput;
+  #state: ConnectionState = 'open';
+  #reason: DisconnectReason | undefined;
+  #error: Error | undefined;
+  #framesDropped = 0;
+  /** True once the owner was told the connection can no longer be written (see #leave). */
+  #left = false;
+  #closeTimer: ReturnType<typeof setTimeout> | undefined;
+
+  /**
+   * @internal Created by the server for each accepted socket; not meant to be constructed by applications.
+   * `source` is the client a PROXY protocol header named, and `proxy` the rest of what it said, when there was one.
+   */
+  constructor(id: number, socket: Socket, owner: ConnectionOwner, source: ProxiedAddress | null = null, proxy: ProxyInfo | null = null) {
+    this.id = id;
+    this.socket = socket;
+    this.proxy = proxy;
+    const peer = source ?? peerOf(socket);
+    this.remoteAddress = peer.address;
+    this.remotePort = peer.port;
+    this.remote = peer.address === '' ? 'unix' : hostPort(peer.address, peer.port);
+    this.connectedAt = Date.now();
+    this.#owner = owner;
+    const fail = (error: PulsarError): void => this.#fail(error);
+    this.#output = new ConnectionOutput(this, owner, {
+      reading: () => this.#state === 'open',
+      held: () => this.bufferedBytes,
+      resumed: () => this.#resumed(),
+      fail,
+    });
+    this.#input = new ConnectionInput(this, owner, this.#output, {
+      alive: () => this.#state !== 'closed',
+      settled: () => {
+        if (this.#state === 'closing') this.#endWhenAnswered();
+      },
+      fail,
+    });
+  }
+
+  /** Unique across the instances of a fleet: `instanceId/id`. `server.sendTo()` reaches it from any of them. */
+  get globalId(): string {
+    return `${this.#owner.instanceId}/${this.id}`;
+  }
+
+  /** Lifecycle state; see {@link ConnectionState}. */
+  get state(): ConnectionState {
+    return this.#state;
+  }
+  /** Epoch ms of the last inbound byte (the connect time until the first). */
+  get lastSeen(): number {
+    return this.#input.lastSeen;
+  }
+  /** Frames decoded from the client. */
+  get framesIn(): number {
+    return this.#input.framesIn;
+  }
+  /** Frames sent to the client, heartbeats included. */
+  get framesOut(): number {
+    return this.#output.framesOut;
+  }
+  /**
+   * Frames offered to {@link send} (or a group broadcast) after the writing side had closed: not
+   * written, not counted in {@link framesOut}.
+   */
+  get framesDropped(): number {
+    return this.#framesDropped;
+  }
+  /** Bytes received from the client. */
+  get bytesIn(): number {
+    return this.#input.bytesIn;
+  }
+  /** Bytes sent to the client (frames as encoded on the wire). */
+  get bytesOut(): number {
+    return this.#output.bytesOut;
+  }
+  /** Output queued in the socket, not yet handed to the kernel. */
+  get pendingBytes(): number {
+    return this.socket.writableLength;
+  }
+  /**
+   * Bytes the server holds for this connection: a partial inbound frame being assembled plus output not
+   * yet taken by the kernel. What `maxBufferedBytes` counts.
+   */
+  get bufferedBytes(): number {
+    if (this.#state === 'closed') return 0;
+    return this.#input.partialBytes + this.socket.writableLength + this.#output.gathered;
+  }
+  /**
+   * Epoch ms when the frame being assembled got its first byte; `0` when none is, and while reading is
+   * paused or stopped (the client cannot finish a frame the server does not read).
+   */
+  get frameStartedAt(): number {
+    return this.#state === 'open' && !this.#output.paused ? this.#input.frameStartedAt : 0;
+  }
+  /** Output the kernel has taken so far; it advances as a slow reader drains, even inside one large write. */
+  get flushedBytes(): number {
+    return kernelTakenBytes(this.socket) ?? this.#output.bytesOut - this.socket.writableLength;
+  }
+  /** True while reading is paused because pending output passed the server's `highWaterMark`. */
+  get paused(): boolean {
+    return this.#output.paused;
+  }
+
+  /**
+   * Encodes `payload` with the server's codec and writes it. Sent from a handler, it leaves with the
+   * other answers to the same read in one write, once the handler returns. Like `socket.write()`, it
+   * may keep a reference to a large payload until it is written: do not modify it afterwards.
+   *
+   * Sending to a connection that can no longer be written (closed, destroyed, lost, or lingering after
+   * our FIN) is not an error, as with `ws` and `net.Socket#write`: nothing is written, the frame is
+   * counted in {@link framesDropped}, and `false` is returned. A broadcast loop over
+   * `server.connections` therefore never stops at a connection closing under it.
+   * @returns `false` when the socket is backpressured (its buffer is full: wait for the server's
+   * `drain` event or the socket's before sending much more), or when the frame was dropped
+   * @throws {PulsarError} only for programming errors: `ERR_FRAME_TOO_LARGE` for a payload over the
+   * codec's limit, `ERR_INVALID_PAYLOAD` for one that is neither a string nor a `Uint8Array`
+   */
+  send(payload: Uint8Array | string): boolean {
+    const bytes = typeof payload === 'string' ? Buffer.from(payload) : checkPayload(payload);
+    if (!this.writable) return this.#drop(bytes.length);
+    return this.#output.send(bytes);
+  }
+
+  /** @internal Sends one frame already encoded with the server's codec (the heartbeat, encoded once for all). */
+  [kSendEncoded](wire: Buffer): boolean {
+    return this.writable ? this.#output.sendEncoded(wire) : this.#drop(0);
+  }
+
+  /**
+   * @internal Queues one frame already encoded (a group broadcast) to leave with whatever else is sent
+   * before the current job ends: a burst of broadcasts reaches each member in one write, not one each.
+   * @returns `false` when the frame was dropped (the writing side is closed)
+   */
+  [kQueueEncoded](wire: Buffer): boolean {
+    if (!this.writable) return this.#drop(0);
+    this.#output.queue(wire);
+    return true;
+  }
+
+  /** Whether {@link send} can still write: the writing side is not closed. */
+  get writable(): boolean {
+    return (this.#state === 'open' || this.#state === 'closing') && !this.socket.destroyed;
+  }
+
+  /**
+   * The one rule for a frame offered to a connection that cannot be written: a payload over the codec's
+   * limit is still a programming error (thrown, as it would be on an open connection); anything else is
+   * dropped and counted.
+   */
+  #drop(payloadLength: number): false {
+    const { maxFrameLength } = this.#owner.codec;
+    if (payloadLength > maxFrameLength) throw frameTooLarge(payloadLength, maxFrameLength);
+    this.#framesDropped++;
+    this.#owner.onFrameDropped(this);
+    return false;
+  }
+
+  /**
+   * Closes gracefully: reads no more input, lets frames already received be answered (pending
+   * handler promises included), flushes, then ends the socket. Destroys it if that takes longer than
+   * the server's `shutdownTimeout`. Idempotent.
+   */
+  close(): void {
+    this.#beginClose('close');
+  }
+
+  /**
+   * Closes at once, dropping pending output. With an `error`, the `disconnect` event carries it.
+   * Idempotent.
+   */
+  destroy(error?: Error): void {
+    this.#terminate(error ? 'error' : 'destroy', error);
+  }
+
+  /** How errors and logs name this connection: `host:port (connection id)`. */
+  toString(): string {
+    return `${this.remote} (connection ${this.id})`;
+  }
+
+  /** This connection's figures at `now` (epoch ms). */
+  snapshot(now = Date.now()): ConnectionSnapshot {
+    return {
+      id: this.id,
+      remoteAddress: this.remoteAddress,
+      remotePort: this.remotePort,
+      connectedAt: this.connectedAt,
+      idleMs: Math.max(0, now - this.#input.lastSeen),
+      framesIn: this.#input.framesIn,
+      framesOut: this.#output.framesOut,
+      bytesIn: this.#input.bytesIn,
+      bytesOut: this.#output.bytesOut,
+      ...(this.proxy === null ? {} : { proxy: proxySnapshot(this.proxy) }),
+    };
+  }
+
+  /** @internal True once every byte sent was handed to the kernel and our FIN queued. */
+  get [kFlushed](): boolean {
+    return this.socket.writableFinished;
+  }
+
+  /** @internal Counts the bytes held now, for the owner's budget (see {@link bufferedBytes}). */
+  [kRecount](): number {
+    return this.#output.recount();
+  }
+
+  /** @internal Attaches the socket handlers and starts reading. */
+  [kStart](): void {
+    const socket = this.socket as OwnedSocket;
+    socket[kConnection] = this;
+    socket.on('data', Connection.#socketOnData);
+    socket.on('end', Connection.#socketOnEnd);
+    socket.on('drain', Connection.#socketOnDrain);
+    socket.on('error', Connection.#socketOnError);
+    socket.on('close', Connection.#socketOnClose);
+  }
+
+  /** @internal Handles bytes read before the connection started (those after a PROXY header). */
+  [kFeed](chunk: Buffer): void {
+    if (chunk.length > 0) this.#receive(chunk);
+  }
+
+  /** @internal Turns the client away without starting it (e.g. `maxConnections`). */
+  [kRefuse](): void {
+    this.#state = 'closed';
+    this.#left = true; // never served: nothing to leave
+    this.socket.on('error', ignoreError);
+    this.socket.destroy();
+  }
+
+  /** @internal Graceful close on server shutdown. */
+  [kShutdown](): void {
+    this.#beginClose('shutdown');
+  }
+
+  static #socketOnData(this: OwnedSocket, chunk: Buffer): void {
+    this[kConnection].#receive(chunk);
+  }
+  static #socketOnEnd(this: OwnedSocket): void {
+    this[kConnection].#beginClose('end'); // answer what was received, then close our side too
+  }
+  static #socketOnDrain(this: OwnedSocket): void {
+    this[kConnection].#output.drained();
+  }
+  static #socketOnError(this: OwnedSocket, error: Error): void {
+    const conn = this[kConnection];
+    conn.#fail(new PulsarError('ERR_CONNECTION_LOST', `${conn}: connection lost: ${error.message}`, { cause: error }));
+  }
+  static #socketOnClose(this: OwnedSocket): void {
+    this[kConnection].#closed();
+  }
+  /**
+   * Destroys a connection whose close outlived the timeout. Even when every answer was handed to the
+   * kernel, destroying a socket whose peer has not closed its side may reset it and lose answers the
+   * peer has not read yet: it is reported, and counted as forced, never as drained.
+   */
+  static #onCloseTimeout(conn: Connection): void {
+    const unsent = conn.socket.writableLength;
+    const what = conn[kFlushed] ? 'the peer had not closed its side' : `${unsent} byte(s) of output were still pending`;
+    conn.#fail(new PulsarError('ERR_CLOSE_TIMEOUT', `${conn}: did not finish closing in ${conn.#owner.closeTimeout} ms (${what})`), 'timeout');
+  }
+
+  #receive(chunk: Buffer): void {
+    if (this.#state === 'open') this.#input.receive(chunk); // after close() began: discarded, only read to see the peer's FIN
+  }
+
+  /** Reading resumed after backpressure: the frame clock stood still meanwhile, so the client gets a whole frameTimeout again. */
+  #resumed(): void {
+    this.#input.restartFrameClock();
+    if (this.#state === 'open') this.socket.resume();
+  }
+
+  #beginClose(reason: DisconnectReason): void {
+    if (this.#state !== 'open') return;
+    this.#state = 'closing';
+    this.#reason = reason;
+    this.socket.pause(); // read no more input
+    this.#closeTimer = setTimeout(Connection.#onCloseTimeout, this.#owner.closeTimeout, this);
+    debug('%s closing (%s)', this.remote, reason);
+    this.#endWhenAnswered();
+  }
+
+  /** Ends our side once no frame is being dispatched and no handler promise is pending. */
+  #endWhenAnswered(): void {
+    if (this.#state !== 'closing' || this.#output.gathering || this.#input.answering) return;
+    this.#state = 'lingering';
+    this.#leave();
+    this.#input.end();
+    this.socket.end();
+    // Keep reading (and discarding) until the peer's FIN, or the close timeout: closing the socket while
+    // the peer may still send makes the kernel answer that data with a reset, and a reset destroys the
+    // answers the peer has not read yet.
+    this.socket.resume();
+  }
+
+  /** Reports a client error and destroys the connection. */
+  #fail(error: PulsarError, reason: DisconnectReason = 'error'): void {
+    if (this.#state === 'closed') {
+      debug('%s late error after close: %s', this.remote, error.message);
+      return;
+    }
+    this.#owner.onClientError(error, this);
+    this.#terminate(reason, error);
+  }
+
+  #terminate(reason: DisconnectReason, error: Error | undefined): void {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    this.#reason = reason;
+    this.#error = error;
+    this.socket.destroy();
+    this.#leave();
+    this.#output.account();
+  }
+
+  /** Tells the owner, once, that this connection can no longer be written (see ConnectionOwner.onUnwritable). */
+  #leave(): void {
+    if (this.#left) return;
+    this.#left = true;
+    this.#owner.onUnwritable(this);
+  }
+
+  #closed(): void {
+    clearTimeout(this.#closeTimer);
+    this.#state = 'closed';
+    this.#leave();
+    this.#output.account();
+    debug('%s closed (%s)', this.remote, this.#reason ?? 'end');
+    this.#owner.onClose(this, this.#reason ?? 'end', this.#error);
+  }
+}

@@ -1,0 +1,80 @@
+import type { FrameCodec } from '../codecs/types.js';
+import type { PulsarError } from '../errors.js';
+import type { Connection } from './connection.js';
+
+/**
+ * A connection's lifecycle, in order:
+ * - `open`: reading and answering;
+ * - `closing`: reads stopped (close, shutdown or the peer's FIN); answering what was read: handlers still
+ *   running, pending output flushing. `send()` still works;
+ * - `lingering`: every answer handed over and our FIN sent; reading (and discarding) until the peer's FIN,
+ *   so that the kernel does not reset answers the peer has not read yet. `send()` throws;
+ * - `closed`: the socket is gone.
+ * A close timeout (`shutdownTimeout`) during `closing` or `lingering` destroys it (counted as forced).
+ */
+export type ConnectionState = 'open' | 'closing' | 'lingering' | 'closed';
+
+/**
+ * Why a connection ended: `end` the peer closed its side; `close` the application called `close()`;
+ * `shutdown` the server closed; `destroy` the application called `destroy()`; `error` a client error
+ * (bad frame, reset, idle timeout…); `timeout` a graceful close that did not finish in time.
+ */
+export type DisconnectReason = 'end' | 'close' | 'shutdown' | 'destroy' | 'error' | 'timeout';
+
+/** What a connection needs from the server that owns it (the server builds it; not a public extension point). */
+export interface ConnectionOwner {
+  /** The server's instance id, the first part of {@link Connection.globalId}. */
+  readonly instanceId: string;
+  /** Encodes what the connection sends and makes its decoder. */
+  readonly codec: FrameCodec;
+  /** Pending output, in bytes, above which reading pauses until the socket drains. */
+  readonly highWaterMark: number;
+  /** Longest a graceful close may take before the socket is destroyed. */
+  readonly closeTimeout: number;
+  /** Pending output, in bytes, past which the connection is closed as a slow consumer; `0`: no limit. */
+  readonly maxPendingOutput: number;
+  /**
+   * Whether frames may be echoed in bulk, exactly as they arrived, skipping the frame handler: true when the
+   * handler is the default echo and nobody listens to the frames.
+   */
+  echoInBulk(): boolean;
+  /**
+   * What handles inbound frames now (asked once per read chunk, not per frame): a returned promise
+   * delays a graceful close until it settles.
+   */
+  frameHandler(): (frame: Buffer, conn: Connection) => unknown;
+  /** Reports a problem with this connection. */
+  onClientError(error: PulsarError, conn: Connection): void;
+  /** Reading paused (`true`) or resumed (`false`) for backpressure. */
+  onFlowChange(conn: Connection, paused: boolean): void;
+  /** The bytes the connection holds grew (or shrank) by `delta`; called once per read chunk or write at most. */
+  onHeldChange(delta: number): void;
+  /** A frame offered to the connection after its writing side closed was dropped (see {@link Connection.send}). */
+  onFrameDropped(conn: Connection): void;
+  /**
+   * The connection can no longer be written (our FIN sent, destroyed, or lost); called once, before
+   * {@link onClose}, so that it leaves the server's live connections and its groups at once.
+   */
+  onUnwritable(conn: Connection): void;
+  /** The socket is closed; called once. */
+  onClose(conn: Connection, reason: DisconnectReason, error: Error | undefined): void;
+}
+
+// The server's own handles on a connection. Symbols, not methods, so that applications cannot call them
+// (as ws keeps kWebSocket and its like): the library's modules import them, `pulsar` does not export them.
+/** @internal Attaches the socket handlers and starts reading. */
+export const kStart = Symbol('pulsar.start');
+/** @internal Handles bytes read before the connection started (those after a PROXY header). */
+export const kFeed = Symbol('pulsar.feed');
+/** @internal Turns the client away without starting it. */
+export const kRefuse = Symbol('pulsar.refuse');
+/** @internal Graceful close on server shutdown. */
+export const kShutdown = Symbol('pulsar.shutdown');
+/** @internal Sends one frame already encoded (the heartbeat). */
+export const kSendEncoded = Symbol('pulsar.sendEncoded');
+/** @internal Queues one frame already encoded (a group broadcast) for the end of the job. */
+export const kQueueEncoded = Symbol('pulsar.queueEncoded');
+/** @internal Counts the bytes held now, for the memory budget. */
+export const kRecount = Symbol('pulsar.recount');
+/** @internal True once every byte sent was handed to the kernel and our FIN queued. */
+export const kFlushed = Symbol('pulsar.flushed');

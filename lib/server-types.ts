@@ -1,0 +1,82 @@
+import type { Connection } from './connection/connection.js';
+import type { DisconnectReason } from './connection/owner.js';
+import type { PulsarError } from './errors.js';
+import type { Report } from './registry/driver.js';
+
+/** Where the server listens, as `listen()` resolves and `listening` carries it. */
+export interface ListenAddress {
+  /** Bound IP address, e.g. `'127.0.0.1'` or `'::1'`; the socket file's path for a Unix socket. */
+  address: string;
+  /** Bound port (the real one when `port: 0` was asked); `0` for a Unix socket. */
+  port: number;
+  /** `'IPv4'`, `'IPv6'`, or `'unix'`. */
+  family: string;
+}
+
+/** How a graceful close ended. */
+export interface CloseResult {
+  /**
+   * Connections that closed cleanly before the timeout: every answer handed to the kernel, our FIN
+   * sent, and the socket closed without an error.
+   */
+  drained: number;
+  /**
+   * Connections destroyed instead: at the shutdown timeout (whatever they had already flushed), by a
+   * reset, or by an error during the shutdown.
+   */
+  forced: number;
+}
+
+/**
+ * The server's running totals, for metrics: exact, and counted without any work per frame (live
+ * connections' own counters are summed when asked, closed ones were added as they closed).
+ */
+export interface ServerStats {
+  /** Connections open now. */
+  connections: number;
+  /** Connections accepted and served since the server started. */
+  accepted: number;
+  /** Frames received, over every connection ever served. */
+  framesIn: number;
+  /** Frames sent, heartbeats included. */
+  framesOut: number;
+  /** Bytes received, frame headers included. */
+  bytesIn: number;
+  /** Bytes sent, frame headers and heartbeats included. */
+  bytesOut: number;
+  /** Heartbeat frames sent. */
+  heartbeats: number;
+  /** Frames offered to connections that could no longer be written, and dropped (see `Connection.send`). */
+  framesDropped: number;
+  /** Bytes held for clients now (see {@link PulsarServer.bufferedBytes}). */
+  bufferedBytes: number;
+  /** Connections whose reading is paused for backpressure now. */
+  paused: number;
+}
+
+/** Events of {@link PulsarServer}, with their arguments. */
+export interface PulsarServerEvents {
+  /** The server is accepting connections. */
+  listening: [address: ListenAddress];
+  /** A client connected. */
+  connection: [conn: Connection];
+  /** A frame arrived (emitted before the handler runs). */
+  frame: [frame: Buffer, conn: Connection];
+  /** A heartbeat frame was sent to a silent client. */
+  heartbeat: [conn: Connection];
+  /** The periodic registry report. */
+  report: [report: Report];
+  /** Reading from `conn` paused: its pending output passed `highWaterMark`. */
+  backpressure: [conn: Connection];
+  /** `conn`'s output drained and reading resumed. */
+  drain: [conn: Connection];
+  /** A client went away, and why; `error` is set when it was a failure. */
+  disconnect: [conn: Connection, reason: DisconnectReason, error: Error | undefined];
+  /** A problem with one client (bad frame, reset, timeout, handler failure); other clients are untouched. Match on `error.code`. */
+  clientError: [error: PulsarError, conn: Connection];
+  /** A problem with the server itself (not with one client). */
+  error: [error: Error];
+  /** The server has closed; every connection is gone. */
+  close: [result: CloseResult];
+}
+
