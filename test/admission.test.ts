@@ -2,22 +2,14 @@
 // client's real address (the PROXY source when the PROXY protocol is on). Clients bind other loopback
 // addresses (127.0.0.2, 127.0.0.3: every 127/8 address is local on Linux) to come from elsewhere.
 import { expect } from 'chai';
-import net from 'node:net';
 import { PulsarError, PulsarServer } from '../lib/index.js';
 import { AddressRules, addressGroup } from '../lib/admission/address-rules.js';
 import { Cli } from './cli-process.js';
-import { TestClient, clientErrors, frame, onCleanup, runCleanups, served, startServer, when } from './helpers.js';
+import { TestClient, clientErrors, frame, onCleanup, served, startServer, when } from './helpers.js';
 
-afterEach(runCleanups);
-
-/** A raw client connecting from `localAddress`; resolves once connected, destroyed after the test. */
-async function from(localAddress: string, port: number, host = '127.0.0.1'): Promise<{ socket: net.Socket; closed: Promise<void> }> {
-  const socket = net.connect({ port, host, localAddress });
-  onCleanup(() => void socket.destroy());
-  socket.on('error', () => {});
-  const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
-  await new Promise((resolve) => socket.once('connect', resolve));
-  return { socket, closed };
+/** A client connecting from `localAddress` (to stand for another client); destroyed after the test. */
+function from(localAddress: string, port: number, host = '127.0.0.1'): Promise<TestClient> {
+  return TestClient.connect(port, host, { localAddress });
 }
 
 describe('address rules', () => {
@@ -67,7 +59,7 @@ describe('address rules', () => {
       const bystander = await TestClient.connect(port);
       const denied = await from('127.0.0.2', port);
       const deniedPort = denied.socket.localPort;
-      await denied.closed;
+      await denied.waitClosed();
       expect(errors).to.have.length(1);
       expect(errors[0]).to.include({ code: 'ERR_ADDRESS_DENIED', port: deniedPort });
       expect(errors[0]!.message).to.match(/^127\.0\.0\.2:\d+ \(connection \d+\): refused, 127\.0\.0\.2 is not allowed to connect \(allow\/deny rules\)$/);
@@ -81,7 +73,7 @@ describe('address rules', () => {
       inside.socket.write(frame('in'));
       await new Promise((resolve) => inside.socket.once('data', resolve));
       const outside = await from('127.0.0.2', port);
-      await outside.closed;
+      await outside.waitClosed();
       expect(errors.map((e) => e.code)).to.deep.equal(['ERR_ADDRESS_DENIED']);
     });
 
@@ -109,7 +101,7 @@ describe('address rules', () => {
       const errors = clientErrors(server);
       await from('::1', port, '::1');
       const second = await from('::1', port, '::1');
-      await second.closed;
+      await second.waitClosed();
       expect(errors.map((e) => [e.code, /from 0:0:0:0::\/64 are already open/.test(e.message)])).to.deep.equal([['ERR_MAX_CONNECTIONS', true]]);
     });
 
@@ -145,7 +137,7 @@ describe('address rules', () => {
       const forger = await from('127.0.0.3', port);
       const forgerPort = forger.socket.localPort;
       forger.socket.write(Buffer.concat([header('10.0.0.7'), frame('trust me')]));
-      await forger.closed;
+      await forger.waitClosed();
       expect(errors).to.have.length(1);
       expect(errors[0]).to.include({ code: 'ERR_PROXY_PROTOCOL', port: forgerPort });
       expect(errors[0]!.message).to.match(/^127\.0\.0\.3:\d+ \(connection \d+\): refused, 127\.0\.0\.3 is not a trusted proxy \(trustedProxies\)/);
@@ -169,9 +161,9 @@ describe('address rules', () => {
       const errors = clientErrors(server);
       const refused = await from('127.0.0.2', port);
       refused.socket.write(frame('never read'));
-      await refused.closed;
+      await refused.waitClosed();
       const thrower = await from('127.0.0.3', port);
-      await thrower.closed;
+      await thrower.waitClosed();
       expect(errors.map((e) => [e.code, e.message.replace(/^\S+ \(connection \d+\): /, '')])).to.deep.equal([
         ['ERR_REFUSED', 'refused by the admit hook'],
         ['ERR_REFUSED', 'refused, the admit hook threw: blocked by policy'],
@@ -209,12 +201,12 @@ describe('address rules', () => {
       });
       const errors = clientErrors(server);
       const rejected = await from('127.0.0.2', port);
-      await rejected.closed;
+      await rejected.waitClosed();
       const started = Date.now();
       const slow = await Promise.all([from('127.0.0.3', port), from('127.0.0.3', port)]);
       const third = await from('127.0.0.4', port); // two are waiting: no place left
-      await third.closed;
-      await Promise.all(slow.map((s) => s.closed));
+      await third.waitClosed();
+      await Promise.all(slow.map((s) => s.waitClosed()));
       expect(Date.now() - started).to.be.within(250, 300 + 2000);
       expect(errors.map((e) => e.code)).to.deep.equal(['ERR_REFUSED', 'ERR_MAX_CONNECTIONS', 'ERR_REFUSED', 'ERR_REFUSED']);
       expect(errors[0]!.message).to.match(/refused, the admit hook failed: quota service down$/);
@@ -236,7 +228,7 @@ describe('address rules', () => {
       const waiting = await from('127.0.0.1', port);
       await hookCalled;
       const result = await server.close();
-      await waiting.closed;
+      await waiting.waitClosed();
       expect(result).to.deep.equal({ drained: 0, forced: 0 });
     });
   });
@@ -248,11 +240,13 @@ describe('address rules', () => {
       const cli = new Cli(['--port', '0', '--deny', '127.0.0.2', '--deny', '127.0.0.4/32', '--max-per-address', '1']);
       const port = await cli.port();
       const denied = await from('127.0.0.4', port);
-      await denied.closed;
+      await denied.waitClosed();
       await cli.line(/127\.0\.0\.4:\d+ \(connection \d+\): refused, 127\.0\.0\.4 is not allowed to connect \(allow\/deny rules\) \[ERR_ADDRESS_DENIED\]/);
-      await from('127.0.0.3', port);
+      const first = await from('127.0.0.3', port);
+      first.send('served');
+      expect(String((await first.waitFrames(1))[0]), 'the first from 127.0.0.3 is served').to.equal('served');
       const second = await from('127.0.0.3', port);
-      await second.closed;
+      await second.waitClosed();
       await cli.line(/refused, 1 connections from 127\.0\.0\.3 are already open \(maxConnectionsPerAddress\) \[ERR_MAX_CONNECTIONS\]/);
       const bad = new Cli(['--allow', '10.0.0.0/40']);
       expect((await bad.exit()).code).to.equal(2);
@@ -267,8 +261,14 @@ describe('address rules', () => {
       const port = await cli.port();
       const forger = await from('127.0.0.3', port);
       forger.socket.write(Buffer.from('PROXY TCP4 10.0.0.7 10.0.0.1 40000 8080\r\n'));
-      await forger.closed;
+      await forger.waitClosed();
       await cli.line(/127\.0\.0\.3:\d+ \(connection 1\): refused, 127\.0\.0\.3 is not a trusted proxy .* \[ERR_PROXY_PROTOCOL\]/);
+      expect(forger.frames, 'nothing answered to the forger').to.deep.equal([]);
+      // The trusted proxy's header is believed: its client is served under the address the header gives.
+      const proxy = await from('127.0.0.2', port);
+      proxy.socket.write(Buffer.concat([Buffer.from('PROXY TCP4 10.0.0.7 10.0.0.1 40000 8080\r\n'), frame('through the proxy')]));
+      expect(String((await proxy.waitFrames(1))[0])).to.equal('through the proxy');
+      await cli.line(/pulsar:conn 10\.0\.0\.7:40000 connected/);
     });
   });
 });

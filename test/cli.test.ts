@@ -4,9 +4,7 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { Cli } from './cli-process.js';
-import { TestClient, frame, onCleanup, runCleanups, when } from './helpers.js';
-
-afterEach(runCleanups);
+import { TestClient, frame, onCleanup, when } from './helpers.js';
 
 describe('CLI', function () {
   this.timeout(20000);

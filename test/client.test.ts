@@ -1,9 +1,7 @@
 // PulsarClient against a real PulsarServer over loopback. Every wait is on an event or a promise, bounded.
 import { expect } from 'chai';
 import { IdleHeartbeat, LengthPrefixedCodec, PulsarClient, PulsarError, PulsarServer, type PulsarClientOptions } from '../lib/index.js';
-import { onCleanup, runCleanups, startServer, when } from './helpers.js';
-
-afterEach(runCleanups);
+import { onCleanup, startServer, when } from './helpers.js';
 
 /** A connected client, closed after the test. */
 async function connect(port: number, options: PulsarClientOptions = {}): Promise<PulsarClient> {

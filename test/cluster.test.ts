@@ -3,9 +3,7 @@
 import { expect } from 'chai';
 import os from 'node:os';
 import { Cli } from './cli-process.js';
-import { TestClient, runCleanups, when } from './helpers.js';
-
-afterEach(runCleanups);
+import { TestClient, when } from './helpers.js';
 
 interface LogRecord {
   event: string;

@@ -10,26 +10,17 @@ import {
   DelimiterCodec, LengthPrefixedCodec, LineCodec, PulsarClient, VarintCodec, type FrameCodec,
 } from '../lib/index.js';
 import { Cli } from './cli-process.js';
-import { TestClient, clientErrors, onCleanup, runCleanups, startServer, when, within } from './helpers.js';
+import { TestClient, clientErrors, onCleanup, startServer, when, within } from './helpers.js';
 
-afterEach(runCleanups);
-
-/** A plain socket that keeps every byte it receives. */
-async function rawClient(port: number): Promise<{ socket: net.Socket; received: () => Buffer; closed: () => boolean }> {
-  const socket = net.connect({ port, host: '127.0.0.1' });
-  const chunks: Buffer[] = [];
-  let closed = false;
-  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-  socket.on('error', () => {});
-  socket.on('close', () => (closed = true));
-  onCleanup(() => void socket.destroy());
-  await within(socket, 'connect');
-  return { socket, received: () => Buffer.concat(chunks), closed: () => closed };
+/** A plain client that keeps every byte it receives (no frame parsing: these are other framings). */
+function rawClient(port: number): Promise<TestClient> {
+  return TestClient.connect(port, '127.0.0.1', { frames: false });
 }
 
-async function receivedAtLeast(client: Awaited<ReturnType<typeof rawClient>>, n: number, what: string): Promise<Buffer> {
-  await when(client.socket, ['data', 'close'], () => client.received().length >= n, what);
-  return client.received();
+/** Waits for `n` bytes and returns every byte received. */
+async function receivedAtLeast(client: TestClient, n: number, what: string): Promise<Buffer> {
+  await when(client.socket, ['data', 'close'], () => client.bytesReceived >= n, what);
+  return client.received;
 }
 
 const CODECS: Array<[string, FrameCodec, Buffer]> = [
@@ -86,7 +77,7 @@ describe('codecs over sockets', function () {
       expect((await receivedAtLeast(client, next.length, 'the next frame')).equals(next)).to.equal(true);
       expect(errors.map((e) => e.code)).to.deep.equal(['ERR_FRAME_TOO_LARGE']);
       expect(errors[0]!.message).to.match(/^127\.0\.0\.1:\d+ \(connection 1\): .*over the 16-byte limit: skipped$/);
-      expect(client.closed()).to.equal(false);
+      expect(client.closed).to.equal(false);
       expect(server.connections.size).to.equal(1);
     });
   }
@@ -97,7 +88,7 @@ describe('codecs over sockets', function () {
     const bystander = await TestClient.connect(port);
     const client = await rawClient(port);
     client.socket.write(Buffer.from([0xff, 0xff, 0xff]));
-    await when(client.socket, ['close'], () => client.closed(), 'the malformed client to be closed');
+    await when(client.socket, ['close'], () => client.closed, 'the malformed client to be closed');
     expect(errors.map((e) => e.code)).to.deep.equal(['ERR_MALFORMED_FRAME']);
     expect(errors[0]!.message).to.match(/^127\.0\.0\.1:\d+ \(connection 2\): varint length runs past 2 bytes/);
     bystander.socket.write(Buffer.from('0470696e67', 'hex'));
@@ -110,7 +101,7 @@ describe('codecs over sockets', function () {
     const errors = clientErrors(server);
     const client = await rawClient(port);
     client.socket.write(Buffer.from('0001', 'hex'));
-    await when(client.socket, ['close'], () => client.closed(), 'the client to be closed');
+    await when(client.socket, ['close'], () => client.closed, 'the client to be closed');
     expect(errors.map((e) => e.code)).to.deep.equal(['ERR_MALFORMED_FRAME']);
     expect(() => codec.encode(Buffer.from('0009ff', 'hex'))).to.throw(/length field announces 7 byte\(s\) after the header instead of 1/).with.property('code', 'ERR_MALFORMED_FRAME');
     expect(() => new LineCodec().encode(Buffer.from('a\nb'))).to.throw(/holding the delimiter/).with.property('code', 'ERR_MALFORMED_FRAME');

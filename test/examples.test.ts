@@ -6,11 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IdleHeartbeat } from '../lib/index.js';
-import { TestClient, onCleanup, runCleanups, startServer, when } from './helpers.js';
+import { TestClient, onCleanup, startServer, when } from './helpers.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-
-afterEach(runCleanups);
 
 /** Starts `node examples/<file> ...args`; killed after the test if still running. */
 function runExample(file: string, ...args: string[]) {

@@ -5,9 +5,7 @@ import net from 'node:net';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { IdleHeartbeat } from '../lib/index.js';
-import { TestClient, clientErrors, frame, nextEvent, rawSockets, runCleanups, served, startServer, when } from './helpers.js';
-
-afterEach(runCleanups);
+import { TestClient, clientErrors, frame, nextEvent, rawSockets, served, startServer, when } from './helpers.js';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;

@@ -6,9 +6,7 @@ import { runInNewContext } from 'node:vm';
 import {
   LengthPrefixedCodec, MemoryRegistry, PulsarServer, type Connection, type PulsarError, type RegistryContext,
 } from '../lib/index.js';
-import { TestClient, clientErrors, frame, nextEvent, onCleanup, runCleanups, startServer, when } from './helpers.js';
-
-afterEach(runCleanups);
+import { TestClient, clientErrors, frame, nextEvent, onCleanup, startServer, when } from './helpers.js';
 
 /** The default codec, counting how often it encodes. */
 class CountingCodec extends LengthPrefixedCodec {

@@ -2,17 +2,14 @@
 // test/setup/packages.mjs): `mode tcp` with `send-proxy-v2`, round robin over two pulsar servers with
 // `proxyProtocol: true`, everything on loopback ports picked at run time.
 import { expect } from 'chai';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Connection, PulsarServer, Report } from '../lib/index.js';
 import { startHaproxy } from './haproxy-process.js';
-import { TestClient, clientErrors, frame, freePort, needsProgram, onCleanup, runCleanups, startServer, when, within } from './helpers.js';
-
-afterEach(runCleanups);
+import { TestClient, clientErrors, frame, freePort, needsProgram, onCleanup, startServer, when, within, selfSigned } from './helpers.js';
 
 /** The server each client landed on, found by the client's own port in the servers' connections. */
 function serverOf(client: TestClient, servers: PulsarServer[]): number {
@@ -77,12 +74,7 @@ describe('behind HAProxy with TLS passthrough (send-proxy-v2, TLS terminated by 
   before(function () {
     needsProgram(this, 'haproxy');
     dir = mkdtempSync(join(tmpdir(), 'pulsar-haproxy-tls-'));
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-      '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
-    ], { stdio: 'ignore' });
-    cert = readFileSync(join(dir, 'cert.pem'));
-    key = readFileSync(join(dir, 'key.pem'));
+    ({ cert, key } = selfSigned(dir, { altNames: 'DNS:localhost' }));
   });
   after(() => dir && rmSync(dir, { recursive: true, force: true }));
 

@@ -1,6 +1,7 @@
 // IdleHeartbeat against a fake host and a fake clock: sweep() is driven by hand, so no real time passes.
 import { expect } from 'chai';
-import { IdleHeartbeat, PulsarError, type HeartbeatHost, type HeartbeatPeer } from '../lib/index.js';
+import { IdleHeartbeat, PulsarError, type HeartbeatHost, type HeartbeatPeer, type HeartbeatPolicy } from '../lib/index.js';
+import { TestClient, nextEvent, record, startServer, when } from './helpers.js';
 
 interface FakePeer extends HeartbeatPeer {
   lastSeen: number;
@@ -142,5 +143,91 @@ describe('IdleHeartbeat', () => {
       .with.property('code', 'ERR_INVALID_OPTION');
     expect(() => new IdleHeartbeat({ idleTimeout: Number.NaN })).to.throw(/idleTimeout/);
     expect(() => new IdleHeartbeat({ payload: 5 as never })).to.throw(/payload must be a string or a Uint8Array/);
+  });
+});
+
+describe('heartbeats over sockets', () => {
+  it('sends HEARTBEAT to a silent client after the interval, and again while it stays silent', async () => {
+    const { server, port } = await startServer({ heartbeat: new IdleHeartbeat({ interval: 100 }) });
+    let beats = 0;
+    server.on('heartbeat', () => beats++);
+    const started = Date.now();
+    const client = await TestClient.connect(port);
+    await client.waitFrames(2, 3000);
+    const elapsed = Date.now() - started;
+    expect(client.frames.map(String)).to.deep.equal(['HEARTBEAT', 'HEARTBEAT']);
+    expect(client.received.subarray(0, 13).toString('hex')).to.equal('00000009484541525442454154');
+    expect(elapsed).to.be.at.least(190);
+    expect(beats).to.equal(2);
+  });
+
+  it('sends what a custom policy pings with, even when it reuses and rewrites one buffer', async () => {
+    const payload = Buffer.from('beat-1');
+    let host: HeartbeatHost | undefined;
+    const policy: HeartbeatPolicy = { start: (h) => void (host = h), stop: () => {} };
+    const { server, port } = await startServer({ heartbeat: policy });
+    const client = await TestClient.connect(port);
+    await when(server, ['connection'], () => server.connections.size === 1, '1 connection');
+    const pingAll = () => { for (const peer of host!.connections()) host!.ping(peer, payload); };
+    pingAll();
+    payload.write('beat-2');
+    pingAll();
+    expect((await client.waitFrames(2)).map(String)).to.deep.equal(['beat-1', 'beat-2']);
+  });
+
+  it('sends none to a client that keeps talking', async () => {
+    const { server, port } = await startServer({ heartbeat: new IdleHeartbeat({ interval: 300 }) });
+    let beats = 0;
+    server.on('heartbeat', () => beats++);
+    const client = await TestClient.connect(port);
+    // Talk in lockstep for three intervals: each echo triggers the next frame.
+    const started = Date.now();
+    let sent = 0;
+    while (Date.now() - started < 900) {
+      client.send(`m${sent++}`);
+      await client.waitFrames(sent);
+    }
+    expect(beats).to.equal(0);
+    expect(client.frames.map(String)).to.deep.equal(Array.from({ length: sent }, (_, i) => `m${i}`));
+  });
+
+  it('closes a client silent for the idle timeout with ERR_IDLE_TIMEOUT, after heartbeats', async () => {
+    const { server, port } = await startServer({ heartbeat: new IdleHeartbeat({ interval: 60, idleTimeout: 300 }) });
+    const { clientErrors, disconnects } = record(server);
+    const started = Date.now();
+    const gone = nextEvent(server, 'disconnect');
+    const client = await TestClient.connect(port);
+    await Promise.all([client.waitClosed(5000), gone]);
+    expect(Date.now() - started).to.be.at.least(290);
+    expect(client.frames.length).to.be.at.least(2);
+    expect(clientErrors.map((e) => e.code)).to.deep.equal(['ERR_IDLE_TIMEOUT']);
+    expect(disconnects).to.deep.equal([{ id: 1, reason: 'error', code: 'ERR_IDLE_TIMEOUT' }]);
+  });
+
+  it('does not reap a slow reader while its response is still draining, by idle or by write timeout', async function () {
+    this.timeout(30000);
+    const chunk = Buffer.alloc(8 * 1024 * 1024, 0x5a);
+    const { server, port } = await startServer({
+      // 1 s: the kernel's socket buffer holds the last few MiB where Node sees no progress, and a reader
+      // on a loaded machine can take several hundred ms to drain it (see README "Reliability").
+      heartbeat: new IdleHeartbeat({ interval: 0, idleTimeout: 1000 }),
+      writeTimeout: 1000,
+      handler: (_f, conn) => { for (let i = 0; i < 3; i++) conn.send(chunk); },
+    });
+    const { clientErrors } = record(server);
+    const client = await TestClient.connect(port);
+    client.keepRaw = false;
+    client.send('go');
+    // Read slowly: one chunk, then pause a little, so draining 24 MiB takes well over the idle timeout.
+    const started = Date.now();
+    client.socket.on('data', () => {
+      client.socket.pause();
+      setTimeout(() => client.socket.resume(), 8);
+    });
+    await client.waitFrames(3, 25000);
+    const elapsed = Date.now() - started;
+    expect(elapsed, 'the drain must outlast the idle timeout for this test to mean anything').to.be.greaterThan(2000);
+    expect(clientErrors).to.deep.equal([]);
+    expect(client.frames.every((f) => f.equals(chunk))).to.equal(true);
   });
 });

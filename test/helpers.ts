@@ -1,8 +1,10 @@
 // Shared test tools: a raw TCP test client with its own (deliberately independent) frame parser, server
 // start-up on port 0 with cleanup, and event waits bounded in time. Nothing here sleeps to assert.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once, type EventEmitter as NodeEmitter } from 'node:events';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import net from 'node:net';
 import type { EventEmitter } from 'eventemitter3';
 import { PulsarServer, type PulsarError, type PulsarServerEvents, type PulsarServerOptions } from '../lib/index.js';
@@ -93,28 +95,49 @@ export function when<E extends string>(
   });
 }
 
-/** A raw TCP client that parses 4-byte big-endian frames from what it receives. */
+/** Options of {@link TestClient.connect}. */
+export interface TestClientOptions {
+  /** Let the server's FIN leave our side open. @default false */
+  allowHalfOpen?: boolean;
+  /** Keep every received byte in `received` (off for bulk transfers). @default true */
+  keepRaw?: boolean;
+  /** Connect from this local address (127.0.0.2…, to stand for another client). */
+  localAddress?: string;
+  /** Parse 4-byte big-endian frames into `frames` (off for other framings). @default true */
+  frames?: boolean;
+}
+
+/**
+ * The tests' one raw client: a plain socket (TCP, or a Unix socket with `{ path }`), with its own,
+ * deliberately independent, parser for 4-byte big-endian frames, every received byte kept, and waits on
+ * frames, bytes and the close.
+ */
 export class TestClient {
   readonly socket: net.Socket;
   readonly frames: Buffer[] = [];
   received: Buffer = Buffer.alloc(0);
   bytesReceived = 0;
   closed = false;
+  #parse: boolean;
   #chunks: Buffer[] = [];
   #buffered = 0;
 
-  private constructor(socket: net.Socket) {
+  private constructor(socket: net.Socket, parse: boolean) {
     this.socket = socket;
+    this.#parse = parse;
     // Registered first, so waits that listen to 'data' see the frames already parsed.
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('error', () => {}); // resets are asserted through `closed` and server events
     socket.on('close', () => (this.closed = true));
   }
 
-  /** Connects to the server; closed after the test. */
-  static async connect(port: number, host = '127.0.0.1', options: { allowHalfOpen?: boolean; keepRaw?: boolean } = {}): Promise<TestClient> {
-    const socket = net.connect({ port, host, allowHalfOpen: options.allowHalfOpen ?? false });
-    const client = new TestClient(socket);
+  /** Connects to the server (a port, or a Unix socket's path); destroyed after the test. */
+  static async connect(target: number | { path: string }, host = '127.0.0.1', options: TestClientOptions = {}): Promise<TestClient> {
+    const allowHalfOpen = options.allowHalfOpen ?? false;
+    const socket = typeof target === 'number'
+      ? net.connect({ port: target, host, allowHalfOpen, ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }) })
+      : net.connect({ path: target.path, allowHalfOpen });
+    const client = new TestClient(socket, options.frames ?? true);
     client.keepRaw = options.keepRaw ?? true;
     onCleanup(() => void socket.destroy());
     await within(socket, 'connect');
@@ -148,6 +171,7 @@ export class TestClient {
   #onData(chunk: Buffer): void {
     this.bytesReceived += chunk.length;
     if (this.keepRaw) this.received = Buffer.concat([this.received, chunk]);
+    if (!this.#parse) return;
     this.#chunks.push(chunk);
     this.#buffered += chunk.length;
     // Join the chunks only once a whole frame is there, so large frames cost one copy.
@@ -262,4 +286,51 @@ export function needsProgram(context: Mocha.Context, program: string): void {
   if (PROGRAM_DIRS.some((dir) => existsSync(`${dir}/${program}`)) || process.getuid?.() === 0) return;
   console.log(`      skipped: ${program} is not installed (npm test installs it when run as root)`);
   context.skip();
+}
+
+/** The repository's folder: commands run there, so that `pulsar` resolves to this package. */
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/** How a command run to its end went. */
+export interface CommandResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * The tests' one way to run a command to its end: in the repository's folder unless told, with optional
+ * standard input, bounded in time; a failing exit is returned, not thrown (see {@link succeed}).
+ */
+export function runCommand(command: string, args: string[], options: { input?: string; env?: NodeJS.ProcessEnv; timeout?: number } = {}): CommandResult {
+  const result = spawnSync(command, args, { cwd: ROOT, encoding: 'utf8', input: options.input ?? '', env: options.env ?? process.env, timeout: options.timeout ?? 60_000 });
+  if (result.error) throw result.error;
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** Runs a command that must succeed, and returns its output; a failure throws with what it printed. */
+export function succeed(command: string, args: string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): string {
+  const result = runCommand(command, args, options);
+  if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} exited ${result.status}:\n${result.stdout}${result.stderr}`);
+  return result.stdout;
+}
+
+/** A self-signed EC certificate and key made by `openssl` in `dir` (as `name.pem` and `name-key.pem`), valid for a day. */
+export function selfSigned(dir: string, { name = 'cert', subject = '/CN=localhost', altNames = 'IP:127.0.0.1,DNS:localhost' } = {}): { cert: Buffer; key: Buffer; certFile: string; keyFile: string } {
+  const certFile = join(dir, `${name}.pem`);
+  const keyFile = join(dir, `${name}-key.pem`);
+  succeed('openssl', [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+    '-subj', subject, '-addext', `subjectAltName=${altNames}`, '-keyout', keyFile, '-out', certFile,
+  ]);
+  return { cert: readFileSync(certFile), key: readFileSync(keyFile), certFile, keyFile };
+}
+
+/** Collects a server's client errors and disconnects for assertions. */
+export function record(server: PulsarServer) {
+  const clientErrors: Array<{ code: string; remote: string }> = [];
+  const disconnects: Array<{ id: number; reason: string; code: string | undefined }> = [];
+  server.on('clientError', (error, conn) => clientErrors.push({ code: (error as PulsarError).code, remote: conn.remote }));
+  server.on('disconnect', (conn, reason, error) => disconnects.push({ id: conn.id, reason, code: (error as PulsarError | undefined)?.code }));
+  return { clientErrors, disconnects };
 }

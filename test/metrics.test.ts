@@ -1,7 +1,6 @@
 // Observability (docs/metrics.md): Prometheus metrics (exact counters over real sockets, the CLI's endpoint, workers summed,
 // a real Prometheus scraping it, promtool's lint), report lines that scale, and pino-shaped JSON logs.
 import { expect } from 'chai';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -9,9 +8,7 @@ import { join } from 'node:path';
 import { IdleHeartbeat, LengthPrefixedCodec, type PulsarServer } from '../lib/index.js';
 import { PulsarMetrics } from '../lib/metrics/index.js';
 import { Cli } from './cli-process.js';
-import { eventually, frame, freePort, needsProgram, nextEvent, onCleanup, runCleanups, startDaemon, startServer, TestClient, when } from './helpers.js';
-
-afterEach(runCleanups);
+import { eventually, frame, freePort, needsProgram, nextEvent, onCleanup, startDaemon, startServer, TestClient, when, runCommand, succeed } from './helpers.js';
 
 type Sample = { value: number; labels: Record<string, string | number> };
 
@@ -149,13 +146,9 @@ describe('metrics', function () {
     // promtool lints pulsar's series clean. Of the whole output it flags only prom-client's own
     // nodejs_active_*_total gauges (named like counters upstream).
     const pulsarOnly = text.split('\n').filter((l) => /^(# (HELP|TYPE) )?pulsar_/.test(l)).join('\n') + '\n';
-    expect(execFileSync('promtool', ['check', 'metrics'], { input: pulsarOnly, encoding: 'utf8' })).to.equal('');
-    let problems = '';
-    try {
-      execFileSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
-    } catch (error) {
-      problems = `${(error as { stdout: string }).stdout}${(error as { stderr: string }).stderr}`;
-    }
+    expect(succeed('promtool', ['check', 'metrics'], { input: pulsarOnly })).to.equal('');
+    const checked = runCommand('promtool', ['check', 'metrics'], { input: text });
+    const problems = `${checked.stdout}${checked.stderr}`;
     for (const line of problems.split('\n').filter(Boolean)) expect(line).to.match(/^nodejs_active_(handles|requests|resources)_total non-counter metrics should not have "_total" suffix$/);
 
     // Every series the example Grafana dashboard queries is one this endpoint serves.
@@ -274,7 +267,7 @@ describe('pino-shaped JSON logs', function () {
     expect((error.err as { message: string }).message).to.match(/frame header announces 17 bytes/);
     expect(error.msg).to.match(/^127\.0\.0\.1:\d+ \(connection 1\): frame header announces 17 bytes.* \[ERR_FRAME_TOO_LARGE\]$/);
 
-    const pretty = execFileSync(join('node_modules', '.bin', 'pino-pretty'), [], { input: `${cli.stdout.join('\n')}\n`, encoding: 'utf8', env: { ...withoutColor(process.env), NO_COLOR: '1' } });
+    const pretty = succeed(join('node_modules', '.bin', 'pino-pretty'), [], { input: `${cli.stdout.join('\n')}\n`, env: { ...withoutColor(process.env), NO_COLOR: '1' } });
     const pid = String(cli.child.pid);
     expect(pretty).to.match(new RegExp(`INFO \\(${pid}(?: on [^)]+)?\\): listening on 127\\.0\\.0\\.1:\\d+`));
     expect(pretty).to.match(new RegExp(`WARN \\(${pid}(?: on [^)]+)?\\): 127\\.0\\.0\\.1:\\d+ \\(connection 1\\): frame header announces 17 bytes`));

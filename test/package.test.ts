@@ -1,9 +1,9 @@
 // The built package as users load it, by name through its `exports` map, in both module systems.
 import { expect } from 'chai';
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { succeed } from './helpers.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 // Every runtime export of lib/index.ts (types vanish at run time), kept in step by the test below.
@@ -11,7 +11,7 @@ const EXPORTS = ['PulsarServer', 'PulsarClient', 'Connection', 'LengthPrefixedCo
   'LineCodec', 'ByteQueue', 'MemoryRegistry', 'ConnectionGroup', 'IdleHeartbeat', 'DecodingError', 'PulsarError', 'PulsarCluster', 'serveWorker', 'closeOnSignals'];
 
 function run(args: string[]): string {
-  return execFileSync(process.execPath, args, { cwd: root, encoding: 'utf8' }).trim();
+  return succeed(process.execPath, args).trim();
 }
 
 describe('package', () => {

@@ -3,9 +3,7 @@
 import { expect } from 'chai';
 import type { PulsarError } from '../lib/index.js';
 import { ProxyHeaderParser, type ProxyHeader } from '../lib/proxy.js';
-import { TestClient, frame, nextEvent, runCleanups, startServer } from './helpers.js';
-
-afterEach(runCleanups);
+import { TestClient, frame, nextEvent, startServer } from './helpers.js';
 
 const SIGNATURE = Buffer.from('0d0a0d0a000d0a515549540a', 'hex');
 

@@ -1,18 +1,15 @@
 // The package as it would be published: what `npm pack` puts in the tarball (and leaves out), and the
 // tarball checked by arethetypeswrong (types for every entry under every moduleResolution) and publint.
 import { expect } from 'chai';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { succeed } from './helpers.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const bin = (name: string): string => join(root, 'node_modules', '.bin', name);
 
-function run(command: string, args: string[]): string {
-  return execFileSync(command, args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-}
 
 describe('the published package', function () {
   this.timeout(120000);
@@ -23,7 +20,7 @@ describe('the published package', function () {
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'pulsar-pack-'));
     // --ignore-scripts: `npm test` has just built dist/; packing must not build again.
-    const [packed] = JSON.parse(run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', dir])) as Array<{ files: Array<{ path: string }> }>;
+    const [packed] = JSON.parse(succeed('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', dir])) as Array<{ files: Array<{ path: string }> }>;
     files = packed!.files.map((f) => f.path);
     tarball = join(dir, readdirSync(dir).find((f) => f.endsWith('.tgz'))!);
   });
@@ -42,7 +39,7 @@ describe('the published package', function () {
   });
 
   it('passes arethetypeswrong (every entry, every moduleResolution) and publint --strict', () => {
-    expect(run(bin('attw'), [tarball, '--format', 'ascii'])).to.include('No problems found');
-    expect(run(bin('publint'), [tarball, '--strict'])).to.match(/All good!/);
+    expect(succeed(bin('attw'), [tarball, '--format', 'ascii'])).to.include('No problems found');
+    expect(succeed(bin('publint'), [tarball, '--strict'])).to.match(/All good!/);
   });
 });

@@ -8,9 +8,7 @@ import { PulsarServer, type PulsarError, type Report } from '../lib/index.js';
 import { redisFleet } from '../lib/redis/index.js';
 import { Cli } from './cli-process.js';
 import { startHaproxy } from './haproxy-process.js';
-import { TestClient, eventually, freePort, needsProgram, onCleanup, runCleanups, when, within } from './helpers.js';
-
-afterEach(runCleanups);
+import { TestClient, eventually, freePort, needsProgram, onCleanup, runCommand, when, within } from './helpers.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -143,10 +141,7 @@ describe('RedisRegistry (real redis-server)', function () {
       const { PulsarServer } = await import('pulsar');
       const { RedisRegistry } = await import('pulsar/redis');
       await new PulsarServer({ port: 0, registry: new RedisRegistry() }).listen().catch((e) => console.log(e.code, e.message));`;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d));
-    await within(child, 'exit', 10000);
+    const { stdout: out } = runCommand(process.execPath, ['--input-type=module', '-e', script], { timeout: 10_000 });
     expect(out).to.match(/^ERR_MISSING_DEPENDENCY RedisRegistry needs the ioredis package: npm install ioredis/);
   });
 

@@ -2,12 +2,9 @@
 // natural broadcast loop keeps delivering to every live reader while another connection is closed under
 // it (as a slow consumer by size or by time, by the memory budget, or by its peer's reset).
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
 import { PulsarMetrics } from '../lib/metrics/index.js';
 import type { Connection, PulsarServer, PulsarServerOptions } from '../lib/index.js';
-import { TestClient, clientErrors, nextEvent, onCleanup, runCleanups, startServer, when } from './helpers.js';
-
-afterEach(runCleanups);
+import { TestClient, clientErrors, nextEvent, runCommand, startServer, when } from './helpers.js';
 
 const FRAME = 64 * 1024;
 const BURST = 20;
@@ -220,14 +217,8 @@ describe('an error event nobody listens to', function () {
       await server.close();
       console.log('served');
     `;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: new URL('..', import.meta.url).pathname });
-    onCleanup(() => void child.kill('SIGKILL'));
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d));
-    child.stderr.on('data', (d: Buffer) => (stderr += d));
-    const [code] = await new Promise<[number | null]>((resolve) => child.on('exit', (c) => resolve([c])));
-    expect(code, stderr).to.equal(0);
+    const { status, stdout, stderr } = runCommand(process.execPath, ['--input-type=module', '-e', script], { timeout: 10_000 });
+    expect(status, stderr).to.equal(0);
     expect(stdout.trim().split('\n')).to.deep.equal(['echo ping 0', 'echo ping 1', 'echo ping 2', 'served']);
     const warnings = stderr.split('\n').filter((l) => l.includes('PulsarWarning'));
     expect(warnings, stderr).to.have.length(1);

@@ -1,10 +1,10 @@
 // The documentation as users copy it: every TypeScript snippet in the README and docs/ type-checks against
 // the built package, and TypeDoc documents the API with no warning (every public symbol documented).
 import { expect } from 'chai';
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runCommand } from './helpers.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const work = join(root, 'test', 'snippets', 'extracted');
@@ -20,13 +20,9 @@ function snippets(file: string): Array<{ line: number; code: string }> {
   return found;
 }
 
-function run(command: string, args: string[]): { status: number; output: string } {
-  try {
-    return { status: 0, output: execFileSync(command, args, { cwd: root, encoding: 'utf8', stdio: 'pipe' }) };
-  } catch (error) {
-    const failed = error as { status: number; stdout: string; stderr: string };
-    return { status: failed.status, output: `${failed.stdout}${failed.stderr}` };
-  }
+function run(command: string, args: string[]): { status: number | null; output: string } {
+  const { status, stdout, stderr } = runCommand(command, args);
+  return { status, output: `${stdout}${stderr}` };
 }
 
 describe('documentation', function () {

@@ -1,8 +1,7 @@
 // TLS: server and client over real sockets, with a self-signed certificate made by the openssl CLI for
 // this run (CN=localhost, subjectAltName IP:127.0.0.1).
 import { expect } from 'chai';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
@@ -10,9 +9,7 @@ import { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { IdleHeartbeat, PulsarClient, type PulsarError } from '../lib/index.js';
 import { Cli } from './cli-process.js';
-import { TestClient, clientErrors, frame, nextEvent, onCleanup, runCleanups, startServer, when, within } from './helpers.js';
-
-afterEach(runCleanups);
+import { TestClient, clientErrors, frame, nextEvent, onCleanup, startServer, when, within, selfSigned } from './helpers.js';
 
 let dir: string;
 let cert: Buffer;
@@ -21,13 +18,7 @@ let key: Buffer;
 before(function () {
   this.timeout(20000);
   dir = mkdtempSync(join(tmpdir(), 'pulsar-tls-'));
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-    '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
-  ], { stdio: 'ignore' });
-  cert = readFileSync(join(dir, 'cert.pem'));
-  key = readFileSync(join(dir, 'key.pem'));
+  ({ cert, key } = selfSigned(dir));
 });
 
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -97,7 +88,7 @@ describe('TLS', function () {
   });
 
   it('serves TLS from the CLI with --tls-cert and --tls-key, and refuses one without the other', async () => {
-    const cli = new Cli(['--port', '0', '--tls-cert', join(dir, 'cert.pem'), '--tls-key', join(dir, 'key.pem')]);
+    const cli = new Cli(['--port', '0', '--tls-cert', join(dir, 'cert.pem'), '--tls-key', join(dir, 'cert-key.pem')]);
     const client = await tlsClient(await cli.port());
     expect(String(await client.request('cli tls'))).to.equal('cli tls');
     await client.close();
@@ -202,9 +193,14 @@ describe('TLS after a PROXY header (TLS passthrough behind a balancer)', functio
   });
 
   it('serves PROXY and TLS together from the CLI', async () => {
-    const cli = new Cli(['--port', '0', '--proxy-protocol', '--trusted-proxy', '127.0.0.1/32', '--tls-cert', join(dir, 'cert.pem'), '--tls-key', join(dir, 'key.pem')]);
+    const cli = new Cli(['--port', '0', '--proxy-protocol', '--trusted-proxy', '127.0.0.1/32', '--tls-cert', join(dir, 'cert.pem'), '--tls-key', join(dir, 'cert-key.pem')]);
     const { secure } = await tlsAfterProxy(await cli.port(), v1, 10_000);
     await within(secure, 'secureConnect');
     await cli.line(/pulsar:conn 203\.0\.113\.7:51234 connected/);
+    const echoed: Buffer[] = [];
+    secure.on('data', (chunk: Buffer) => echoed.push(chunk));
+    secure.write(frame('through PROXY and TLS'));
+    await when(secure, ['data'], () => Buffer.concat(echoed).length >= 4 + 21, 'the echo through PROXY and TLS');
+    expect(Buffer.concat(echoed).equals(frame('through PROXY and TLS'))).to.equal(true);
   });
 });

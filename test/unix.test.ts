@@ -8,9 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PulsarServer } from '../lib/index.js';
 import { Cli } from './cli-process.js';
-import { frame, onCleanup, runCleanups, when, within } from './helpers.js';
-
-afterEach(runCleanups);
+import { TestClient, frame, onCleanup, within } from './helpers.js';
 
 function socketPath(): string {
   const dir = mkdtempSync(join(tmpdir(), 'pulsar-unix-'));
@@ -20,14 +18,9 @@ function socketPath(): string {
 
 /** Sends one frame over the Unix socket and resolves with what came back once `expected` bytes arrived. */
 async function echoOver(path: string, payload: string, prefix = Buffer.alloc(0)): Promise<Buffer> {
-  const socket = net.connect({ path });
-  onCleanup(() => void socket.destroy());
-  await within(socket, 'connect');
-  const chunks: Buffer[] = [];
-  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-  socket.write(Buffer.concat([prefix, frame(payload)]));
-  await when(socket, ['data'], () => Buffer.concat(chunks).length >= 4 + payload.length, 'the echo over the Unix socket');
-  return Buffer.concat(chunks).subarray(4);
+  const client = await TestClient.connect({ path });
+  client.socket.write(Buffer.concat([prefix, frame(payload)]));
+  return (await client.waitFrames(1))[0]!;
 }
 
 /** Leaves a socket file behind, as a crashed server would: its process is SIGKILLed while listening. */

@@ -1,11 +1,11 @@
 // pulsar broadcasting every frame to a group that every connection joins, for `npm run bench`'s broadcast
-// cell. With --redis, the group is shared through a RedisRegistry (each broadcast is also published to
-// Redis for other instances); the redis-server it needs is started here, on a free loopback port.
+// cell. With --redis, the server is part of a fleet on Redis (redisFleet: each broadcast is also published
+// to Redis for other instances); the redis-server it needs is started here, on a free loopback port.
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { PulsarServer } from 'pulsar';
 
-let registry;
+let fleet = {};
 if (process.argv.includes('--redis')) {
   const port = await new Promise((resolve) => {
     const probe = net.createServer().listen(0, '127.0.0.1', () => {
@@ -16,11 +16,11 @@ if (process.argv.includes('--redis')) {
   const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise((resolve) => redis.stdout.on('data', (d) => String(d).includes('Ready to accept') && resolve()));
   process.on('exit', () => redis.kill());
-  const { RedisRegistry } = await import('pulsar/redis');
-  registry = new RedisRegistry({ url: `redis://127.0.0.1:${port}` });
+  const { redisFleet } = await import('pulsar/redis');
+  fleet = redisFleet({ url: `redis://127.0.0.1:${port}` });
 }
 
-const server = new PulsarServer({ port: 0, heartbeat: false, ...(registry ? { registry } : {}), handler: (frame) => void all.broadcast(frame) });
+const server = new PulsarServer({ port: 0, heartbeat: false, ...fleet, handler: (frame) => void all.broadcast(frame) });
 const all = server.group('all');
 server.on('connection', (conn) => all.add(conn));
 server.on('clientError', () => {});
