@@ -36,6 +36,14 @@ Options:
   --max-pending-output <bytes>
                             close a client whose pending output passes this, 0 = off (default 64m)
   --write-timeout <ms>      close a client whose pending output stalls this long, 0 = off (default 10000)
+  --rate-limit <N/duration> frames a client may send per duration, e.g. 1000/s (default no limit)
+  --rate-limit-bytes <size/duration>
+                            bytes a client may send per duration, e.g. 1m/s (default no limit)
+  --on-rate-limit <pause|close>
+                            over the rate: stop reading until it refills, or close (default pause)
+  --connection-rate <N/duration>
+                            new connections one address may open per duration, e.g. 20/10s
+                            (IPv6 per /64; default no limit)
   --workers <n|auto>        worker processes sharing the port, auto = one per CPU (default 1)
   --proxy-protocol          expect a PROXY protocol v1/v2 header on every connection (behind HAProxy)
   --trusted-proxy <cidr>    believe PROXY headers only from this block, refuse others (repeatable)
@@ -51,6 +59,7 @@ Options:
   -v, --version             show the version
 
 Sizes are bytes, or with a k, m or g suffix (KiB, MiB, GiB): --max-buffered 64m.
+Rates are a count, a slash and a duration in ms, s, m or h, with an optional number: 20/10s, 1000/s.
 
 Logs: DEBUG=pulsar:* adds heartbeats and lifecycle detail; the default is
 DEBUG=pulsar:server,pulsar:conn,pulsar:report.
@@ -84,6 +93,10 @@ const OPTIONS = {
   'frame-timeout': { type: 'string', default: '30000' },
   'max-pending-output': { type: 'string', default: '64m' },
   'write-timeout': { type: 'string', default: '10000' },
+  'rate-limit': { type: 'string' },
+  'rate-limit-bytes': { type: 'string' },
+  'on-rate-limit': { type: 'string' },
+  'connection-rate': { type: 'string' },
   'proxy-protocol': { type: 'boolean', default: false },
   'trusted-proxy': { type: 'string', multiple: true, default: [] },
   workers: { type: 'string', default: '1' },
@@ -123,7 +136,9 @@ const FLAG_OF_OPTION: Readonly<Record<string, string>> = {
   allow: '--allow', deny: '--deny', shutdownTimeout: '--shutdown-timeout', maxBufferedBytes: '--max-buffered',
   frameTimeout: '--frame-timeout', maxPendingOutput: '--max-pending-output', writeTimeout: '--write-timeout',
   proxyProtocol: '--proxy-protocol', trustedProxies: '--trusted-proxy', tls: '--tls-cert', workers: '--workers',
-  url: '--redis', ttl: '--redis-ttl',
+  url: '--redis', ttl: '--redis-ttl', 'rateLimit.frames': '--rate-limit', 'rateLimit.bytes': '--rate-limit-bytes',
+  'rateLimit.interval': '--rate-limit', onRateLimit: '--on-rate-limit', 'connectionRate.count': '--connection-rate',
+  'connectionRate.interval': '--connection-rate',
 };
 
 /**
@@ -181,6 +196,8 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
     ...(values['max-connections'] === undefined ? {} : { maxConnections: whole('--max-connections', values['max-connections']) }),
     ...(values['max-per-address'] === undefined ? {} : { maxConnectionsPerAddress: whole('--max-per-address', values['max-per-address']) }),
     ...(values['tls-cert'] === undefined ? {} : { tls: { cert: readPem('--tls-cert', values['tls-cert']), key: readPem('--tls-key', values['tls-key']!) } }),
+    ...rateLimitFrom(values['rate-limit'], values['rate-limit-bytes'], values['on-rate-limit']),
+    ...(values['connection-rate'] === undefined ? {} : { connectionRate: rate('--connection-rate', values['connection-rate']) }),
   };
   return {
     server,
@@ -232,6 +249,41 @@ function codecFrom(kind: string, lengthField: string | undefined, byteOrder: str
       default: throw new UsageError(`--codec must be length, varint or lines, got '${kind}'`);
     }
   });
+}
+
+/** `--rate-limit`, `--rate-limit-bytes`, `--on-rate-limit`: one `rateLimit`, both rates over the frames' interval. */
+function rateLimitFrom(frames: string | undefined, bytes: string | undefined, action: string | undefined): Pick<PulsarServerOptions, 'rateLimit' | 'onRateLimit'> {
+  const onRateLimit = action === undefined ? {} : { onRateLimit: action as 'pause' };
+  if (frames === undefined && bytes === undefined) {
+    if (action !== undefined) throw new UsageError('--on-rate-limit needs --rate-limit or --rate-limit-bytes');
+    return {};
+  }
+  const perFrames = frames === undefined ? undefined : rate('--rate-limit', frames);
+  const perBytes = bytes === undefined ? undefined : rate('--rate-limit-bytes', bytes, true);
+  const interval = (perFrames ?? perBytes)!.interval;
+  return {
+    rateLimit: {
+      interval,
+      ...(perFrames === undefined ? {} : { frames: perFrames.count }),
+      ...(perBytes === undefined ? {} : { bytes: (perBytes.count * interval) / perBytes.interval }),
+    },
+    ...onRateLimit,
+  };
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** `N/DURATION`: a count (a byte size with `bytes`), a slash, a duration with an optional number: `20/10s`, `1m/s`. */
+function rate(flag: string, text: string, bytes = false): { count: number; interval: number } {
+  const match = /^(\d+[kmg]?)\/(\d*)(ms|s|m|h)$/i.exec(text);
+  if (match === null || (!bytes && /[kmg]$/i.test(match[1]!))) {
+    throw new UsageError(`${flag} must be N/DURATION (${bytes ? 'a size such as 64k or 1m' : 'a count'}, a slash, a duration such as s, 10s, 500ms, 1m or 1h), got '${text}'`);
+  }
+  const count = bytes ? byteSize(flag, match[1]!) : Number(match[1]);
+  const interval = Number(match[2] === '' ? 1 : match[2]) * DURATION_UNITS[match[3]!.toLowerCase()]!;
+  if (count === 0) throw new UsageError(`${flag} must allow at least 1 per duration, got '${text}'`);
+  if (interval === 0) throw new UsageError(`${flag} needs a duration above 0, got '${text}'`);
+  return { count, interval };
 }
 
 /** Digits only; the range is the library's to check. */

@@ -170,7 +170,7 @@ function logReportLine(logger: CliLogger, count: number, bufferedBytes: number, 
   const listed = connections.slice(0, REPORT_LINES);
   const more = connections.length - listed.length;
   const lines = listed.map((c) =>
-    `\n  ${connectionTag(c.id, c.worker)} ${c.remoteAddress}:${c.remotePort} idle ${c.idleMs} ms, in ${c.framesIn} frames/${c.bytesIn} B, out ${c.framesOut} frames/${c.bytesOut} B`);
+    `\n  ${connectionTag(c.id, c.worker)} ${c.remoteAddress}:${c.remotePort} idle ${c.idleMs} ms, in ${c.framesIn} frames/${c.bytesIn} B, out ${c.framesOut} frames/${c.bytesOut} B${c.pausedBy === undefined ? '' : `, paused (${c.pausedBy})`}`);
   if (more > 0) lines.push(`\n  … and ${more} more`);
   const summary = `${count} connection(s)${split}, ${bufferedBytes} bytes buffered, in ${totals.framesIn} frames/${totals.bytesIn} B, out ${totals.framesOut} frames/${totals.bytesOut} B`;
   logger.log('pulsar:report', 'info', 'report', { count, bufferedBytes, totals, ...extra, connections: listed, more }, `${summary}${lines.join('')}`);

@@ -67,6 +67,18 @@ export interface BackpressureMessage {
   readonly paused: boolean;
 }
 
+/** Published on `pulsar:rate-limited` when a connection runs into a rate limit (see `rateLimit`, `connectionRate`). */
+export interface RateLimitedMessage {
+  /** The server it happened on. */
+  readonly server: ObservedServer;
+  /** The connection concerned (refused, with `connections`). */
+  readonly connection: Connection;
+  /** The limit: `frames` or `bytes` of `rateLimit`, or `connections` of `connectionRate`. */
+  readonly kind: 'frames' | 'bytes' | 'connections';
+  /** What was done: reading held back (`pause`), the connection closed (`close`), or refused at accept (`refuse`). */
+  readonly action: 'pause' | 'close' | 'refuse';
+}
+
 /**
  * pulsar's `node:diagnostics_channel` channels, one seam for metrics, tracing and application code, as
  * undici publishes its own. Messages are built only when a channel has subscribers, so an unobserved
@@ -92,4 +104,6 @@ export const channels = {
   clientError: diagnosticsChannel.channel('pulsar:client-error'),
   /** `pulsar:backpressure`: reading paused or resumed ({@link BackpressureMessage}). */
   backpressure: diagnosticsChannel.channel('pulsar:backpressure'),
+  /** `pulsar:rate-limited`: a connection ran into a rate limit ({@link RateLimitedMessage}). */
+  rateLimited: diagnosticsChannel.channel('pulsar:rate-limited'),
 } as const;

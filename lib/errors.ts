@@ -45,6 +45,8 @@ export type PulsarErrorCode =
   | 'ERR_FRAME_TIMEOUT'
   /** The connection's pending output passed `maxPendingOutput`, or made no progress for `writeTimeout`. */
   | 'ERR_SLOW_CONSUMER'
+  /** A connection over its `rateLimit` (with `onRateLimit: 'close'`), or a new connection over its address's `connectionRate`. */
+  | 'ERR_RATE_LIMITED'
   /** A custom `Registry` threw or rejected (or its store failed: `start`, a write, a snapshot). */
   | 'ERR_REGISTRY'
   /** `sendTo()` named a connection or an instance that is not there. */

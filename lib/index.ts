@@ -32,4 +32,6 @@ export type { ClusterReport, PulsarClusterEvents, PulsarClusterOptions, WorkerEx
 export { closeOnSignals } from './signals.js';
 export type { Closable, CloseOnSignalsOptions } from './signals.js';
 export { channels } from './channels.js';
-export type { BackpressureMessage, ClientErrorMessage, ConnectionMessage, DisconnectMessage, ObservedServer, RefusedMessage } from './channels.js';
+export type { BackpressureMessage, ClientErrorMessage, ConnectionMessage, DisconnectMessage, ObservedServer, RateLimitedMessage, RefusedMessage } from './channels.js';
+export type { RateLimitAction, RateLimitKind, RateLimitOptions } from './rate/read-limiter.js';
+export type { ConnectionRateOptions } from './admission/connection-rate.js';

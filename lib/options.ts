@@ -5,11 +5,13 @@ import { LengthPrefixedCodec } from './codecs/length-prefixed.js';
 import type { FrameCodec } from './codecs/types.js';
 import type { Connection } from './connection/connection.js';
 import { IdleHeartbeat, type HeartbeatPolicy } from './heartbeat.js';
+import type { ConnectionRateOptions } from './admission/connection-rate.js';
 import type { ProxyProtocolOptions } from './proxy.js';
+import type { RateLimitAction, RateLimitOptions } from './rate/read-limiter.js';
 import type { Relay } from './fleet/relay.js';
 import { MemoryRegistry } from './registry/memory.js';
 import type { Registry } from './registry/types.js';
-import { checkInteger, checkKnownOptions, checkTimerMs, CODEC_OPTION_HINTS, conflictingOption, invalidOption } from './validate.js';
+import { checkInteger, checkKnownOptions, checkOneOf, checkTimerMs, CODEC_OPTION_HINTS, conflictingOption, invalidOption } from './validate.js';
 
 /**
  * Called for every inbound frame; replaces the default echo. It may answer with `conn.send()` at once
@@ -132,6 +134,27 @@ export interface PulsarServerOptions {
   /** Ms an asynchronous `admit` hook has to answer before the connection is refused (`ERR_REFUSED`). @default 5000 */
   admitTimeout?: number;
   /**
+   * How fast each connection may send: token buckets of `frames` and/or `bytes` per `interval` ms,
+   * refilled continuously, charged per read chunk (never per frame). Over it, `onRateLimit` decides.
+   * Time a connection spends held back by the server never counts against it (idle timeout, frame
+   * timeout, heartbeats). @default none
+   */
+  rateLimit?: RateLimitOptions;
+  /**
+   * What happens to a connection over its `rateLimit`: `'pause'` stops reading it until its buckets
+   * refill, so TCP backpressure slows the sender and nothing is dropped (Netty's traffic shaping);
+   * `'close'` answers what was read, then closes it with `ERR_RATE_LIMITED` (Discord's gateway).
+   * @default 'pause'
+   */
+  onRateLimit?: RateLimitAction;
+  /**
+   * How often one address may connect: beyond `count` new connections per `interval` ms from one
+   * address (an IPv4 address, an IPv6 /64; with `proxyProtocol`, the PROXY source), a connection is
+   * refused at accept, before TLS or any read, with `ERR_RATE_LIMITED`. The table of addresses is
+   * bounded (`maxAddresses`, oldest forgotten first). @default none
+   */
+  connectionRate?: ConnectionRateOptions;
+  /**
    * This server's id in a fleet: connection ids are unique across instances as `instanceId/id`
    * (`conn.globalId`). @default `hostname:pid:random`, unique per process
    */
@@ -140,7 +163,11 @@ export interface PulsarServerOptions {
 
 /** {@link PulsarServerOptions} with every default applied. */
 export type ResolvedServerOptions = Readonly<
-  Required<Omit<PulsarServerOptions, 'proxyProtocol' | 'admit' | 'path' | 'relay'>> & {
+  Required<Omit<PulsarServerOptions, 'proxyProtocol' | 'admit' | 'path' | 'relay' | 'rateLimit' | 'connectionRate'>> & {
+    /** The per-connection rate limit, every field resolved, or `null` for none. */
+    rateLimit: Readonly<Required<Omit<RateLimitOptions, 'frames' | 'bytes'>> & Pick<RateLimitOptions, 'frames' | 'bytes'>> | null;
+    /** The per-address connection rate, or `null` for none. */
+    connectionRate: Readonly<Required<ConnectionRateOptions>> | null;
     /** The relay, or `null` for a server alone. */
     relay: Relay | null;
     /** The PROXY protocol reader's options, or `false` when off. */
@@ -164,6 +191,7 @@ const SERVER_OPTIONS: Record<keyof PulsarServerOptions, true> = {
   maxConnections: true, shutdownTimeout: true, highWaterMark: true, proxyProtocol: true, tls: true,
   maxBufferedBytes: true, frameTimeout: true, maxPendingOutput: true, writeTimeout: true,
   maxConnectionsPerAddress: true, allow: true, deny: true, trustedProxies: true, admit: true, admitTimeout: true, instanceId: true,
+  rateLimit: true, onRateLimit: true, connectionRate: true,
 };
 const PROXY_OPTIONS: Record<keyof ProxyProtocolOptions, true> = { timeout: true, maxHeaderLength: true };
 
@@ -208,6 +236,39 @@ export function resolveServerOptions(options: PulsarServerOptions = {}): Resolve
     admit: resolveAdmit(options.admit),
     admitTimeout: checkTimerMs(OWNER, 'admitTimeout', options.admitTimeout ?? 5000, 1),
     instanceId: resolveInstanceId(options.instanceId),
+    rateLimit: resolveRateLimit(options.rateLimit),
+    onRateLimit: checkOneOf(OWNER, 'onRateLimit', options.onRateLimit ?? 'pause', ['pause', 'close'] as const),
+    connectionRate: resolveConnectionRate(options.connectionRate),
+  });
+}
+
+/** A positive, finite number (a rate may be fractional: 1 MiB per 10 s). */
+function checkRate(option: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw invalidOption(OWNER, option, 'must be a number above 0', value);
+  return value;
+}
+
+function resolveRateLimit(option: RateLimitOptions | undefined): ResolvedServerOptions['rateLimit'] {
+  if (option === undefined) return null;
+  if (typeof option !== 'object' || option === null) throw invalidOption(OWNER, 'rateLimit', 'must be an object { frames, bytes, interval, burst }', option);
+  checkKnownOptions(`${OWNER} rateLimit`, option, { frames: true, bytes: true, interval: true, burst: true });
+  if (option.frames === undefined && option.bytes === undefined) throw conflictingOption(OWNER, 'rateLimit', 'needs frames, bytes or both');
+  return Object.freeze({
+    ...(option.frames === undefined ? {} : { frames: checkRate('rateLimit.frames', option.frames) }),
+    ...(option.bytes === undefined ? {} : { bytes: checkRate('rateLimit.bytes', option.bytes) }),
+    interval: checkTimerMs(OWNER, 'rateLimit.interval', option.interval ?? 1000, 1),
+    burst: checkRate('rateLimit.burst', option.burst ?? 1),
+  });
+}
+
+function resolveConnectionRate(option: ConnectionRateOptions | undefined): ResolvedServerOptions['connectionRate'] {
+  if (option === undefined) return null;
+  if (typeof option !== 'object' || option === null) throw invalidOption(OWNER, 'connectionRate', 'must be an object { count, interval }', option);
+  checkKnownOptions(`${OWNER} connectionRate`, option, { count: true, interval: true, maxAddresses: true });
+  return Object.freeze({
+    count: checkInteger(OWNER, 'connectionRate.count', option.count, 1),
+    interval: checkTimerMs(OWNER, 'connectionRate.interval', option.interval ?? 1000, 1),
+    maxAddresses: checkInteger(OWNER, 'connectionRate.maxAddresses', option.maxAddresses ?? 100_000, 1),
   });
 }
 
@@ -217,9 +278,10 @@ function resolvePath(options: PulsarServerOptions): string | null {
   if (path === undefined) return null;
   if (typeof path !== 'string' || path === '') throw invalidOption(OWNER, 'path', 'must be a non-empty string', path);
   if (options.host !== undefined || options.port !== undefined) throw conflictingOption(OWNER, 'path', 'replaces host and port (a Unix socket has neither): give one or the other');
-  const rules = (options.allow?.length ?? 0) + (options.deny?.length ?? 0) + (options.trustedProxies?.length ?? 0) > 0 || options.maxConnectionsPerAddress !== undefined;
+  const rules = (options.allow?.length ?? 0) + (options.deny?.length ?? 0) + (options.trustedProxies?.length ?? 0) > 0
+    || options.maxConnectionsPerAddress !== undefined || options.connectionRate !== undefined;
   if (rules && !options.proxyProtocol) {
-    throw conflictingOption(OWNER, 'path', 'has clients with no IP address: allow, deny and maxConnectionsPerAddress need proxyProtocol with it');
+    throw conflictingOption(OWNER, 'path', 'has clients with no IP address: allow, deny, maxConnectionsPerAddress and connectionRate need proxyProtocol with it');
   }
   if ((options.trustedProxies?.length ?? 0) > 0) throw conflictingOption(OWNER, 'trustedProxies', 'cannot apply to a Unix socket (the proxy has no IP address): control who may connect with the file\'s permissions');
   return path;

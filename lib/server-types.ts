@@ -52,6 +52,10 @@ export interface ServerStats {
   bufferedBytes: number;
   /** Connections whose reading is paused for backpressure now. */
   paused: number;
+  /** Times a connection ran into a rate limit: held back, closed, or refused at accept (see `rateLimit`, `connectionRate`). */
+  rateLimited: number;
+  /** Connections whose reading is held back for their rate now. */
+  rateLimitedNow: number;
 }
 
 /** Events of {@link PulsarServer}, with their arguments. */

@@ -5,7 +5,7 @@ import createDebug from 'debug';
 import { EventEmitter } from 'eventemitter3';
 import { AcceptPath } from './accept/handshakes.js';
 import { AdmissionGate } from './admission/gate.js';
-import { channels, type BackpressureMessage, type ClientErrorMessage, type ConnectionMessage, type DisconnectMessage, type RefusedMessage } from './channels.js';
+import { channels, type BackpressureMessage, type ClientErrorMessage, type ConnectionMessage, type DisconnectMessage, type RateLimitedMessage, type RefusedMessage } from './channels.js';
 import { Connection } from './connection/connection.js';
 import { kFeed, kFlushed, kRecount, kRefuse, kSendEncoded, kShutdown, kStart, type ConnectionOwner, type DisconnectReason } from './connection/owner.js';
 import { DeadlineSweep } from './deadlines.js';
@@ -71,7 +71,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   #closing: Promise<CloseResult> | undefined;
   #closeResult: CloseResult = { drained: 0, forced: 0 };
   /** Figures of connections already closed, and counts kept as events happen (see {@link stats}). */
-  readonly #totals = { accepted: 0, heartbeats: 0, framesDropped: 0, framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0 };
+  readonly #totals = { accepted: 0, heartbeats: 0, framesDropped: 0, rateLimited: 0, framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0 };
   /** Resolves the shutdown's wait once the last connection is gone. */
   #onLastDisconnect: (() => void) | undefined;
   /** Rejects a `listen()` still in progress when `close()` comes first. */
@@ -98,6 +98,14 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
       accepting: () => this.#state === 'listening',
       admit: (socket, source, proxy, rest) => this.#gate.admit(this.#connectionFor(socket, source, proxy), rest),
       refuse: (socket, source, proxy, error) => this.#turnAway(this.#connectionFor(socket, source, proxy), error),
+      overRate: (socket, source, proxy) => {
+        const refusal = this.#gate.rateRefusal(source?.address ?? socket.remoteAddress ?? '');
+        if (refusal === null) return false;
+        const conn = this.#connectionFor(socket, source, proxy);
+        this.#rateLimited(conn, 'connections', 'refuse');
+        this.#turnAway(conn, refusal);
+        return true;
+      },
     });
     const serverError = (error: PulsarError): void => this.#serverError(error);
     this.#fleet = new Fleet({
@@ -170,8 +178,9 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
 
   /** The server's running totals, summed now; see {@link ServerStats}. */
   stats(): ServerStats {
-    const stats = { ...this.#totals, connections: this.#connections.size, bufferedBytes: this.bufferedBytes, paused: 0 };
+    const stats = { ...this.#totals, connections: this.#connections.size, bufferedBytes: this.bufferedBytes, paused: 0, rateLimitedNow: 0 };
     for (const conn of this.#live) {
+      if (conn.rateLimited) stats.rateLimitedNow++;
       stats.framesIn += conn.framesIn;
       stats.framesOut += conn.framesOut;
       stats.bytesIn += conn.bytesIn;
@@ -293,7 +302,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   }
 
   #createOwner(): ConnectionOwner {
-    const { codec, highWaterMark, shutdownTimeout, handler, maxPendingOutput, instanceId } = this.options;
+    const { codec, highWaterMark, shutdownTimeout, handler, maxPendingOutput, instanceId, rateLimit, onRateLimit } = this.options;
     const echoing = handler === echo;
     const emitThenHandle = (frame: Buffer, conn: Connection): unknown => {
       this.emit('frame', frame, conn);
@@ -305,6 +314,9 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
       highWaterMark,
       closeTimeout: shutdownTimeout,
       maxPendingOutput,
+      rateLimit,
+      onRateLimit,
+      onRateLimited: (conn, kind, action) => this.#rateLimited(conn, kind, action),
       echoInBulk: () => echoing && this.listenerCount('frame') === 0,
       frameHandler: () => (this.listenerCount('frame') === 0 ? handler : emitThenHandle),
       onClientError: (error, conn) => this.#clientError(error, conn),
@@ -336,6 +348,12 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
       },
       kill: (conn, error) => this.#expire(conn, error),
     };
+  }
+
+  /** Counts a rate limit met (`rateLimited` in {@link stats}, by kind and action) and publishes it. */
+  #rateLimited(conn: Connection, kind: RateLimitedMessage['kind'], action: RateLimitedMessage['action']): void {
+    this.#totals.rateLimited++;
+    if (channels.rateLimited.hasSubscribers) channels.rateLimited.publish({ server: this, connection: conn, kind, action } satisfies RateLimitedMessage);
   }
 
   /** Closes a connection that broke a limit, reporting `error` (which does not name it yet). */

@@ -14,6 +14,11 @@ export interface AcceptHost {
   admit(socket: Socket, source: ProxiedAddress | null, proxy: ProxyInfo | null, rest: Buffer | null): void;
   /** A socket turned away before it became a connection: bad or untrusted PROXY header, failed TLS handshake. */
   refuse(socket: Socket, source: ProxiedAddress | null, proxy: ProxyInfo | null, error: PulsarError): void;
+  /**
+   * Checks the client's address against `connectionRate`, before TLS or any read of its own: `true` when
+   * it is over (the host has turned the socket away), `false` to go on.
+   */
+  overRate(socket: Socket, source: ProxiedAddress | null, proxy: ProxyInfo | null): boolean;
 }
 
 /**
@@ -41,13 +46,16 @@ export class AcceptPath {
     this.#trustedProxies = new CidrList('PulsarServer', 'trustedProxies', options.trustedProxies);
   }
 
-  /** A TCP listener, or a TLS one whose failed handshakes are refusals; every socket comes to {@link accept}. */
+  /**
+   * A TCP listener, or a TLS one whose failed handshakes are refusals; every socket comes to {@link accept}.
+   * With the PROXY protocol or a `connectionRate`, a TLS server listens on TCP and starts TLS itself, after
+   * the header and the rate check: a client refused for its rate costs no handshake.
+   */
   createListener(): net.Server {
     const socketOptions = { allowHalfOpen: true, noDelay: true };
     const accept = (socket: Socket): void => this.accept(socket);
-    const { tls: tlsOptions, proxyProtocol } = this.#options;
-    // With the PROXY protocol, the header comes before TLS: a TCP listener, TLS started after the header.
-    if (!tlsOptions || proxyProtocol) return net.createServer(socketOptions, accept);
+    const { tls: tlsOptions, proxyProtocol, connectionRate } = this.#options;
+    if (!tlsOptions || proxyProtocol || connectionRate) return net.createServer(socketOptions, accept);
     const server = tls.createServer({ ...tlsOptions, ...socketOptions }, accept);
     server.on('tlsClientError', (error, socket) => {
       this.#host.refuse(socket, null, null, new PulsarError('ERR_TLS_HANDSHAKE', `TLS handshake failed: ${error.message}`, { cause: error }));
@@ -63,8 +71,11 @@ export class AcceptPath {
       return;
     }
     const { proxyProtocol } = this.#options;
-    if (!proxyProtocol || !this.#host.accepting()) {
-      this.#host.admit(socket, null, null, null);
+    if (!this.#host.accepting()) {
+      this.#host.admit(socket, null, null, null); // refused there, unreported
+    } else if (!proxyProtocol) {
+      if (this.#host.overRate(socket, null, null)) return;
+      this.#handOn(socket, null, null, null, this.#handshakeTimeout());
     } else if (this.#trustedProxies.empty || this.#trustedProxies.contains(socket.remoteAddress ?? '')) {
       this.#readProxyHeader(socket, proxyProtocol);
     } else {
@@ -113,8 +124,8 @@ export class AcceptPath {
       done();
       const { source, destination, tlvs, rest } = header;
       const proxy = { destination, tlvs };
-      if (!tlsOptions) this.#host.admit(socket, source ?? direct, proxy, rest);
-      else this.#secureAfterProxy(socket, source ?? direct, proxy, rest, acceptedAt + handshakeTimeout - Date.now());
+      if (this.#host.overRate(socket, source ?? direct, proxy)) return;
+      this.#handOn(socket, source ?? direct, proxy, rest, acceptedAt + handshakeTimeout - Date.now());
     };
     const limit = Math.min(timeout, handshakeTimeout);
     const timer = setTimeout(() => refuse(new PulsarError('ERR_PROXY_TIMEOUT', `no complete PROXY header within ${limit} ms`)), limit);
@@ -125,12 +136,28 @@ export class AcceptPath {
   }
 
   /**
-   * The TLS handshake after a PROXY header, on the same TCP socket: the bytes read with the header (the
-   * start of the ClientHello, often) are put back first. Within `remainingMs`, else `ERR_TLS_HANDSHAKE`.
+   * A socket whose client is known goes on: to admission, or first through the TLS handshake when the
+   * listener is TCP and the server TLS. `source` is `null` for the socket's own peer (no PROXY header).
    */
-  #secureAfterProxy(socket: Socket, source: ProxiedAddress, proxy: ProxyInfo, rest: Buffer, remainingMs: number): void {
+  #handOn(socket: Socket, source: ProxiedAddress | null, proxy: ProxyInfo | null, rest: Buffer | null, remainingMs: number): void {
+    if (!this.#options.tls || socket instanceof tls.TLSSocket) this.#host.admit(socket, source, proxy, rest);
+    else this.#secure(socket, source, proxy, rest, remainingMs);
+  }
+
+  /** `handshakeTimeout` of the `tls` option (5 s unless set). */
+  #handshakeTimeout(): number {
+    const { tls: tlsOptions } = this.#options;
+    return tlsOptions ? tlsOptions.handshakeTimeout ?? 5000 : 0;
+  }
+
+  /**
+   * The TLS handshake on a TCP socket, after a PROXY header or a rate check: the bytes read with the
+   * header (the start of the ClientHello, often) are put back first. Within `remainingMs`, else
+   * `ERR_TLS_HANDSHAKE`.
+   */
+  #secure(socket: Socket, source: ProxiedAddress | null, proxy: ProxyInfo | null, rest: Buffer | null, remainingMs: number): void {
     socket.pause();
-    if (rest.length > 0) socket.unshift(rest);
+    if (rest !== null && rest.length > 0) socket.unshift(rest);
     const secure = new tls.TLSSocket(socket, { isServer: true, ...this.#tlsSocketOptions() });
     const done = (): void => {
       clearTimeout(timer);
@@ -148,7 +175,7 @@ export class AcceptPath {
       done();
       this.#host.admit(secure, source, proxy, null);
     };
-    const timer = setTimeout(() => onError(new Error('TLS handshake timeout (the PROXY header included)')), Math.max(0, remainingMs));
+    const timer = setTimeout(() => onError(new Error(proxy === null ? 'TLS handshake timeout' : 'TLS handshake timeout (the PROXY header included)')), Math.max(0, remainingMs));
     this.#pending.add(secure);
     secure.on('secure', onSecure);
     secure.on('error', onError);

@@ -5,6 +5,7 @@ import { messageOf } from '../format.js';
 import type { ResolvedServerOptions } from '../options.js';
 import { isPromiseLike } from '../thenable.js';
 import { AddressRules, addressGroup } from './address-rules.js';
+import { ConnectionRate } from './connection-rate.js';
 
 /** What the gate needs from its server. */
 export interface GateHost {
@@ -31,6 +32,8 @@ export class AdmissionGate {
   readonly #perAddress = new Map<string, number>();
   /** Connections waiting for an asynchronous `admit` hook: not served yet, but holding a place. */
   readonly #waiting = new Set<Connection>();
+  /** New connections per address (`connectionRate`), or `null` without it. */
+  readonly #connectionRate: ConnectionRate | null;
 
   /**
    * @param options the server's options (`maxConnections`, `allow`, `deny`, `maxConnectionsPerAddress`, `admit`, `admitTimeout`)
@@ -40,6 +43,20 @@ export class AdmissionGate {
     this.#options = options;
     this.#host = host;
     this.#rules = new AddressRules('PulsarServer', options.allow, options.deny);
+    this.#connectionRate = options.connectionRate === null ? null : new ConnectionRate(options.connectionRate);
+  }
+
+  /**
+   * Counts a new connection from `address` against `connectionRate` (the accept path asks, before TLS or
+   * any read of the client's own).
+   * @returns why it is refused, or `null`
+   */
+  rateRefusal(address: string): PulsarError | null {
+    const rate = this.#connectionRate;
+    if (rate === null || address === '') return null;
+    const group = rate.over(address, Date.now());
+    if (group === null) return null;
+    return new PulsarError('ERR_RATE_LIMITED', `refused, ${group} opened more than ${rate.count} connections within ${rate.interval} ms (connectionRate)`);
   }
 
   /** Judges a new connection: serves it through the host, or turns it away. */

@@ -5,6 +5,7 @@ import { PulsarError } from '../errors.js';
 import { hostPort } from '../format.js';
 import type { HeartbeatPeer } from '../heartbeat.js';
 import type { ProxiedAddress, ProxyInfo } from '../proxy.js';
+import { ReadLimiter, type RateLimitKind, type RateVerdict } from '../rate/read-limiter.js';
 import { ConnectionInput } from './input.js';
 import { ConnectionOutput } from './output.js';
 import {
@@ -68,6 +69,11 @@ export class Connection implements HeartbeatPeer {
   readonly #owner: ConnectionOwner;
   readonly #input: ConnectionInput;
   readonly #output: ConnectionOutput;
+  /** The connection's read rate, or `null` without `rateLimit`. */
+  readonly #rate: ReadLimiter | null;
+  /** True while reading is held back because the connection is over its rate. */
+  #heldBack = false;
+  #rateTimer: ReturnType<typeof setTimeout> | undefined;
   #state: ConnectionState = 'open';
   #reason: DisconnectReason | undefined;
   #error: Error | undefined;
@@ -97,6 +103,7 @@ export class Connection implements HeartbeatPeer {
       resumed: () => this.#resumed(),
       fail,
     });
+    this.#rate = owner.rateLimit === null ? null : new ReadLimiter(owner.rateLimit, this.connectedAt);
     this.#input = new ConnectionInput(this, owner, this.#output, {
       alive: () => this.#state !== 'closed',
       settled: () => {
@@ -115,9 +122,12 @@ export class Connection implements HeartbeatPeer {
   get state(): ConnectionState {
     return this.#state;
   }
-  /** Epoch ms of the last inbound byte (the connect time until the first). */
+  /**
+   * Epoch ms of the last inbound byte (the connect time until the first). While the server holds reading
+   * back for the connection's rate, now: time the server does not read never counts as the client's silence.
+   */
   get lastSeen(): number {
-    return this.#input.lastSeen;
+    return this.#heldBack ? Date.now() : this.#input.lastSeen;
   }
   /** Frames decoded from the client. */
   get framesIn(): number {
@@ -159,7 +169,7 @@ export class Connection implements HeartbeatPeer {
    * paused or stopped (the client cannot finish a frame the server does not read).
    */
   get frameStartedAt(): number {
-    return this.#state === 'open' && !this.#output.paused ? this.#input.frameStartedAt : 0;
+    return this.#state === 'open' && !this.#output.paused && !this.#heldBack ? this.#input.frameStartedAt : 0;
   }
   /** Output the kernel has taken so far; it advances as a slow reader drains, even inside one large write. */
   get flushedBytes(): number {
@@ -168,6 +178,10 @@ export class Connection implements HeartbeatPeer {
   /** True while reading is paused because pending output passed the server's `highWaterMark`. */
   get paused(): boolean {
     return this.#output.paused;
+  }
+  /** True while reading is held back because the connection is over its `rateLimit` (`onRateLimit: 'pause'`). */
+  get rateLimited(): boolean {
+    return this.#heldBack;
   }
 
   /**
@@ -258,6 +272,7 @@ export class Connection implements HeartbeatPeer {
       framesOut: this.#output.framesOut,
       bytesIn: this.#input.bytesIn,
       bytesOut: this.#output.bytesOut,
+      ...(this.#output.paused ? { pausedBy: 'backpressure' as const } : this.#heldBack ? { pausedBy: 'rate' as const } : {}),
       ...(this.proxy === null ? {} : { proxy: proxySnapshot(this.proxy) }),
     };
   }
@@ -317,6 +332,15 @@ export class Connection implements HeartbeatPeer {
   static #socketOnClose(this: OwnedSocket): void {
     this[kConnection].#closed();
   }
+  /** The rate's buckets have refilled: reading resumes, and the idle and frame clocks start afresh. */
+  static #onRateRefilled(conn: Connection): void {
+    conn.#heldBack = false;
+    conn.#input.restartIdleClock();
+    conn.#input.restartFrameClock();
+    debug('%s back under its rate: reading resumed', conn.remote);
+    conn.#resumeReading();
+  }
+
   /**
    * Destroys a connection whose close outlived the timeout. Even when every answer was handed to the
    * kernel, destroying a socket whose peer has not closed its side may reset it and lose answers the
@@ -329,13 +353,52 @@ export class Connection implements HeartbeatPeer {
   }
 
   #receive(chunk: Buffer): void {
-    if (this.#state === 'open') this.#input.receive(chunk); // after close() began: discarded, only read to see the peer's FIN
+    if (this.#state !== 'open') return; // after close() began: discarded, only read to see the peer's FIN
+    const rate = this.#rate;
+    if (rate === null) {
+      this.#input.receive(chunk);
+      return;
+    }
+    const framesBefore = this.#input.framesIn;
+    this.#input.receive(chunk);
+    const verdict = rate.charge(chunk.length, this.#input.framesIn - framesBefore, Date.now());
+    if (verdict !== null && this.#state === 'open') this.#overRate(verdict);
+  }
+
+  /** Over its rate: held back until its buckets refill, or closed once what was read is answered. */
+  #overRate({ wait, kind }: RateVerdict): void {
+    if (this.#owner.onRateLimit === 'close') {
+      const error = new PulsarError('ERR_RATE_LIMITED', `${this}: over its rate limit (${this.#describeLimit(kind)}): closed after answering what was read`);
+      this.#owner.onRateLimited(this, kind, 'close');
+      this.#owner.onClientError(error, this);
+      this.#error = error;
+      this.#beginClose('error');
+      return;
+    }
+    clearTimeout(this.#rateTimer);
+    // Netty waits at least 10 ms: shorter pauses cost more in timers than they shape.
+    this.#rateTimer = setTimeout(Connection.#onRateRefilled, Math.max(10, wait), this);
+    if (this.#heldBack) return;
+    this.#heldBack = true;
+    this.socket.pause();
+    debug('%s over its %s rate: reading held back %d ms', this.remote, kind, wait);
+    this.#owner.onRateLimited(this, kind, 'pause');
+  }
+
+  #describeLimit(kind: RateLimitKind): string {
+    const { interval } = this.#owner.rateLimit!;
+    return `${this.#owner.rateLimit![kind]} ${kind} per ${interval} ms`;
+  }
+
+  /** Reading resumes if nothing else holds it back: the connection is open, not paused for backpressure, not over its rate. */
+  #resumeReading(): void {
+    if (this.#state === 'open' && !this.#output.paused && !this.#heldBack) this.socket.resume();
   }
 
   /** Reading resumed after backpressure: the frame clock stood still meanwhile, so the client gets a whole frameTimeout again. */
   #resumed(): void {
     this.#input.restartFrameClock();
-    if (this.#state === 'open') this.socket.resume();
+    this.#resumeReading();
   }
 
   #beginClose(reason: DisconnectReason): void {
@@ -390,6 +453,7 @@ export class Connection implements HeartbeatPeer {
 
   #closed(): void {
     clearTimeout(this.#closeTimer);
+    clearTimeout(this.#rateTimer);
     this.#state = 'closed';
     this.#leave();
     this.#output.account();

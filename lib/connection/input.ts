@@ -90,6 +90,11 @@ export class ConnectionInput {
     else if (this.#frameStartedAt === 0 || this.#framesIn !== framesBefore) this.#frameStartedAt = now;
   }
 
+  /** Reading resumes after the server held it back for the client's rate: that time does not count as silence. */
+  restartIdleClock(): void {
+    this.#lastSeen = Date.now();
+  }
+
   /** Reading resumed after a pause: the frame clock stood still meanwhile, so the client gets a whole frameTimeout again. */
   restartFrameClock(): void {
     if (this.#frameStartedAt > 0) this.#frameStartedAt = Date.now();

@@ -1,5 +1,6 @@
 import type { FrameCodec } from '../codecs/types.js';
 import type { PulsarError } from '../errors.js';
+import type { RateLimitAction, RateLimitKind, RateLimitOptions } from '../rate/read-limiter.js';
 import type { Connection } from './connection.js';
 
 /**
@@ -33,6 +34,12 @@ export interface ConnectionOwner {
   readonly closeTimeout: number;
   /** Pending output, in bytes, past which the connection is closed as a slow consumer; `0`: no limit. */
   readonly maxPendingOutput: number;
+  /** How fast the connection may send, or `null` for no limit. */
+  readonly rateLimit: RateLimitOptions | null;
+  /** What happens when it sends faster. */
+  readonly onRateLimit: RateLimitAction;
+  /** The connection ran into its rate limit: reading held back (`pause`), or closing (`close`). */
+  onRateLimited(conn: Connection, kind: RateLimitKind, action: RateLimitAction): void;
   /**
    * Whether frames may be echoed in bulk, exactly as they arrived, skipping the frame handler: true when the
    * handler is the default echo and nobody listens to the frames.

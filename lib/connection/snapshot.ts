@@ -21,6 +21,11 @@ export interface ConnectionSnapshot {
   bytesIn: number;
   /** Bytes sent to the client. */
   bytesOut: number;
+  /**
+   * Why reading from it is paused, when it is: `backpressure` (its pending output passed `highWaterMark`) or
+   * `rate` (it is over its `rateLimit`). Absent while it is read.
+   */
+  pausedBy?: 'backpressure' | 'rate';
   /** What the PROXY protocol header said besides the client's address; absent without a header. */
   proxy?: ProxySnapshot;
 }

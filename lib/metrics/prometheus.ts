@@ -1,6 +1,6 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import type { ClientErrorMessage, DisconnectMessage, RefusedMessage } from '../channels.js';
+import type { ClientErrorMessage, DisconnectMessage, RateLimitedMessage, RefusedMessage } from '../channels.js';
 import type { PulsarServer, ServerStats } from '../server.js';
 import { checkKnownOptions } from '../validate.js';
 
@@ -37,6 +37,7 @@ const TOTALS: ReadonlyArray<{ name: string; help: string; figure: keyof ServerSt
 ];
 
 const GAUGES: ReadonlyArray<{ name: string; help: string; figure: keyof ServerStats }> = [
+  { name: 'pulsar_rate_limited_connections', help: 'Connections whose reading is held back for their rate limit now.', figure: 'rateLimitedNow' },
   { name: 'pulsar_connections', help: 'Connections open now.', figure: 'connections' },
   { name: 'pulsar_buffered_bytes', help: 'Bytes held for clients now: partial inbound frames plus output not yet taken by the kernel.', figure: 'bufferedBytes' },
   { name: 'pulsar_paused_connections', help: 'Connections whose reading is paused for backpressure now.', figure: 'paused' },
@@ -79,6 +80,16 @@ export class PulsarMetrics {
     for (const { name, help, figure } of GAUGES) {
       new Gauge({ name, help, registers: [this.registry], collect() { this.set(stats()[figure]); } });
     }
+    const rateLimited = new Counter({
+      name: 'pulsar_rate_limited_total',
+      help: 'Rate limits met: kind frames or bytes (rateLimit) or connections (connectionRate); action pause, close or refuse.',
+      labelNames: ['kind', 'action'],
+      registers: [this.registry],
+    });
+    this.#subscribe('pulsar:rate-limited', (message) => {
+      const { server, kind, action } = message as unknown as RateLimitedMessage;
+      if (server === this.#server) rateLimited.inc({ kind, action });
+    });
     for (const { channel, name, help, label } of EVENT_SERIES) {
       const counter = new Counter({ name, help, labelNames: [label], registers: [this.registry] });
       this.#subscribe(channel, (message: EventMessage) => {
