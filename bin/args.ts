@@ -53,13 +53,21 @@ Options:
                             (redis://host:port; needs the ioredis package)
   --redis-ttl <ms>          an instance that stops refreshing leaves the fleet after this (default 15000)
   --metrics <[host:]port>   serve Prometheus metrics at http://host:port/metrics (host 127.0.0.1
-                            unless given; port 0 picks a free one)
+                            unless given; port 0 picks a free one), and /livez and /readyz
+  --health <[host:]port>    serve /livez and /readyz alone (Kubernetes probes)
+  --drain-delay <ms>        on SIGTERM, /readyz turns 503 and the server keeps serving this long
+                            before it shuts down (default 0)
+  --reuse-port              with --workers, each worker binds its own socket (SO_REUSEPORT; Node 22.12+)
   --log <text|json>         text logs on stderr, or JSON lines on stdout (default text)
   -h, --help                show this help
   -v, --version             show the version
 
 Sizes are bytes, or with a k, m or g suffix (KiB, MiB, GiB): --max-buffered 64m.
 Rates are a count, a slash and a duration in ms, s, m or h, with an optional number: 20/10s, 1000/s.
+
+Signals: SIGTERM drains (--drain-delay), then shuts down; SIGINT shuts down at once; SIGHUP reloads
+the TLS certificate (with --workers: replaces the workers one at a time, code and certificate anew).
+systemd socket activation (LISTEN_PID, LISTEN_FDS) is served instead of binding.
 
 Logs: DEBUG=pulsar:* adds heartbeats and lifecycle detail; the default is
 DEBUG=pulsar:server,pulsar:conn,pulsar:report.
@@ -103,6 +111,9 @@ const OPTIONS = {
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
   metrics: { type: 'string' },
+  health: { type: 'string' },
+  'drain-delay': { type: 'string', default: '0' },
+  'reuse-port': { type: 'boolean', default: false },
   redis: { type: 'string' },
   'redis-ttl': { type: 'string' },
   log: { type: 'string', default: 'text' },
@@ -123,6 +134,10 @@ export interface CliOptions {
   redis: { url: string; ttl: number | undefined } | undefined;
   /** Where to serve `/metrics` (`--metrics`), if anywhere. */
   metrics: { host: string; port: number } | undefined;
+  /** Where to serve `/livez` and `/readyz` alone (`--health`), if anywhere. */
+  health: { host: string; port: number } | undefined;
+  /** True when systemd passed the listening socket (fd 3): served instead of binding. */
+  socketActivated: boolean;
   log: 'text' | 'json';
   help: boolean;
   version: boolean;
@@ -136,7 +151,7 @@ const FLAG_OF_OPTION: Readonly<Record<string, string>> = {
   allow: '--allow', deny: '--deny', shutdownTimeout: '--shutdown-timeout', maxBufferedBytes: '--max-buffered',
   frameTimeout: '--frame-timeout', maxPendingOutput: '--max-pending-output', writeTimeout: '--write-timeout',
   proxyProtocol: '--proxy-protocol', trustedProxies: '--trusted-proxy', tls: '--tls-cert', workers: '--workers',
-  url: '--redis', ttl: '--redis-ttl', 'rateLimit.frames': '--rate-limit', 'rateLimit.bytes': '--rate-limit-bytes',
+  url: '--redis', ttl: '--redis-ttl', drainDelay: '--drain-delay', reusePort: '--reuse-port', 'rateLimit.frames': '--rate-limit', 'rateLimit.bytes': '--rate-limit-bytes',
   'rateLimit.interval': '--rate-limit', onRateLimit: '--on-rate-limit', 'connectionRate.count': '--connection-rate',
   'connectionRate.interval': '--connection-rate',
 };
@@ -161,7 +176,7 @@ export function asUsageError<T>(build: () => T): T {
  * Values are only converted here; the library checks them when they are used (see {@link asUsageError}).
  * @throws {UsageError} naming the bad flag or value
  */
-export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): CliOptions {
+export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env, pid = process.pid): CliOptions {
   let values;
   try {
     ({ values } = parseArgs({ args: argv, strict: true, allowPositionals: false, options: OPTIONS }));
@@ -173,7 +188,10 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
   if (values['redis-ttl'] !== undefined && values.redis === undefined) throw new UsageError('--redis-ttl needs --redis');
   const port = values.port ?? nonEmpty(env.PORT);
   const host = values.host ?? nonEmpty(env.HOST);
-  const address = values.unix !== undefined
+  // systemd socket activation (sd_listen_fds): the sockets are fds 3 on, for this very process.
+  const socketActivated = env.LISTEN_PID === String(pid) && Number(env.LISTEN_FDS) >= 1;
+  if (socketActivated && values.workers !== '1') throw new UsageError('--workers cannot serve a socket systemd passed (LISTEN_FDS): serve it in one process');
+  const address = socketActivated ? { fd: 3 } : values.unix !== undefined
     ? { path: values.unix, ...(values.host === undefined ? {} : { host }), ...(values.port === undefined ? {} : { port: whole('--port', values.port) }) }
     : { host: host ?? '127.0.0.1', port: port === undefined ? 8080 : whole(values.port === undefined ? 'PORT (environment)' : '--port', port) };
   const heartbeat = whole('--heartbeat', values.heartbeat);
@@ -195,7 +213,9 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
     ...(values['trusted-proxy'].length === 0 ? {} : { trustedProxies: values['trusted-proxy'] }),
     ...(values['max-connections'] === undefined ? {} : { maxConnections: whole('--max-connections', values['max-connections']) }),
     ...(values['max-per-address'] === undefined ? {} : { maxConnectionsPerAddress: whole('--max-per-address', values['max-per-address']) }),
-    ...(values['tls-cert'] === undefined ? {} : { tls: { cert: readPem('--tls-cert', values['tls-cert']), key: readPem('--tls-key', values['tls-key']!) } }),
+    ...(values['tls-cert'] === undefined ? {} : { tls: tlsFiles(values['tls-cert'], values['tls-key']!) }),
+    drainDelay: whole('--drain-delay', values['drain-delay']),
+    ...(values['reuse-port'] ? { reusePort: true } : {}),
     ...rateLimitFrom(values['rate-limit'], values['rate-limit-bytes'], values['on-rate-limit']),
     ...(values['connection-rate'] === undefined ? {} : { connectionRate: rate('--connection-rate', values['connection-rate']) }),
   };
@@ -204,6 +224,8 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
     workers: values.workers === 'auto' ? 'auto' : whole('--workers', values.workers),
     redis: values.redis === undefined ? undefined : { url: values.redis, ttl: values['redis-ttl'] === undefined ? undefined : whole('--redis-ttl', values['redis-ttl']) },
     metrics: values.metrics === undefined ? undefined : hostAndPort('--metrics', values.metrics),
+    health: values.health === undefined ? undefined : hostAndPort('--health', values.health),
+    socketActivated,
     log: values.log,
     help: values.help,
     version: values.version,
@@ -315,6 +337,17 @@ function byteSize(flag: string, text: string, max = Number.MAX_SAFE_INTEGER): nu
     throw new UsageError(`${flag} must be a byte count (digits, optionally followed by k, m or g) of at most ${max}, got '${text}'`);
   }
   return value;
+}
+
+/**
+ * The TLS options as a function that reads the files each time it is called: now, and again on every
+ * SIGHUP (`server.reload()`), so a renewed certificate is served without a restart. Unreadable files are a
+ * usage error now.
+ */
+function tlsFiles(certFile: string, keyFile: string): () => { cert: Buffer; key: Buffer } {
+  readPem('--tls-cert', certFile);
+  readPem('--tls-key', keyFile);
+  return () => ({ cert: readFileSync(certFile), key: readFileSync(keyFile) });
 }
 
 function readPem(flag: string, path: string): Buffer {

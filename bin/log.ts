@@ -1,6 +1,6 @@
 import os from 'node:os';
 import createDebug from 'debug';
-import type { CloseResult, Connection, ConnectionSnapshot, FleetSummary, ListenAddress, PulsarCluster, PulsarServer, Report } from 'pulsar';
+import type { CloseResult, Connection, ConnectionSnapshot, FleetSummary, ListenAddress, PulsarCluster, PulsarServer, Report, RollStep } from 'pulsar';
 
 /** Namespaces logged when `DEBUG` is unset: startup, connections and reports, not heartbeats. */
 export const DEFAULT_NAMESPACES = 'pulsar:server,pulsar:conn,pulsar:report';
@@ -176,6 +176,17 @@ function logReportLine(logger: CliLogger, count: number, bufferedBytes: number, 
   logger.log('pulsar:report', 'info', 'report', { count, bufferedBytes, totals, ...extra, connections: listed, more }, `${summary}${lines.join('')}`);
 }
 
+/** A rolling reload's step as a log line. */
+function rollText(step: RollStep): string {
+  switch (step.step) {
+    case 'start': return `roll: replacing ${step.workers} worker(s), one at a time`;
+    case 'replacing': return `roll: worker ${step.worker} (pid ${step.pid}): replacement worker ${step.replacement} (pid ${step.replacementPid}) starting`;
+    case 'replaced': return `roll: worker ${step.replacement} (pid ${step.replacementPid}) listening; worker ${step.worker} (pid ${step.pid}) closed`;
+    case 'failed': return `roll stopped at worker ${step.worker} (pid ${step.pid}): ${step.reason}; it goes on serving`;
+    case 'done': return `roll: done, ${step.replaced} worker(s) replaced`;
+  }
+}
+
 /** Logs the events of the primary of `--workers N`: one listening line and one report for all workers. */
 export function logClusterEvents(primary: PulsarCluster, logger: CliLogger): void {
   primary.on('listening', (address, workers) => logListening(logger, address, workers));
@@ -186,6 +197,9 @@ export function logClusterEvents(primary: PulsarCluster, logger: CliLogger): voi
     const [fleetFields, text] = fleetParts(fleet, ` (${split})`);
     logReportLine(logger, count, bufferedBytes, connections, { workers: perWorker, ...fleetFields }, text);
   });
+  primary.on('roll', (step) => {
+    logger.log('pulsar:server', step.step === 'failed' ? 'warn' : 'info', 'roll', { ...step }, rollText(step));
+  });
   primary.on('workerExit', ({ worker, pid, code, signal, replaced }) => {
     const how = signal ?? `code ${code}`;
     logger.log('pulsar:server', 'warn', 'workerExit', { worker, pid, code, signal, replaced }, `worker ${worker} (pid ${pid}) exited (${how})${replaced ? ', replaced' : ''}`);
@@ -195,9 +209,22 @@ export function logClusterEvents(primary: PulsarCluster, logger: CliLogger): voi
   });
 }
 
-/** Logs the start of a signal-triggered shutdown. */
-export function logShutdown(logger: CliLogger, signal: string, open: number): void {
+/** Logs the start of a signal-triggered shutdown (after a drain of `drainDelay` ms, when there is one). */
+export function logShutdown(logger: CliLogger, signal: string, open: number, drainDelay = 0): void {
+  if (drainDelay > 0) {
+    logger.log('pulsar:server', 'info', 'draining', { signal, connections: open, drainDelay }, `${signal}: draining for ${drainDelay} ms (/readyz answers 503, still serving), then shutting down`);
+    return;
+  }
   logger.log('pulsar:server', 'info', 'shutdown', { signal, connections: open }, `${signal}: shutting down, ${open} connection(s) to drain`);
+}
+
+/** The log lines of a SIGHUP reload: what it does, then how it went (one line either way). */
+export function logReload(logger: CliLogger, what: string, done: string): { onSignal: (signal: string) => void; onReloaded: (result: unknown) => void; onFailed: (error: Error) => void } {
+  return {
+    onSignal: (signal) => logger.log('pulsar:server', 'info', 'reload', { signal }, `${signal}: ${what}`),
+    onReloaded: (result) => logger.log('pulsar:server', 'info', 'reloaded', typeof result === 'number' ? { replaced: result } : {}, typeof result === 'number' ? `reloaded: ${result} worker(s) replaced` : done),
+    onFailed: (error) => logger.log('pulsar:server', 'warn', 'reloadFailed', errorFields(error), `reload failed: ${error.message} [${errorCode(error)}]`),
+  };
 }
 
 /** Logs the final line of a shutdown. */

@@ -4,10 +4,10 @@
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import createDebug from 'debug';
-import { closeOnSignals, PulsarCluster, PulsarServer, serveWorker, type PulsarServerOptions } from 'pulsar';
+import { closeOnSignals, PulsarCluster, PulsarServer, reloadOnSignal, serveHealth, serveWorker, type HealthSource, type HttpEndpoint, type PulsarServerOptions } from 'pulsar';
 import type { MetricsEndpoint } from 'pulsar/metrics';
 import { asUsageError, parseCli, UsageError, USAGE, type CliOptions } from './args.js';
-import { CliLogger, DEFAULT_NAMESPACES, logClosed, logClusterEvents, logServerEvents, logShutdown, where } from './log.js';
+import { CliLogger, DEFAULT_NAMESPACES, logClosed, logClusterEvents, logReload, logServerEvents, logShutdown, where } from './log.js';
 
 /** package.json's version, written in by the build (tsup.config.ts). */
 declare const PULSAR_VERSION: string;
@@ -35,7 +35,8 @@ function listenFailed(place: string, error: unknown, what = 'listen on'): never 
 }
 
 /** Where the server's options say it listens, as logs write it. */
-function placeOf({ host, port, path }: PulsarServerOptions): string {
+function placeOf({ host, port, path, fd }: PulsarServerOptions): string {
+  if (fd !== undefined) return `fd ${fd}`;
   return path === undefined ? where(host ?? '127.0.0.1', port ?? 8080, 'IPv4') : where(path, 0, 'unix');
 }
 
@@ -51,11 +52,19 @@ function loadMetrics(): Promise<typeof import('pulsar/metrics')> {
   return import('pulsar/metrics');
 }
 
-/** Serves `/metrics` where `--metrics` says, and logs where; exits 1 if it cannot. */
-async function serveEndpoint(cli: CliOptions, logger: CliLogger, serve: (options: { host: string; port: number }) => Promise<MetricsEndpoint>): Promise<void> {
+/** Serves `/metrics` (and the health probes) where `--metrics` says, and logs where; exits 1 if it cannot. */
+async function serveEndpoint(cli: CliOptions, logger: CliLogger, health: HealthSource, serve: (options: { host: string; port: number; health: HealthSource }) => Promise<MetricsEndpoint>): Promise<void> {
   const { host, port } = cli.metrics!;
-  const endpoint = await serve({ host, port }).catch((error: unknown) => listenFailed(where(host, port, 'IPv4'), error, 'serve metrics on'));
+  const endpoint = await serve({ host, port, health }).catch((error: unknown) => listenFailed(where(host, port, 'IPv4'), error, 'serve metrics on'));
   logger.log('pulsar:server', 'info', 'metrics', { address: endpoint.address, port: endpoint.port }, `metrics on ${endpoint.url}`);
+}
+
+/** Serves `/livez` and `/readyz` where `--health` says, and logs where; exits 1 if it cannot. */
+async function serveProbes(cli: CliOptions, logger: CliLogger, health: HealthSource): Promise<void> {
+  if (cli.health === undefined) return;
+  const { host, port } = cli.health;
+  const endpoint: HttpEndpoint = await serveHealth(health, { host, port }).catch((error: unknown) => listenFailed(where(host, port, 'IPv4'), error, 'serve health on'));
+  logger.log('pulsar:server', 'info', 'health', { address: endpoint.address, port: endpoint.port }, `health on ${endpoint.url}/livez and ${endpoint.url}/readyz`);
 }
 
 /** `--workers N` in the primary: forks the workers (this same script), logs for all, coordinates shutdown. */
@@ -68,6 +77,7 @@ async function runPrimary(cli: CliOptions, logger: CliLogger): Promise<void> {
       reportInterval: server.reportInterval ?? 10_000,
       shutdownTimeout: (server.shutdownTimeout ?? 10_000) + 5000, // the workers' own timeout, then some to exit
       ...(server.path === undefined ? {} : { path: server.path }),
+      drainDelay: server.drainDelay ?? 0,
     }));
   } catch (error) {
     usageFailed(error);
@@ -75,11 +85,13 @@ async function runPrimary(cli: CliOptions, logger: CliLogger): Promise<void> {
   let open = 0;
   primary.on('report', (report) => (open = report.count));
   logClusterEvents(primary, logger);
-  closeOnSignals(primary, { onSignal: (signal) => logShutdown(logger, signal, open), onClosed: (result) => logClosed(logger, result) });
+  closeOnSignals(primary, { onSignal: (signal) => logShutdown(logger, signal, open, signal === 'SIGTERM' ? server.drainDelay ?? 0 : 0), onClosed: (result) => logClosed(logger, result) });
+  reloadOnSignal(primary, logReload(logger, 'replacing the workers one at a time', 'reloaded'));
+  await serveProbes(cli, logger, primary); // before the workers listen: /readyz says 503 until they do
   await primary.start().catch((error: unknown) => listenFailed(placeOf(server), error));
   if (cli.metrics) {
     const { serveClusterMetrics } = await loadMetrics();
-    await serveEndpoint(cli, logger, serveClusterMetrics);
+    await serveEndpoint(cli, logger, primary, serveClusterMetrics);
   }
 }
 
@@ -110,9 +122,12 @@ async function main(): Promise<void> {
     await serveWorker(server).catch((error: unknown) => listenFailed(placeOf(cli.server), error));
     return;
   }
-  closeOnSignals(server, { onSignal: (signal) => logShutdown(logger, signal, server.connections.size), onClosed: (result) => logClosed(logger, result) });
+  closeOnSignals(server, { onSignal: (signal) => logShutdown(logger, signal, server.connections.size, signal === 'SIGTERM' ? server.options.drainDelay : 0), onClosed: (result) => logClosed(logger, result) });
+  const tls = server.options.tls !== false;
+  reloadOnSignal(server, logReload(logger, tls ? 'reloading the TLS certificate' : 'nothing to reload (no TLS)', tls ? 'TLS certificate reloaded: new connections get it' : 'nothing reloaded'));
+  await serveProbes(cli, logger, server);
   await server.listen().catch((error: unknown) => listenFailed(placeOf(cli.server), error));
-  if (metrics) await serveEndpoint(cli, logger, (at) => metricsModule!.serveMetrics(() => metrics.registry.metrics(), at));
+  if (metrics) await serveEndpoint(cli, logger, server, (at) => metricsModule!.serveMetrics(() => metrics.registry.metrics(), at));
 }
 
 void main();

@@ -29,6 +29,10 @@ export type PulsarErrorCode =
   | 'ERR_PROXY_TIMEOUT'
   /** The server uses TLS and a client's handshake failed (bad certificate, plain TCP, timeout…); `cause` holds Node's error. */
   | 'ERR_TLS_HANDSHAKE'
+  /** A rolling `reload()` of a cluster stopped: a replacement worker exited or did not listen in time; the workers not yet replaced go on serving. */
+  | 'ERR_RELOAD_FAILED'
+  /** `reload()` could not make a certificate of the new TLS options (a file missing, a key that does not match): the one in use stays. */
+  | 'ERR_TLS_RELOAD'
   /**
    * The connection is gone: `PulsarClient#send()` or `request()` while not connected, a request pending
    * when the connection was lost, a client that gave up reconnecting. (A server connection's `send()`

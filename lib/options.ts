@@ -4,6 +4,7 @@ import type { TlsOptions } from 'node:tls';
 import { LengthPrefixedCodec } from './codecs/length-prefixed.js';
 import type { FrameCodec } from './codecs/types.js';
 import type { Connection } from './connection/connection.js';
+import { messageOf } from './format.js';
 import { IdleHeartbeat, type HeartbeatPolicy } from './heartbeat.js';
 import type { ConnectionRateOptions } from './admission/connection-rate.js';
 import type { ProxyProtocolOptions } from './proxy.js';
@@ -78,9 +79,28 @@ export interface PulsarServerOptions {
    * the registry, backpressure and shutdown work as over plain TCP. A failed handshake is an
    * `ERR_TLS_HANDSHAKE` client error; `handshakeTimeout` defaults to 5000 ms (Node's is 120 s). With
    * `proxyProtocol`, the PROXY header is read first and the handshake runs on what follows (TLS
-   * passthrough behind HAProxy or an AWS NLB); `handshakeTimeout` then bounds both. @default false
+   * passthrough behind HAProxy or an AWS NLB); `handshakeTimeout` then bounds both. A function returning
+   * the options is called now and again by `server.reload()`: certificate rotation without a restart (read
+   * the files in it). @default false
    */
-  tls?: TlsOptions | false;
+  tls?: TlsOptions | (() => TlsOptions) | false;
+  /**
+   * Ms a `close()` keeps accepting and serving after readiness turns to `draining` (`/readyz` 503), so that
+   * load balancers stop sending new clients before the server stops taking them (a Kubernetes preStop
+   * drain). `close({ drainDelay: 0 })` skips it. @default 0
+   */
+  drainDelay?: number;
+  /**
+   * Serve a listening socket inherited as this file descriptor (systemd socket activation passes fd 3)
+   * instead of binding `host`/`port`. @default none
+   */
+  fd?: number;
+  /**
+   * Bind with `SO_REUSEPORT` (Node ≥ 22.12 or ≥ 23.1, on Linux and some BSDs): several processes listen on
+   * the same port and the kernel spreads connections between them. In a cluster worker, each worker binds
+   * its own socket instead of sharing the primary's. @default false
+   */
+  reusePort?: boolean;
   /**
    * Server-wide budget, in bytes, for what the server holds for its clients: partial inbound frames
    * being assembled plus output not yet taken by the kernel. When taking more passes it, the
@@ -163,7 +183,11 @@ export interface PulsarServerOptions {
 
 /** {@link PulsarServerOptions} with every default applied. */
 export type ResolvedServerOptions = Readonly<
-  Required<Omit<PulsarServerOptions, 'proxyProtocol' | 'admit' | 'path' | 'relay' | 'rateLimit' | 'connectionRate'>> & {
+  Required<Omit<PulsarServerOptions, 'proxyProtocol' | 'admit' | 'path' | 'relay' | 'rateLimit' | 'connectionRate' | 'tls' | 'fd'>> & {
+    /** The TLS options in force at construction (a `tls` function's first answer), or `false`. */
+    tls: TlsOptions | false;
+    /** The inherited listening socket's file descriptor, or `null` to bind. */
+    fd: number | null;
     /** The per-connection rate limit, every field resolved, or `null` for none. */
     rateLimit: Readonly<Required<Omit<RateLimitOptions, 'frames' | 'bytes'>> & Pick<RateLimitOptions, 'frames' | 'bytes'>> | null;
     /** The per-address connection rate, or `null` for none. */
@@ -191,7 +215,7 @@ const SERVER_OPTIONS: Record<keyof PulsarServerOptions, true> = {
   maxConnections: true, shutdownTimeout: true, highWaterMark: true, proxyProtocol: true, tls: true,
   maxBufferedBytes: true, frameTimeout: true, maxPendingOutput: true, writeTimeout: true,
   maxConnectionsPerAddress: true, allow: true, deny: true, trustedProxies: true, admit: true, admitTimeout: true, instanceId: true,
-  rateLimit: true, onRateLimit: true, connectionRate: true,
+  rateLimit: true, onRateLimit: true, connectionRate: true, drainDelay: true, fd: true, reusePort: true,
 };
 const PROXY_OPTIONS: Record<keyof ProxyProtocolOptions, true> = { timeout: true, maxHeaderLength: true };
 
@@ -239,7 +263,32 @@ export function resolveServerOptions(options: PulsarServerOptions = {}): Resolve
     rateLimit: resolveRateLimit(options.rateLimit),
     onRateLimit: checkOneOf(OWNER, 'onRateLimit', options.onRateLimit ?? 'pause', ['pause', 'close'] as const),
     connectionRate: resolveConnectionRate(options.connectionRate),
+    drainDelay: checkTimerMs(OWNER, 'drainDelay', options.drainDelay ?? 0),
+    fd: resolveFd(options),
+    reusePort: resolveReusePort(options.reusePort ?? false),
   });
+}
+
+/** `fd`, when given: a file descriptor number, instead of `host`/`port`/`path`. */
+function resolveFd(options: PulsarServerOptions): number | null {
+  if (options.fd === undefined) return null;
+  checkInteger(OWNER, 'fd', options.fd, 0);
+  if (options.host !== undefined || options.port !== undefined || options.path !== undefined) {
+    throw conflictingOption(OWNER, 'fd', 'replaces host, port and path (the socket is already bound): give one or the other');
+  }
+  return options.fd;
+}
+
+/** Whether this Node's `net.Server#listen()` takes `reusePort` (added in 22.12 and 23.1). */
+export function reusePortSupported(version = process.versions.node): boolean {
+  const [major = 0, minor = 0] = version.split('.').map(Number);
+  return major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
+}
+
+function resolveReusePort(reusePort: boolean): boolean {
+  if (typeof reusePort !== 'boolean') throw invalidOption(OWNER, 'reusePort', 'must be a boolean', reusePort);
+  if (reusePort && !reusePortSupported()) throw conflictingOption(OWNER, 'reusePort', `needs Node 22.12, 23.1 or later (this is ${process.versions.node})`);
+  return reusePort;
 }
 
 /** A positive, finite number (a rate may be fractional: 1 MiB per 10 s). */
@@ -306,10 +355,25 @@ function resolveTrustedProxies(blocks: readonly string[], proxyProtocol: unknown
   return blocks;
 }
 
-function resolveTls(option: TlsOptions | false): TlsOptions | false {
+function resolveTls(option: TlsOptions | (() => TlsOptions) | false): TlsOptions | false {
   if (option === false) return false;
-  if (typeof option !== 'object' || option === null) throw invalidOption(OWNER, 'tls', 'must be tls.createServer() options or false', option);
-  return { handshakeTimeout: 5000, ...option };
+  const given = typeof option === 'function' ? readTls(option) : option;
+  if (typeof given !== 'object' || given === null) throw invalidOption(OWNER, 'tls', 'must be tls.createServer() options, a function returning them, or false', given);
+  return withTlsDefaults(given);
+}
+
+/** Calls a `tls` function; what it throws is an `ERR_INVALID_OPTION` naming `tls`. */
+function readTls(source: () => TlsOptions): TlsOptions {
+  try {
+    return source();
+  } catch (error) {
+    throw invalidOption(OWNER, 'tls', `function failed: ${messageOf(error)}`, 'a function');
+  }
+}
+
+/** TLS options with pulsar's default `handshakeTimeout` (5 s; Node's is 120 s). */
+export function withTlsDefaults(options: TlsOptions): TlsOptions {
+  return { handshakeTimeout: 5000, ...options };
 }
 
 function resolveProxyProtocol(option: boolean | ProxyProtocolOptions): false | Required<ProxyProtocolOptions> {

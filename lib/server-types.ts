@@ -1,6 +1,7 @@
 import type { Connection } from './connection/connection.js';
 import type { DisconnectReason } from './connection/owner.js';
 import type { PulsarError } from './errors.js';
+import type { Readiness } from './health.js';
 import type { Report } from './registry/driver.js';
 
 /** Where the server listens, as `listen()` resolves and `listening` carries it. */
@@ -80,6 +81,8 @@ export interface PulsarServerEvents {
   clientError: [error: PulsarError, conn: Connection];
   /** A problem with the server itself (not with one client). */
   error: [error: Error];
+  /** Readiness changed (see `server.readiness`): `ready` once listening, `draining`, `closing`, `closed`. */
+  readiness: [readiness: Readiness];
   /** The server has closed; every connection is gone. */
   close: [result: CloseResult];
 }

@@ -1,5 +1,6 @@
 import cluster from 'node:cluster';
 import type net from 'node:net';
+import type { TlsOptions } from 'node:tls';
 import type { AddressInfo, Socket } from 'node:net';
 import createDebug from 'debug';
 import { EventEmitter } from 'eventemitter3';
@@ -12,10 +13,11 @@ import { DeadlineSweep } from './deadlines.js';
 import { aboutClient, PulsarError } from './errors.js';
 import { Fleet } from './fleet/fleet.js';
 import { leaveGroups, type ConnectionGroup } from './fleet/groups.js';
-import { hostPort } from './format.js';
+import { hostPort, messageOf } from './format.js';
+import type { Readiness } from './health.js';
 import type { HeartbeatHost } from './heartbeat.js';
 import { MemoryBudget } from './memory-budget.js';
-import { echo, resolveServerOptions, type PulsarServerOptions, type ResolvedServerOptions } from './options.js';
+import { echo, resolveServerOptions, withTlsDefaults, type PulsarServerOptions, type ResolvedServerOptions } from './options.js';
 import type { ProxiedAddress, ProxyInfo } from './proxy.js';
 import { ReadonlyMapView } from './readonly-map.js';
 import { RegistryDriver } from './registry/driver.js';
@@ -69,6 +71,12 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   #state: ServerState = 'idle';
   #nextId = 1;
   #closing: Promise<CloseResult> | undefined;
+  /** True from a drain's start (`drainDelay`) until the shutdown begins. */
+  #draining = false;
+  /** The readiness last announced (see {@link readiness}). */
+  #announced: Readiness = 'starting';
+  /** The `tls` option when it is a function: called again by {@link reload}. */
+  readonly #tlsSource: (() => TlsOptions) | null;
   #closeResult: CloseResult = { drained: 0, forced: 0 };
   /** Figures of connections already closed, and counts kept as events happen (see {@link stats}). */
   readonly #totals = { accepted: 0, heartbeats: 0, framesDropped: 0, rateLimited: 0, framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0 };
@@ -84,6 +92,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   constructor(options?: PulsarServerOptions) {
     super();
     this.options = resolveServerOptions(options);
+    this.#tlsSource = typeof options?.tls === 'function' ? options.tls : null;
     const { codec, instanceId, registry, relay } = this.options;
     const live = (): Iterable<Connection> => this.#live;
     this.#budget = new MemoryBudget(this.options.maxBufferedBytes, live, (conn) => conn[kRecount](), (conn, held) => this.#evict(conn, held));
@@ -190,6 +199,36 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
     return stats;
   }
 
+  /**
+   * Where the server is in its life, as health checks report it: `starting` until it listens, `ready`,
+   * `draining` (a `close()` with a `drainDelay` under way: still serving, `/readyz` 503), `closing`, `closed`.
+   * The `readiness` event tells each change.
+   */
+  get readiness(): Readiness {
+    switch (this.#state) {
+      case 'idle':
+      case 'starting': return 'starting';
+      case 'listening': return this.#draining ? 'draining' : 'ready';
+      default: return this.#state;
+    }
+  }
+
+  /**
+   * Re-reads the TLS certificate and key: calls the `tls` option again when it is a function (else applies
+   * the same options). New connections get the new certificate; established ones are untouched.
+   * @throws {PulsarError} (rejects) `ERR_TLS_RELOAD` when the new options make no valid certificate (a
+   * file missing, a key that does not match): the certificate in use stays
+   */
+  async reload(): Promise<void> {
+    if (this.options.tls === false) return;
+    try {
+      this.#accept.setTls(this.#tlsSource === null ? this.options.tls : withTlsDefaults(this.#tlsSource()));
+    } catch (error) {
+      throw new PulsarError('ERR_TLS_RELOAD', `TLS reload failed, the certificate in use stays: ${messageOf(error)}`, { cause: error });
+    }
+    debug('TLS certificate reloaded');
+  }
+
   /** Where the server listens, or `null` when it is not listening. */
   address(): ListenAddress | null {
     const address = this.#net.address() as AddressInfo | string | null;
@@ -208,7 +247,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
       return Promise.reject(new PulsarError('ERR_SERVER_STATE', `listen() needs an idle server, but this one is ${this.#state}`));
     }
     this.#state = 'starting';
-    const { host, port, path } = this.options;
+    const { path } = this.options;
     // In a cluster worker the primary owns the socket: it makes way for it (see clearStaleSocket).
     const ready = (path === null || cluster.isWorker ? Promise.resolve() : clearStaleSocket(path))
       .then(() => Promise.all([this.#registry.start(), this.#fleet.start()]));
@@ -225,6 +264,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
         this.#abortListen = undefined;
         this.#net.on('error', (error) => this.#serverError(error));
         this.#state = 'listening';
+        this.#announceReadiness();
         this.#startTimers();
         const address = this.address()!;
         debug('listening on %s', address.family === 'unix' ? `unix:${address.address}` : hostPort(address.address, address.port));
@@ -234,27 +274,57 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
       this.#abortListen = onError;
       this.#net.once('error', onError);
       this.#net.once('listening', onListening);
-      this.#net.listen(path === null ? { host, port } : { path });
+      this.#net.listen(this.#listenOptions());
     }), (error: unknown) => {
       if (this.#state === 'starting') this.#state = 'idle';
       throw error;
     });
   }
 
+  /** What `net.Server#listen()` is given: an inherited descriptor, a Unix socket, or host and port. */
+  #listenOptions(): net.ListenOptions | { fd: number } {
+    const { host, port, path, fd, reusePort } = this.options;
+    if (fd !== null) return { fd };
+    if (path !== null) return { path };
+    // With reusePort, a cluster worker binds a socket of its own (exclusive) instead of the primary's.
+    return reusePort ? { host, port, reusePort, exclusive: true } as net.ListenOptions : { host, port };
+  }
+
   /**
-   * Shuts down gracefully: stops accepting at once, reads no more input, answers every frame already
-   * received, flushes and ends each connection, and destroys what is left after `shutdownTimeout`.
+   * Shuts down gracefully: first, with a `drainDelay`, readiness turns to `draining` and the server keeps
+   * accepting and serving for that long; then it stops accepting, reads no more input, answers every frame
+   * already received, flushes and ends each connection, and destroys what is left after `shutdownTimeout`.
    * Calling it again returns the same promise.
+   * @param options `drainDelay`: ms to drain first (the option's by default; `0` skips it)
    * @returns how many connections drained cleanly and how many were forced
    */
-  close(): Promise<CloseResult> {
-    this.#closing ??= this.#shutdown();
+  close(options: { drainDelay?: number } = {}): Promise<CloseResult> {
+    this.#closing ??= this.#drainThenShutdown(options.drainDelay ?? this.options.drainDelay);
     return this.#closing;
+  }
+
+  async #drainThenShutdown(drainDelay: number): Promise<CloseResult> {
+    if (drainDelay > 0 && this.#state === 'listening') {
+      this.#draining = true;
+      this.#announceReadiness();
+      debug('draining for %d ms', drainDelay);
+      await new Promise((resolve) => setTimeout(resolve, drainDelay));
+    }
+    return this.#shutdown();
+  }
+
+  /** Emits `readiness` when it changed since last told. */
+  #announceReadiness(): void {
+    const readiness = this.readiness;
+    if (readiness === this.#announced) return;
+    this.#announced = readiness;
+    this.emit('readiness', readiness);
   }
 
   async #shutdown(): Promise<CloseResult> {
     const wasStarted = this.#state === 'listening' || this.#state === 'starting';
     this.#state = 'closing';
+    this.#announceReadiness();
     if (this.#abortListen) {
       this.#abortListen(new PulsarError('ERR_SERVER_STATE', 'close() was called before the server was listening'));
       // A listen() waiting on a DNS lookup binds later: close the socket it opens then.
@@ -271,6 +341,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
     await Promise.all([stopped, disconnected]); // also makes 'close' asynchronous, even with nothing to wait for
     await Promise.all([this.#registry.stop(wasStarted), wasStarted ? this.#fleet.stop() : undefined]);
     this.#state = 'closed';
+    this.#announceReadiness();
     debug('closed: %d drained, %d forced', this.#closeResult.drained, this.#closeResult.forced);
     this.emit('close', this.#closeResult);
     return this.#closeResult;

@@ -58,18 +58,20 @@ describe('rate limits', function () {
     });
 
     it('connectionRate: count per interval per address group, an IPv6 /64 as one, the table bounded oldest first', () => {
-      const rate = new ConnectionRate({ count: 2, interval: 1000, maxAddresses: 3 });
+      const rate = new ConnectionRate({ count: 2, interval: 1000, maxAddresses: 4 }); // two generations of 2
       expect([rate.over('10.0.0.1', 0), rate.over('10.0.0.1', 0), rate.over('10.0.0.1', 0)]).to.deep.equal([null, null, '10.0.0.1']);
       expect(rate.over('10.0.0.1', 499), 'half a token back').to.equal('10.0.0.1');
       expect(rate.over('10.0.0.1', 500 + 499), 'one token back after 500 ms').to.equal(null);
       expect([rate.over('2001:db8::1', 0), rate.over('2001:db8::2', 0), rate.over('2001:db8::ffff', 0)]).to.deep.equal([null, null, '2001:db8:0:0::/64']);
       expect(rate.over('2001:db8:0:1::1', 0), 'another /64').to.equal(null);
       expect(rate.size).to.equal(3);
-      expect(rate.over('10.0.0.1', 999), 'still in debt').to.equal('10.0.0.1');
-      rate.over('10.0.0.9', 999); // a fourth address: the one seen longest ago (2001:db8::/64) is forgotten
+      expect(rate.over('10.0.0.1', 999), 'remembered (seen again: young), still in debt').to.equal('10.0.0.1');
+      rate.over('10.0.0.9', 999); // the young generation is full: the old one (2001:db8::/64, seen longest ago) is forgotten
       expect(rate.size).to.equal(3);
-      expect(rate.over('2001:db8::1', 999), 'forgotten: it starts afresh').to.equal(null);
-      expect(rate.over('2001:db8::1', 999), 'with its full count again').to.equal(null);
+      expect(rate.over('10.0.0.1', 999), 'kept').to.equal('10.0.0.1');
+      expect([rate.over('2001:db8::1', 999), rate.over('2001:db8::1', 999)], 'forgotten: it starts afresh, with its full count').to.deep.equal([null, null]);
+      for (let i = 0; i < 1000; i++) rate.over(`10.1.${i >> 8}.${i & 255}`, 999);
+      expect(rate.size, 'never more than maxAddresses').to.be.at.most(4);
     });
   });
 

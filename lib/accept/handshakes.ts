@@ -33,8 +33,12 @@ export class AcceptPath {
   readonly #trustedProxies: CidrList;
   /** Sockets still sending their PROXY header or TLS handshake: not connections yet. */
   readonly #pending = new Set<Socket>();
-  /** The `tls` option's context, made once, for TLS started after a PROXY header. */
+  /** The TLS options in force (changed by {@link setTls}), or `false`. */
+  #tls: tls.TlsOptions | false;
+  /** Their context, made once, for TLS this path starts itself (after a PROXY header or a rate check). */
   #secureContext: tls.SecureContext | undefined;
+  /** The listener, once made: a `tls.Server` takes new certificates through `setSecureContext()`. */
+  #listener: net.Server | undefined;
 
   /**
    * @param options the server's options (`tls`, `proxyProtocol`, `trustedProxies`)
@@ -44,6 +48,19 @@ export class AcceptPath {
     this.#options = options;
     this.#host = host;
     this.#trustedProxies = new CidrList('PulsarServer', 'trustedProxies', options.trustedProxies);
+    this.#tls = options.tls;
+  }
+
+  /**
+   * Serves new connections with these TLS options (a renewed certificate); established ones keep theirs.
+   * @throws Node's error for options that make no valid context (bad PEM, a key that does not match): the
+   * options in force stay
+   */
+  setTls(options: tls.TlsOptions): void {
+    const context = tls.createSecureContext(options);
+    if (this.#listener instanceof tls.Server) this.#listener.setSecureContext(options);
+    this.#secureContext = context;
+    this.#tls = options;
   }
 
   /**
@@ -54,13 +71,14 @@ export class AcceptPath {
   createListener(): net.Server {
     const socketOptions = { allowHalfOpen: true, noDelay: true };
     const accept = (socket: Socket): void => this.accept(socket);
-    const { tls: tlsOptions, proxyProtocol, connectionRate } = this.#options;
-    if (!tlsOptions || proxyProtocol || connectionRate) return net.createServer(socketOptions, accept);
+    const { proxyProtocol, connectionRate } = this.#options;
+    const tlsOptions = this.#tls;
+    if (!tlsOptions || proxyProtocol || connectionRate) return (this.#listener = net.createServer(socketOptions, accept));
     const server = tls.createServer({ ...tlsOptions, ...socketOptions }, accept);
     server.on('tlsClientError', (error, socket) => {
       this.#host.refuse(socket, null, null, new PulsarError('ERR_TLS_HANDSHAKE', `TLS handshake failed: ${error.message}`, { cause: error }));
     });
-    return server;
+    return (this.#listener = server);
   }
 
   /** Takes in a socket the listener accepted: to admission at once, or after its PROXY header. */
@@ -99,7 +117,7 @@ export class AcceptPath {
     // leave nothing to read later.
     const direct = peerOf(socket);
     const acceptedAt = Date.now();
-    const tlsOptions = this.#options.tls;
+    const tlsOptions = this.#tls;
     const handshakeTimeout = tlsOptions ? tlsOptions.handshakeTimeout ?? timeout : timeout;
     const done = (): void => {
       clearTimeout(timer);
@@ -140,14 +158,13 @@ export class AcceptPath {
    * listener is TCP and the server TLS. `source` is `null` for the socket's own peer (no PROXY header).
    */
   #handOn(socket: Socket, source: ProxiedAddress | null, proxy: ProxyInfo | null, rest: Buffer | null, remainingMs: number): void {
-    if (!this.#options.tls || socket instanceof tls.TLSSocket) this.#host.admit(socket, source, proxy, rest);
+    if (!this.#tls || socket instanceof tls.TLSSocket) this.#host.admit(socket, source, proxy, rest);
     else this.#secure(socket, source, proxy, rest, remainingMs);
   }
 
   /** `handshakeTimeout` of the `tls` option (5 s unless set). */
   #handshakeTimeout(): number {
-    const { tls: tlsOptions } = this.#options;
-    return tlsOptions ? tlsOptions.handshakeTimeout ?? 5000 : 0;
+    return this.#tls ? this.#tls.handshakeTimeout ?? 5000 : 0;
   }
 
   /**
@@ -184,7 +201,7 @@ export class AcceptPath {
 
   /** What a server-side TLSSocket needs from the `tls` option: its secure context and client-certificate settings. */
   #tlsSocketOptions(): tls.TLSSocketOptions {
-    const options = this.#options.tls as tls.TlsOptions;
+    const options = this.#tls as tls.TlsOptions;
     this.#secureContext ??= tls.createSecureContext(options);
     const { requestCert, rejectUnauthorized, ALPNProtocols, SNICallback } = options;
     return { secureContext: this.#secureContext, requestCert, rejectUnauthorized, ALPNProtocols, SNICallback };

@@ -7,8 +7,8 @@ export interface ConnectionRateOptions {
   /** ms. @default 1000 */
   interval?: number;
   /**
-   * Addresses remembered at most; past it, the one seen longest ago is forgotten (it starts afresh, with
-   * its full `count`). About 150 bytes each. @default 100000
+   * Addresses remembered at most; past it, those seen longest ago are forgotten (they start afresh, with
+   * their full `count`). About 110 bytes each for IPv4, 160 for IPv6. @default 100000
    */
   maxAddresses?: number;
 }
@@ -22,29 +22,32 @@ interface Entry {
 /**
  * Connections per address (an IPv4 address, an IPv6 /64), as nginx's `limit_conn` rate or HAProxy's
  * stick-table `conn_rate`: a token bucket per address, `count` per `interval`, refilled continuously. The
- * table is bounded: a `Map` in least-recently-seen order, the oldest forgotten first, so a flood of
- * distinct addresses costs memory up to `maxAddresses` and no more.
+ * table is bounded, in two generations of at most half of `maxAddresses` each (quick-lru's scheme): an
+ * address seen again moves to the young one; when the young one is full it becomes the old one and the
+ * old one is forgotten whole, the addresses seen longest ago first. Every step is O(1): no scan, however
+ * many distinct addresses a flood brings.
  */
 export class ConnectionRate {
   /** The limit in force. */
   readonly count: number;
   /** Its interval, in ms. */
   readonly interval: number;
-  readonly #maxAddresses: number;
+  readonly #generation: number;
   readonly #perMs: number;
-  readonly #entries = new Map<string, Entry>();
+  #young = new Map<string, Entry>();
+  #old = new Map<string, Entry>();
 
   /** @param options checked by the caller (see `resolveServerOptions`) */
   constructor({ count, interval = 1000, maxAddresses = 100_000 }: ConnectionRateOptions) {
     this.count = count;
     this.interval = interval;
-    this.#maxAddresses = maxAddresses;
+    this.#generation = Math.max(1, Math.floor(maxAddresses / 2));
     this.#perMs = count / interval;
   }
 
-  /** Addresses remembered now. */
+  /** Addresses remembered now (at most `maxAddresses`). */
   get size(): number {
-    return this.#entries.size;
+    return this.#young.size + this.#old.size;
   }
 
   /**
@@ -53,19 +56,25 @@ export class ConnectionRate {
    */
   over(address: string, now: number): string | null {
     const group = addressGroup(address);
-    const entries = this.#entries;
-    let entry = entries.get(group);
-    if (entry === undefined) {
-      entry = { tokens: this.count, at: now };
-      if (entries.size >= this.#maxAddresses) entries.delete(entries.keys().next().value!);
-    } else {
-      entries.delete(group); // re-inserted below: the Map's order is the order addresses were last seen
-      entry.tokens = Math.min(this.count, entry.tokens + (now - entry.at) * this.#perMs);
-      entry.at = now;
-    }
-    entries.set(group, entry);
+    const entry = this.#entry(group, now);
+    entry.tokens = Math.min(this.count, entry.tokens + (now - entry.at) * this.#perMs);
+    entry.at = now;
     if (entry.tokens < 1) return group;
     entry.tokens -= 1;
     return null;
+  }
+
+  /** The group's entry, in the young generation; a new one (full) for a group not remembered. */
+  #entry(group: string, now: number): Entry {
+    const young = this.#young.get(group);
+    if (young !== undefined) return young;
+    const entry = this.#old.get(group) ?? { tokens: this.count, at: now };
+    this.#old.delete(group);
+    if (this.#young.size >= this.#generation) {
+      this.#old = this.#young; // the old generation, the addresses seen longest ago, is forgotten
+      this.#young = new Map();
+    }
+    this.#young.set(group, entry);
+    return entry;
   }
 }

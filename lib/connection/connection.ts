@@ -359,9 +359,10 @@ export class Connection implements HeartbeatPeer {
       this.#input.receive(chunk);
       return;
     }
-    const framesBefore = this.#input.framesIn;
-    this.#input.receive(chunk);
-    const verdict = rate.charge(chunk.length, this.#input.framesIn - framesBefore, Date.now());
+    const input = this.#input;
+    const framesBefore = input.framesIn;
+    input.receive(chunk);
+    const verdict = rate.charge(chunk.length, input.framesIn - framesBefore, input.lastSeen); // lastSeen: the time of this read
     if (verdict !== null && this.#state === 'open') this.#overRate(verdict);
   }
 

@@ -4,7 +4,7 @@
 // it from CPU 1 over loopback. Every cell runs --runs times, interleaved (every other run in reverse
 // order), and the median is shown.
 //
-//   npm run bench [-- --runs 5] [-- --seconds 3] [-- --only small,send,varint,lines,accept,broadcast,latency,large,idle,heartbeat,metrics,workers]
+//   npm run bench [-- --runs 5] [-- --seconds 3] [-- --only small,send,varint,lines,accept,ratesmall,ratelarge,broadcast,latency,large,idle,heartbeat,metrics,workers]
 //                 [-- --against DIR]
 //
 // --against DIR also measures the built checkout in DIR (another commit's `npm run build`) in the echo
@@ -35,8 +35,11 @@ const SERVERS = {
   lpEcho: { label: 'it-length-prefixed echo', short: 'it-lp', framing: 'varint', args: [join(here, 'servers', 'lp-echo.mjs')] },
   split2Echo: { label: 'split2 line echo', short: 'split2', framing: 'lines', args: [join(here, 'servers', 'split2-echo.mjs')] },
   pulsarRules: { label: 'pulsar with address rules', short: 'rules', args: [join(root, 'dist', 'cli.js'), '--port', '0', '--allow', '127.0.0.0/8', '--allow', '::1/128', '--deny', '10.0.0.0/8', '--deny', '192.168.0.0/16', '--max-per-address', '100000'] },
+  // Rate limits set far above the load: what checking them costs when they are not reached.
+  pulsarRateLimited: { label: 'pulsar, rate limits not reached', short: 'limited', args: [join(root, 'dist', 'cli.js'), '--port', '0', '--rate-limit', '100000000/s', '--rate-limit-bytes', '100g/s'] },
+  pulsarConnectionRate: { label: 'pulsar --connection-rate, not reached', short: 'conn-rate', args: [join(root, 'dist', 'cli.js'), '--port', '0', '--connection-rate', '100000000/s'] },
   pulsarBroadcast: { label: 'pulsar group, local', short: 'local', args: [join(here, 'servers', 'pulsar-broadcast.mjs')] },
-  pulsarBroadcastRedis: { label: 'pulsar group, RedisRegistry', short: 'redis', args: [join(here, 'servers', 'pulsar-broadcast.mjs'), '--redis'] },
+  pulsarBroadcastRedis: { label: 'pulsar group, redisFleet', short: 'redis', args: [join(here, 'servers', 'pulsar-broadcast.mjs'), '--redis'] },
   pulsarMetrics: { label: 'pulsar --metrics', short: 'metrics', args: [join(root, 'dist', 'cli.js'), '--port', '0', '--metrics', '0'] },
   pulsarWorkers2: { label: 'pulsar --workers 2', short: '2 workers', args: [join(root, 'dist', 'cli.js'), '--port', '0', '--workers', '2'] },
 };
@@ -63,7 +66,10 @@ const LOADS = {
   lines: { title: '64 B lines, 50 × 16: line codec vs length codec vs split2', servers: ['pulsar', 'pulsarLines', 'split2Echo'], baselines: ['pulsar', 'split2Echo'], loadgen: { mode: 'echo', conns: 50, depth: 16, size: 64 } },
   // The accept path: what admission control costs each new connection (rules compiled once, one lookup
   // per accept). Each round trip is a fresh connection: connect, one 64 B echo, close.
-  accept: { title: 'new connections/s (connect, one 64 B echo, close; 20 at a time): address rules off vs on', servers: ['pulsar', 'pulsarRules'], baselines: ['pulsar'], loadgen: { mode: 'churn', conns: 20, size: 64 } },
+  accept: { title: 'new connections/s (connect, one 64 B echo, close; 20 at a time): address rules off vs on, connectionRate on', servers: ['pulsar', 'pulsarRules', 'pulsarConnectionRate'], baselines: ['pulsar'], loadgen: { mode: 'churn', conns: 20, size: 64 } },
+  // Rate limits set but never reached, on the small-frame and the bulk echo cells.
+  ratesmall: { title: '64 B frames, 50 × 16: no limits vs rate limits set, not reached', servers: ['pulsar', 'pulsarRateLimited'], baselines: ['pulsar'], loadgen: { mode: 'echo', conns: 50, depth: 16, size: 64 } },
+  ratelarge: { title: '16 KiB frames, 10 × 4: no limits vs rate limits set, not reached', servers: ['pulsar', 'pulsarRateLimited'], baselines: ['pulsar'], loadgen: { mode: 'echo', conns: 10, depth: 4, size: 16384 } },
   // One sender, 1,000 members (the sender one of them): each 64 B frame broadcast to all, encoded once.
   // "frames/s" counts frames delivered; through Redis, each broadcast is also published for other instances.
   broadcast: { title: 'broadcast: 1 sender, 1,000 members, 64 B (frames delivered/s): local group vs through Redis', servers: ['pulsarBroadcast', 'pulsarBroadcastRedis'], baselines: ['pulsarBroadcast'], loadgen: { mode: 'fanout', conns: 1000, depth: 16, size: 64 } },

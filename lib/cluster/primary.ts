@@ -2,13 +2,16 @@ import cluster, { type Worker } from 'node:cluster';
 import os from 'node:os';
 import createDebug from 'debug';
 import { EventEmitter } from 'eventemitter3';
-import { PulsarError } from './errors.js';
-import { emitError } from './unhandled-error.js';
-import { clearStaleSocket } from './unix-socket.js';
-import type { ConnectionSnapshot } from './connection/snapshot.js';
-import type { FleetSummary } from './registry/types.js';
-import type { CloseResult, ListenAddress, PulsarServer, Report } from './server.js';
-import { checkInteger, checkKnownOptions, checkTimerMs, invalidOption } from './validate.js';
+import type { ConnectionSnapshot } from '../connection/snapshot.js';
+import { PulsarError } from '../errors.js';
+import type { Readiness } from '../health.js';
+import type { Report } from '../registry/driver.js';
+import type { FleetSummary } from '../registry/types.js';
+import type { CloseResult, ListenAddress } from '../server-types.js';
+import { emitError } from '../unhandled-error.js';
+import { clearStaleSocket } from '../unix-socket.js';
+import { checkInteger, checkKnownOptions, checkTimerMs, invalidOption } from '../validate.js';
+import { isClusterMessage, type ClusterMessage } from './messages.js';
 
 const debug = createDebug('pulsar:lifecycle:cluster');
 
@@ -35,6 +38,58 @@ export interface PulsarClusterOptions {
    * `start()` rejects with `EADDRINUSE`). @default none (TCP)
    */
   path?: string;
+  /**
+   * Ms a `close()` keeps the workers serving after readiness turns to `draining`, before they shut down
+   * (see the server's `drainDelay`). @default 0
+   */
+  drainDelay?: number;
+  /** Ms a replacement worker has to listen during a rolling `reload()` before the roll stops. @default 10000 */
+  startTimeout?: number;
+}
+
+/** A step of a rolling reload, as the `roll` event tells it. */
+export type RollStep = RollStart | RollReplacing | RollFailed | RollDone;
+
+/** The roll begins. */
+export interface RollStart {
+  /** The discriminant. */
+  step: 'start';
+  /** Workers to replace. */
+  workers: number;
+}
+
+/** A replacement starts for `worker` (`replacing`), or it listens and `worker` has closed (`replaced`). */
+export interface RollReplacing {
+  /** The discriminant. */
+  step: 'replacing' | 'replaced';
+  /** The worker being replaced (its cluster id). */
+  worker: number;
+  /** Its process id. */
+  pid: number;
+  /** The replacement's cluster id. */
+  replacement: number;
+  /** The replacement's process id. */
+  replacementPid: number;
+}
+
+/** The replacement for `worker` exited or did not listen in time: the roll stops, `worker` goes on serving. */
+export interface RollFailed {
+  /** The discriminant. */
+  step: 'failed';
+  /** The worker that was to be replaced. */
+  worker: number;
+  /** Its process id. */
+  pid: number;
+  /** What went wrong. */
+  reason: string;
+}
+
+/** The roll is over. */
+export interface RollDone {
+  /** The discriminant. */
+  step: 'done';
+  /** Workers replaced. */
+  replaced: number;
 }
 
 /** One worker's part of a {@link ClusterReport}. */
@@ -89,18 +144,12 @@ export interface PulsarClusterEvents {
   workerExit: [exit: WorkerExit];
   /** A problem with the cluster itself (a worker that cannot start). */
   error: [error: Error];
+  /** A step of a rolling `reload()`. */
+  roll: [step: RollStep];
+  /** Readiness changed (see `readiness`). */
+  readiness: [readiness: Readiness];
   /** Every worker has drained and exited; the figures are summed. */
   close: [result: CloseResult];
-}
-
-type Message =
-  | { pulsar: 'listening'; address: ListenAddress }
-  | { pulsar: 'report'; report: Report }
-  | { pulsar: 'closed'; result: CloseResult }
-  | { pulsar: 'shutdown' };
-
-function isMessage(value: unknown): value is Message {
-  return typeof value === 'object' && value !== null && typeof (value as { pulsar?: unknown }).pulsar === 'string';
 }
 
 interface WorkerState {
@@ -108,6 +157,10 @@ interface WorkerState {
   listening: boolean;
   report: Report | null;
   closed: CloseResult | null;
+  /** Told to close by a roll: its exit is expected, not replaced. */
+  retiring: boolean;
+  /** Called once it listens, or exits (a roll waits for its replacement this way). */
+  settle: ((listening: boolean) => void) | null;
 }
 
 const OWNER = 'PulsarCluster';
@@ -134,6 +187,12 @@ export class PulsarCluster extends EventEmitter<PulsarClusterEvents> {
   readonly #reportInterval: number | false;
   readonly #shutdownTimeout: number;
   readonly #path: string | null;
+  readonly #drainDelay: number;
+  readonly #startTimeout: number;
+  #draining = false;
+  #announced: Readiness = 'starting';
+  /** The rolling reload under way, if any. */
+  #rolling: Promise<number> | null = null;
   readonly #states = new Map<number, WorkerState>();
   #address: ListenAddress | null = null;
   #reportTimer: ReturnType<typeof setInterval> | undefined;
@@ -147,7 +206,9 @@ export class PulsarCluster extends EventEmitter<PulsarClusterEvents> {
   constructor(options: PulsarClusterOptions = {}) {
     super();
     if (!cluster.isPrimary) throw new PulsarError('ERR_SERVER_STATE', 'PulsarCluster runs in the primary process; workers call serveWorker()');
-    checkKnownOptions(OWNER, options, { workers: true, reportInterval: true, shutdownTimeout: true, path: true });
+    checkKnownOptions(OWNER, options, { workers: true, reportInterval: true, shutdownTimeout: true, path: true, drainDelay: true, startTimeout: true });
+    this.#drainDelay = checkTimerMs(OWNER, 'drainDelay', options.drainDelay ?? 0);
+    this.#startTimeout = checkTimerMs(OWNER, 'startTimeout', options.startTimeout ?? 10_000, 1);
     if (options.path !== undefined && (typeof options.path !== 'string' || options.path === '')) throw invalidOption(OWNER, 'path', 'must be a non-empty string', options.path);
     this.#path = options.path ?? null;
     const workers = options.workers ?? 'auto';
@@ -186,13 +247,101 @@ export class PulsarCluster extends EventEmitter<PulsarClusterEvents> {
   }
 
   /**
+   * Where the cluster is in its life (see the server's `readiness`): `ready` once every worker listens.
+   */
+  get readiness(): Readiness {
+    if (this.#closing !== undefined) return this.#draining ? 'draining' : this.#states.size === 0 ? 'closed' : 'closing';
+    return this.#address === null ? 'starting' : 'ready';
+  }
+
+  /**
    * Graceful shutdown of every worker (each drains as `PulsarServer.close()` does); workers still running
-   * after `shutdownTimeout` are killed and counted as forced. A second call returns the same promise.
+   * after `shutdownTimeout` are killed and counted as forced. With a `drainDelay`, readiness turns to
+   * `draining` first and the workers keep serving for that long. A second call returns the same promise.
+   * @param options `drainDelay`: ms to drain first (the option's by default; `0` skips it)
    * @returns the workers' `{ drained, forced }`, summed
    */
-  close(): Promise<CloseResult> {
-    this.#closing ??= this.#shutdown();
+  close(options: { drainDelay?: number } = {}): Promise<CloseResult> {
+    this.#closing ??= this.#shutdown(options.drainDelay ?? this.#drainDelay);
     return this.#closing;
+  }
+
+  /**
+   * Rolls the workers, one at a time: starts a replacement (which loads the code from disk anew), waits
+   * until it listens (within `startTimeout`), then closes the old one gracefully and waits for it to exit.
+   * New connections keep going to the workers that listen meanwhile, so none is refused. A replacement
+   * that exits or does not listen in time is killed and stops the roll: the workers not yet replaced go on
+   * serving. The `roll` event tells each step.
+   * @returns how many workers were replaced
+   * @throws {PulsarError} (rejects) `ERR_RELOAD_FAILED` when a replacement failed; `ERR_SERVER_STATE`
+   * when a roll is already under way (it is refused, not queued), or the cluster is not running
+   */
+  reload(): Promise<number> {
+    if (this.#rolling !== null) return Promise.reject(new PulsarError('ERR_SERVER_STATE', 'a rolling reload is already under way'));
+    if (this.#address === null || this.#closing !== undefined) return Promise.reject(new PulsarError('ERR_SERVER_STATE', `cannot reload: the cluster is ${this.readiness}`));
+    this.#rolling = this.#roll().finally(() => (this.#rolling = null));
+    return this.#rolling;
+  }
+
+  async #roll(): Promise<number> {
+    const old = [...this.#states.values()].filter((s) => !s.retiring);
+    this.emit('roll', { step: 'start', workers: old.length });
+    let replaced = 0;
+    for (const state of old) {
+      if (this.#closing !== undefined) break;
+      const { worker } = state;
+      const pid = worker.process.pid ?? 0;
+      const next = this.#fork();
+      const replacement = { replacement: next.worker.id, replacementPid: next.worker.process.pid ?? 0 };
+      this.emit('roll', { step: 'replacing', worker: worker.id, pid, ...replacement });
+      if (!(await this.#listensInTime(next))) {
+        const reason = next.worker.isDead() ? `replacement worker ${next.worker.id} exited before it listened` : `replacement worker ${next.worker.id} did not listen within ${this.#startTimeout} ms`;
+        next.retiring = true;
+        next.worker.process.kill('SIGKILL');
+        this.emit('roll', { step: 'failed', worker: worker.id, pid, reason });
+        throw new PulsarError('ERR_RELOAD_FAILED', `rolling reload stopped after ${replaced} worker(s): ${reason}; the others go on serving`);
+      }
+      await this.#retire(state);
+      replaced++;
+      this.emit('roll', { step: 'replaced', worker: worker.id, pid, ...replacement });
+    }
+    this.emit('roll', { step: 'done', replaced });
+    return replaced;
+  }
+
+  /** Resolves `true` once `state`'s worker listens, `false` if it exits first or `startTimeout` passes. */
+  #listensInTime(state: WorkerState): Promise<boolean> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => settle(false), this.#startTimeout);
+      const settle = (listening: boolean): void => {
+        clearTimeout(timer);
+        state.settle = null;
+        resolve(listening);
+      };
+      state.settle = settle;
+    });
+  }
+
+  /** Closes one worker gracefully (no drain: the others take the new connections) and waits for its exit, killing it after `shutdownTimeout`. */
+  async #retire(state: WorkerState): Promise<void> {
+    state.retiring = true;
+    const { worker } = state;
+    const exited = new Promise<void>((resolve) => {
+      if (worker.isDead()) resolve();
+      else worker.once('exit', () => resolve());
+    });
+    if (worker.isConnected()) worker.send({ pulsar: 'shutdown', drainDelay: 0 } satisfies ClusterMessage);
+    const timer = setTimeout(() => worker.process.kill('SIGKILL'), this.#shutdownTimeout);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  /** Emits `readiness` when it changed since last told. */
+  #announceReadiness(): void {
+    const readiness = this.readiness;
+    if (readiness === this.#announced) return;
+    this.#announced = readiness;
+    this.emit('readiness', readiness);
   }
 
   /** Kills every worker at once (a second Ctrl+C). */
@@ -200,13 +349,22 @@ export class PulsarCluster extends EventEmitter<PulsarClusterEvents> {
     for (const { worker } of this.#states.values()) worker.process.kill('SIGKILL');
   }
 
-  async #shutdown(): Promise<CloseResult> {
+  async #shutdown(drainDelay: number): Promise<CloseResult> {
+    if (drainDelay > 0 && this.#address !== null) {
+      this.#draining = true;
+      this.#announceReadiness();
+      debug('draining for %d ms', drainDelay);
+      await new Promise((resolve) => setTimeout(resolve, drainDelay));
+      this.#draining = false;
+    }
+    this.#announceReadiness();
+    await this.#rolling?.catch(() => undefined); // a roll under way stops at its next step
     clearInterval(this.#reportTimer);
     debug('closing %d worker(s)', this.#states.size);
     const exits = [...this.#states.values()].map(({ worker }) => new Promise<void>((resolve) => {
       if (worker.isDead()) resolve();
       else worker.once('exit', () => resolve());
-      if (worker.isConnected()) worker.send({ pulsar: 'shutdown' } satisfies Message);
+      if (worker.isConnected()) worker.send({ pulsar: 'shutdown', drainDelay: 0 } satisfies ClusterMessage);
     }));
     const timer = setTimeout(() => this.kill(), this.#shutdownTimeout);
     await Promise.all(exits);
@@ -219,25 +377,30 @@ export class PulsarCluster extends EventEmitter<PulsarClusterEvents> {
       result.forced += state.closed?.forced ?? (state.report?.count ?? 0);
     }
     this.#states.clear();
+    this.#announceReadiness();
     this.emit('close', result);
     return result;
   }
 
-  #fork(): void {
+  #fork(): WorkerState {
     const worker = cluster.fork();
-    this.#states.set(worker.id, { worker, listening: false, report: null, closed: null });
+    const state: WorkerState = { worker, listening: false, report: null, closed: null, retiring: false, settle: null };
+    this.#states.set(worker.id, state);
+    return state;
   }
 
   readonly #onMessage = (worker: Worker, message: unknown): void => {
     const state = this.#states.get(worker.id);
-    if (!state || !isMessage(message)) return;
+    if (!state || !isClusterMessage(message)) return;
     if (message.pulsar === 'listening') {
       state.listening = true;
+      state.settle?.(true);
       if (this.#address === null && [...this.#states.values()].every((s) => s.listening)) {
         this.#address = message.address;
         this.#startReports();
         debug('%d worker(s) listening on %s:%d', this.#states.size, message.address.address, message.address.port);
         this.emit('listening', message.address, this.#states.size);
+        this.#announceReadiness();
       }
     } else if (message.pulsar === 'report') {
       state.report = message.report;
@@ -250,6 +413,9 @@ export class PulsarCluster extends EventEmitter<PulsarClusterEvents> {
     const state = this.#states.get(worker.id);
     if (!state || this.#closing) return;
     this.#states.delete(worker.id);
+    const awaited = state.settle !== null; // a roll's replacement: the roll reports it
+    state.settle?.(false);
+    if (state.retiring || awaited) return; // closed by a roll, or a replacement that failed it
     const replaced = state.listening; // one that never listened would likely fail again: no fork loop
     debug('worker %d (pid %d) exited (%s), %s', worker.id, worker.process.pid, signal ?? code, replaced ? 'replacing it' : 'not replaced');
     this.emit('workerExit', { worker: worker.id, pid: worker.process.pid ?? 0, code, signal, replaced });
@@ -276,31 +442,4 @@ export class PulsarCluster extends EventEmitter<PulsarClusterEvents> {
     const report: ClusterReport = { time: Date.now(), count: sum('count'), bufferedBytes: sum('bufferedBytes'), workers };
     this.emit('report', fleet === undefined ? report : { ...report, fleet });
   }
-}
-
-/**
- * In a worker process: listens with `server` (on the port all workers share), forwards its reports to
- * the primary, and closes it gracefully when the primary says so, or on SIGINT/SIGTERM, then exits 0.
- * @returns the address, once listening
- * @throws {PulsarError} `ERR_SERVER_STATE` outside a cluster worker; rejects with `listen()`'s error
- */
-export async function serveWorker(server: PulsarServer): Promise<ListenAddress> {
-  if (!cluster.isWorker) throw new PulsarError('ERR_SERVER_STATE', 'serveWorker() runs in a cluster worker');
-  const send = (message: Message, then?: () => void): void => {
-    if (process.connected) process.send!(message, undefined, {}, () => then?.());
-    else then?.();
-  };
-  const close = (): void => {
-    void server.close().then((result) => send({ pulsar: 'closed', result }, () => process.exit(0)));
-  };
-  process.on('message', (message: unknown) => {
-    if (isMessage(message) && message.pulsar === 'shutdown') close();
-  });
-  process.on('SIGINT', close); // Ctrl+C reaches the whole process group; the primary coordinates
-  process.on('SIGTERM', close);
-  process.on('disconnect', close); // the primary is gone
-  server.on('report', (report) => send({ pulsar: 'report', report }));
-  const address = await server.listen();
-  send({ pulsar: 'listening', address });
-  return address;
 }
