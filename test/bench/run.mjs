@@ -4,7 +4,7 @@
 // it from CPU 1 over loopback. Every cell runs --runs times, interleaved (every other run in reverse
 // order), and the median is shown.
 //
-//   npm run bench [-- --runs 5] [-- --seconds 3] [-- --only small,send,varint,lines,accept,ratesmall,ratelarge,broadcast,latency,large,idle,heartbeat,metrics,workers]
+//   npm run bench [-- --runs 5] [-- --seconds 3] [-- --only small,send,varint,lines,accept,acceptworkers,ratesmall,ratelarge,broadcast,latency,large,idle,heartbeat,metrics,workers]
 //                 [-- --against DIR]
 //
 // --against DIR also measures the built checkout in DIR (another commit's `npm run build`) in the echo
@@ -42,7 +42,13 @@ const SERVERS = {
   pulsarBroadcastRedis: { label: 'pulsar group, redisFleet', short: 'redis', args: [join(here, 'servers', 'pulsar-broadcast.mjs'), '--redis'] },
   pulsarMetrics: { label: 'pulsar --metrics', short: 'metrics', args: [join(root, 'dist', 'cli.js'), '--port', '0', '--metrics', '0'] },
   pulsarWorkers2: { label: 'pulsar --workers 2', short: '2 workers', args: [join(root, 'dist', 'cli.js'), '--port', '0', '--workers', '2'] },
+  // SO_REUSEPORT needs a fixed port (each worker binds it itself) and Node >= 22.12: run this cell with such a Node.
+  pulsarWorkers2ReusePort: { label: 'pulsar --workers 2 --reuse-port', short: 'reuse-port', args: [join(root, 'dist', 'cli.js'), '--port', '39871', '--workers', '2', '--reuse-port'] },
 };
+
+/** Whether this Node binds with SO_REUSEPORT (22.12, 23.1 and later): the acceptworkers cell needs it. */
+const [nodeMajor, nodeMinor] = process.versions.node.split('.').map(Number);
+const reusePortHere = nodeMajor > 23 || (nodeMajor === 23 && nodeMinor >= 1) || (nodeMajor === 22 && nodeMinor >= 12);
 
 /** The servers pulsar is compared with. */
 const BASELINES = ['raw', 'naive'];
@@ -67,6 +73,9 @@ const LOADS = {
   // The accept path: what admission control costs each new connection (rules compiled once, one lookup
   // per accept). Each round trip is a fresh connection: connect, one 64 B echo, close.
   accept: { title: 'new connections/s (connect, one 64 B echo, close; 20 at a time): address rules off vs on, connectionRate on', servers: ['pulsar', 'pulsarRules', 'pulsarConnectionRate'], baselines: ['pulsar'], loadgen: { mode: 'churn', conns: 20, size: 64 } },
+  // Accepting with two workers: the primary accepts and hands each connection over (Node's round robin), or each
+  // worker accepts on its own SO_REUSEPORT socket. Unpinned. Needs Node >= 22.12 (npx -y node@24 test/bench/run.mjs).
+  acceptworkers: { title: 'new connections/s with --workers 2 (connect, one 64 B echo, close; 20 at a time): round robin vs --reuse-port', servers: ['pulsarWorkers2', 'pulsarWorkers2ReusePort'], baselines: ['pulsarWorkers2'], loadgen: { mode: 'churn', conns: 20, size: 64 }, pinned: false },
   // Rate limits set but never reached, on the small-frame and the bulk echo cells.
   ratesmall: { title: '64 B frames, 50 × 16: no limits vs rate limits set, not reached', servers: ['pulsar', 'pulsarRateLimited'], baselines: ['pulsar'], loadgen: { mode: 'echo', conns: 50, depth: 16, size: 64 } },
   ratelarge: { title: '16 KiB frames, 10 × 4: no limits vs rate limits set, not reached', servers: ['pulsar', 'pulsarRateLimited'], baselines: ['pulsar'], loadgen: { mode: 'echo', conns: 10, depth: 4, size: 16384 } },
@@ -88,7 +97,7 @@ const { values: flags } = parseArgs({
   options: {
     runs: { type: 'string', default: '5' },
     seconds: { type: 'string', default: '3' },
-    only: { type: 'string', default: Object.keys(LOADS).join(',') },
+    only: { type: 'string', default: Object.keys(LOADS).filter((name) => name !== 'acceptworkers' || reusePortHere).join(',') },
     against: { type: 'string' },
   },
 });
