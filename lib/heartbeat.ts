@@ -140,3 +140,30 @@ export class IdleHeartbeat implements HeartbeatPolicy {
     return state;
   }
 }
+
+/**
+ * A server's side of its heartbeat policy: the open connections, the clock, and a `ping` that encodes the
+ * heartbeat once for every silent client (again only when the payload changes) and sends it to those still open.
+ * @param connections the connections that can be written
+ * @param encode the server's codec's `encode`
+ * @param send sends an encoded frame to a connection (and counts it); only called for open ones
+ * @param kill closes a connection the policy found dead
+ */
+export function heartbeatHostFor<P extends HeartbeatPeer & { readonly state: string }>(
+  connections: () => Iterable<P>,
+  encode: (payload: Uint8Array) => Buffer,
+  send: (peer: P, wire: Buffer) => void,
+  kill: (peer: P, error: PulsarError) => void,
+): HeartbeatHost<P> {
+  let beat: { payload: Buffer; wire: Buffer } | undefined;
+  return {
+    connections,
+    now: Date.now,
+    ping: (peer, payload) => {
+      if (peer.state !== 'open') return;
+      if (beat === undefined || !beat.payload.equals(payload)) beat = { payload: Buffer.from(payload), wire: encode(payload) };
+      send(peer, beat.wire);
+    },
+    kill,
+  };
+}

@@ -15,13 +15,14 @@ import { Fleet } from './fleet/fleet.js';
 import { leaveGroups, type ConnectionGroup } from './fleet/groups.js';
 import { hostPort, messageOf } from './format.js';
 import type { Readiness } from './health.js';
-import type { HeartbeatHost } from './heartbeat.js';
+import { heartbeatHostFor } from './heartbeat.js';
 import { MemoryBudget } from './memory-budget.js';
 import { echo, resolveServerOptions, withTlsDefaults, type PulsarServerOptions, type ResolvedServerOptions } from './options.js';
 import type { ProxiedAddress, ProxyInfo } from './proxy.js';
 import { ReadonlyMapView } from './readonly-map.js';
 import { RegistryDriver } from './registry/driver.js';
 import type { CloseResult, ListenAddress, PulsarServerEvents, ServerStats } from './server-types.js';
+import { ServerTotals } from './totals.js';
 import { emitError } from './unhandled-error.js';
 import { clearStaleSocket } from './unix-socket.js';
 
@@ -79,7 +80,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   readonly #tlsSource: (() => TlsOptions) | null;
   #closeResult: CloseResult = { drained: 0, forced: 0 };
   /** Figures of connections already closed, and counts kept as events happen (see {@link stats}). */
-  readonly #totals = { accepted: 0, heartbeats: 0, framesDropped: 0, rateLimited: 0, framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0 };
+  readonly #totals = new ServerTotals();
   /** Resolves the shutdown's wait once the last connection is gone. */
   #onLastDisconnect: (() => void) | undefined;
   /** Rejects a `listen()` still in progress when `close()` comes first. */
@@ -187,16 +188,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
 
   /** The server's running totals, summed now; see {@link ServerStats}. */
   stats(): ServerStats {
-    const stats = { ...this.#totals, connections: this.#connections.size, bufferedBytes: this.bufferedBytes, paused: 0, rateLimitedNow: 0 };
-    for (const conn of this.#live) {
-      if (conn.rateLimited) stats.rateLimitedNow++;
-      stats.framesIn += conn.framesIn;
-      stats.framesOut += conn.framesOut;
-      stats.bytesIn += conn.bytesIn;
-      stats.bytesOut += conn.bytesOut;
-      if (conn.paused) stats.paused++;
-    }
-    return stats;
+    return this.#totals.sum(this.#live, this.#connections.size, this.bufferedBytes);
   }
 
   /**
@@ -403,24 +395,6 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
     };
   }
 
-  #heartbeatHost(): HeartbeatHost<Connection> {
-    const { codec } = this.options;
-    let beat: { payload: Buffer; wire: Buffer } | undefined;
-    return {
-      connections: () => this.#connections.values(),
-      now: Date.now,
-      ping: (conn, payload) => {
-        if (conn.state !== 'open') return;
-        // Every silent client gets the same frame: encode it once, again only if the payload changes.
-        if (beat === undefined || !beat.payload.equals(payload)) beat = { payload: Buffer.from(payload), wire: codec.encode(payload) };
-        conn[kSendEncoded](beat.wire);
-        this.#totals.heartbeats++;
-        this.emit('heartbeat', conn);
-      },
-      kill: (conn, error) => this.#expire(conn, error),
-    };
-  }
-
   /** Counts a rate limit met (`rateLimited` in {@link stats}, by kind and action) and publishes it. */
   #rateLimited(conn: Connection, kind: RateLimitedMessage['kind'], action: RateLimitedMessage['action']): void {
     this.#totals.rateLimited++;
@@ -450,7 +424,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   #disconnected(conn: Connection, reason: DisconnectReason, error: Error | undefined): void {
     if (!this.#live.delete(conn)) return;
     this.#gate.release(conn.remoteAddress);
-    this.#retire(conn);
+    this.#totals.retire(conn);
     if (this.#state === 'closing') {
       if (error === undefined && reason !== 'timeout' && conn[kFlushed]) this.#closeResult.drained++;
       else this.#closeResult.forced++;
@@ -458,15 +432,6 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
     this.emit('disconnect', conn, reason, error);
     if (channels.disconnect.hasSubscribers) channels.disconnect.publish({ server: this, connection: conn, reason, error } satisfies DisconnectMessage);
     if (this.#live.size === 0) this.#onLastDisconnect?.();
-  }
-
-  /** Adds a closed connection's figures to the totals. */
-  #retire(conn: Connection): void {
-    const totals = this.#totals;
-    totals.framesIn += conn.framesIn;
-    totals.framesOut += conn.framesOut;
-    totals.bytesIn += conn.bytesIn;
-    totals.bytesOut += conn.bytesOut;
   }
 
   #clientError(error: PulsarError, conn: Connection): void {
@@ -482,7 +447,14 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
 
   #startTimers(): void {
     const { heartbeat, reportInterval } = this.options;
-    if (heartbeat) heartbeat.start(this.#heartbeatHost());
+    if (heartbeat) {
+      const beat = (conn: Connection, wire: Buffer): void => {
+        conn[kSendEncoded](wire);
+        this.#totals.heartbeats++;
+        this.emit('heartbeat', conn);
+      };
+      heartbeat.start(heartbeatHostFor(() => this.#connections.values(), (payload) => this.options.codec.encode(payload), beat, (conn, error) => this.#expire(conn, error)));
+    }
     this.#deadlines.start();
     if (reportInterval !== false) this.#registry.startReports(reportInterval);
   }

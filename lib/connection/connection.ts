@@ -5,7 +5,7 @@ import { PulsarError } from '../errors.js';
 import { hostPort } from '../format.js';
 import type { HeartbeatPeer } from '../heartbeat.js';
 import type { ProxiedAddress, ProxyInfo } from '../proxy.js';
-import { ReadLimiter, type RateLimitKind, type RateVerdict } from '../rate/read-limiter.js';
+import { ReadThrottle } from '../rate/throttle.js';
 import { ConnectionInput } from './input.js';
 import { ConnectionOutput } from './output.js';
 import {
@@ -70,10 +70,7 @@ export class Connection implements HeartbeatPeer {
   readonly #input: ConnectionInput;
   readonly #output: ConnectionOutput;
   /** The connection's read rate, or `null` without `rateLimit`. */
-  readonly #rate: ReadLimiter | null;
-  /** True while reading is held back because the connection is over its rate. */
-  #heldBack = false;
-  #rateTimer: ReturnType<typeof setTimeout> | undefined;
+  readonly #throttle: ReadThrottle | null;
   #state: ConnectionState = 'open';
   #reason: DisconnectReason | undefined;
   #error: Error | undefined;
@@ -103,7 +100,7 @@ export class Connection implements HeartbeatPeer {
       resumed: () => this.#resumed(),
       fail,
     });
-    this.#rate = owner.rateLimit === null ? null : new ReadLimiter(owner.rateLimit, this.connectedAt);
+    this.#throttle = owner.rateLimit === null ? null : this.#createThrottle(owner);
     this.#input = new ConnectionInput(this, owner, this.#output, {
       alive: () => this.#state !== 'closed',
       settled: () => {
@@ -111,6 +108,34 @@ export class Connection implements HeartbeatPeer {
       },
       fail,
     });
+  }
+
+  /** True while reading is held back because the connection is over its rate. */
+  #heldBack(): boolean {
+    return this.#throttle?.heldBack ?? false;
+  }
+
+  #createThrottle(owner: ConnectionOwner): ReadThrottle {
+    return new ReadThrottle(owner.rateLimit!, owner.onRateLimit, {
+      holdBack: (kind, wait) => {
+        this.socket.pause();
+        debug('%s over its %s rate: reading held back %d ms', this.remote, kind, wait);
+        owner.onRateLimited(this, kind, 'pause');
+      },
+      release: () => {
+        this.#input.restartIdleClock();
+        this.#input.restartFrameClock();
+        debug('%s back under its rate: reading resumed', this.remote);
+        this.#resumeReading();
+      },
+      close: (kind, limit) => {
+        const error = new PulsarError('ERR_RATE_LIMITED', `${this}: over its rate limit (${limit}): closed after answering what was read`);
+        owner.onRateLimited(this, kind, 'close');
+        owner.onClientError(error, this);
+        this.#error = error;
+        this.#beginClose('error');
+      },
+    }, this.connectedAt);
   }
 
   /** Unique across the instances of a fleet: `instanceId/id`. `server.sendTo()` reaches it from any of them. */
@@ -127,7 +152,7 @@ export class Connection implements HeartbeatPeer {
    * back for the connection's rate, now: time the server does not read never counts as the client's silence.
    */
   get lastSeen(): number {
-    return this.#heldBack ? Date.now() : this.#input.lastSeen;
+    return this.#heldBack() ? Date.now() : this.#input.lastSeen;
   }
   /** Frames decoded from the client. */
   get framesIn(): number {
@@ -169,7 +194,7 @@ export class Connection implements HeartbeatPeer {
    * paused or stopped (the client cannot finish a frame the server does not read).
    */
   get frameStartedAt(): number {
-    return this.#state === 'open' && !this.#output.paused && !this.#heldBack ? this.#input.frameStartedAt : 0;
+    return this.#state === 'open' && !this.#output.paused && !this.#heldBack() ? this.#input.frameStartedAt : 0;
   }
   /** Output the kernel has taken so far; it advances as a slow reader drains, even inside one large write. */
   get flushedBytes(): number {
@@ -181,7 +206,7 @@ export class Connection implements HeartbeatPeer {
   }
   /** True while reading is held back because the connection is over its `rateLimit` (`onRateLimit: 'pause'`). */
   get rateLimited(): boolean {
-    return this.#heldBack;
+    return this.#heldBack();
   }
 
   /**
@@ -272,7 +297,7 @@ export class Connection implements HeartbeatPeer {
       framesOut: this.#output.framesOut,
       bytesIn: this.#input.bytesIn,
       bytesOut: this.#output.bytesOut,
-      ...(this.#output.paused ? { pausedBy: 'backpressure' as const } : this.#heldBack ? { pausedBy: 'rate' as const } : {}),
+      ...(this.#output.paused ? { pausedBy: 'backpressure' as const } : this.#heldBack() ? { pausedBy: 'rate' as const } : {}),
       ...(this.proxy === null ? {} : { proxy: proxySnapshot(this.proxy) }),
     };
   }
@@ -332,15 +357,6 @@ export class Connection implements HeartbeatPeer {
   static #socketOnClose(this: OwnedSocket): void {
     this[kConnection].#closed();
   }
-  /** The rate's buckets have refilled: reading resumes, and the idle and frame clocks start afresh. */
-  static #onRateRefilled(conn: Connection): void {
-    conn.#heldBack = false;
-    conn.#input.restartIdleClock();
-    conn.#input.restartFrameClock();
-    debug('%s back under its rate: reading resumed', conn.remote);
-    conn.#resumeReading();
-  }
-
   /**
    * Destroys a connection whose close outlived the timeout. Even when every answer was handed to the
    * kernel, destroying a socket whose peer has not closed its side may reset it and lose answers the
@@ -354,46 +370,20 @@ export class Connection implements HeartbeatPeer {
 
   #receive(chunk: Buffer): void {
     if (this.#state !== 'open') return; // after close() began: discarded, only read to see the peer's FIN
-    const rate = this.#rate;
-    if (rate === null) {
+    const throttle = this.#throttle;
+    if (throttle === null) {
       this.#input.receive(chunk);
       return;
     }
     const input = this.#input;
     const framesBefore = input.framesIn;
     input.receive(chunk);
-    const verdict = rate.charge(chunk.length, input.framesIn - framesBefore, input.lastSeen); // lastSeen: the time of this read
-    if (verdict !== null && this.#state === 'open') this.#overRate(verdict);
-  }
-
-  /** Over its rate: held back until its buckets refill, or closed once what was read is answered. */
-  #overRate({ wait, kind }: RateVerdict): void {
-    if (this.#owner.onRateLimit === 'close') {
-      const error = new PulsarError('ERR_RATE_LIMITED', `${this}: over its rate limit (${this.#describeLimit(kind)}): closed after answering what was read`);
-      this.#owner.onRateLimited(this, kind, 'close');
-      this.#owner.onClientError(error, this);
-      this.#error = error;
-      this.#beginClose('error');
-      return;
-    }
-    clearTimeout(this.#rateTimer);
-    // Netty waits at least 10 ms: shorter pauses cost more in timers than they shape.
-    this.#rateTimer = setTimeout(Connection.#onRateRefilled, Math.max(10, wait), this);
-    if (this.#heldBack) return;
-    this.#heldBack = true;
-    this.socket.pause();
-    debug('%s over its %s rate: reading held back %d ms', this.remote, kind, wait);
-    this.#owner.onRateLimited(this, kind, 'pause');
-  }
-
-  #describeLimit(kind: RateLimitKind): string {
-    const { interval } = this.#owner.rateLimit!;
-    return `${this.#owner.rateLimit![kind]} ${kind} per ${interval} ms`;
+    if (this.#state === 'open') throttle.charge(chunk.length, input.framesIn - framesBefore, input.lastSeen); // lastSeen: the time of this read
   }
 
   /** Reading resumes if nothing else holds it back: the connection is open, not paused for backpressure, not over its rate. */
   #resumeReading(): void {
-    if (this.#state === 'open' && !this.#output.paused && !this.#heldBack) this.socket.resume();
+    if (this.#state === 'open' && !this.#output.paused && !this.#heldBack()) this.socket.resume();
   }
 
   /** Reading resumed after backpressure: the frame clock stood still meanwhile, so the client gets a whole frameTimeout again. */
@@ -454,7 +444,7 @@ export class Connection implements HeartbeatPeer {
 
   #closed(): void {
     clearTimeout(this.#closeTimer);
-    clearTimeout(this.#rateTimer);
+    this.#throttle?.stop();
     this.#state = 'closed';
     this.#leave();
     this.#output.account();
