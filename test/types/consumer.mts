@@ -1,6 +1,6 @@
 // Type-checked by `npm run typecheck` against the built package (the `import` condition, dist/index.d.ts):
 // what an ESM TypeScript user writes must compile.
-import { IdleHeartbeat, LengthPrefixedCodec, MemoryRegistry, PulsarClient, PulsarServer, type Connection, type Registry } from 'pulsar';
+import { closeOnSignals, IdleHeartbeat, LengthPrefixedCodec, MemoryRegistry, PulsarClient, PulsarServer, type Connection, type Readiness, type Registry } from 'pulsar';
 import { PulsarMetrics, serveMetrics, type MetricsEndpoint } from 'pulsar/metrics';
 import { Registry as PromRegistry } from 'prom-client';
 
@@ -47,3 +47,11 @@ export const checks: ConformanceCheck[] = codecConformance({
   name: 'lines', codec: codecs[1]!, overhead: 2,
   reference: { frame: (body) => ({ wire: Buffer.concat([body, Buffer.from('\n')]), frame: Buffer.from(body) }), parse: () => ({ items: [], end: 'clean' }) },
 });
+
+// This round's options and surfaces, as a consumer sees their types.
+const operated = new PulsarServer({ rateLimit: { frames: 1000, bytes: 1 << 20 }, onRateLimit: 'close', connectionRate: { count: 20, interval: 10_000 }, drainDelay: 5000, tls: () => ({}) });
+const readiness: Readiness = operated.readiness;
+const dropped: number = operated.stats().framesDropped + [...operated.connections.values()].reduce((n, c) => n + c.framesDropped, 0);
+const delivered: Promise<boolean> = operated.sendTo('instance/1', 'x');
+closeOnSignals(operated, { onClosed: ({ drained }) => void drained });
+void [readiness, dropped, delivered];
