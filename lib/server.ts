@@ -287,17 +287,21 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
    * accepting and serving for that long; then it stops accepting, reads no more input, answers every frame
    * already received, flushes and ends each connection, and destroys what is left after `shutdownTimeout`.
    * Calling it again returns the same promise.
-   * @param options `drainDelay`: ms to drain first (the option's by default; `0` skips it)
+   * @param options `drainDelay`: ms to drain first (the option's by default; `0` skips it); `accepting`:
+   * whether the server still takes new connections while it drains (`true`, for load balancers that still
+   * route to it; a cluster's rolling reload passes `false`: the primary hands new ones to the other workers,
+   * while those this worker took meanwhile get served)
    * @returns how many connections drained cleanly and how many were forced
    */
-  close(options: { drainDelay?: number } = {}): Promise<CloseResult> {
-    this.#closing ??= this.#drainThenShutdown(options.drainDelay ?? this.options.drainDelay);
+  close(options: { drainDelay?: number; accepting?: boolean } = {}): Promise<CloseResult> {
+    this.#closing ??= this.#drainThenShutdown(options.drainDelay ?? this.options.drainDelay, options.accepting ?? true);
     return this.#closing;
   }
 
-  async #drainThenShutdown(drainDelay: number): Promise<CloseResult> {
+  async #drainThenShutdown(drainDelay: number, accepting: boolean): Promise<CloseResult> {
     if (drainDelay > 0 && this.#state === 'listening') {
       this.#draining = true;
+      if (!accepting) this.#net.close(); // no callback: the shutdown waits for the listener's close
       this.#announceReadiness();
       debug('draining for %d ms', drainDelay);
       await new Promise((resolve) => setTimeout(resolve, drainDelay));

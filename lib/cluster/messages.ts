@@ -6,7 +6,7 @@ export type ClusterMessage =
   | { pulsar: 'listening'; address: ListenAddress }
   | { pulsar: 'report'; report: Report }
   | { pulsar: 'closed'; result: CloseResult }
-  | { pulsar: 'shutdown'; drainDelay: number };
+  | { pulsar: 'shutdown'; drainDelay: number; accepting: boolean };
 
 /** Whether an IPC message is one of pulsar's (applications may send their own on the same channel). */
 export function isClusterMessage(value: unknown): value is ClusterMessage {

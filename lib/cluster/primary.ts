@@ -45,6 +45,12 @@ export interface PulsarClusterOptions {
   drainDelay?: number;
   /** Ms a replacement worker has to listen during a rolling `reload()` before the roll stops. @default 10000 */
   startTimeout?: number;
+  /**
+   * Ms a worker being replaced goes on serving, taking no new connections, before its graceful close: the
+   * primary hands new connections to the other workers at once, and those it handed this one just before
+   * get their first frames read and answered instead of being closed unanswered. @default 500
+   */
+  rollGrace?: number;
 }
 
 /** A step of a rolling reload, as the `roll` event tells it. */
@@ -189,6 +195,7 @@ export class PulsarCluster extends EventEmitter<PulsarClusterEvents> {
   readonly #path: string | null;
   readonly #drainDelay: number;
   readonly #startTimeout: number;
+  readonly #rollGrace: number;
   #draining = false;
   #announced: Readiness = 'starting';
   /** The rolling reload under way, if any. */
@@ -206,7 +213,8 @@ export class PulsarCluster extends EventEmitter<PulsarClusterEvents> {
   constructor(options: PulsarClusterOptions = {}) {
     super();
     if (!cluster.isPrimary) throw new PulsarError('ERR_SERVER_STATE', 'PulsarCluster runs in the primary process; workers call serveWorker()');
-    checkKnownOptions(OWNER, options, { workers: true, reportInterval: true, shutdownTimeout: true, path: true, drainDelay: true, startTimeout: true });
+    checkKnownOptions(OWNER, options, { workers: true, reportInterval: true, shutdownTimeout: true, path: true, drainDelay: true, startTimeout: true, rollGrace: true });
+    this.#rollGrace = checkTimerMs(OWNER, 'rollGrace', options.rollGrace ?? 500);
     this.#drainDelay = checkTimerMs(OWNER, 'drainDelay', options.drainDelay ?? 0);
     this.#startTimeout = checkTimerMs(OWNER, 'startTimeout', options.startTimeout ?? 10_000, 1);
     if (options.path !== undefined && (typeof options.path !== 'string' || options.path === '')) throw invalidOption(OWNER, 'path', 'must be a non-empty string', options.path);
@@ -322,7 +330,10 @@ export class PulsarCluster extends EventEmitter<PulsarClusterEvents> {
     });
   }
 
-  /** Closes one worker gracefully (no drain: the others take the new connections) and waits for its exit, killing it after `shutdownTimeout`. */
+  /**
+   * Closes one worker gracefully: it takes no new connection from now on (the others do), serves what it has
+   * for `rollGrace`, then closes as a shutdown does; waits for its exit, killing it after `shutdownTimeout`.
+   */
   async #retire(state: WorkerState): Promise<void> {
     state.retiring = true;
     const { worker } = state;
@@ -330,8 +341,8 @@ export class PulsarCluster extends EventEmitter<PulsarClusterEvents> {
       if (worker.isDead()) resolve();
       else worker.once('exit', () => resolve());
     });
-    if (worker.isConnected()) worker.send({ pulsar: 'shutdown', drainDelay: 0 } satisfies ClusterMessage);
-    const timer = setTimeout(() => worker.process.kill('SIGKILL'), this.#shutdownTimeout);
+    if (worker.isConnected()) worker.send({ pulsar: 'shutdown', drainDelay: this.#rollGrace, accepting: false } satisfies ClusterMessage);
+    const timer = setTimeout(() => worker.process.kill('SIGKILL'), this.#rollGrace + this.#shutdownTimeout);
     await exited;
     clearTimeout(timer);
   }
@@ -364,7 +375,7 @@ export class PulsarCluster extends EventEmitter<PulsarClusterEvents> {
     const exits = [...this.#states.values()].map(({ worker }) => new Promise<void>((resolve) => {
       if (worker.isDead()) resolve();
       else worker.once('exit', () => resolve());
-      if (worker.isConnected()) worker.send({ pulsar: 'shutdown', drainDelay: 0 } satisfies ClusterMessage);
+      if (worker.isConnected()) worker.send({ pulsar: 'shutdown', drainDelay: 0, accepting: false } satisfies ClusterMessage);
     }));
     const timer = setTimeout(() => this.kill(), this.#shutdownTimeout);
     await Promise.all(exits);

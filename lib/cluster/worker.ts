@@ -18,11 +18,11 @@ export async function serveWorker(server: PulsarServer): Promise<ListenAddress> 
     if (process.connected) process.send!(message, undefined, {}, () => then?.());
     else then?.();
   };
-  const close = (drainDelay = 0): void => {
-    void server.close({ drainDelay }).then((result) => send({ pulsar: 'closed', result }, () => process.exit(0)));
+  const close = (drainDelay = 0, accepting = true): void => {
+    void server.close({ drainDelay, accepting }).then((result) => send({ pulsar: 'closed', result }, () => process.exit(0)));
   };
   process.on('message', (message: unknown) => {
-    if (isClusterMessage(message) && message.pulsar === 'shutdown') close(message.drainDelay);
+    if (isClusterMessage(message) && message.pulsar === 'shutdown') close(message.drainDelay, message.accepting);
   });
   process.on('SIGINT', () => close());
   process.on('SIGTERM', () => {
