@@ -127,11 +127,15 @@ describe('PulsarClient', () => {
     it('rejects pending requests with ERR_CONNECTION_CLOSED when the connection is lost', async () => {
       const { server, port } = await startServer({ handler: () => {} }); // never answers
       const client = await connect(port);
+      const errors: PulsarError[] = [];
+      client.on('error', (error) => errors.push(error));
       const pending = client.request('unanswered');
       await when(server, ['connection'], () => server.connections.size === 1, 'the connection');
       server.connections.get(1)!.destroy();
       expect((await rejection(pending)).code).to.equal('ERR_CONNECTION_CLOSED');
       expect(() => client.send('x')).to.throw(PulsarError).with.property('code', 'ERR_CONNECTION_CLOSED');
+      // Destroyed with our request unread, the server's side may reset: the client's error, if any, says so with a code.
+      for (const error of errors) expect([error.code, (error.cause as NodeJS.ErrnoException).code]).to.deep.equal(['ERR_CONNECTION_LOST', 'ECONNRESET']);
     });
 
     it('rejects connect() with the real error, and a second connect() with ERR_CLIENT_STATE', async () => {
