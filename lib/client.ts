@@ -1,63 +1,15 @@
 import net from 'node:net';
-import tls, { type ConnectionOptions } from 'node:tls';
+import tls from 'node:tls';
 import { EventEmitter } from 'eventemitter3';
 import createDebug from 'debug';
-import { LengthPrefixedCodec } from './codecs/length-prefixed.js';
-import type { FrameCodec, FrameDecoder } from './codecs/types.js';
+import { resolveClientOptions, type PulsarClientOptions, type ResolvedClientOptions } from './client-options.js';
+import type { FrameDecoder } from './codecs/types.js';
 import { PulsarError } from './errors.js';
-import { HEARTBEAT_PAYLOAD } from './heartbeat.js';
 import { hostPort, messageOf } from './format.js';
 import { emitError } from './unhandled-error.js';
-import { checkInteger, checkKnownOptions, checkTimerMs, CODEC_OPTION_HINTS, invalidOption } from './validate.js';
+import { checkTimerMs } from './validate.js';
 
 const debug = createDebug('pulsar:lifecycle:client');
-
-/** Reconnection with capped exponential backoff and jitter. */
-export interface ReconnectOptions {
-  /** Delay before the first attempt, in ms. @default 100 */
-  initialDelay?: number;
-  /** Longest delay between attempts, in ms. @default 10000 */
-  maxDelay?: number;
-  /** Attempts after one loss of the connection before giving up (`close` follows). @default Infinity */
-  maxAttempts?: number;
-}
-
-/** Options of {@link PulsarClient}; every one is optional. */
-export interface PulsarClientOptions {
-  /** @default '127.0.0.1' */
-  host?: string;
-  /** @default 8080 */
-  port?: number;
-  /** The server's codec. @default new LengthPrefixedCodec() */
-  codec?: FrameCodec;
-  /** How long `connect()` may take, in ms. @default 5000 */
-  connectTimeout?: number;
-  /**
-   * Frames equal to this payload are the server's heartbeats: emitted as `heartbeat`, not as data. `false`
-   * treats every frame as data. @default the 9 ASCII bytes `HEARTBEAT`
-   */
-  heartbeatPayload?: Uint8Array | string | false;
-  /**
-   * Dead-server detection: no byte at all from the server for this many ms (heartbeats count) is an
-   * `ERR_SERVER_SILENT` error and closes the connection. Set it to a few of the server's heartbeat
-   * intervals. `0` is off. @default 0
-   */
-  silenceTimeout?: number;
-  /** How long `request()` waits for its answer, in ms, unless told otherwise. @default 10000 */
-  requestTimeout?: number;
-  /** Reconnect after the connection is lost (not after `close()`). @default false */
-  reconnect?: boolean | ReconnectOptions;
-  /**
-   * Connect over TLS: Node's `tls.connect()` options (`ca` for a private certificate authority,
-   * `servername`…); `host` and `port` come from the options above. @default false
-   */
-  tls?: ConnectionOptions | false;
-}
-
-const CLIENT_OPTIONS: Record<keyof PulsarClientOptions, true> = {
-  host: true, port: true, codec: true, connectTimeout: true, heartbeatPayload: true, silenceTimeout: true,
-  requestTimeout: true, reconnect: true, tls: true,
-};
 
 /** Events of {@link PulsarClient}. */
 export interface PulsarClientEvents {
@@ -138,14 +90,7 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
   }
 
   /** The options in force, defaults applied. */
-  readonly options: Readonly<Required<Omit<PulsarClientOptions, 'reconnect' | 'heartbeatPayload' | 'tls'>>> & {
-    /** `tls.connect()` options, or `null` for plain TCP. */
-    readonly tls: ConnectionOptions | null;
-    /** The heartbeat payload to recognise, or `null` when heartbeats are delivered as frames. */
-    readonly heartbeatPayload: Buffer | null;
-    /** The reconnection backoff, or `null` when the client does not reconnect. */
-    readonly reconnect: Readonly<Required<ReconnectOptions>> | null;
-  };
+  readonly options: ResolvedClientOptions;
   #socket: net.Socket | null = null;
   #decoder: FrameDecoder | null = null;
   #state: ClientState = 'idle';
@@ -163,31 +108,7 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
   /** @param options see {@link PulsarClientOptions} */
   constructor(options: PulsarClientOptions = {}) {
     super();
-    checkKnownOptions('PulsarClient', options, CLIENT_OPTIONS, CODEC_OPTION_HINTS);
-    const reconnect = options.reconnect ?? false;
-    const heartbeat = options.heartbeatPayload ?? HEARTBEAT_PAYLOAD;
-    if (typeof heartbeat !== 'string' && heartbeat !== false && !(heartbeat instanceof Uint8Array)) {
-      throw invalidOption('PulsarClient', 'heartbeatPayload', 'must be a string, a Uint8Array or false', heartbeat);
-    }
-    const backoff = typeof reconnect === 'object' ? reconnect : {};
-    checkKnownOptions('PulsarClient reconnect', backoff, { initialDelay: true, maxDelay: true, maxAttempts: true });
-    this.options = {
-      host: options.host ?? '127.0.0.1',
-      port: checkInteger('PulsarClient', 'port', options.port ?? 8080, 1, 65535),
-      codec: options.codec ?? new LengthPrefixedCodec(),
-      connectTimeout: checkTimerMs('PulsarClient', 'connectTimeout', options.connectTimeout ?? 5000, 1),
-      heartbeatPayload: heartbeat === false ? null : Buffer.from(heartbeat),
-      tls: resolveTls(options.tls ?? false),
-      silenceTimeout: checkTimerMs('PulsarClient', 'silenceTimeout', options.silenceTimeout ?? 0),
-      requestTimeout: checkTimerMs('PulsarClient', 'requestTimeout', options.requestTimeout ?? 10000, 1),
-      reconnect: reconnect === false ? null : {
-        initialDelay: checkTimerMs('PulsarClient', 'reconnect.initialDelay', backoff.initialDelay ?? 100, 1),
-        maxDelay: checkTimerMs('PulsarClient', 'reconnect.maxDelay', backoff.maxDelay ?? 10000, 1),
-        maxAttempts: backoff.maxAttempts === undefined || backoff.maxAttempts === Infinity
-          ? Infinity
-          : checkInteger('PulsarClient', 'reconnect.maxAttempts', backoff.maxAttempts, 1),
-      },
-    };
+    this.options = resolveClientOptions(options);
   }
 
   /** True while a connection is established. */
@@ -444,10 +365,4 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
     this.#wakeIterators();
     this.emit('close');
   }
-}
-
-function resolveTls(option: ConnectionOptions | false): ConnectionOptions | null {
-  if (option === false) return null;
-  if (typeof option !== 'object' || option === null) throw invalidOption('PulsarClient', 'tls', 'must be tls.connect() options or false', option);
-  return option;
 }

@@ -1,0 +1,97 @@
+import type { ConnectionOptions } from 'node:tls';
+import { LengthPrefixedCodec } from './codecs/length-prefixed.js';
+import type { FrameCodec } from './codecs/types.js';
+import { HEARTBEAT_PAYLOAD } from './heartbeat.js';
+import { checkInteger, checkKnownOptions, checkTimerMs, CODEC_OPTION_HINTS, invalidOption } from './validate.js';
+
+/** Reconnection with capped exponential backoff and jitter. */
+export interface ReconnectOptions {
+  /** Delay before the first attempt, in ms. @default 100 */
+  initialDelay?: number;
+  /** Longest delay between attempts, in ms. @default 10000 */
+  maxDelay?: number;
+  /** Attempts after one loss of the connection before giving up (`close` follows). @default Infinity */
+  maxAttempts?: number;
+}
+
+/** Options of {@link PulsarClient}; every one is optional. */
+export interface PulsarClientOptions {
+  /** @default '127.0.0.1' */
+  host?: string;
+  /** @default 8080 */
+  port?: number;
+  /** The server's codec. @default new LengthPrefixedCodec() */
+  codec?: FrameCodec;
+  /** How long `connect()` may take, in ms. @default 5000 */
+  connectTimeout?: number;
+  /**
+   * Frames equal to this payload are the server's heartbeats: emitted as `heartbeat`, not as data. `false`
+   * treats every frame as data. @default the 9 ASCII bytes `HEARTBEAT`
+   */
+  heartbeatPayload?: Uint8Array | string | false;
+  /**
+   * Dead-server detection: no byte at all from the server for this many ms (heartbeats count) is an
+   * `ERR_SERVER_SILENT` error and closes the connection. Set it to a few of the server's heartbeat
+   * intervals. `0` is off. @default 0
+   */
+  silenceTimeout?: number;
+  /** How long `request()` waits for its answer, in ms, unless told otherwise. @default 10000 */
+  requestTimeout?: number;
+  /** Reconnect after the connection is lost (not after `close()`). @default false */
+  reconnect?: boolean | ReconnectOptions;
+  /**
+   * Connect over TLS: Node's `tls.connect()` options (`ca` for a private certificate authority,
+   * `servername`…); `host` and `port` come from the options above. @default false
+   */
+  tls?: ConnectionOptions | false;
+}
+
+const CLIENT_OPTIONS: Record<keyof PulsarClientOptions, true> = {
+  host: true, port: true, codec: true, connectTimeout: true, heartbeatPayload: true, silenceTimeout: true,
+  requestTimeout: true, reconnect: true, tls: true,
+};
+
+/** {@link PulsarClientOptions} with every default applied. */
+export type ResolvedClientOptions = Readonly<Required<Omit<PulsarClientOptions, 'reconnect' | 'heartbeatPayload' | 'tls'>>> & {
+  /** `tls.connect()` options, or `null` for plain TCP. */
+  readonly tls: ConnectionOptions | null;
+  /** The heartbeat payload to recognise, or `null` when heartbeats are delivered as frames. */
+  readonly heartbeatPayload: Buffer | null;
+  /** The reconnection backoff, or `null` when the client does not reconnect. */
+  readonly reconnect: Readonly<Required<ReconnectOptions>> | null;
+};
+
+/** Applies defaults and validates every option of `PulsarClient`, naming the bad one and its value. */
+export function resolveClientOptions(options: PulsarClientOptions): ResolvedClientOptions {
+  checkKnownOptions('PulsarClient', options, CLIENT_OPTIONS, CODEC_OPTION_HINTS);
+  const reconnect = options.reconnect ?? false;
+  const heartbeat = options.heartbeatPayload ?? HEARTBEAT_PAYLOAD;
+  if (typeof heartbeat !== 'string' && heartbeat !== false && !(heartbeat instanceof Uint8Array)) {
+    throw invalidOption('PulsarClient', 'heartbeatPayload', 'must be a string, a Uint8Array or false', heartbeat);
+  }
+  const backoff = typeof reconnect === 'object' ? reconnect : {};
+  checkKnownOptions('PulsarClient reconnect', backoff, { initialDelay: true, maxDelay: true, maxAttempts: true });
+  return {
+    host: options.host ?? '127.0.0.1',
+    port: checkInteger('PulsarClient', 'port', options.port ?? 8080, 1, 65535),
+    codec: options.codec ?? new LengthPrefixedCodec(),
+    connectTimeout: checkTimerMs('PulsarClient', 'connectTimeout', options.connectTimeout ?? 5000, 1),
+    heartbeatPayload: heartbeat === false ? null : Buffer.from(heartbeat),
+    tls: resolveTls(options.tls ?? false),
+    silenceTimeout: checkTimerMs('PulsarClient', 'silenceTimeout', options.silenceTimeout ?? 0),
+    requestTimeout: checkTimerMs('PulsarClient', 'requestTimeout', options.requestTimeout ?? 10000, 1),
+    reconnect: reconnect === false ? null : {
+      initialDelay: checkTimerMs('PulsarClient', 'reconnect.initialDelay', backoff.initialDelay ?? 100, 1),
+      maxDelay: checkTimerMs('PulsarClient', 'reconnect.maxDelay', backoff.maxDelay ?? 10000, 1),
+      maxAttempts: backoff.maxAttempts === undefined || backoff.maxAttempts === Infinity
+        ? Infinity
+        : checkInteger('PulsarClient', 'reconnect.maxAttempts', backoff.maxAttempts, 1),
+    },
+  };
+}
+
+function resolveTls(option: ConnectionOptions | false): ConnectionOptions | null {
+  if (option === false) return null;
+  if (typeof option !== 'object' || option === null) throw invalidOption('PulsarClient', 'tls', 'must be tls.connect() options or false', option);
+  return option;
+}
