@@ -19,6 +19,10 @@ export type PulsarErrorCode =
   | 'ERR_REFUSED'
   /** The `handler` threw or its promise rejected; `cause` holds what it threw. */
   | 'ERR_HANDLER'
+  /** A frame that `messages` cannot decode, or an `rpc` frame whose envelope is broken. */
+  | 'ERR_MALFORMED_MESSAGE'
+  /** A message the `schema` refused; the error carries the validator's issues. */
+  | 'ERR_INVALID_MESSAGE'
   /** The connection failed at the socket level (reset by the peer, broken pipe…); `cause` holds Node's error and its code. */
   | 'ERR_CONNECTION_LOST'
   /** A custom codec's decoder threw something other than a `DecodingError`; `cause` holds it. */
