@@ -2,7 +2,10 @@ import type { ConnectionOptions } from 'node:tls';
 import { LengthPrefixedCodec } from './codecs/length-prefixed.js';
 import type { FrameCodec } from './codecs/types.js';
 import { HEARTBEAT_PAYLOAD } from './heartbeat.js';
-import { checkInteger, checkKnownOptions, checkTimerMs, CODEC_OPTION_HINTS, invalidOption } from './validate.js';
+import type { MessageCodec } from './messages/codec.js';
+import type { StandardSchemaV1 } from './messages/schema.js';
+import { MESSAGE_OPTIONS, resolveMessageSettings, type MessageContext, type MessageOptions, type MessageSettings } from './messages/settings.js';
+import { checkInteger, checkKnownOptions, checkTimerMs, CODEC_OPTION_HINTS, conflictingOption, invalidOption } from './validate.js';
 
 /** Reconnection with capped exponential backoff and jitter. */
 export interface ReconnectOptions {
@@ -14,8 +17,27 @@ export interface ReconnectOptions {
   maxAttempts?: number;
 }
 
-/** Options of {@link PulsarClient}; every one is optional. */
-export interface PulsarClientOptions {
+/**
+ * With `rpc`: answers the server's requests (`conn.request()`): what it returns or resolves is the
+ * reply; a throw is an error reply with the error's `code` (`ERR_HANDLER` without one) and message.
+ */
+export type ClientRequestHandler<M> = (message: M, ctx: MessageContext) => unknown;
+
+/**
+ * Options of {@link PulsarClient}; every one is optional.
+ * @typeParam M the messages' type, from `messages` (`Buffer`: frames)
+ * @typeParam S the client's `schema` output, when it has one
+ */
+export interface PulsarClientOptions<M = Buffer, S = never> extends Omit<MessageOptions, 'messages' | 'schema' | 'requestTimeout'> {
+  /**
+   * Messages instead of frames, one per frame (`json()`, `msgpack()` from `pulsar/msgpack`): `send()`
+   * and `request()` encode, the `message` event and async iteration yield decoded values. @default none
+   */
+  messages?: MessageCodec<M>;
+  /** Validates every inbound message (any Standard Schema); overrides the codec's own. Needs `messages`. @default the codec's */
+  schema?: StandardSchemaV1<unknown, S>;
+  /** With `rpc`: answers the server's requests. Without it, they get an `ERR_NO_HANDLER` error reply. @default none */
+  handler?: ClientRequestHandler<NoInfer<[S] extends [never] ? M : S>>;
   /** @default '127.0.0.1' */
   host?: string;
   /** @default 8080 */
@@ -35,7 +57,7 @@ export interface PulsarClientOptions {
    * intervals. `0` is off. @default 0
    */
   silenceTimeout?: number;
-  /** How long `request()` waits for its answer, in ms, unless told otherwise. @default 10000 */
+  /** How long `request()` waits for its answer, in ms, unless told otherwise; `0`: as long as the connection lasts. @default 30000 */
   requestTimeout?: number;
   /** Reconnect after the connection is lost (not after `close()`). @default false */
   reconnect?: boolean | ReconnectOptions;
@@ -48,11 +70,17 @@ export interface PulsarClientOptions {
 
 const CLIENT_OPTIONS: Record<keyof PulsarClientOptions, true> = {
   host: true, port: true, codec: true, connectTimeout: true, heartbeatPayload: true, silenceTimeout: true,
-  requestTimeout: true, reconnect: true, tls: true,
+  reconnect: true, tls: true, handler: true, ...MESSAGE_OPTIONS,
 };
 
 /** {@link PulsarClientOptions} with every default applied. */
-export type ResolvedClientOptions = Readonly<Required<Omit<PulsarClientOptions, 'reconnect' | 'heartbeatPayload' | 'tls'>>> & {
+export type ResolvedClientOptions = Readonly<Required<Omit<PulsarClientOptions, 'reconnect' | 'heartbeatPayload' | 'tls' | 'handler' | keyof MessageOptions>>> & {
+  /** The message layer's settings, or `null` for frames. */
+  readonly messages: MessageSettings | null;
+  /** Answers the server's requests, or `null`. */
+  readonly handler: ClientRequestHandler<unknown> | null;
+  /** Ms a request waits; `0`: no limit. */
+  readonly requestTimeout: number;
   /** `tls.connect()` options, or `null` for plain TCP. */
   readonly tls: ConnectionOptions | null;
   /** The heartbeat payload to recognise, or `null` when heartbeats are delivered as frames. */
@@ -62,7 +90,7 @@ export type ResolvedClientOptions = Readonly<Required<Omit<PulsarClientOptions, 
 };
 
 /** Applies defaults and validates every option of `PulsarClient`, naming the bad one and its value. */
-export function resolveClientOptions(options: PulsarClientOptions): ResolvedClientOptions {
+export function resolveClientOptions<M, S>(options: PulsarClientOptions<M, S>): ResolvedClientOptions {
   checkKnownOptions('PulsarClient', options, CLIENT_OPTIONS, CODEC_OPTION_HINTS);
   const reconnect = options.reconnect ?? false;
   const heartbeat = options.heartbeatPayload ?? HEARTBEAT_PAYLOAD;
@@ -79,7 +107,9 @@ export function resolveClientOptions(options: PulsarClientOptions): ResolvedClie
     heartbeatPayload: heartbeat === false ? null : Buffer.from(heartbeat),
     tls: resolveTls(options.tls ?? false),
     silenceTimeout: checkTimerMs('PulsarClient', 'silenceTimeout', options.silenceTimeout ?? 0),
-    requestTimeout: checkTimerMs('PulsarClient', 'requestTimeout', options.requestTimeout ?? 10000, 1),
+    requestTimeout: checkTimerMs('PulsarClient', 'requestTimeout', options.requestTimeout ?? 30_000),
+    messages: resolveMessageSettings('PulsarClient', options as MessageOptions),
+    handler: resolveHandler(options.handler, options.rpc ?? false),
     reconnect: reconnect === false ? null : {
       initialDelay: checkTimerMs('PulsarClient', 'reconnect.initialDelay', backoff.initialDelay ?? 100, 1),
       maxDelay: checkTimerMs('PulsarClient', 'reconnect.maxDelay', backoff.maxDelay ?? 10000, 1),
@@ -94,4 +124,11 @@ function resolveTls(option: ConnectionOptions | false): ConnectionOptions | null
   if (option === false) return null;
   if (typeof option !== 'object' || option === null) throw invalidOption('PulsarClient', 'tls', 'must be tls.connect() options or false', option);
   return option;
+}
+
+function resolveHandler(handler: unknown, rpc: boolean): ClientRequestHandler<unknown> | null {
+  if (handler === undefined) return null;
+  if (typeof handler !== 'function') throw invalidOption('PulsarClient', 'handler', 'must be a function', handler);
+  if (!rpc) throw conflictingOption('PulsarClient', 'handler', 'answers the server\'s requests: it needs rpc: true (messages from the server go to the message event and to iteration)');
+  return handler as ClientRequestHandler<unknown>;
 }

@@ -2,21 +2,34 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { EventEmitter } from 'eventemitter3';
 import createDebug from 'debug';
+import { ClientInbox } from './client-inbox.js';
 import { resolveClientOptions, type PulsarClientOptions, type ResolvedClientOptions } from './client-options.js';
+import { OrderedRequests } from './client-requests.js';
 import type { FrameDecoder } from './codecs/types.js';
 import { PulsarError } from './errors.js';
 import { hostPort, messageOf } from './format.js';
+import { MessageSession } from './messages/session.js';
+import { framePayload } from './payload.js';
+import type { RequestOptions } from './messages/settings.js';
 import { emitError } from './unhandled-error.js';
 import { checkTimerMs } from './validate.js';
 
 const debug = createDebug('pulsar:lifecycle:client');
 
-/** Events of {@link PulsarClient}. */
-export interface PulsarClientEvents {
+/** What a client receives: frames, or messages typed by the schema's output (the client's, else the codec's). */
+type Inbound<M, S> = [S] extends [never] ? M : S;
+
+/**
+ * Events of {@link PulsarClient}.
+ * @typeParam T what the server sends: frames (`Buffer`), or with `messages` decoded messages
+ */
+export interface PulsarClientEvents<T = Buffer> {
   /** Connected (first time and after each reconnection). */
   connect: [];
-  /** A data frame that no `request()` was waiting for. A view: copy it to keep it long. */
+  /** Without `messages`: a data frame that no `request()` was waiting for. A view: copy it to keep it long. */
   frame: [payload: Buffer];
+  /** With `messages`: a one-way message from the server (not a reply, not a request). */
+  message: [message: T];
   /** A server heartbeat. */
   heartbeat: [payload: Buffer];
   /** Writes may go on after `send()` returned `false`. */
@@ -46,21 +59,11 @@ export interface PulsarClientEvents {
   close: [];
 }
 
-/**
- * A request waiting for the next data frame. One that timed out stays queued (already rejected), so that
- * its late answer is taken by it and dropped rather than handed to the next request.
- */
-interface PendingRequest {
-  resolve(frame: Buffer): void;
-  reject(error: Error): void;
-  timer: ReturnType<typeof setTimeout>;
-}
-
 /** How long `close()` waits for the server to close its side before destroying the socket. */
 const CLOSE_TIMEOUT_MS = 5000;
 
-/** Frames queued for an async iterator before the socket is paused. */
-const ITERATOR_HIGH_WATER = 1024;
+/** Reconnection without the `reconnect` option: one attempt, after a reset (see `request()`). */
+const RESET_ONLY = { initialDelay: 0, maxDelay: 0, maxAttempts: 1 } as const;
 
 /**
  * A client's lifecycle: `idle` (made, not connected yet) → `connecting` → `open`; when the connection is
@@ -73,7 +76,8 @@ export type ClientState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'clo
 
 /**
  * The other end of a pulsar server: connects, frames what it sends with the same {@link FrameCodec},
- * decodes what comes back, tells heartbeats apart, and can reconnect.
+ * decodes what comes back, tells heartbeats apart, and can reconnect. With `messages` it sends and
+ * yields messages; with `rpc`, requests go both ways, answered by id.
  *
  * @example
  * ```ts
@@ -82,8 +86,10 @@ export type ClientState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'clo
  * const answer = await client.request('ping'); // echo server: 'ping'
  * for await (const frame of client) console.log(String(frame));
  * ```
+ * @typeParam M the messages' type, from `messages` (`Buffer`: frames)
+ * @typeParam S the client's `schema` output, when it has one
  */
-export class PulsarClient extends EventEmitter<PulsarClientEvents> {
+export class PulsarClient<M = Buffer, S = never> extends EventEmitter<PulsarClientEvents<Inbound<M, S>>> {
   /** Where the client is in its lifecycle; see {@link ClientState}. */
   get state(): ClientState {
     return this.#state;
@@ -99,16 +105,30 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
   #silenceTimer: ReturnType<typeof setTimeout> | undefined;
-  readonly #pending: PendingRequest[] = [];
-  readonly #queue: Buffer[] = [];
-  /** Iterators waiting for a frame or the close. */
-  readonly #waiters: Array<() => void> = [];
-  #iterating = 0;
+  /** The connection's message layer (with `messages`): a new one for each connection. */
+  #session: MessageSession | null = null;
+  /** Requests answered in order (without `rpc`). */
+  readonly #ordered = new OrderedRequests((error) => this.#reset(error));
+  /** True while the connection is dropped on purpose, to open a new one at once (see {@link request}). */
+  #resetting = false;
+  /** True while writes of this tick are gathered (corked) to leave in one. */
+  #corked = false;
+  #lateReplies = 0;
+  readonly #inbox = new ClientInbox<Inbound<M, S>>({
+    pause: () => this.#socket?.pause(),
+    resume: () => this.#socket?.resume(),
+    closed: () => this.#state === 'closed',
+  });
 
   /** @param options see {@link PulsarClientOptions} */
-  constructor(options: PulsarClientOptions = {}) {
+  constructor(options: PulsarClientOptions<M, S> = {}) {
     super();
     this.options = resolveClientOptions(options);
+  }
+
+  /** Replies (with `rpc`) that came after their request had given up (timeout, abort): dropped, never handed to another. */
+  get lateReplies(): number {
+    return this.#lateReplies;
   }
 
   /** True while a connection is established. */
@@ -134,35 +154,49 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
   }
 
   /**
-   * Encodes and writes one frame.
+   * Encodes and writes one frame: a string or a `Uint8Array`, or with `messages` any value the message
+   * codec encodes. Writes made in the same tick leave together, in one write.
    * @returns `false` when the socket's buffer is full: wait for `drain` before sending much more
-   * @throws {PulsarError} `ERR_CONNECTION_CLOSED` when not connected, `ERR_FRAME_TOO_LARGE` over the codec's limit
+   * @throws {PulsarError} `ERR_CONNECTION_CLOSED` when not connected, `ERR_FRAME_TOO_LARGE` over the
+   * codec's limit, `ERR_INVALID_PAYLOAD` for what cannot be sent
    */
-  send(payload: Uint8Array | string): boolean {
-    const socket = this.#socket;
-    if (socket === null || socket.destroyed || this.#state === 'closing') {
-      throw new PulsarError('ERR_CONNECTION_CLOSED', `cannot send to ${this.#target()}: not connected`);
-    }
-    return socket.write(this.options.codec.encode(typeof payload === 'string' ? Buffer.from(payload) : payload));
+  send(payload: unknown): boolean {
+    const session = this.#session;
+    return this.#write(session !== null ? session.encode(payload) : framePayload(payload));
   }
 
   /**
-   * Sends `payload` and resolves with the next data frame, for protocols that answer every request in
-   * order (the echo among them). Heartbeats are not answers.
-   * @throws {PulsarError} `ERR_REQUEST_TIMEOUT` after `timeout` ms (the late answer is then dropped, so
-   * later requests still get their own); `ERR_CONNECTION_CLOSED` if the connection is lost first;
-   * `ERR_INVALID_OPTION` for a timeout that is not an integer from 1 to 2^31 − 1 ms
+   * Sends a request and resolves with its answer.
+   *
+   * With `rpc`, the answer is the reply to this request, matched by id, whatever order replies come in;
+   * an error reply rejects with a `RemoteError` (`ERR_REMOTE`). Without `rpc`, the answer is the next
+   * data frame (or message), for protocols that answer every request in order (the echo among them);
+   * heartbeats are not answers. Once such a request gives up (timeout, abort), nobody can tell which
+   * answer is whose: every request waiting fails, and the client drops the connection and opens a new
+   * one at once (`reconnecting`, then `reconnect`), so that no caller is handed another's answer.
+   * @throws {PulsarError} (rejects) `ERR_REQUEST_TIMEOUT` after `timeout` ms (`requestTimeout`, 30 s by
+   * default); `ERR_ABORTED` when `signal` aborts; `ERR_CONNECTION_CLOSED` if the connection is lost
+   * first, or reset after another request gave up; `ERR_INVALID_OPTION` for a bad timeout
    */
-  request(payload: Uint8Array | string, options: { timeout?: number } = {}): Promise<Buffer> {
-    return new Promise<Buffer>((resolve, reject) => {
-      // Node fires a timer of 2^31 ms or more at once: a timeout that long is refused (a throw here rejects).
-      const timeout = checkTimerMs('PulsarClient', 'request() timeout', options.timeout ?? this.options.requestTimeout, 1);
-      this.send(payload);
-      const timer = setTimeout(() => {
-        reject(new PulsarError('ERR_REQUEST_TIMEOUT', `no answer from ${this.#target()} in ${timeout} ms`));
-      }, timeout);
-      this.#pending.push({ resolve, reject, timer });
-    });
+  request<R = Inbound<M, S>>(payload: unknown, options: RequestOptions = {}): Promise<R> {
+    const session = this.#session;
+    if (session !== null && this.options.messages!.rpc) {
+      if (!this.connected) return Promise.reject(this.#notConnected());
+      return session.request(payload, options) as Promise<R>;
+    }
+    try {
+      const timeout = options.timeout === undefined ? this.options.requestTimeout : checkTimerMs('PulsarClient', 'request() timeout', options.timeout);
+      const bytes = session !== null ? session.encode(payload) : framePayload(payload);
+      const heartbeat = this.options.heartbeatPayload;
+      if (session === null && heartbeat !== null && heartbeat.equals(bytes)) {
+        throw new PulsarError('ERR_INVALID_PAYLOAD', 'a request equal to the heartbeat payload cannot be told from a heartbeat: its answer would never arrive');
+      }
+      if (options.signal?.aborted) throw new PulsarError('ERR_ABORTED', `request to ${this.#target()} aborted before it was sent`, { cause: options.signal.reason });
+      this.#write(bytes);
+      return this.#ordered.wait(timeout, options.signal, `a request to ${this.#target()}`) as Promise<R>;
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
   }
 
   /** Closes gracefully: ends our side, waits for the server to close its own. Resolves once closed. */
@@ -184,25 +218,13 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
   }
 
   /**
-   * Data frames that no request took, as they arrive, from the first `next()` until the client closes.
-   * Reading pauses while 1,024 frames wait unread. Concurrent iterators share the frames out, each once.
+   * What the server sends that no request took: data frames, or with `messages` one-way messages. What
+   * arrived before the first `next()` and was not taken by a listener is queued, so none is lost; reading
+   * pauses while 1,024 items wait unread (the server's sends then wait in TCP). Ends when the client
+   * closes. Concurrent iterators share the items out, each once.
    */
-  async *[Symbol.asyncIterator](): AsyncGenerator<Buffer, void, undefined> {
-    this.#iterating++;
-    try {
-      for (;;) {
-        const frame = this.#queue.shift();
-        if (frame !== undefined) {
-          if (this.#queue.length < ITERATOR_HIGH_WATER / 2) this.#socket?.resume();
-          yield frame;
-          continue;
-        }
-        if (this.#state === 'closed') return;
-        await new Promise<void>((resolve) => this.#waiters.push(resolve));
-      }
-    } finally {
-      this.#iterating--;
-    }
+  [Symbol.asyncIterator](): AsyncGenerator<Inbound<M, S>, void, undefined> {
+    return this.#inbox.iterate();
   }
 
   #error(error: PulsarError): void {
@@ -255,7 +277,46 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
       this.#error(error instanceof PulsarError ? error : new PulsarError('ERR_CONNECTION_LOST', `connection to ${this.#target()} lost: ${error.message}`, { cause: error }));
     });
     socket.on('close', () => this.#lost());
+    const { messages } = this.options;
+    if (messages !== null) this.#session = this.#createSession(messages);
     this.#armSilenceTimer();
+  }
+
+  #createSession(settings: NonNullable<ResolvedClientOptions['messages']>): MessageSession {
+    const { handler } = this.options;
+    return new MessageSession(settings, {
+      peer: this.#target(),
+      write: (payload) => {
+        if (this.connected) this.#write(payload); // a reply for a connection already gone is dropped
+      },
+      message: (message) => this.#inbound(message as Inbound<M, S>),
+      answer: handler,
+      invalid: (error) => {
+        this.#error(error);
+        if (settings.onInvalid === 'close') this.#socket?.destroy();
+      },
+      handlerFailed: (error) => this.#error(error),
+      lateReply: () => this.#lateReplies++,
+    });
+  }
+
+  /** Writes one frame's payload; the writes of one tick leave together (corked until the next tick). */
+  #write(payload: Uint8Array): boolean {
+    const socket = this.#socket;
+    if (socket === null || socket.destroyed || this.#state === 'closing') throw this.#notConnected();
+    if (!this.#corked) {
+      this.#corked = true;
+      socket.cork();
+      process.nextTick(() => {
+        this.#corked = false;
+        socket.uncork();
+      });
+    }
+    return socket.write(this.options.codec.encode(payload));
+  }
+
+  #notConnected(): PulsarError {
+    return new PulsarError('ERR_CONNECTION_CLOSED', `cannot send to ${this.#target()}: not connected`);
   }
 
   #receive(chunk: Buffer): void {
@@ -269,28 +330,47 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
     }
   }
 
-  /** A frame goes to a heartbeat listener, the oldest waiting request, or `frame` listeners and iterators. */
+  /**
+   * A frame goes to a heartbeat listener, or the message layer (with `messages`), or the oldest request
+   * waiting (without `rpc`), or `frame` listeners and iterators.
+   */
   #deliver(frame: Buffer): void {
     const heartbeat = this.options.heartbeatPayload;
     if (heartbeat !== null && frame.equals(heartbeat)) {
       this.emit('heartbeat', frame);
       return;
     }
-    const request = this.#pending.shift();
-    if (request !== undefined) {
-      clearTimeout(request.timer);
-      request.resolve(Buffer.from(frame)); // a no-op for a request that timed out: its late answer is dropped
+    if (this.#session !== null) {
+      this.#session.receive(frame);
       return;
     }
+    if (this.#ordered.waiting) {
+      this.#ordered.answer(Buffer.from(frame));
+      return;
+    }
+    const heard = this.listenerCount('frame') > 0; // before the emit: a once() listener is gone after it
     this.emit('frame', frame);
-    if (this.#iterating === 0) return;
-    this.#queue.push(Buffer.from(frame));
-    if (this.#queue.length >= ITERATOR_HIGH_WATER) this.#socket?.pause();
-    this.#wakeIterators();
+    if (!heard || this.#inbox.iterating) this.#inbox.push(Buffer.from(frame) as Inbound<M, S>);
   }
 
-  #wakeIterators(): void {
-    for (const wake of this.#waiters.splice(0)) wake();
+  /** A message (not a reply, not a request): the oldest request's answer without `rpc`, else the `message` event and iterators. */
+  #inbound(message: Inbound<M, S>): void {
+    if (!this.options.messages!.rpc && this.#ordered.waiting) {
+      this.#ordered.answer(message);
+      return;
+    }
+    const heard = this.listenerCount('message') > 0;
+    this.emit('message', message);
+    if (!heard || this.#inbox.iterating) this.#inbox.push(message);
+  }
+
+  /** Drops the connection to open a new one at once: a request without `rpc` gave up (see {@link request}). */
+  #reset(error: PulsarError): void {
+    if (this.#socket === null || this.#state === 'closing') return;
+    debug('resetting the connection to %s: %s', this.#target(), error.message);
+    this.#resetting = true;
+    this.#lastError = error;
+    this.#socket.destroy();
   }
 
   /** Restarts the dead-server countdown (one timer per client, refreshed, not recreated, per chunk). */
@@ -317,21 +397,25 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
     } catch (error) {
       this.#error(this.#decodingFailure(error));
     }
-    for (const request of this.#pending.splice(0)) {
-      clearTimeout(request.timer);
-      request.reject(new PulsarError('ERR_CONNECTION_CLOSED', `connection to ${this.#target()} lost before the answer`));
-    }
-    if (this.#state === 'closing' || this.options.reconnect === null) {
+    this.#session?.close();
+    this.#session = null;
+    this.#ordered.failAll(() => new PulsarError('ERR_CONNECTION_CLOSED', `connection to ${this.#target()} lost before the answer`));
+    const resetting = this.#resetting;
+    this.#resetting = false;
+    if (this.#state === 'closing' || (this.options.reconnect === null && !resetting)) {
       this.#finish();
     } else {
       this.#state = 'reconnecting';
-      this.#retry();
+      this.#retry(resetting);
     }
   }
 
-  /** Schedules the next connection attempt: capped exponential backoff, half of it random ("equal jitter"). */
-  #retry(): void {
-    const { initialDelay, maxDelay, maxAttempts } = this.options.reconnect!;
+  /**
+   * Schedules the next connection attempt: capped exponential backoff, half of it random ("equal
+   * jitter"); at once after a reset (and only once without `reconnect`).
+   */
+  #retry(now = false): void {
+    const { initialDelay, maxDelay, maxAttempts } = this.options.reconnect ?? RESET_ONLY;
     this.#attempt++;
     if (this.#attempt > maxAttempts) {
       this.#error(new PulsarError('ERR_CONNECTION_CLOSED', `gave up reconnecting to ${this.#target()} after ${maxAttempts} attempt(s)`));
@@ -339,7 +423,7 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
       return;
     }
     const ceiling = Math.min(maxDelay, initialDelay * 2 ** (this.#attempt - 1));
-    const delay = Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+    const delay = now ? 0 : Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
     const attempt = this.#attempt;
     debug('reconnecting to %s: attempt %d in %d ms', this.#target(), attempt, delay);
     this.emit('reconnecting', { attempt, delay, error: this.#lastError });
@@ -362,7 +446,7 @@ export class PulsarClient extends EventEmitter<PulsarClientEvents> {
   #finish(): void {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
-    this.#wakeIterators();
+    this.#inbox.wake();
     this.emit('close');
   }
 }

@@ -73,8 +73,16 @@ export type PulsarErrorCode =
   | 'ERR_INVALID_OPTION'
   /** `PulsarClient.connect()` did not connect within `connectTimeout`. */
   | 'ERR_CONNECT_TIMEOUT'
-  /** `PulsarClient.request()` got no answer within its timeout. */
+  /** A `request()` got no reply within its timeout (a cancel told the other side). */
   | 'ERR_REQUEST_TIMEOUT'
+  /** A `request()` was given up through its `AbortSignal` (a cancel told the other side); and a handler's `ctx.signal` aborted by a cancel. */
+  | 'ERR_ABORTED'
+  /** The other side answered a request with an error reply: a {@link RemoteError}, with its `remoteCode` and `remoteMessage`. */
+  | 'ERR_REMOTE'
+  /** A request came while `maxInflightRequests` were being answered on its connection (sent as an error reply's code). */
+  | 'ERR_TOO_MANY_REQUESTS'
+  /** `conn.request()` on a server without `rpc: true` (requests need the envelope's ids). */
+  | 'ERR_RPC_DISABLED'
   /** The server sent nothing, heartbeats included, for the client's `silenceTimeout`. */
   | 'ERR_SERVER_SILENT'
   /** `connect()` on a client that is connected, connecting or closed. */
@@ -170,4 +178,27 @@ export function aboutClient(error: PulsarError, client: string): PulsarError {
   const cause = error.cause === undefined ? {} : { cause: error.cause };
   if (error instanceof DecodingError) return new DecodingError(error.code, message, { ...cause, skipped: error.skipped });
   return new PulsarError(error.code, message, cause);
+}
+
+/**
+ * The other side answered a request with an error reply (`code` `ERR_REMOTE`): what it said is in
+ * {@link remoteCode} (`ERR_HANDLER`, `ERR_INVALID_MESSAGE`, `ERR_TOO_MANY_REQUESTS`, or the code its
+ * handler's error carried) and {@link remoteMessage}. Never a stack: the other side sends none.
+ */
+export class RemoteError extends PulsarError {
+  /** The error reply's code. */
+  readonly remoteCode: string;
+  /** The error reply's message. */
+  readonly remoteMessage: string;
+
+  /**
+   * @param remoteCode the error reply's code
+   * @param remoteMessage the error reply's message
+   * @param request which request, to whom (`request 7 to 127.0.0.1:8080`)
+   */
+  constructor(remoteCode: string, remoteMessage: string, request: string) {
+    super('ERR_REMOTE', `${request} failed there: ${remoteCode}: ${remoteMessage}`);
+    this.remoteCode = remoteCode;
+    this.remoteMessage = remoteMessage;
+  }
 }

@@ -3,7 +3,10 @@ import { hostname } from 'node:os';
 import type { TlsOptions } from 'node:tls';
 import { LengthPrefixedCodec } from './codecs/length-prefixed.js';
 import type { FrameCodec } from './codecs/types.js';
-import type { Connection } from './connection/connection.js';
+import type { Connection, ConnectionData } from './connection/connection.js';
+import type { MessageCodec } from './messages/codec.js';
+import type { StandardSchemaV1 } from './messages/schema.js';
+import { MESSAGE_OPTIONS, resolveMessageSettings, type MessageContext, type MessageOptions, type MessageSettings } from './messages/settings.js';
 import { messageOf } from './format.js';
 import { IdleHeartbeat, type HeartbeatPolicy } from './heartbeat.js';
 import type { ConnectionRateOptions } from './admission/connection-rate.js';
@@ -19,7 +22,21 @@ import { checkInteger, checkKnownOptions, checkOneOf, checkTimerMs, CODEC_OPTION
  * or later. Its return value is ignored unless it is a promise (or thenable): then a graceful close
  * waits for it to settle, and a rejection is reported like a throw, as an `ERR_HANDLER` client error.
  */
-export type FrameHandler = (frame: Buffer, conn: Connection) => unknown;
+export type FrameHandler<D extends ConnectionData = ConnectionData> = (frame: Buffer, conn: Connection<D>) => unknown;
+
+/**
+ * With `messages`: called for every inbound message, decoded and validated. For a request (`rpc`,
+ * `ctx.requestId` set), what it returns or resolves is the reply, and a throw or a rejection is an error
+ * reply with the error's `code` (`ERR_HANDLER` without one, then also reported as a client error) and
+ * its message, never its stack. For a one-way message, its return value is ignored, as for frames.
+ */
+export type MessageHandler<M = unknown, D extends ConnectionData = ConnectionData> = (message: M, conn: Connection<D>, ctx: MessageContext) => unknown;
+
+/**
+ * The handler a server's options call for: frames without `messages`, else messages typed by the
+ * schema's output (the server's `schema`, else the codec's).
+ */
+export type HandlerFor<M, S, D extends ConnectionData> = [S] extends [never] ? ([M] extends [Buffer] ? FrameHandler<D> : MessageHandler<M, D>) : MessageHandler<S, D>;
 
 /**
  * Decides whether a new connection is served, before any of its frames is read: `true` serves it,
@@ -28,8 +45,23 @@ export type FrameHandler = (frame: Buffer, conn: Connection) => unknown;
  */
 export type AdmitHook = (conn: Connection) => boolean | PromiseLike<boolean>;
 
-/** Options of {@link PulsarServer}; all optional. */
-export interface PulsarServerOptions {
+/**
+ * Options of {@link PulsarServer}; all optional.
+ * @typeParam M the messages' type, from `messages` (`Buffer`: frames)
+ * @typeParam S the server's `schema` output, when it has one
+ * @typeParam D the type of `conn.data`
+ */
+export interface PulsarServerOptions<M = Buffer, S = never, D extends ConnectionData = ConnectionData> extends Omit<MessageOptions, 'messages' | 'schema'> {
+  /**
+   * Messages instead of frames, one per frame: `json()`, or `msgpack()` from `pulsar/msgpack`. The handler
+   * gets decoded values; `conn.send(value)` and `group.broadcast(value)` encode them. @default none: frames
+   */
+  messages?: MessageCodec<M>;
+  /**
+   * Validates every inbound message (any Standard Schema: zod, valibot, arktype), typing the handler's
+   * message; overrides the codec's own `schema`. Needs `messages`. @default the codec's
+   */
+  schema?: StandardSchemaV1<unknown, S>;
   /** Bind address; IPv6 (`'::1'`) and `'0.0.0.0'` work too. @default '127.0.0.1' */
   host?: string;
   /** TCP port; `0` picks a free one (read it back from `listen()`). @default 8080 */
@@ -55,8 +87,12 @@ export interface PulsarServerOptions {
   heartbeat?: HeartbeatPolicy | false;
   /** Ms between `report` events, or `false`. @default 10000 */
   reportInterval?: number | false;
-  /** Frame handler. @default echo: every frame is sent back unchanged */
-  handler?: FrameHandler;
+  /**
+   * The frame handler, or with `messages` the message handler ({@link MessageHandler}).
+   * @default echo: every frame is sent back unchanged; with `messages`, every message, and a request's
+   * reply is the request itself
+   */
+  handler?: HandlerFor<NoInfer<M>, NoInfer<S>, D>;
   /** Connections beyond this many are closed at once (`ERR_MAX_CONNECTIONS`). @default Infinity */
   maxConnections?: number;
   /** Ms a graceful `close()` waits before destroying what is left. @default 10000 */
@@ -183,7 +219,11 @@ export interface PulsarServerOptions {
 
 /** {@link PulsarServerOptions} with every default applied. */
 export type ResolvedServerOptions = Readonly<
-  Required<Omit<PulsarServerOptions, 'proxyProtocol' | 'admit' | 'path' | 'relay' | 'rateLimit' | 'connectionRate' | 'tls' | 'fd'>> & {
+  Required<Omit<PulsarServerOptions, 'proxyProtocol' | 'admit' | 'path' | 'relay' | 'rateLimit' | 'connectionRate' | 'tls' | 'fd' | 'handler' | keyof MessageOptions>> & {
+    /** The handler: a {@link FrameHandler}, or with `messages` a {@link MessageHandler}. */
+    handler: (message: unknown, conn: Connection, ctx: MessageContext) => unknown;
+    /** The message layer's settings, or `null` for frames. */
+    messages: MessageSettings | null;
     /** The TLS options in force at construction (a `tls` function's first answer), or `false`. */
     tls: TlsOptions | false;
     /** The inherited listening socket's file descriptor, or `null` to bind. */
@@ -208,6 +248,13 @@ export function echo(frame: Buffer, conn: Connection): void {
   conn.send(frame);
 }
 
+/** The default handler with `messages`: sends every message back; a request's reply is the request. */
+function echoMessage(message: unknown, conn: Connection, ctx: MessageContext): unknown {
+  if (ctx.requestId !== undefined) return message;
+  conn.send(message);
+  return undefined;
+}
+
 const OWNER = 'PulsarServer';
 
 const SERVER_OPTIONS: Record<keyof PulsarServerOptions, true> = {
@@ -216,11 +263,12 @@ const SERVER_OPTIONS: Record<keyof PulsarServerOptions, true> = {
   maxBufferedBytes: true, frameTimeout: true, maxPendingOutput: true, writeTimeout: true,
   maxConnectionsPerAddress: true, allow: true, deny: true, trustedProxies: true, admit: true, admitTimeout: true, instanceId: true,
   rateLimit: true, onRateLimit: true, connectionRate: true, drainDelay: true, fd: true, reusePort: true,
+  ...MESSAGE_OPTIONS,
 };
 const PROXY_OPTIONS: Record<keyof ProxyProtocolOptions, true> = { timeout: true, maxHeaderLength: true };
 
 /** Applies defaults and validates every option, naming the bad one and its value. */
-export function resolveServerOptions(options: PulsarServerOptions = {}): ResolvedServerOptions {
+export function resolveServerOptions<M, S, D extends ConnectionData>(options: PulsarServerOptions<M, S, D> = {}): ResolvedServerOptions {
   if (typeof options !== 'object' || options === null) throw invalidOption(OWNER, 'options', 'must be an object', options);
   checkKnownOptions(OWNER, options, SERVER_OPTIONS, CODEC_OPTION_HINTS);
   const host = options.host ?? '127.0.0.1';
@@ -231,7 +279,8 @@ export function resolveServerOptions(options: PulsarServerOptions = {}): Resolve
   if (maxConnectionsPerAddress !== Infinity) checkInteger(OWNER, 'maxConnectionsPerAddress', maxConnectionsPerAddress, 1);
   const reportInterval = options.reportInterval ?? 10_000;
   if (reportInterval !== false) checkTimerMs(OWNER, 'reportInterval', reportInterval, 1);
-  const handler = options.handler ?? echo;
+  const messages = resolveMessageSettings(OWNER, options as MessageOptions);
+  const handler = (options.handler ?? (messages === null ? echo : echoMessage)) as ResolvedServerOptions['handler'];
   if (typeof handler !== 'function') throw invalidOption(OWNER, 'handler', 'must be a function', handler);
   const path = resolvePath(options);
   return Object.freeze({
@@ -244,6 +293,7 @@ export function resolveServerOptions(options: PulsarServerOptions = {}): Resolve
     heartbeat: options.heartbeat === false ? false : checkShape(options.heartbeat ?? new IdleHeartbeat(), 'heartbeat', ['start', 'stop']),
     reportInterval,
     handler,
+    messages,
     maxConnections,
     shutdownTimeout: checkTimerMs(OWNER, 'shutdownTimeout', options.shutdownTimeout ?? 10_000),
     highWaterMark: checkInteger(OWNER, 'highWaterMark', options.highWaterMark ?? 1024 * 1024, 1),
@@ -270,7 +320,7 @@ export function resolveServerOptions(options: PulsarServerOptions = {}): Resolve
 }
 
 /** `fd`, when given: a file descriptor number, instead of `host`/`port`/`path`. */
-function resolveFd(options: PulsarServerOptions): number | null {
+function resolveFd(options: Omit<PulsarServerOptions, 'handler' | 'messages' | 'schema'>): number | null {
   if (options.fd === undefined) return null;
   checkInteger(OWNER, 'fd', options.fd, 0);
   if (options.host !== undefined || options.port !== undefined || options.path !== undefined) {
@@ -322,7 +372,7 @@ function resolveConnectionRate(option: ConnectionRateOptions | undefined): Resol
 }
 
 /** `path`, when given: a non-empty string, without `host`/`port`, and address rules only with a PROXY header to judge. */
-function resolvePath(options: PulsarServerOptions): string | null {
+function resolvePath(options: Omit<PulsarServerOptions, 'handler' | 'messages' | 'schema'>): string | null {
   const { path } = options;
   if (path === undefined) return null;
   if (typeof path !== 'string' || path === '') throw invalidOption(OWNER, 'path', 'must be a non-empty string', path);

@@ -57,6 +57,8 @@ export interface ServerStats {
   rateLimited: number;
   /** Connections whose reading is held back for their rate now. */
   rateLimitedNow: number;
+  /** Replies to `conn.request()` that came after their request gave up (timeout, abort): dropped, never handed to another. */
+  lateReplies: number;
 }
 
 /** Events of {@link PulsarServer}, with their arguments. */

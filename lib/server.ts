@@ -7,8 +7,11 @@ import { EventEmitter } from 'eventemitter3';
 import { AcceptPath } from './accept/handshakes.js';
 import { AdmissionGate } from './admission/gate.js';
 import { channels, type BackpressureMessage, type ClientErrorMessage, type ConnectionMessage, type DisconnectMessage, type RateLimitedMessage, type RefusedMessage } from './channels.js';
-import { Connection } from './connection/connection.js';
-import { kFeed, kFlushed, kRecount, kRefuse, kSendEncoded, kShutdown, kStart, type ConnectionOwner, type DisconnectReason } from './connection/owner.js';
+import { Connection, type ConnectionData } from './connection/connection.js';
+import { framePayload } from './payload.js';
+import { EnvelopeKind } from './messages/envelope.js';
+import { encodeMessage } from './messages/session.js';
+import { kFeed, kFlushed, kReceiveMessage, kRecount, kRefuse, kSendEncoded, kShutdown, kStart, type ConnectionOwner, type DisconnectReason } from './connection/owner.js';
 import { DeadlineSweep } from './deadlines.js';
 import { aboutClient, PulsarError } from './errors.js';
 import { Fleet } from './fleet/fleet.js';
@@ -17,7 +20,7 @@ import { hostPort, messageOf } from './format.js';
 import type { Readiness } from './health.js';
 import { heartbeatHostFor } from './heartbeat.js';
 import { MemoryBudget } from './memory-budget.js';
-import { echo, resolveServerOptions, withTlsDefaults, type PulsarServerOptions, type ResolvedServerOptions } from './options.js';
+import { echo, resolveServerOptions, withTlsDefaults, type FrameHandler, type PulsarServerOptions, type ResolvedServerOptions } from './options.js';
 import type { ProxiedAddress, ProxyInfo } from './proxy.js';
 import { ReadonlyMapView } from './readonly-map.js';
 import { RegistryDriver } from './registry/driver.js';
@@ -27,6 +30,11 @@ import { emitError } from './unhandled-error.js';
 import { clearStaleSocket } from './unix-socket.js';
 
 const debug = createDebug('pulsar:lifecycle:server');
+
+/** The frame handler of a server with `messages`: each frame goes to its connection's message layer. */
+function receiveMessage(frame: Buffer, conn: Connection): unknown {
+  return conn[kReceiveMessage](frame);
+}
 
 export type { Report } from './registry/driver.js';
 export type { CloseResult, ListenAddress, PulsarServerEvents, ServerStats } from './server-types.js';
@@ -50,7 +58,7 @@ type ServerState = 'idle' | 'starting' | 'listening' | 'closing' | 'closed';
  * await server.close();
  * ```
  */
-export class PulsarServer extends EventEmitter<PulsarServerEvents> {
+export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = ConnectionData> extends EventEmitter<PulsarServerEvents> {
   /** The options in force, defaults applied. */
   readonly options: ResolvedServerOptions;
   readonly #net: net.Server;
@@ -90,7 +98,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
    * @param options see {@link PulsarServerOptions}
    * @throws {PulsarError} `ERR_INVALID_OPTION` naming the first bad option
    */
-  constructor(options?: PulsarServerOptions) {
+  constructor(options?: PulsarServerOptions<M, S, D>) {
     super();
     this.options = resolveServerOptions(options);
     this.#tlsSource = typeof options?.tls === 'function' ? options.tls : null;
@@ -118,8 +126,10 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
       },
     });
     const serverError = (error: PulsarError): void => this.#serverError(error);
+    const { messages } = this.options;
     this.#fleet = new Fleet({
       instanceId, codec, relay, connections: this.#connectionsView,
+      payloadOf: messages === null ? framePayload : (value) => encodeMessage(messages, EnvelopeKind.message, 0, value),
       dropped: () => this.#totals.framesDropped++,
       error: serverError,
     });
@@ -165,7 +175,7 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
    * that is not in the fleet (or any other instance without a relay); `ERR_RELAY` when the store cannot
    * be reached; `ERR_FRAME_TOO_LARGE` and `ERR_INVALID_PAYLOAD` as `send()`
    */
-  sendTo(globalId: string, payload: Uint8Array | string): Promise<boolean> {
+  sendTo(globalId: string, payload: unknown): Promise<boolean> {
     return this.#fleet.sendTo(globalId, payload);
   }
 
@@ -369,11 +379,13 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
   }
 
   #createOwner(): ConnectionOwner {
-    const { codec, highWaterMark, shutdownTimeout, handler, maxPendingOutput, instanceId, rateLimit, onRateLimit } = this.options;
+    const { codec, highWaterMark, shutdownTimeout, handler, maxPendingOutput, instanceId, rateLimit, onRateLimit, messages } = this.options;
     const echoing = handler === echo;
+    // With messages, every frame goes to its connection's message layer, which calls the handler.
+    const handleFrame = messages === null ? (handler as FrameHandler) : receiveMessage;
     const emitThenHandle = (frame: Buffer, conn: Connection): unknown => {
       this.emit('frame', frame, conn);
-      return handler(frame, conn);
+      return handleFrame(frame, conn);
     };
     return {
       instanceId,
@@ -385,7 +397,10 @@ export class PulsarServer extends EventEmitter<PulsarServerEvents> {
       onRateLimit,
       onRateLimited: (conn, kind, action) => this.#rateLimited(conn, kind, action),
       echoInBulk: () => echoing && this.listenerCount('frame') === 0,
-      frameHandler: () => (this.listenerCount('frame') === 0 ? handler : emitThenHandle),
+      frameHandler: () => (this.listenerCount('frame') === 0 ? handleFrame : emitThenHandle),
+      messages,
+      handleMessage: handler,
+      onLateReply: () => this.#totals.lateReplies++,
       onClientError: (error, conn) => this.#clientError(error, conn),
       onFlowChange: (conn, paused) => {
         if (paused) this.emit('backpressure', conn);

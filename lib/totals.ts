@@ -14,6 +14,8 @@ export class ServerTotals {
   framesDropped = 0;
   /** Rate limits met. */
   rateLimited = 0;
+  /** Replies to `conn.request()` that came after the request gave up, dropped. */
+  lateReplies = 0;
   #framesIn = 0;
   #framesOut = 0;
   #bytesIn = 0;
@@ -31,7 +33,7 @@ export class ServerTotals {
   sum(live: Iterable<Connection>, open: number, bufferedBytes: number): ServerStats {
     const stats: ServerStats = {
       connections: open, accepted: this.accepted, heartbeats: this.heartbeats, framesDropped: this.framesDropped,
-      rateLimited: this.rateLimited, framesIn: this.#framesIn, framesOut: this.#framesOut, bytesIn: this.#bytesIn,
+      rateLimited: this.rateLimited, lateReplies: this.lateReplies, framesIn: this.#framesIn, framesOut: this.#framesOut, bytesIn: this.#bytesIn,
       bytesOut: this.#bytesOut, bufferedBytes, paused: 0, rateLimitedNow: 0,
     };
     for (const conn of live) {

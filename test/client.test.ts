@@ -106,7 +106,7 @@ describe('PulsarClient', () => {
   });
 
   describe('errors', () => {
-    it('times a request out with ERR_REQUEST_TIMEOUT, and drops its late answer so the next request gets its own', async () => {
+    it('times a request out with ERR_REQUEST_TIMEOUT, fails the others waiting and reconnects, so that no request gets another\'s answer', async () => {
       // Answers in order, 'slow' after 200 ms: what a strictly in-order server does under a slow request.
       let answered: Promise<unknown> = Promise.resolve();
       const { port } = await startServer({
@@ -119,9 +119,23 @@ describe('PulsarClient', () => {
         },
       });
       const client = await connect(port);
-      const error = await rejection(client.request('slow', { timeout: 50 }));
-      expect(error.code).to.equal('ERR_REQUEST_TIMEOUT');
+      const slow = client.request('slow', { timeout: 50 });
+      const queued = client.request('queued behind it', { timeout: 5000 });
+      const reconnected = next(client, 'reconnect');
+      expect((await rejection(slow)).code).to.equal('ERR_REQUEST_TIMEOUT');
+      const reset = await rejection(queued);
+      expect(reset.code).to.equal('ERR_CONNECTION_CLOSED');
+      expect(reset.message).to.match(/an earlier request gave up \(ERR_REQUEST_TIMEOUT\)/);
+      await reconnected; // without the reconnect option too: the reset opens a new connection at once
       expect(String(await client.request('next'))).to.equal('next');
+      expect(String(await client.request('and the next'))).to.equal('and the next');
+    });
+
+    it('refuses a request equal to the heartbeat payload, whose answer could not be told from a heartbeat', async () => {
+      const { port } = await startServer();
+      const client = await connect(port);
+      expect((await rejection(client.request('HEARTBEAT'))).code).to.equal('ERR_INVALID_PAYLOAD');
+      expect(String(await client.request('ping'))).to.equal('ping');
     });
 
     it('rejects pending requests with ERR_CONNECTION_CLOSED when the connection is lost', async () => {
@@ -152,7 +166,7 @@ describe('PulsarClient', () => {
       expect(() => new PulsarClient({ silenceTimeout: -1 })).to.throw(/silenceTimeout/);
       expect(() => new PulsarClient({ reconnect: { maxAttempts: 0 } })).to.throw(/reconnect\.maxAttempts/);
       // Node fires timers of 2^31 ms or more at once: such a timeout is refused, not turned into 1 ms.
-      expect(() => new PulsarClient({ requestTimeout: 2 ** 31 })).to.throw(/requestTimeout must be an integer from 1 to 2147483647/);
+      expect(() => new PulsarClient({ requestTimeout: 2 ** 31 })).to.throw(/requestTimeout must be an integer from 0 to 2147483647/);
       expect(() => new PulsarClient({ connectTimeout: 2 ** 31 })).to.throw(/connectTimeout/);
     });
 

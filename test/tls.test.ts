@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import net from 'node:net';
 import { Duplex } from 'node:stream';
 import tls from 'node:tls';
-import { IdleHeartbeat, PulsarClient, type PulsarError } from '../lib/index.js';
+import { IdleHeartbeat, PulsarClient, type PulsarClientOptions, type PulsarError } from '../lib/index.js';
 import { Cli } from './cli-process.js';
 import { TestClient, clientErrors, frame, nextEvent, onCleanup, startServer, when, within, selfSigned } from './helpers.js';
 
@@ -24,7 +24,7 @@ before(function () {
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 /** A PulsarClient over TLS trusting the test certificate; closed after the test. */
-async function tlsClient(port: number, options: ConstructorParameters<typeof PulsarClient>[0] = {}): Promise<PulsarClient> {
+async function tlsClient(port: number, options: PulsarClientOptions = {}): Promise<PulsarClient> {
   const client = new PulsarClient({ port, tls: { ca: cert }, ...options });
   onCleanup(() => client.close());
   await client.connect();

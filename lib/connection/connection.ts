@@ -3,13 +3,17 @@ import createDebug from 'debug';
 import { frameTooLarge } from '../codecs/types.js';
 import { PulsarError } from '../errors.js';
 import { hostPort } from '../format.js';
+import { framePayload } from '../payload.js';
 import type { HeartbeatPeer } from '../heartbeat.js';
 import type { ProxiedAddress, ProxyInfo } from '../proxy.js';
 import { ReadThrottle } from '../rate/throttle.js';
+import type { MessageSession } from '../messages/session.js';
+import type { RequestOptions } from '../messages/settings.js';
 import { ConnectionInput } from './input.js';
+import { connectionSession } from './messages.js';
 import { ConnectionOutput } from './output.js';
 import {
-  kFeed, kFlushed, kQueueEncoded, kRecount, kRefuse, kSendEncoded, kShutdown, kStart,
+  kCloseForError, kFeed, kFlushed, kQueueEncoded, kReceiveMessage, kRecount, kRefuse, kSendEncoded, kSendPayload, kShutdown, kStart,
   type ConnectionOwner, type ConnectionState, type DisconnectReason,
 } from './owner.js';
 import { proxySnapshot, type ConnectionSnapshot } from './snapshot.js';
@@ -23,17 +27,13 @@ type OwnedSocket = Socket & { [kConnection]: Connection };
 
 function ignoreError(): void {}
 
-/** A payload `send()` can write: a `Uint8Array` (a `Buffer` among them); anything else is a programming error. */
-function checkPayload(payload: unknown): Uint8Array {
-  if (payload instanceof Uint8Array) return payload;
-  const type = payload === null ? 'null' : typeof payload;
-  throw new PulsarError('ERR_INVALID_PAYLOAD', `send() takes a string or a Uint8Array, got ${type}`);
-}
-
 /** Where a socket is connected from, as the socket itself says. */
 export function peerOf(socket: Socket): ProxiedAddress {
   return { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, family: socket.remoteFamily === 'IPv6' ? 'IPv6' : 'IPv4' };
 }
+
+/** The default type of {@link Connection.data}: any application state, by name. */
+export type ConnectionData = Record<string, unknown>;
 
 /**
  * One accepted client. Created by {@link PulsarServer}; handed to handlers and events.
@@ -41,8 +41,10 @@ export function peerOf(socket: Socket): ProxiedAddress {
  * Frames given to handlers are views into the received bytes, not copies. They stay valid, but share
  * their read chunk with its other frames and keep all of it in memory: copy one (`Buffer.from(frame)`)
  * to modify it or to hold it for long.
+ *
+ * @typeParam D the type of {@link data}, the application's state for this connection
  */
-export class Connection implements HeartbeatPeer {
+export class Connection<D extends ConnectionData = ConnectionData> implements HeartbeatPeer {
   /** Server-unique id, counting from 1. */
   readonly id: number;
   /**
@@ -65,8 +67,15 @@ export class Connection implements HeartbeatPeer {
    * the address the client connected to and the v2 extensions (TLVs); `null` without a header.
    */
   readonly proxy: ProxyInfo | null;
+  /**
+   * The application's state for this connection (who it is, what it subscribed to…), initially `{}`;
+   * type it through the handler's parameter (`(msg, conn: Connection<{ user?: string }>) => …`).
+   */
+  data: D = {} as D;
 
   readonly #owner: ConnectionOwner;
+  /** The message layer, or `null` for frames. */
+  readonly #session: MessageSession | null;
   readonly #input: ConnectionInput;
   readonly #output: ConnectionOutput;
   /** The connection's read rate, or `null` without `rateLimit`. */
@@ -101,6 +110,7 @@ export class Connection implements HeartbeatPeer {
       fail,
     });
     this.#throttle = owner.rateLimit === null ? null : this.#createThrottle(owner);
+    this.#session = owner.messages === null ? null : connectionSession(this, owner, (payload) => this.#sendPayload(payload));
     this.#input = new ConnectionInput(this, owner, this.#output, {
       alive: () => this.#state !== 'closed',
       settled: () => {
@@ -129,11 +139,8 @@ export class Connection implements HeartbeatPeer {
         this.#resumeReading();
       },
       close: (kind, limit) => {
-        const error = new PulsarError('ERR_RATE_LIMITED', `${this}: over its rate limit (${limit}): closed after answering what was read`);
         owner.onRateLimited(this, kind, 'close');
-        owner.onClientError(error, this);
-        this.#error = error;
-        this.#beginClose('error');
+        this[kCloseForError](new PulsarError('ERR_RATE_LIMITED', `${this}: over its rate limit (${limit}): closed after answering what was read`));
       },
     }, this.connectedAt);
   }
@@ -210,9 +217,11 @@ export class Connection implements HeartbeatPeer {
   }
 
   /**
-   * Encodes `payload` with the server's codec and writes it. Sent from a handler, it leaves with the
-   * other answers to the same read in one write, once the handler returns. Like `socket.write()`, it
-   * may keep a reference to a large payload until it is written: do not modify it afterwards.
+   * Encodes `payload` with the server's codec and writes it: a string or a `Uint8Array`, or with
+   * `messages` any value the message codec encodes (one message per frame). Sent from a handler, it
+   * leaves with the other answers to the same read in one write, once the handler returns. Like
+   * `socket.write()`, it may keep a reference to a large payload until it is written: do not modify it
+   * afterwards.
    *
    * Sending to a connection that can no longer be written (closed, destroyed, lost, or lingering after
    * our FIN) is not an error, as with `ws` and `net.Socket#write`: nothing is written, the frame is
@@ -221,12 +230,44 @@ export class Connection implements HeartbeatPeer {
    * @returns `false` when the socket is backpressured (its buffer is full: wait for the server's
    * `drain` event or the socket's before sending much more), or when the frame was dropped
    * @throws {PulsarError} only for programming errors: `ERR_FRAME_TOO_LARGE` for a payload over the
-   * codec's limit, `ERR_INVALID_PAYLOAD` for one that is neither a string nor a `Uint8Array`
+   * codec's limit, `ERR_INVALID_PAYLOAD` for one that is neither a string nor a `Uint8Array` (or, with
+   * `messages`, a value its codec cannot encode)
    */
-  send(payload: Uint8Array | string): boolean {
-    const bytes = typeof payload === 'string' ? Buffer.from(payload) : checkPayload(payload);
+  send(payload: unknown): boolean {
+    const session = this.#session;
+    return this.#sendPayload(session !== null ? session.encode(payload) : framePayload(payload));
+  }
+
+  /** @internal Sends one frame's payload as it is (a message already encoded, with its envelope). */
+  [kSendPayload](bytes: Uint8Array): boolean {
+    return this.#sendPayload(bytes);
+  }
+
+  #sendPayload(bytes: Uint8Array): boolean {
     if (!this.writable) return this.#drop(bytes.length);
     return this.#output.send(bytes);
+  }
+
+  /**
+   * Sends a request to the client (`rpc: true` on both ends) and resolves with its reply, matched by
+   * id, whatever order replies come in. The client's `handler` answers it.
+   * @throws {PulsarError} (rejects) `ERR_REQUEST_TIMEOUT` after `timeout` (the server's
+   * `requestTimeout`, 30 s by default); `ERR_ABORTED` when `signal` aborts; `ERR_CONNECTION_CLOSED`
+   * when the connection is closing or closes first; `ERR_REMOTE` (a `RemoteError`) for an error reply;
+   * `ERR_RPC_DISABLED` on a server without `rpc`
+   */
+  request<R = unknown>(message: unknown, options?: RequestOptions): Promise<R> {
+    const session = this.#session;
+    if (session === null || !this.#owner.messages!.rpc) {
+      return Promise.reject(new PulsarError('ERR_RPC_DISABLED', 'conn.request() needs rpc: true (and messages) on the server'));
+    }
+    if (this.#state !== 'open') return Promise.reject(new PulsarError('ERR_CONNECTION_CLOSED', `${this}: cannot send a request: the connection is ${this.#state}`));
+    return session.request(message, options) as Promise<R>;
+  }
+
+  /** Replies to {@link request}s that came after the request had given up (timeout, abort): dropped, counted. */
+  get lateReplies(): number {
+    return this.#session?.lateReplies ?? 0;
   }
 
   /** @internal Sends one frame already encoded with the server's codec (the heartbeat, encoded once for all). */
@@ -341,6 +382,19 @@ export class Connection implements HeartbeatPeer {
     this.#beginClose('shutdown');
   }
 
+  /** @internal Reports a client error, then closes gracefully (answering what was read); the disconnect carries it. */
+  [kCloseForError](error: PulsarError): void {
+    if (this.#state !== 'open') return;
+    this.#owner.onClientError(error, this);
+    this.#error = error;
+    this.#beginClose('error');
+  }
+
+  /** @internal Hands an inbound frame to the message layer (the server's frame handler with `messages`). */
+  [kReceiveMessage](frame: Buffer): unknown {
+    return this.#session!.receive(frame);
+  }
+
   static #socketOnData(this: OwnedSocket, chunk: Buffer): void {
     this[kConnection].#receive(chunk);
   }
@@ -439,6 +493,7 @@ export class Connection implements HeartbeatPeer {
   #leave(): void {
     if (this.#left) return;
     this.#left = true;
+    this.#session?.close(); // no reply can come any more: pending requests fail now
     this.#owner.onUnwritable(this);
   }
 

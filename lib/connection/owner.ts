@@ -1,5 +1,6 @@
 import type { FrameCodec } from '../codecs/types.js';
 import type { PulsarError } from '../errors.js';
+import type { MessageContext, MessageSettings } from '../messages/settings.js';
 import type { RateLimitAction, RateLimitKind, RateLimitOptions } from '../rate/read-limiter.js';
 import type { Connection } from './connection.js';
 
@@ -50,6 +51,12 @@ export interface ConnectionOwner {
    * delays a graceful close until it settles.
    */
   frameHandler(): (frame: Buffer, conn: Connection) => unknown;
+  /** The message layer (`messages`, `rpc`), or `null` when the connection carries frames. */
+  readonly messages: MessageSettings | null;
+  /** Hands a decoded message (or request: `ctx.requestId`) to the handler: what it returns answers a request. */
+  handleMessage(message: unknown, conn: Connection, ctx: MessageContext): unknown;
+  /** A reply came after its request (sent by `conn.request()`) gave up, and was dropped. */
+  onLateReply(conn: Connection): void;
   /** Reports a problem with this connection. */
   onClientError(error: PulsarError, conn: Connection): void;
   /** Reading paused (`true`) or resumed (`false`) for backpressure. */
@@ -85,3 +92,9 @@ export const kQueueEncoded = Symbol('pulsar.queueEncoded');
 export const kRecount = Symbol('pulsar.recount');
 /** @internal True once every byte sent was handed to the kernel and our FIN queued. */
 export const kFlushed = Symbol('pulsar.flushed');
+/** @internal Sends one frame's payload as it is, a message already encoded (`sendTo`). */
+export const kSendPayload = Symbol('pulsar.sendPayload');
+/** @internal Hands an inbound frame to the connection's message layer. */
+export const kReceiveMessage = Symbol('pulsar.receiveMessage');
+/** @internal Closes gracefully after a client error (answering what was read), the disconnect carrying it. */
+export const kCloseForError = Symbol('pulsar.closeForError');

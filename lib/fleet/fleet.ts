@@ -1,6 +1,7 @@
 import createDebug from 'debug';
 import type { FrameCodec } from '../codecs/types.js';
 import type { Connection } from '../connection/connection.js';
+import { kSendPayload } from '../connection/owner.js';
 import { PulsarError } from '../errors.js';
 import { messageOf } from '../format.js';
 import { ConnectionGroup } from './groups.js';
@@ -14,6 +15,8 @@ export interface FleetHost {
   readonly instanceId: string;
   /** The server's codec: broadcasts are encoded once with it. */
   readonly codec: FrameCodec;
+  /** A frame's payload from what a broadcast or `sendTo` was given (with `messages`, the message encoded). */
+  payloadOf(value: unknown): Uint8Array;
   /** Cross-instance delivery, or `null` for a server alone. */
   readonly relay: Relay | null;
   /** The connections that can be written, by id. */
@@ -76,6 +79,7 @@ export class Fleet {
     const existing = this.#groups.get(name)?.deref();
     if (existing !== undefined) return existing;
     const group = new ConnectionGroup(name, {
+      payloadOf: (value) => this.#host.payloadOf(value),
       encode: (payload) => this.#host.codec.encode(payload),
       relay: (groupName, payload) => this.#publish({ kind: 'group', group: groupName, origin: this.#host.instanceId, payload }),
     });
@@ -96,12 +100,13 @@ export class Fleet {
   }
 
   /** See `PulsarServer#sendTo()`. */
-  async sendTo(globalId: string, payload: Uint8Array | string): Promise<boolean> {
+  async sendTo(globalId: string, payload: unknown): Promise<boolean> {
     const slash = globalId.lastIndexOf('/');
     const instance = globalId.slice(0, slash);
     const id = Number(globalId.slice(slash + 1));
     if (slash <= 0 || !Number.isSafeInteger(id)) throw new PulsarError('ERR_NO_SUCH_CONNECTION', `'${globalId}' is not a connection id (instance/id)`);
-    const bytes = typeof payload === 'string' ? Buffer.from(payload) : Buffer.from(payload.buffer, payload.byteOffset, payload.length);
+    const encoded = this.#host.payloadOf(payload);
+    const bytes = Buffer.from(encoded.buffer, encoded.byteOffset, encoded.length);
     if (instance === this.#host.instanceId) return this.#sendHere(id, bytes);
     const { relay, codec } = this.#host;
     if (relay === null) throw new PulsarError('ERR_NO_SUCH_CONNECTION', `connection ${globalId} is on instance ${instance}, and this server has no relay`);
@@ -113,7 +118,7 @@ export class Fleet {
   /** Sends to a connection of this instance by id; one that is gone gets nothing, counted as dropped. */
   #sendHere(id: number, payload: Buffer): boolean {
     const conn = this.#host.connections.get(id);
-    if (conn !== undefined) return conn.send(payload);
+    if (conn !== undefined) return conn[kSendPayload](payload);
     const { codec } = this.#host;
     if (payload.length > codec.maxFrameLength) codec.encode(payload); // throws ERR_FRAME_TOO_LARGE, as send() would
     debug('frame for connection %d dropped: it is not open here', id);

@@ -3,6 +3,8 @@ import { kQueueEncoded } from '../connection/owner.js';
 
 /** What a group needs from its server. */
 export interface GroupHost {
+  /** A frame's payload from what a broadcast was given (with `messages`, the message encoded). */
+  payloadOf(value: unknown): Uint8Array;
   /** Encodes a payload once, with the server's codec, for every member. */
   encode(payload: Uint8Array): Buffer;
   /** Hands a broadcast to the other instances of a fleet, if the registry relays (see `Registry.relay`). */
@@ -68,11 +70,12 @@ export class ConnectionGroup implements Iterable<Connection> {
    * is closed by the slow-consumer limits (`maxPendingOutput`, `writeTimeout`), never buffered without
    * bound. Members leave the group the moment they can no longer be written. With a relaying registry (`RedisRegistry`),
    * the members on the other instances get it too.
+   * @param payload a string or a `Uint8Array`; with `messages`, any value the message codec encodes
    * @param options `except`: a connection not to send it to (the sender, in a chat)
    * @returns how many members on this instance it was queued for
    */
-  broadcast(payload: Uint8Array | string, options: { except?: Connection } = {}): number {
-    const bytes = typeof payload === 'string' ? Buffer.from(payload) : payload;
+  broadcast(payload: unknown, options: { except?: Connection } = {}): number {
+    const bytes = this.#host.payloadOf(payload);
     const sent = this.deliver(this.#host.encode(bytes), options.except);
     this.#host.relay(this.name, Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length));
     return sent;

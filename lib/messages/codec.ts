@@ -1,6 +1,6 @@
 import { PulsarError } from '../errors.js';
 import { checkKnownOptions, invalidOption } from '../validate.js';
-import type { SchemaOutput, StandardSchemaV1 } from './schema.js';
+import { isStandardSchema, type SchemaOutput, type StandardSchemaV1 } from './schema.js';
 
 /**
  * How messages travel in frames, one message per frame: `encode` makes a frame's payload of a value,
@@ -34,7 +34,7 @@ export interface JsonOptions<S extends StandardSchemaV1 | undefined> {
 export function json<S extends StandardSchemaV1 | undefined = undefined>(options: JsonOptions<S> = {}): MessageCodec<S extends StandardSchemaV1 ? SchemaOutput<S> : unknown> {
   checkKnownOptions('json', options, { schema: true });
   const { schema } = options;
-  if (schema !== undefined && typeof (schema as StandardSchemaV1)['~standard']?.validate !== 'function') {
+  if (schema !== undefined && !isStandardSchema(schema)) {
     throw invalidOption('json', 'schema', 'must be a Standard Schema (zod, valibot, arktype…)', schema);
   }
   return {

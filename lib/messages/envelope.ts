@@ -32,11 +32,12 @@ export function idLength(id: number): number {
 
 /**
  * The frame for `kind`, `id` and an encoded `body`: the kind byte, then (kinds 1–4) the id as an unsigned
- * LEB128 varint, then the body. One allocation.
+ * LEB128 varint, then the body (a string is written as UTF-8). One allocation.
  */
-export function encodeEnvelope(kind: EnvelopeKind, id: number, body: Uint8Array): Buffer {
+export function encodeEnvelope(kind: EnvelopeKind, id: number, body: Uint8Array | string): Buffer {
   const head = kind === EnvelopeKind.message ? 1 : 1 + idLength(id);
-  const frame = Buffer.allocUnsafe(head + body.length);
+  const bodyLength = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
+  const frame = Buffer.allocUnsafe(head + bodyLength);
   frame[0] = kind;
   if (kind !== EnvelopeKind.message) {
     let offset = 1;
@@ -47,7 +48,8 @@ export function encodeEnvelope(kind: EnvelopeKind, id: number, body: Uint8Array)
     }
     frame[offset] = rest;
   }
-  frame.set(body, head);
+  if (typeof body === 'string') frame.write(body, head, bodyLength, 'utf8');
+  else frame.set(body, head);
   return frame;
 }
 

@@ -31,6 +31,11 @@ export interface StandardIssue {
   readonly path?: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }> | undefined;
 }
 
+/** Whether `value` is a Standard Schema (has `~standard.validate`). */
+export function isStandardSchema(value: unknown): value is StandardSchemaV1 {
+  return typeof (value as StandardSchemaV1 | null | undefined)?.['~standard']?.validate === 'function';
+}
+
 /** The output type of a Standard Schema. */
 export type SchemaOutput<S> = S extends StandardSchemaV1<unknown, infer O> ? O : unknown;
 

@@ -34,6 +34,7 @@ const TOTALS: ReadonlyArray<{ name: string; help: string; figure: keyof ServerSt
   { name: 'pulsar_sent_bytes_total', help: 'Bytes sent, frame headers and heartbeats included.', figure: 'bytesOut' },
   { name: 'pulsar_heartbeats_sent_total', help: 'Heartbeat frames sent.', figure: 'heartbeats' },
   { name: 'pulsar_frames_dropped_total', help: 'Frames offered to connections that could no longer be written, and dropped.', figure: 'framesDropped' },
+  { name: 'pulsar_late_replies_total', help: 'Replies to server requests that came after the request gave up, dropped.', figure: 'lateReplies' },
 ];
 
 const GAUGES: ReadonlyArray<{ name: string; help: string; figure: keyof ServerStats }> = [

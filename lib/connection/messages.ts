@@ -1,0 +1,27 @@
+import { MessageSession } from '../messages/session.js';
+import type { Connection } from './connection.js';
+import { kCloseForError, type ConnectionOwner } from './owner.js';
+
+/**
+ * The message layer of a server's connection: its session writes through `write` (the connection's
+ * output, batched with the other answers to the same read), hands messages and requests to the server's
+ * handler, and reports bad input as the connection's client errors (closing it with `onInvalid: 'close'`).
+ */
+export function connectionSession(conn: Connection, owner: ConnectionOwner, write: (payload: Uint8Array) => void): MessageSession {
+  const settings = owner.messages!;
+  const handle = (message: unknown, ctx: Parameters<ConnectionOwner['handleMessage']>[2]): unknown => owner.handleMessage(message, conn, ctx);
+  return new MessageSession(settings, {
+    get peer() {
+      return String(conn);
+    },
+    write,
+    message: handle,
+    answer: handle,
+    invalid: (error) => {
+      if (settings.onInvalid === 'close') conn[kCloseForError](error);
+      else owner.onClientError(error, conn);
+    },
+    handlerFailed: (error) => owner.onClientError(error, conn),
+    lateReply: () => owner.onLateReply(conn),
+  });
+}

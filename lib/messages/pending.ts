@@ -1,0 +1,131 @@
+import { PulsarError } from '../errors.js';
+import { MAX_REQUEST_ID } from './envelope.js';
+
+/** A request sent and not answered yet. */
+interface Pending {
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+  /** Epoch ms when it times out; `Infinity` for never. */
+  deadline: number;
+  /** Its timeout, in ms, for the error. */
+  timeout: number;
+  /** The caller's signal, and the listener to take off it once settled. */
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+/** What the table needs from its session. */
+export interface PendingHost {
+  /** Tells the other side that request `id` was given up. */
+  cancel(id: number): void;
+  /** Names the other side, for errors. */
+  readonly peer: string;
+}
+
+/**
+ * The requests one side has sent and waits on, by id: ids are given in order, so an id below the next
+ * one that is not waited on belongs to a request that gave up (its late reply is dropped and counted).
+ * Timeouts share one unref'd timer per table, set for the earliest deadline (no timer per request).
+ */
+export class PendingRequests {
+  readonly #host: PendingHost;
+  readonly #waiting = new Map<number, Pending>();
+  #nextId = 1;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the timer fires; `Infinity` when it is not set. */
+  #timerAt = Infinity;
+  /** Replies that came after their request gave up, dropped. */
+  late = 0;
+
+  /** @param host the session */
+  constructor(host: PendingHost) {
+    this.#host = host;
+  }
+
+  /** Requests waiting for their reply. */
+  get size(): number {
+    return this.#waiting.size;
+  }
+
+  /** The id for the next request (wrapping after {@link MAX_REQUEST_ID}, far beyond any in flight). */
+  nextId(): number {
+    const id = this.#nextId;
+    this.#nextId = id === MAX_REQUEST_ID ? 1 : id + 1;
+    return id;
+  }
+
+  /**
+   * Waits for the reply to request `id`, for `timeout` ms (`0`: no limit), or until `signal` aborts.
+   * @returns a promise of the reply's body, as {@link settle} gives it
+   */
+  wait(id: number, timeout: number, signal: AbortSignal | undefined): Promise<unknown> {
+    return new Promise<unknown>((resolve, reject) => {
+      const deadline = timeout === 0 ? Infinity : Date.now() + timeout;
+      const pending: Pending = { resolve, reject, deadline, timeout, signal, onAbort: undefined };
+      if (signal !== undefined) {
+        pending.onAbort = () => this.#giveUp(id, new PulsarError('ERR_ABORTED', `request ${id} to ${this.#host.peer} aborted`, { cause: signal.reason }));
+        signal.addEventListener('abort', pending.onAbort, { once: true });
+      }
+      this.#waiting.set(id, pending);
+      if (deadline < this.#timerAt) this.#arm(deadline);
+    });
+  }
+
+  /**
+   * The reply (or error reply) to request `id` came: what to settle, or `'late'` for a request that gave
+   * up (the reply is dropped and counted), or `'unknown'` for an id never given (a broken peer).
+   */
+  take(id: number): Pick<Pending, 'resolve' | 'reject'> | 'late' | 'unknown' {
+    const pending = this.#waiting.get(id);
+    if (pending === undefined) {
+      if (id >= this.#nextId) return 'unknown';
+      this.late++;
+      return 'late';
+    }
+    this.#forget(id, pending);
+    return pending;
+  }
+
+  /** Rejects every request waiting with `error` (the connection is gone), at once. */
+  failAll(error: () => Error): void {
+    for (const [id, pending] of this.#waiting) {
+      this.#forget(id, pending);
+      pending.reject(error());
+    }
+    clearTimeout(this.#timer);
+    this.#timerAt = Infinity;
+  }
+
+  /** The request gives up (timeout, abort): rejected, and the other side told. */
+  #giveUp(id: number, error: Error): void {
+    const pending = this.#waiting.get(id);
+    if (pending === undefined) return;
+    this.#forget(id, pending);
+    pending.reject(error);
+    this.#host.cancel(id);
+  }
+
+  #forget(id: number, pending: Pending): void {
+    this.#waiting.delete(id);
+    if (pending.onAbort !== undefined) pending.signal!.removeEventListener('abort', pending.onAbort);
+  }
+
+  #arm(at: number): void {
+    clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = setTimeout(() => this.#sweep(), Math.max(0, at - Date.now()));
+    this.#timer.unref(); // the socket keeps the process alive while requests can be answered, not the timer
+  }
+
+  /** Times out every request past its deadline, then sets the timer for the earliest left. */
+  #sweep(): void {
+    this.#timerAt = Infinity;
+    const now = Date.now();
+    let earliest = Infinity;
+    for (const [id, { deadline, timeout }] of this.#waiting) {
+      if (deadline <= now) this.#giveUp(id, new PulsarError('ERR_REQUEST_TIMEOUT', `no reply to request ${id} from ${this.#host.peer} in ${timeout} ms`));
+      else if (deadline < earliest) earliest = deadline;
+    }
+    if (earliest !== Infinity) this.#arm(earliest);
+  }
+}
