@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import net from 'node:net';
 import type { EventEmitter } from 'eventemitter3';
-import { PulsarServer, type PulsarError, type PulsarServerEvents, type PulsarServerOptions } from '../lib/index.js';
+import { PulsarServer, type ConnectionData, type PulsarError, type PulsarServerEvents, type PulsarServerOptions } from '../lib/index.js';
 
 /** A 4-byte big-endian length-prefixed frame, built without the library's codec. */
 export function frame(payload: Buffer | string): Buffer {
@@ -30,8 +30,8 @@ export async function runCleanups(): Promise<void> {
 }
 
 /** Starts a server on 127.0.0.1:0 with reports and heartbeats off unless given; closed after the test. */
-export async function startServer(options: PulsarServerOptions = {}): Promise<{ server: PulsarServer; port: number }> {
-  const server = new PulsarServer({ port: 0, reportInterval: false, heartbeat: false, shutdownTimeout: 2000, ...options });
+export async function startServer<M = Buffer, S = never, D extends ConnectionData = ConnectionData>(options: PulsarServerOptions<M, S, D> = {}): Promise<{ server: PulsarServer<M, S, D>; port: number }> {
+  const server = new PulsarServer<M, S, D>({ port: 0, reportInterval: false, heartbeat: false, shutdownTimeout: 2000, ...options });
   onCleanup(() => server.close());
   const { port } = await server.listen();
   return { server, port };

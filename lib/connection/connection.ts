@@ -451,6 +451,7 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
     this.#state = 'closing';
     this.#reason = reason;
     this.socket.pause(); // read no more input
+    this.#session?.stopReading(); // so no reply to a request of ours can come
     this.#closeTimer = setTimeout(Connection.#onCloseTimeout, this.#owner.closeTimeout, this);
     debug('%s closing (%s)', this.remote, reason);
     this.#endWhenAnswered();

@@ -132,13 +132,21 @@ export class MessageSession {
   }
 
   /**
+   * Nothing more will be read (the connection is closing): every request sent fails at once with
+   * `ERR_CONNECTION_CLOSED`, and no new one is sent; the requests being answered go on. Idempotent.
+   */
+  stopReading(): void {
+    this.#closed ??= new PulsarError('ERR_CONNECTION_CLOSED', `the connection to ${this.#host.peer} is closing: no reply could be read`);
+    this.#sent?.failAll(() => new PulsarError('ERR_CONNECTION_CLOSED', `the connection to ${this.#host.peer} closed before the reply`));
+  }
+
+  /**
    * The connection is gone: every request sent fails at once with `ERR_CONNECTION_CLOSED`, and the
    * signals of the requests being answered (and of one-way messages) abort. Idempotent.
    */
   close(): void {
-    if (this.#closed !== undefined) return;
-    const closed = (this.#closed = new PulsarError('ERR_CONNECTION_CLOSED', `the connection to ${this.#host.peer} closed`));
-    this.#sent?.failAll(() => new PulsarError('ERR_CONNECTION_CLOSED', `the connection to ${this.#host.peer} closed before the reply`));
+    this.stopReading();
+    const closed = new PulsarError('ERR_CONNECTION_CLOSED', `the connection to ${this.#host.peer} closed`);
     for (const ctx of this.#answering.values()) ctx.abandon(closed);
     this.#messageContext?.abandon(closed);
   }
