@@ -17,7 +17,7 @@ import { checkTimerMs } from './validate.js';
 const debug = createDebug('pulsar:lifecycle:client');
 
 /** What a client receives: frames, or messages typed by the schema's output (the client's, else the codec's). */
-type Inbound<M, S> = [S] extends [never] ? M : S;
+export type Inbound<M, S> = [S] extends [never] ? M : S;
 
 /**
  * Events of {@link PulsarClient}.

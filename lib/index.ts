@@ -2,7 +2,7 @@ export { PulsarServer } from './server.js';
 export type { CloseResult, ListenAddress, PulsarServerEvents, Report, ServerStats } from './server.js';
 export type { AdmitHook, FrameHandler, HandlerFor, MessageHandler, PulsarServerOptions, ResolvedServerOptions } from './options.js';
 export { PulsarClient } from './client.js';
-export type { ClientState, PulsarClientEvents } from './client.js';
+export type { ClientState, Inbound, PulsarClientEvents } from './client.js';
 export type { ClientRequestHandler, PulsarClientOptions, ReconnectOptions, ResolvedClientOptions } from './client-options.js';
 export { Connection } from './connection/connection.js';
 export type { ConnectionData } from './connection/connection.js';

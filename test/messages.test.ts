@@ -1,18 +1,21 @@
 // Messages and requests (docs/messages.md, docs/protocol.md) over real sockets: PulsarServer and
 // PulsarClient with `messages` and `rpc`, a raw socket speaking the envelope byte by byte, zod and valibot
 // schemas, msgpack against another MessagePack library. Every wait is on an event or a promise, bounded.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { EventEmitter } from 'node:events';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decode as otherDecode, encode as otherEncode } from '@msgpack/msgpack';
 import { expect } from 'chai';
 import * as v from 'valibot';
 import { z } from 'zod';
 import {
-  EnvelopeKind, InvalidMessageError, PulsarClient, PulsarError, PulsarServer, RemoteError, decodeEnvelope, encodeEnvelope, json,
+  EnvelopeKind, IdleHeartbeat, InvalidMessageError, PulsarClient, PulsarError, PulsarServer, RemoteError, decodeEnvelope, encodeEnvelope, json,
   type Connection, type PulsarClientOptions,
 } from '../lib/index.js';
 import { msgpack } from '../lib/messages/msgpack.js';
-import { clientErrors, eventually, nextEvent, onCleanup, startServer, TestClient, when } from './helpers.js';
+import { clientErrors, eventually, nextEvent, onCleanup, ROOT, startServer, TestClient, when } from './helpers.js';
 
 /** A connected client, closed after the test. */
 async function connect<M = Buffer, S = never>(port: number, options: PulsarClientOptions<M, S> = {}): Promise<PulsarClient<M, S>> {
@@ -486,6 +489,44 @@ describe('messages and requests', () => {
       const { port } = await startServer({ messages: json(), handler: (m, conn) => conn.send({ echo: m }) });
       const client = await connect(port, { messages: json() });
       expect(await Promise.all([client.request(1), client.request('two')])).to.deep.equal([{ echo: 1 }, { echo: 'two' }]);
+    });
+  });
+
+  describe('the protocol, from docs/protocol.md alone', () => {
+    it('serves a client written in Python with its standard library: pipelined requests, errors, a request back', async function () {
+      this.timeout(20_000);
+      const Call = z.discriminatedUnion('op', [
+        z.object({ op: z.literal('add'), a: z.number(), b: z.number() }),
+        z.object({ op: z.literal('sleep'), ms: z.number() }),
+        z.object({ op: z.literal('fail') }),
+        z.object({ op: z.literal('ask me') }),
+      ]);
+      const { port } = await startServer({
+        messages: json({ schema: Call }),
+        rpc: true,
+        heartbeat: new IdleHeartbeat({ interval: 20 }), // heartbeats among the replies, as a real server sends
+        handler: async (call, conn) => {
+          switch (call.op) {
+            case 'add': return { sum: call.a + call.b };
+            case 'sleep': await sleep(call.ms); return { slept: call.ms };
+            case 'fail': throw Object.assign(new Error('failed on purpose'), { code: 'E_PURPOSE' });
+            case 'ask me': {
+              const { answer } = await conn.request<{ answer: string }>({ question: 'who are you' }, { timeout: 5000 });
+              conn.send({ told: answer });
+              return undefined;
+            }
+          }
+        },
+      });
+      // Asynchronously: the server runs in this process.
+      const run = await promisify(execFile)('python3', [join(ROOT, 'test', 'fixtures', 'rpc_client.py'), String(port)], { timeout: 15_000 });
+      const out = JSON.parse(run.stdout) as { answers: Record<string, { kind: string; body: { code?: string; message?: string } & Record<string, unknown> }>; told: unknown };
+      expect(out.answers['1']).to.deep.equal({ kind: 'reply', body: { slept: 100 } });
+      expect(out.answers['300']).to.deep.equal({ kind: 'reply', body: { sum: 42 } });
+      expect(out.answers['2']).to.deep.equal({ kind: 'error', body: { code: 'E_PURPOSE', message: 'failed on purpose' } });
+      expect(out.answers['3']!.kind).to.equal('error');
+      expect(out.answers['3']!.body.code).to.equal('ERR_INVALID_MESSAGE');
+      expect(out.told).to.deep.equal({ told: 'WHO ARE YOU' });
     });
   });
 

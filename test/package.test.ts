@@ -9,7 +9,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 // Every runtime export of lib/index.ts (types vanish at run time), kept in step by the test below.
 const EXPORTS = ['PulsarServer', 'PulsarClient', 'Connection', 'LengthPrefixedCodec', 'VarintCodec', 'varintLength', 'DelimiterCodec',
   'LineCodec', 'ByteQueue', 'MemoryRegistry', 'ConnectionGroup', 'IdleHeartbeat', 'DecodingError', 'PulsarError', 'PulsarCluster', 'serveWorker', 'closeOnSignals',
-  'reloadOnSignal', 'healthCheck', 'serveHealth'];
+  'reloadOnSignal', 'healthCheck', 'serveHealth', 'json', 'InvalidMessageError', 'RemoteError', 'decodeEnvelope', 'encodeEnvelope'];
 
 function run(args: string[]): string {
   return succeed(process.execPath, args).trim();
@@ -26,7 +26,7 @@ describe('package', () => {
 
   it('exports exactly the values the list above names, besides constants and the channels', () => {
     const names = JSON.parse(run(['-e', `console.log(JSON.stringify(Object.keys(require('pulsar'))))`])) as string[];
-    expect(names.filter((n) => !['DEFAULT_MAX_FRAME_LENGTH', 'HEARTBEAT_PAYLOAD', 'PROXY_TLV_NAMES', 'channels'].includes(n)).sort()).to.deep.equal([...EXPORTS].sort());
+    expect(names.filter((n) => !['DEFAULT_MAX_FRAME_LENGTH', 'HEARTBEAT_PAYLOAD', 'PROXY_TLV_NAMES', 'channels', 'EnvelopeKind', 'MAX_REQUEST_ID'].includes(n)).sort()).to.deep.equal([...EXPORTS].sort());
   });
 
   it('offers pulsar/metrics in both module systems, and never loads prom-client for pulsar alone', () => {
@@ -45,6 +45,15 @@ describe('package', () => {
     expect(run(['--input-type=module', '-e', `import * as m from 'pulsar/testing'; ${script}`])).to.equal('function');
     const loaded = run(['-e', `require('pulsar'); console.log(Object.keys(require.cache).filter((p) => p.includes('fast-check')).length)`]);
     expect(loaded, 'fast-check modules loaded by require("pulsar")').to.equal('0');
+  });
+
+  it('offers pulsar/msgpack in both module systems, loading msgpackr only there', () => {
+    const script = `console.log(m.msgpack().decode(Buffer.from(m.msgpack().encode({ a: [1, 'x'] }))).a.join())`;
+    expect(run(['-e', `const m = require('pulsar/msgpack'); ${script}`])).to.equal('1,x');
+    expect(run(['--input-type=module', '-e', `import * as m from 'pulsar/msgpack'; ${script}`])).to.equal('1,x');
+    const loaded = run(['-e', `require('pulsar'); console.log(Object.keys(require.cache).filter((p) => p.includes('msgpackr')).length)`]);
+    expect(loaded, 'msgpackr modules loaded by require("pulsar")').to.equal('0');
+    expect(readFileSync(join(root, 'dist', 'index.js'), 'utf8')).to.not.include('msgpackr');
   });
 
   it('recognises errors from the other build with instanceof', () => {

@@ -5,7 +5,18 @@ import { PulsarError } from '../errors.js';
  * `message` (0) carries a one-way message; `request` (1) one that wants an answer, by id; `reply` (2) the
  * answer; `error` (3) an error answer, its body `{ code, message }`; `cancel` (4) gives a request up.
  */
-export const EnvelopeKind = { message: 0, request: 1, reply: 2, error: 3, cancel: 4 } as const;
+export const EnvelopeKind = {
+  /** A one-way message: no id, no answer. */
+  message: 0,
+  /** A request: wants one reply or error reply with its id. */
+  request: 1,
+  /** The answer to the request with its id. */
+  reply: 2,
+  /** An error answer to the request with its id; the body is `{ code, message }`. */
+  error: 3,
+  /** The requester gave the request with its id up; no body. */
+  cancel: 4,
+} as const;
 
 /** One of {@link EnvelopeKind}'s values. */
 export type EnvelopeKind = (typeof EnvelopeKind)[keyof typeof EnvelopeKind];

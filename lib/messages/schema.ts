@@ -14,21 +14,37 @@ export interface StandardSchemaV1<Input = unknown, Output = Input> {
     /** Validates a value: the output, or the issues. Sync or async. */
     readonly validate: (value: unknown) => StandardResult<Output> | Promise<StandardResult<Output>>;
     /** The types, for inference only. */
-    readonly types?: { readonly input: Input; readonly output: Output } | undefined;
+    readonly types?: {
+      /** What the schema takes. */
+      readonly input: Input;
+      /** What it gives. */
+      readonly output: Output;
+    } | undefined;
   };
 }
 
 /** What a Standard Schema's `validate` answers. */
 export type StandardResult<Output> =
-  | { readonly value: Output; readonly issues?: undefined }
-  | { readonly issues: ReadonlyArray<StandardIssue> };
+  | {
+    /** The valid value, as the schema outputs it. */
+    readonly value: Output;
+    /** None: the value is valid. */
+    readonly issues?: undefined;
+  }
+  | {
+    /** What is wrong with the value. */
+    readonly issues: ReadonlyArray<StandardIssue>;
+  };
 
 /** One problem a Standard Schema found. */
 export interface StandardIssue {
   /** What is wrong. */
   readonly message: string;
   /** Where, in the value. */
-  readonly path?: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }> | undefined;
+  readonly path?: ReadonlyArray<PropertyKey | {
+    /** One step of the path. */
+    readonly key: PropertyKey;
+  }> | undefined;
 }
 
 /** Whether `value` is a Standard Schema (has `~standard.validate`). */

@@ -55,8 +55,11 @@ export interface MessageSettings {
   readonly codec: MessageCodec<unknown>;
   /** The schema in force, or `null`. */
   readonly schema: StandardSchemaV1 | null;
+  /** Envelopes on every frame: requests answered by id. */
   readonly rpc: boolean;
+  /** What bad input does to the connection. */
   readonly onInvalid: InvalidMessageAction;
+  /** Requests from the other side handled at once on one connection. */
   readonly maxInflightRequests: number;
   /** `0`: none. */
   readonly requestTimeout: number;

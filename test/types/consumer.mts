@@ -55,3 +55,25 @@ const dropped: number = operated.stats().framesDropped + [...operated.connection
 const delivered: Promise<boolean> = operated.sendTo('instance/1', 'x');
 closeOnSignals(operated, { onClosed: ({ drained }) => void drained });
 void [readiness, dropped, delivered];
+
+// Messages and requests (docs/messages.md): the handler's message typed by the schema (a zod schema, as
+// Standard Schema), the reply typed by the caller, conn.data typed through the handler.
+import { json, RemoteError, type MessageContext } from 'pulsar';
+import { msgpack } from 'pulsar/msgpack';
+import { z } from 'zod';
+const AddRequest = z.object({ a: z.number(), b: z.number() });
+export const rpcServer = new PulsarServer({
+  messages: json({ schema: AddRequest }),
+  rpc: true,
+  handler: async (msg, conn: Connection<{ calls?: number }>, ctx: MessageContext) => {
+    conn.data.calls = (conn.data.calls ?? 0) + 1;
+    ctx.signal.throwIfAborted();
+    return { sum: msg.a + msg.b };
+  },
+});
+export const packed = new PulsarServer({ messages: msgpack(), schema: AddRequest, rpc: true, handler: (msg) => msg.a * msg.b });
+const rpcClient = new PulsarClient({ port: 8080, messages: json(), rpc: true, handler: (m: unknown) => ({ seen: m }) });
+export const sum: Promise<number> = rpcClient.request<{ sum: number }>({ a: 1, b: 2 }, { timeout: 1000, signal: AbortSignal.timeout(2000) }).then((r) => r.sum);
+export const remote = (error: unknown): string | undefined => (error instanceof RemoteError ? error.remoteCode : undefined);
+// @ts-expect-error the schema has no `c`
+export const wrong = new PulsarServer({ messages: json({ schema: AddRequest }), handler: (msg) => msg.c });
