@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { IdleHeartbeat } from '../lib/index.js';
+import { IdleHeartbeat, PulsarClient, json, type RemoteError } from '../lib/index.js';
 import { TestClient, onCleanup, startServer, when } from './helpers.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -109,6 +109,40 @@ describe('examples', function () {
     const match = /^TIME (.+)$/.exec(String(beat));
     expect(match, String(beat)).to.not.equal(null);
     expect(Math.abs(Date.parse(match![1]!) - Date.now())).to.be.below(5000);
+    example.child.kill('SIGINT');
+    expect(await example.exited).to.equal(0);
+  });
+
+  it('rpc-service answers rpc-client\'s concurrent calls each to its caller, a bad call with its code, a timeout by cancelling', async () => {
+    const service = runExample('rpc-service.mjs', '0');
+    const client = runExample('rpc-client.mjs', String(await service.port()));
+    expect(await client.exited).to.equal(0);
+    expect(client.out).to.include('{"op":"sleep","ms":300} -> {"slept":300}\n{"op":"add","a":1,"b":2} -> {"sum":3}\n{"op":"sleep","ms":100} -> {"slept":100}\n{"op":"add","a":40,"b":2} -> {"sum":42}');
+    expect(client.out).to.match(/"a":"one".* -> ERR_REMOTE ERR_INVALID_MESSAGE: .*a: /);
+    expect(client.out).to.match(/"ms":5000\} -> ERR_REQUEST_TIMEOUT: no reply to request \d+ .* in 200 ms/);
+    await service.waitFor(/ERR_INVALID_MESSAGE: 127\.0\.0\.1:\d+ \(connection 1\): invalid message/, 'the refused call logged with the client');
+    service.child.kill('SIGINT');
+    expect(await service.exited).to.equal(0);
+  });
+
+  it('gateway acks telemetry, pushes alerts to dashboards and answers their queries on the same connection', async () => {
+    const example = runExample('gateway.mjs', '0', '80');
+    const port = await example.port();
+    const device = new PulsarClient({ port, messages: json(), rpc: true });
+    const dashboard = new PulsarClient({ port, messages: json(), rpc: true });
+    onCleanup(() => Promise.all([device.close(), dashboard.close()]));
+    await Promise.all([device.connect(), dashboard.connect()]);
+    const early = await device.request({ type: 'telemetry', temperature: 20 }).catch((error: RemoteError) => error.remoteCode);
+    expect(early).to.equal('E_NO_HELLO');
+    expect(await device.request({ type: 'hello', device: 'd1' })).to.deep.equal({ ok: true });
+    expect(await dashboard.request({ type: 'watch' })).to.deep.equal({ watching: 1 });
+    const alert = new Promise((resolve) => dashboard.once('message', resolve));
+    expect(await device.request({ type: 'telemetry', temperature: 91 })).to.deep.equal({ ok: true });
+    expect(await alert).to.deep.equal({ alert: 'hot', device: 'd1', temperature: 91 });
+    const latest = (await dashboard.request({ type: 'latest' })) as Record<string, { temperature: number }>;
+    expect(latest['d1']!.temperature).to.equal(91);
+    const refused = await device.request({ type: 'telemetry', temperature: 'hot' }).catch((error: RemoteError) => error.remoteCode);
+    expect(refused).to.equal('ERR_INVALID_MESSAGE');
     example.child.kill('SIGINT');
     expect(await example.exited).to.equal(0);
   });
