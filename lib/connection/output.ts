@@ -3,6 +3,13 @@ import createDebug from 'debug';
 import { PulsarError } from '../errors.js';
 import type { Connection } from './connection.js';
 import { OutboundBatch } from './outbound.js';
+
+/**
+ * Answers gathered from one read chunk leave in parts of this many frames: a client with many requests in
+ * flight gets the first answers (and sends more requests) while the server makes the rest, instead of
+ * both sides taking turns with the whole batch. 16 measured best (`npm run bench -- --only rpc`).
+ */
+const FLUSH_FRAMES = 16;
 import type { ConnectionOwner } from './owner.js';
 
 const debug = createDebug('pulsar:lifecycle:connection');
@@ -35,6 +42,7 @@ export class ConnectionOutput {
   #bytesOut = 0;
   /** True while a chunk's frames are dispatched: what is sent leaves with the rest, at the end. */
   #gathering = false;
+  #gatheredFrames = 0;
   /** Room left under the socket's high-water mark when the gathering began (no write happens during it). */
   #roomAtGather = 0;
   /** A flush of queued broadcasts is scheduled for the end of the current job (see queue). */
@@ -120,6 +128,7 @@ export class ConnectionOutput {
   /** The dispatch is over: what was gathered is written. */
   endGathering(): void {
     this.#gathering = false;
+    this.#gatheredFrames = 0;
     this.flushOrDrop();
   }
 
@@ -162,8 +171,14 @@ export class ConnectionOutput {
   /** Counts a frame just gathered; writes it unless a read chunk is being dispatched (it leaves with the rest). */
   #sent(size: number): boolean {
     this.#count(size);
-    if (this.#gathering) return this.#batch.bytes < this.#roomAtGather;
-    return this.#flush();
+    if (!this.#gathering) return this.#flush();
+    // A long run of answers leaves in parts of FLUSH_FRAMES frames, so that the client starts on them
+    // while the rest are made (pipelining), instead of all in one write at the chunk's end.
+    if (++this.#gatheredFrames >= FLUSH_FRAMES) {
+      this.#gatheredFrames = 0;
+      this.#flush();
+    }
+    return this.#batch.bytes < this.#roomAtGather;
   }
 
   /**

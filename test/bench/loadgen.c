@@ -4,7 +4,7 @@
  * and at most one write per ready socket).
  *
  *   loadgen --port P [--host 127.0.0.1] --mode echo|churn|idle [--conns 50] [--depth 16] [--size 64]
- *           [--framing length|varint|lines]
+ *           [--framing length|varint|lines] [--payload-hex HEX]
  *           [--warmup 1] [--seconds 3]
  *
  * echo: each connection keeps `depth` frames of `size` payload bytes in flight and sends a new one for each
@@ -17,6 +17,8 @@
  *       "frames" counts those round trips, one per connection made.
  * idle: opens `conns` connections, prints {"connected":N}, then reads (and discards: heartbeats) for
  *       `seconds` and prints {"heartbeats":…}.
+ * --payload-hex: every frame carries these bytes (a JSON message, say) instead of `size` generated ones; the
+ *       server's answer must be as long.
  * Exit status 1 on any error, including an echo whose header is not the frame that was sent.
  */
 #define _GNU_SOURCE
@@ -55,6 +57,7 @@ static const char *host = "127.0.0.1";
 static int port, conns = 50, depth = 16, size = 64;
 static double warmup = 1, seconds = 3;
 static const char *mode = "echo";
+static const char *payload_hex = NULL;
 enum { LENGTH, VARINT, LINES };
 static int framing = LENGTH;
 static uint8_t *pattern;     /* depth + 1 frames back to back, so any write position has `depth` frames after it */
@@ -190,8 +193,10 @@ int main(int argc, char **argv) {
     else if (!strcmp(k, "--framing")) framing = !strcmp(v, "varint") ? VARINT : !strcmp(v, "lines") ? LINES : !strcmp(v, "length") ? LENGTH : -1;
     else if (!strcmp(k, "--warmup")) warmup = atof(v);
     else if (!strcmp(k, "--seconds")) seconds = atof(v);
+    else if (!strcmp(k, "--payload-hex")) payload_hex = v;
     else { fprintf(stderr, "loadgen: unknown flag %s\n", k); return 2; }
   }
+  if (payload_hex != NULL) size = (int)(strlen(payload_hex) / 2);
   int idle = !strcmp(mode, "idle"), churn = !strcmp(mode, "churn"), fanout = !strcmp(mode, "fanout");
   if (churn) depth = 1;
   if (port <= 0 || conns <= 0 || depth <= 0 || size < 0 || framing < 0 || (framing == VARINT && size >= 1 << 28) || (!idle && !churn && !fanout && strcmp(mode, "echo"))) {
@@ -221,7 +226,10 @@ int main(int argc, char **argv) {
   for (int f = 0; f <= depth; f++) {
     uint8_t *q = pattern + (size_t)f * frame_len;
     memcpy(q, header, header_len);
-    for (int j = 0; j < size; j++) q[header_len + j] = framing == LINES ? (uint8_t)('a' + j % 26) : (uint8_t)(j * 31 + 7);
+    for (int j = 0; j < size; j++) {
+      if (payload_hex != NULL) sscanf(payload_hex + 2 * j, "%2hhx", &q[header_len + j]);
+      else q[header_len + j] = framing == LINES ? (uint8_t)('a' + j % 26) : (uint8_t)(j * 31 + 7);
+    }
     if (trailer_len) q[header_len + size] = '\n';
   }
   samples = depth == 1 && !idle && !churn && !fanout ? malloc(sizeof(double) * MAX_SAMPLES) : NULL;

@@ -4,7 +4,7 @@
 // it from CPU 1 over loopback. Every cell runs --runs times, interleaved (every other run in reverse
 // order), and the median is shown.
 //
-//   npm run bench [-- --runs 5] [-- --seconds 3] [-- --only small,send,varint,lines,accept,acceptworkers,ratesmall,ratelarge,broadcast,latency,large,idle,heartbeat,metrics,workers]
+//   npm run bench [-- --runs 5] [-- --seconds 3] [-- --only small,send,varint,lines,accept,acceptworkers,ratesmall,ratelarge,broadcast,latency,large,idle,heartbeat,metrics,workers,json,rpc]
 //                 [-- --against DIR]
 //
 // --against DIR also measures the built checkout in DIR (another commit's `npm run build`) in the echo
@@ -43,6 +43,14 @@ const SERVERS = {
   pulsarMetrics: { label: 'pulsar --metrics', short: 'metrics', args: [join(root, 'dist', 'cli.js'), '--port', '0', '--metrics', '0'] },
   pulsarWorkers2: { label: 'pulsar --workers 2', short: '2 workers', args: [join(root, 'dist', 'cli.js'), '--port', '0', '--workers', '2'] },
   // SO_REUSEPORT needs a fixed port (each worker binds it itself) and Node >= 22.12: run this cell with such a Node.
+  // Messages (the json cell): the message layer against the same work written by hand on raw frames.
+  jsonHand: { label: 'JSON by hand on raw frames', short: 'by hand', args: [join(here, 'servers', 'json-echo.mjs'), '--by-hand'] },
+  pulsarJson: { label: 'pulsar messages: json()', short: 'json()', args: [join(here, 'servers', 'json-echo.mjs')] },
+  // Requests (the rpc cell), each driven by clients/rpc-load.mjs with the same flag.
+  socketio: { label: 'socket.io 4 emitWithAck', short: 'socket.io', args: [join(here, 'servers', 'rpc.mjs'), '--socket.io'], client: '--socket.io' },
+  handRpc: { label: 'ids by hand on raw frames', short: 'by hand', args: [join(here, 'servers', 'rpc.mjs'), '--by-hand'], client: '--by-hand' },
+  pulsarRpcJson: { label: 'pulsar rpc, json()', short: 'rpc json', args: [join(here, 'servers', 'rpc.mjs'), '--json'], client: '--json' },
+  pulsarRpcMsgpack: { label: 'pulsar rpc, msgpack()', short: 'rpc msgpack', args: [join(here, 'servers', 'rpc.mjs'), '--msgpack'], client: '--msgpack' },
   pulsarWorkers2ReusePort: { label: 'pulsar --workers 2 --reuse-port', short: 'reuse-port', args: [join(root, 'dist', 'cli.js'), '--port', '39871', '--workers', '2', '--reuse-port'] },
 };
 
@@ -88,6 +96,18 @@ const LOADS = {
   // core or the load generator's (~8 % for one fetch every 2 s there), which would measure the scraper.
   // 15 runs: the cell is noisy.
   metrics: { title: '64 B frames, 50 × 16: metrics off vs --metrics', servers: ['pulsar', 'pulsarMetrics'], baselines: ['pulsar'], loadgen: { mode: 'echo', conns: 50, depth: 16, size: 64 }, scrapeCost: 20, runs: 15 },
+  // JSON messages of 64 B echoed: through the message layer (decode, encode) vs JSON.parse/JSON.stringify
+  // written in the handler; the load generator sends the same JSON text, which both answer byte for byte.
+  json: { title: '64 B JSON messages, 50 × 16: messages: json() vs JSON by hand on raw frames', servers: ['jsonHand', 'pulsarJson'], baselines: ['jsonHand'], loadgen: { mode: 'echo', conns: 50, depth: 16, 'payload-hex': Buffer.from(JSON.stringify({ device: 'sensor-17', temperature: 21.5, seq: 12345, ok: true, unit: 'C' })).toString('hex') } },
+  // Request round trips on one connection, 64 in flight, { a, b } -> { sum }: a Node client process
+  // (clients/rpc-load.mjs, pinned to CPU 1) instead of the C load generator, every answer checked.
+  rpc: {
+    title: 'requests, 1 connection × 64 in flight, small JSON request and reply (round trips/s)',
+    servers: ['socketio', 'handRpc', 'pulsarRpcJson', 'pulsarRpcMsgpack'],
+    ratios: [['pulsarRpcJson', 'socketio'], ['pulsarRpcJson', 'handRpc'], ['pulsarRpcMsgpack', 'pulsarRpcJson']],
+    loadgen: { mode: 'echo', depth: 64 },
+    client: join(here, 'clients', 'rpc-load.mjs'),
+  },
   // Two workers need two cores: nothing is pinned, so the workers share the machine's cores with the
   // (single-threaded) load generator. CPU % counts the primary and its workers.
   workers: { title: '64 B frames, 50 connections × 16 in flight: one process vs --workers 2 (unpinned)', servers: ['pulsar', 'pulsarWorkers2'], baselines: ['pulsar'], loadgen: { mode: 'echo', conns: 50, depth: 16, size: 64 }, pinned: false },
@@ -232,9 +252,13 @@ async function measure(serverName, load) {
   const pid = server.child.pid;
   await delay(300); // let start-up work settle before the baseline figures
   const rssBefore = rssBytes(pid);
-  const spec = { seconds, warmup: 1, ...load.loadgen, framing: SERVERS[serverName].framing ?? 'length' };
+  const spec = load.client
+    ? { seconds, warmup: 1, depth: load.loadgen.depth }
+    : { seconds, warmup: 1, ...load.loadgen, framing: SERVERS[serverName].framing ?? 'length' };
   const args = ['--port', String(server.port), ...Object.entries(spec).flatMap(([key, value]) => [`--${key}`, String(value)])];
-  const generator = spawnOn(load.pinned === false ? null : 1, loadgen, args);
+  const generator = load.client
+    ? spawnOn(load.pinned === false ? null : 1, process.execPath, [load.client, SERVERS[serverName].client, ...args])
+    : spawnOn(load.pinned === false ? null : 1, loadgen, args);
 
   let stderr = '';
   generator.stderr.on('data', (text) => (stderr += text));
@@ -302,17 +326,18 @@ function printTable(load, medians) {
     const cells = columns.map(([, key, format]) => format(medians[name][key] ?? 0).padStart(12));
     console.log(`  ${SERVERS[name].label.padEnd(width)}${cells.join('')}`);
   }
-  // pulsar's ratio to each baseline in the same table, wherever both figures are measured.
+  // pulsar's ratio to each baseline in the same table, wherever both figures are measured (or the pairs
+  // the load names).
   const baselines = load.baselines ?? BASELINES;
   const short = (name) => SERVERS[name].short ?? SERVERS[name].label.split(' ')[0];
-  for (const subject of load.servers.filter((name) => name.startsWith('pulsar') && !baselines.includes(name))) {
-    for (const baseline of load.servers.filter((name) => baselines.includes(name))) {
-      const cells = columns.map(([, key]) => {
-        const [mine, theirs] = [medians[subject][key], medians[baseline][key]];
-        return (mine > 0 && theirs > 0 ? fmt.ratio(mine / theirs) : '–').padStart(12);
-      });
-      console.log(`  ${`  ${short(subject)} ÷ ${short(baseline)}`.padEnd(width)}${cells.join('')}`);
-    }
+  const pairs = load.ratios ?? load.servers.filter((name) => name.startsWith('pulsar') && !baselines.includes(name))
+    .flatMap((subject) => load.servers.filter((name) => baselines.includes(name)).map((baseline) => [subject, baseline]));
+  for (const [subject, baseline] of pairs) {
+    const cells = columns.map(([, key]) => {
+      const [mine, theirs] = [medians[subject][key], medians[baseline][key]];
+      return (mine > 0 && theirs > 0 ? fmt.ratio(mine / theirs) : '–').padStart(12);
+    });
+    console.log(`  ${`  ${short(subject)} ÷ ${short(baseline)}`.padEnd(width)}${cells.join('')}`);
   }
 }
 
@@ -352,6 +377,8 @@ const TARGETS = [
   ['idle', 'RSS per idle connection ÷ raw', (m) => m.pulsar.rssPerConn / m.raw.rssPerConn, '≤', 1],
   ['accept', 'new connections/s, address rules on ÷ off', (m) => m.pulsarRules.framesPerSec / m.pulsar.framesPerSec, '≥', 0.95],
   ['metrics', '64 B frames/s, --metrics ÷ without', (m) => m.pulsarMetrics.framesPerSec / m.pulsar.framesPerSec, '≥', 0.97],
+  ['json', 'JSON messages/s, json() layer ÷ by hand', (m) => m.pulsarJson.framesPerSec / m.jsonHand.framesPerSec, '≥', 0.95],
+  ['rpc', 'request round trips/s, 64 in flight, pulsar rpc ÷ socket.io emitWithAck', (m) => m.pulsarRpcJson.framesPerSec / m.socketio.framesPerSec, '≥', 3],
 ];
 
 console.log('\ntargets (pulsar ÷ baseline, same run)');
