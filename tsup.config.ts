@@ -11,6 +11,7 @@ const library = {
   testing: 'lib/testing/index.ts',
   redis: 'lib/redis/index.ts',
   msgpack: 'lib/messages/msgpack.ts',
+  tools: 'lib/tools/index.ts',
 };
 
 export default defineConfig({
@@ -18,7 +19,12 @@ export default defineConfig({
   // entry of the same ESM build, so it shares the library's chunks instead of bundling a copy of it (tsup
   // keeps its shebang and marks it executable); the CommonJS copy of it that the format list also makes is
   // left out of the package (`files` in package.json).
-  entry: { ...library, cli: 'bin/pulsar.ts' },
+  // `bench-worker` is the file `pulsar bench --threads` starts its worker threads on (found next to the
+  // code that starts them: `shims` gives the CommonJS build an `import.meta.url`).
+  entry: { ...library, cli: 'bin/pulsar.ts', 'bench-worker': 'lib/tools/bench-worker.ts' },
+  shims: true,
+  // An optional dependency, loaded by `pulsar bench` only when it runs: never bundled.
+  external: ['hdr-histogram-js'],
   format: ['esm', 'cjs'],
   dts: { entry: library },
   target: 'node20',

@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import {
-  IdleHeartbeat, LengthPrefixedCodec, LineCodec, PulsarError, VarintCodec,
-  type FrameCodec, type LengthFieldLength, type PulsarServerOptions,
-} from 'pulsar';
+import { IdleHeartbeat, PulsarError, type FrameCodec, type LengthFieldLength, type PulsarServerOptions } from 'pulsar';
+import { codecOf, didYouMean, type CodecSpec } from 'pulsar/tools';
 
 /** The CLI's usage text. */
-export const USAGE = `Usage: pulsar [options]
+export const USAGE = `Usage: pulsar [options]                       serve (below)
+       pulsar send [host:]port [message…]     send frames to a server, print the replies (pulsar send --help)
+       pulsar bench [host:]port               load a server, measure frames/s and latency (pulsar bench --help)
 
 A length-prefixed TCP echo server with heartbeats, connection reports and graceful shutdown.
 
@@ -20,6 +20,10 @@ Options:
   --codec <length|varint|lines>
                             framing: a length prefix, a protobuf varint length (it-length-prefixed),
                             or text lines ending \\n or \\r\\n (default length)
+  --messages <json|msgpack> messages instead of frames, echoed decoded and encoded again (msgpack
+                            needs the msgpackr package)
+  --rpc                     with --messages (json unless given): requests answered by id, the
+                            reply being the request (try it: pulsar send 8080 --rpc '{"a":1}')
   --length-field <1|2|3|4|8>
                             size of the length prefix in bytes, for --codec length (default 4)
   --byte-order <big|little> byte order of the length prefix, for --codec length (default big)
@@ -77,8 +81,16 @@ Examples:
   pulsar --host 0.0.0.0 --metrics 9464          all interfaces, Prometheus metrics on :9464
   pulsar --log json | npx pino-pretty           JSON lines, read as text
   pulsar --max-frame 64k --max-buffered 64m     tighter limits for small frames
-  pulsar --codec lines                          a line echo: try it with nc localhost 8080
+  pulsar --codec lines                          a line echo: try it with pulsar send 8080 --codec lines hi
   PORT=9000 pulsar --workers auto               one worker per CPU, port from the environment`;
+
+/** The framing flags (`--codec`, `--length-field`, `--byte-order`, `--max-frame`), as the server and the tools share them. */
+export const CODEC_FLAGS = {
+  codec: { type: 'string', default: 'length' },
+  'length-field': { type: 'string' },
+  'byte-order': { type: 'string' },
+  'max-frame': { type: 'string' },
+} as const satisfies NonNullable<ParseArgsConfig['options']>;
 
 /** The flags, as `node:util` parseArgs takes them. */
 const OPTIONS = {
@@ -87,10 +99,9 @@ const OPTIONS = {
   unix: { type: 'string' },
   heartbeat: { type: 'string', default: '5000' },
   report: { type: 'string', default: '10000' },
-  codec: { type: 'string', default: 'length' },
-  'length-field': { type: 'string' },
-  'byte-order': { type: 'string' },
-  'max-frame': { type: 'string' },
+  ...CODEC_FLAGS,
+  messages: { type: 'string' },
+  rpc: { type: 'boolean', default: false },
   'idle-timeout': { type: 'string', default: '0' },
   'max-connections': { type: 'string' },
   'max-per-address': { type: 'string' },
@@ -130,6 +141,8 @@ export interface CliOptions {
   server: PulsarServerOptions;
   /** `--workers` (`auto`: one per CPU); 1 runs the server in this process. */
   workers: number | 'auto';
+  /** `--messages` (`json` with `--rpc` alone) and `--rpc`: the message layer, if any. */
+  messages: { format: 'json' | 'msgpack'; rpc: boolean } | undefined;
   /** `--redis` and `--redis-ttl`: the fleet's Redis, if any. */
   redis: { url: string; ttl: number | undefined } | undefined;
   /** Where to serve `/metrics` (`--metrics`), if anywhere. */
@@ -219,8 +232,11 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env, p
     ...rateLimitFrom(values['rate-limit'], values['rate-limit-bytes'], values['on-rate-limit']),
     ...(values['connection-rate'] === undefined ? {} : { connectionRate: rate('--connection-rate', values['connection-rate']) }),
   };
+  const format = values.messages ?? (values.rpc ? 'json' : undefined);
+  if (format !== undefined && format !== 'json' && format !== 'msgpack') throw new UsageError(`--messages must be json or msgpack, got '${format}'`);
   return {
     server,
+    messages: format === undefined ? undefined : { format, rpc: values.rpc },
     workers: values.workers === 'auto' ? 'auto' : whole('--workers', values.workers),
     redis: values.redis === undefined ? undefined : { url: values.redis, ttl: values['redis-ttl'] === undefined ? undefined : whole('--redis-ttl', values['redis-ttl']) },
     metrics: values.metrics === undefined ? undefined : hostAndPort('--metrics', values.metrics),
@@ -233,44 +249,33 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env, p
 }
 
 /** parseArgs' error in one line; an unknown flag gets the nearest known one (`--prot`: did you mean '--port'?). */
-function usageMessage(error: Error, flags: readonly string[]): string {
+export function usageMessage(error: Error, flags: readonly string[]): string {
   const unknown = /^Unknown option '(-{1,2}[^']+)'/.exec(error.message);
   if (unknown === null) return error.message.split('\n')[0]!; // parseArgs adds multi-line hints
   const flag = unknown[1]!;
-  const word = flag.replace(/^-+/, '');
-  const nearest = flags.filter((name) => editDistance(word, name) <= Math.max(2, Math.floor(word.length / 3)));
-  return `unknown option '${flag}'${nearest.length === 0 ? '' : ` (did you mean '--${nearest[0]}'?)`}`;
+  const hint = didYouMean(flag.replace(/^-+/, '--'), flags.map((name) => `--${name}`));
+  return `unknown option '${flag}'${hint === '' ? '' : ` (${hint})`}`;
 }
 
-/** Levenshtein distance, one row at a time. */
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) row[j] = Math.min(previous[j]! + 1, row[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    previous = row;
-  }
-  return previous[b.length]!;
-}
-
-/** The codec of --codec and its options; what the codec refuses is a usage error naming the flag. */
-function codecFrom(kind: string, lengthField: string | undefined, byteOrder: string | undefined, maxFrame: string | undefined): FrameCodec {
+/** The framing flags' codec, described; checked by building it (what the codec refuses names its flag). */
+export function codecSpecFrom(kind: string, lengthField: string | undefined, byteOrder: string | undefined, maxFrame: string | undefined): CodecSpec {
   if (kind !== 'length' && (lengthField !== undefined || byteOrder !== undefined)) {
     throw new UsageError(`--length-field and --byte-order apply to --codec length, not '${kind}'`);
   }
-  const limits = maxFrame === undefined ? {} : { maxFrameLength: byteSize('--max-frame', maxFrame, 2 ** 32 - 1) };
-  return asUsageError(() => {
-    switch (kind) {
-      case 'length': return new LengthPrefixedCodec({
-        ...limits,
-        lengthFieldLength: (lengthField === undefined ? 4 : whole('--length-field', lengthField)) as LengthFieldLength,
-        byteOrder: (byteOrder ?? 'big') as 'big',
-      });
-      case 'varint': return new VarintCodec(limits);
-      case 'lines': return new LineCodec(limits);
-      default: throw new UsageError(`--codec must be length, varint or lines, got '${kind}'`);
-    }
-  });
+  if (kind !== 'length' && kind !== 'varint' && kind !== 'lines') throw new UsageError(`--codec must be length, varint or lines, got '${kind}'`);
+  const spec: CodecSpec = {
+    kind,
+    ...(maxFrame === undefined ? {} : { maxFrameLength: byteSize('--max-frame', maxFrame, 2 ** 32 - 1) }),
+    ...(lengthField === undefined ? {} : { lengthFieldLength: whole('--length-field', lengthField) as LengthFieldLength }),
+    ...(byteOrder === undefined ? {} : { byteOrder: byteOrder as 'big' }),
+  };
+  asUsageError(() => codecOf(spec));
+  return spec;
+}
+
+/** The codec of the framing flags. */
+function codecFrom(kind: string, lengthField: string | undefined, byteOrder: string | undefined, maxFrame: string | undefined): FrameCodec {
+  return codecOf(codecSpecFrom(kind, lengthField, byteOrder, maxFrame));
 }
 
 /** `--rate-limit`, `--rate-limit-bytes`, `--on-rate-limit`: one `rateLimit`, both rates over the frames' interval. */
@@ -309,7 +314,7 @@ function rate(flag: string, text: string, bytes = false): { count: number; inter
 }
 
 /** Digits only; the range is the library's to check. */
-function whole(flag: string, text: string): number {
+export function whole(flag: string, text: string): number {
   const value = /^\d+$/.test(text) ? Number(text) : NaN;
   if (!Number.isSafeInteger(value)) throw new UsageError(`${flag} must be a whole number, got '${text}'`);
   return value;
@@ -321,7 +326,7 @@ function nonEmpty(value: string | undefined): string | undefined {
 }
 
 /** `port`, `host:port` or `[v6]:port`; the host defaults to 127.0.0.1. */
-function hostAndPort(flag: string, text: string): { host: string; port: number } {
+export function hostAndPort(flag: string, text: string): { host: string; port: number } {
   const match = /^(?:(?:\[([^\]]+)\]|([^:]+)):)?(\d{1,5})$/.exec(text);
   if (!match || Number(match[3]) > 65535) throw new UsageError(`${flag} must be a port or host:port, got '${text}'`);
   return { host: match[1] ?? match[2] ?? '127.0.0.1', port: Number(match[3]) };
@@ -330,7 +335,7 @@ function hostAndPort(flag: string, text: string): { host: string; port: number }
 const SIZE_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
 
 /** A byte count: digits with an optional `k`, `m` or `g` suffix (KiB, MiB, GiB), at most `max` bytes. */
-function byteSize(flag: string, text: string, max = Number.MAX_SAFE_INTEGER): number {
+export function byteSize(flag: string, text: string, max = Number.MAX_SAFE_INTEGER): number {
   const match = /^(\d+)([kmg]?)$/i.exec(text);
   const value = match ? Number(match[1]) * SIZE_UNITS[match[2]!.toLowerCase()]! : NaN;
   if (!Number.isSafeInteger(value) || value > max) {
@@ -350,7 +355,7 @@ function tlsFiles(certFile: string, keyFile: string): () => { cert: Buffer; key:
   return () => ({ cert: readFileSync(certFile), key: readFileSync(keyFile) });
 }
 
-function readPem(flag: string, path: string): Buffer {
+export function readPem(flag: string, path: string): Buffer {
   try {
     return readFileSync(path);
   } catch (error) {

@@ -4,7 +4,7 @@
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import createDebug from 'debug';
-import { closeOnSignals, PulsarCluster, PulsarServer, reloadOnSignal, serveHealth, serveWorker, type HealthSource, type HttpEndpoint, type PulsarServerOptions } from 'pulsar';
+import { closeOnSignals, json, PulsarCluster, PulsarServer, reloadOnSignal, serveHealth, serveWorker, type HealthSource, type HttpEndpoint, type PulsarServerOptions } from 'pulsar';
 import type { MetricsEndpoint } from 'pulsar/metrics';
 import { asUsageError, parseCli, UsageError, USAGE, type CliOptions } from './args.js';
 import { CliLogger, DEFAULT_NAMESPACES, logClosed, logClusterEvents, logReload, logServerEvents, logShutdown, where } from './log.js';
@@ -45,6 +45,15 @@ async function redisOptions(redis: CliOptions['redis']): Promise<Pick<PulsarServ
   if (redis === undefined) return {};
   const { redisFleet } = await import('pulsar/redis');
   return asUsageError(() => redisFleet({ url: redis.url, ...(redis.ttl === undefined ? {} : { ttl: redis.ttl }) }));
+}
+
+/** `--messages` and `--rpc`: the message layer (msgpackr loaded only for `--messages msgpack`). */
+async function messageOptions(messages: CliOptions['messages']): Promise<Pick<PulsarServerOptions, 'messages' | 'rpc'>> {
+  if (messages === undefined) return {};
+  const codec = messages.format === 'json' ? json() : await import('pulsar/msgpack').then(({ msgpack }) => msgpack(), (error: unknown) => {
+    throw new UsageError(`--messages msgpack needs the msgpackr package: npm install msgpackr (${(error as Error).message})`);
+  });
+  return { messages: codec as PulsarServerOptions['messages'], rpc: messages.rpc };
 }
 
 /** prom-client is loaded only when `--metrics` asks for it. */
@@ -95,7 +104,21 @@ async function runPrimary(cli: CliOptions, logger: CliLogger): Promise<void> {
   }
 }
 
+/** `pulsar send` and `pulsar bench`: their exit status; a usage error prints their own usage and exits 2. */
+async function runTool(command: 'send' | 'bench', argv: string[]): Promise<void> {
+  const tools = await import('./tools.js');
+  try {
+    process.exitCode = await (command === 'send' ? tools.runSend(argv) : tools.runBench(argv));
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`pulsar ${command}: ${error.message}\n\n${command === 'send' ? tools.SEND_USAGE : tools.BENCH_USAGE}\n`);
+    process.exitCode = 2;
+  }
+}
+
 async function main(): Promise<void> {
+  const [command, ...rest] = process.argv.slice(2);
+  if (command === 'send' || command === 'bench') return runTool(command, rest);
   let cli: CliOptions;
   let server: PulsarServer;
   try {
@@ -104,7 +127,7 @@ async function main(): Promise<void> {
       process.stdout.write(`${cli.help ? USAGE : PULSAR_VERSION}\n`);
       return;
     }
-    const options = { ...cli.server, ...(await redisOptions(cli.redis)) };
+    const options = { ...cli.server, ...(await redisOptions(cli.redis)), ...(await messageOptions(cli.messages)) };
     // Built in the primary of --workers too: its options are checked before any worker is forked.
     server = asUsageError(() => new PulsarServer(options));
   } catch (error) {

@@ -57,6 +57,16 @@ export async function send(options: SendOptions): Promise<number> {
   const output = options.output ?? process.stdout;
   const errors = options.errors ?? process.stderr;
   const target = hostPort(host, port);
+  // Messages given are checked before connecting: a typo sends nothing.
+  for (const message of options.messages ?? []) {
+    if (message === '-') continue;
+    try {
+      payloadOf(message, rpc ? 'json' : mode);
+    } catch (error) {
+      errors.write(`pulsar send: ${rpc || mode === 'json' ? 'not JSON' : 'not hex'}: ${messageOf(error)}\n`);
+      return 2;
+    }
+  }
   const client = rpc
     ? new PulsarClient({ host, port, tls, requestTimeout: wait, messages: json(), rpc: true, ...(codec ? { codec } : {}) })
     : new PulsarClient({ host, port, tls, ...(codec ? { codec } : {}) });
@@ -216,9 +226,15 @@ async function* lines(messages: readonly string[], input: NodeJS.ReadableStream)
   }
 }
 
-/** Why a connection failed, in a few words: Node's code (`ECONNREFUSED`) with its message. */
+/** Node's connection errors, in words. */
+const CONNECT_ERRORS: Readonly<Record<string, string>> = {
+  ECONNREFUSED: 'connection refused', ENOTFOUND: 'no such host', EAI_AGAIN: 'the host name cannot be resolved now',
+  EHOSTUNREACH: 'host unreachable', ENETUNREACH: 'network unreachable', ETIMEDOUT: 'timed out', ECONNRESET: 'connection reset',
+};
+
+/** Why a connection failed, in a few words with Node's code: `connection refused (ECONNREFUSED)`. */
 function reasonOf(error: unknown): string {
   const { code } = error as NodeJS.ErrnoException;
-  const message = messageOf(error).replace(/^connect \w+ /, '');
-  return code !== undefined && !message.includes(code) ? `${message} (${code})` : message;
+  if (code !== undefined && CONNECT_ERRORS[code] !== undefined) return `${CONNECT_ERRORS[code]} (${code})`;
+  return code !== undefined && !messageOf(error).includes(code) ? `${messageOf(error)} (${code})` : messageOf(error);
 }

@@ -1,5 +1,6 @@
 // Run by `npm test` (pretest): the end-to-end tests drive real components from Debian's packages
-// (haproxy, prometheus with promtool, redis-server). Installs the missing ones (as root, with apt-get), so that a fresh
+// (haproxy, prometheus with promtool, redis-server), a client in Python (python3) and `pulsar send`'s
+// prompt through a pseudo-terminal (tmux). Installs the missing ones (as root, with apt-get), so that a fresh
 // machine needs nothing but the README's two commands. Without root, says what will be skipped and why.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -9,6 +10,8 @@ const PACKAGES = {
   haproxy: ['haproxy'],
   prometheus: ['prometheus', 'promtool'],
   'redis-server': ['redis-server'],
+  python3: ['python3'],
+  tmux: ['tmux'],
 };
 
 const DIRS = ['/usr/sbin', '/usr/bin', '/usr/local/sbin', '/usr/local/bin'];
