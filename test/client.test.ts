@@ -1,7 +1,7 @@
 // PulsarClient against a real PulsarServer over loopback. Every wait is on an event or a promise, bounded.
 import { expect } from 'chai';
 import { IdleHeartbeat, LengthPrefixedCodec, PulsarClient, PulsarError, PulsarServer, type PulsarClientOptions } from '../lib/index.js';
-import { onCleanup, startServer, when } from './helpers.js';
+import { onCleanup, rejection, startServer, when } from './helpers.js';
 
 /** A connected client, closed after the test. */
 async function connect(port: number, options: PulsarClientOptions = {}): Promise<PulsarClient> {
@@ -20,16 +20,6 @@ function next<T extends unknown[]>(client: PulsarClient, event: 'frame' | 'heart
       resolve(args as T);
     });
   });
-}
-
-/** Rejects with what `promise` rejected with, or fails if it resolved. */
-async function rejection(promise: Promise<unknown>): Promise<PulsarError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as PulsarError;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('PulsarClient', () => {

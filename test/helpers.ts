@@ -37,6 +37,16 @@ export async function startServer<M = Buffer, S = never, D extends ConnectionDat
   return { server, port };
 }
 
+/** Rejects with what `promise` rejected with, or fails if it resolved. */
+export async function rejection(promise: Promise<unknown>): Promise<PulsarError> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as PulsarError;
+  }
+  throw new Error('expected a rejection');
+}
+
 /** Waits for `event` on a pulsar server, failing after `ms`. */
 export function nextEvent<K extends keyof PulsarServerEvents>(
   server: PulsarServer,

@@ -15,7 +15,7 @@ import {
   type Connection, type PulsarClientOptions,
 } from '../lib/index.js';
 import { msgpack } from '../lib/messages/msgpack.js';
-import { clientErrors, eventually, nextEvent, onCleanup, ROOT, startServer, TestClient, when } from './helpers.js';
+import { clientErrors, eventually, nextEvent, onCleanup, rejection, ROOT, startServer, TestClient, when } from './helpers.js';
 
 /** A connected client, closed after the test. */
 async function connect<M = Buffer, S = never>(port: number, options: PulsarClientOptions<M, S> = {}): Promise<PulsarClient<M, S>> {
@@ -23,16 +23,6 @@ async function connect<M = Buffer, S = never>(port: number, options: PulsarClien
   onCleanup(() => client.close());
   await client.connect();
   return client;
-}
-
-/** Rejects with what `promise` rejected with, or fails if it resolved. */
-async function rejection(promise: Promise<unknown>): Promise<PulsarError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as PulsarError;
-  }
-  throw new Error('expected a rejection');
 }
 
 type Call = { op: 'add'; a: number; b: number } | { op: 'sleep'; ms: number; tag: number };

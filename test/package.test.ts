@@ -56,6 +56,14 @@ describe('package', () => {
     expect(readFileSync(join(root, 'dist', 'index.js'), 'utf8')).to.not.include('msgpackr');
   });
 
+  it('offers pulsar/tools in both module systems, without loading hdr-histogram-js until a bench runs', () => {
+    const script = `console.log([typeof m.send, typeof m.bench, m.display(Buffer.from('hi'), 'auto'), m.didYouMean('--cont', ['--count'])].join())`;
+    expect(run(['-e', `const m = require('pulsar/tools'); ${script}`])).to.equal("function,function,hi,did you mean '--count'?");
+    expect(run(['--input-type=module', '-e', `import * as m from 'pulsar/tools'; ${script}`])).to.equal("function,function,hi,did you mean '--count'?");
+    const loaded = run(['-e', `require('pulsar/tools'); console.log(Object.keys(require.cache).filter((p) => p.includes('hdr-histogram')).length)`]);
+    expect(loaded, 'hdr-histogram-js modules loaded by require("pulsar/tools")').to.equal('0');
+  });
+
   it('recognises errors from the other build with instanceof', () => {
     const out = run(['--input-type=module', '-e', `
       import { createRequire } from 'node:module';

@@ -9,7 +9,8 @@ import { kCloseForError, type ConnectionOwner } from './owner.js';
  */
 export function connectionSession(conn: Connection, owner: ConnectionOwner, write: (payload: Uint8Array) => void): MessageSession {
   const settings = owner.messages!;
-  const handle = (message: unknown, ctx: Parameters<ConnectionOwner['handleMessage']>[2]): unknown => owner.handleMessage(message, conn, ctx);
+  const { handleMessage } = owner;
+  const handle = (message: unknown, ctx: Parameters<ConnectionOwner['handleMessage']>[2]): unknown => handleMessage(message, conn, ctx);
   return new MessageSession(settings, {
     get peer() {
       return String(conn);

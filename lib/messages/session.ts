@@ -77,7 +77,15 @@ export class MessageSession {
    * @throws {PulsarError} `ERR_INVALID_PAYLOAD` for a value the codec cannot encode (its error as `cause`)
    */
   encode(value: unknown): Uint8Array {
-    return this.#payload(EnvelopeKind.message, 0, value);
+    const settings = this.#settings;
+    if (settings.rpc) return this.#payload(EnvelopeKind.message, 0, value);
+    let body: Uint8Array | string;
+    try {
+      body = settings.codec.encode(value);
+    } catch (error) {
+      throw cannotEncode(error);
+    }
+    return typeof body === 'string' ? Buffer.from(body) : body;
   }
 
   /**
@@ -109,7 +117,18 @@ export class MessageSession {
    * message when its handler does
    */
   receive(frame: Buffer): unknown {
-    if (!this.#settings.rpc) return this.#inbound(frame, null);
+    const settings = this.#settings;
+    if (!settings.rpc && settings.schema === null) {
+      // The common case, kept short: a message, decoded and handed on.
+      let value: unknown;
+      try {
+        value = settings.codec.decode(frame);
+      } catch (error) {
+        return this.#refuse(null, malformed(error, null));
+      }
+      return this.#host.message(value, (this.#messageContext ??= new HandlerContext(undefined)));
+    }
+    if (!settings.rpc) return this.#inbound(frame, null);
     let envelope: Envelope;
     try {
       envelope = decodeEnvelope(frame);
@@ -168,9 +187,7 @@ export class MessageSession {
     try {
       value = this.#settings.codec.decode(body);
     } catch (error) {
-      return this.#refuse(ctx, error instanceof PulsarError && error.code === 'ERR_MALFORMED_MESSAGE'
-        ? error
-        : new PulsarError('ERR_MALFORMED_MESSAGE', `a ${ctx === null ? 'message' : 'request'} that does not decode: ${messageOf(error)}`, { cause: error }));
+      return this.#refuse(ctx, malformed(error, ctx));
     }
     const { schema } = this.#settings;
     if (schema === null) return this.#handle(value, ctx);
@@ -304,15 +321,33 @@ export class MessageSession {
  */
 export function encodeMessage(settings: MessageSettings, kind: EnvelopeKind, id: number, value: unknown): Uint8Array {
   if (kind === EnvelopeKind.cancel) return encodeEnvelope(kind, id, '');
-  let body: Uint8Array | string;
-  try {
-    body = settings.codec.encode(value);
-  } catch (error) {
-    if (error instanceof PulsarError) throw error;
-    throw new PulsarError('ERR_INVALID_PAYLOAD', `the message codec cannot encode this value: ${messageOf(error)}`, { cause: error });
-  }
+  const body = encodeBody(settings.codec, value);
   if (!settings.rpc) return typeof body === 'string' ? Buffer.from(body) : body;
   return encodeEnvelope(kind, id, body);
+}
+
+/**
+ * What the codec makes of `value`.
+ * @throws {PulsarError} `ERR_INVALID_PAYLOAD` for a value it cannot encode (its error as `cause`)
+ */
+function encodeBody(codec: MessageSettings['codec'], value: unknown): Uint8Array | string {
+  try {
+    return codec.encode(value);
+  } catch (error) {
+    throw cannotEncode(error);
+  }
+}
+
+/** What a codec's encoder threw, as `send()` reports it: `ERR_INVALID_PAYLOAD` unless it has a pulsar code. */
+function cannotEncode(error: unknown): PulsarError {
+  if (error instanceof PulsarError) return error;
+  return new PulsarError('ERR_INVALID_PAYLOAD', `the message codec cannot encode this value: ${messageOf(error)}`, { cause: error });
+}
+
+/** What a codec's decoder threw, as `ERR_MALFORMED_MESSAGE` (a message, or with `ctx` a request). */
+function malformed(error: unknown, ctx: HandlerContext | null): PulsarError {
+  if (error instanceof PulsarError && error.code === 'ERR_MALFORMED_MESSAGE') return error;
+  return new PulsarError('ERR_MALFORMED_MESSAGE', `a ${ctx === null ? 'message' : 'request'} that does not decode: ${messageOf(error)}`, { cause: error });
 }
 
 /** The error an error reply's body stands for; a body that is not `{ code, message }` is a broken peer. */

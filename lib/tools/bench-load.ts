@@ -65,17 +65,29 @@ class Frames {
   /** Writes frame `seq` at `at` in `into`. */
   write(into: Buffer, at: number, seq: number): void {
     this.wire.copy(into, at);
-    if (this.digits > 0) into.write(seq.toString(16).padStart(this.digits, '0').slice(-this.digits), at + this.offset, 'latin1');
+    // The sequence number in hex, least significant digit last, written without making a string.
+    let rest = seq;
+    for (let i = at + this.offset + this.digits - 1; i >= at + this.offset; i--) {
+      into[i] = HEX[rest & 15]!;
+      rest = Math.floor(rest / 16);
+    }
   }
 
   /** Whether `payload` is frame `seq`. */
   matches(payload: Buffer, seq: number): boolean {
     const { template, digits } = this;
     if (payload.length !== template.length) return false;
-    if (digits > 0 && payload.toString('latin1', 0, digits) !== seq.toString(16).padStart(digits, '0').slice(-digits)) return false;
+    let rest = seq;
+    for (let i = digits - 1; i >= 0; i--) {
+      if (payload[i] !== HEX[rest & 15]) return false;
+      rest = Math.floor(rest / 16);
+    }
     return payload.compare(template, digits, template.length, digits) === 0;
   }
 }
+
+/** The ASCII hex digits, by value. */
+const HEX = Buffer.from('0123456789abcdef');
 
 /**
  * Runs one thread's share: opens the connections, keeps `depth` frames in flight on each (within the

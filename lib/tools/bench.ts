@@ -40,11 +40,17 @@ export interface BenchProgress {
 
 /** Latency percentiles of a bench, in ms. */
 export interface BenchLatency {
+  /** The median round trip. */
   p50: number;
+  /** 90 % of round trips took at most this. */
   p90: number;
+  /** 99 % took at most this. */
   p99: number;
+  /** 99.9 % took at most this. */
   p999: number;
+  /** The slowest. */
   max: number;
+  /** The mean. */
   mean: number;
 }
 
@@ -52,10 +58,13 @@ export interface BenchLatency {
 export interface BenchResult {
   /** `host:port`. */
   target: string;
+  /** Connections opened. */
   connections: number;
+  /** Frames in flight per connection. */
   depth: number;
   /** Payload bytes per frame. */
   size: number;
+  /** Threads the connections were spread over. */
   threads: number;
   /** The rate cap in frames/s, `0` for none. */
   rate: number;
@@ -102,14 +111,17 @@ export async function bench(options: BenchOptions): Promise<BenchResult> {
   return summarize(results, { target: hostPort(host, port), connections, depth, size, threads: specs.length, rate });
 }
 
-/** Runs a share in a worker thread (the built `bench-worker` file next to this one; from sources, through tsx). */
+/**
+ * Runs a share in a worker thread: the built `bench-worker` file next to this one, or from the sources
+ * (tests, development) the TypeScript file through tsx, registered in the worker first.
+ */
 function inWorker(spec: LoadSpec, progress: (frames: number) => void): Promise<LoadResult> {
   const here = import.meta.url;
   const extension = /\.(c?js|ts)$/.exec(here)?.[1] ?? 'js';
-  const worker = new Worker(new URL(`./bench-worker.${extension}`, here), {
-    workerData: spec,
-    ...(extension === 'ts' ? { execArgv: ['--import', 'tsx'] } : {}),
-  });
+  const file = new URL(`./bench-worker.${extension}`, here);
+  const worker = extension === 'ts'
+    ? new Worker(`import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(file.href)}); })`, { eval: true, workerData: spec })
+    : new Worker(file, { workerData: spec });
   return new Promise((resolve, reject) => {
     worker.on('message', (message: { progress?: number; result?: LoadResult; error?: string }) => {
       if (message.progress !== undefined) progress(message.progress);
