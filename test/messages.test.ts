@@ -106,10 +106,10 @@ describe('messages and requests', () => {
     it('answers a request past maxInflightRequests at once with ERR_TOO_MANY_REQUESTS, and the others in time', async () => {
       const { port } = await rpcService({ maxInflightRequests: 4 });
       const client = await connect(port, { messages: json(), rpc: true });
-      const held = Array.from({ length: 4 }, (_, tag) => client.request({ op: 'sleep', ms: 300, tag }));
-      const started = Date.now();
+      let heldSettled = 0;
+      const held = Array.from({ length: 4 }, (_, tag) => client.request({ op: 'sleep', ms: 1500, tag }).finally(() => heldSettled++));
       const refused = await rejection(client.request({ op: 'add', a: 1, b: 1 }));
-      expect(Date.now() - started, 'answered at once, not after the others').to.be.below(250);
+      expect(heldSettled, 'refused at once, while the four are still being handled').to.equal(0);
       expect(refused).to.be.instanceOf(RemoteError);
       expect((refused as RemoteError).remoteCode).to.equal('ERR_TOO_MANY_REQUESTS');
       expect(await Promise.all(held)).to.have.length(4);
@@ -191,7 +191,7 @@ describe('messages and requests', () => {
       const killedAt = Date.now();
       server.connections.get(1)!.destroy();
       const errors = await Promise.all(pending);
-      expect(Date.now() - killedAt, 'at once, not at a timeout').to.be.below(1000);
+      expect(Date.now() - killedAt, 'at once, not at the 30 s timeout').to.be.below(5000);
       expect(new Set(errors.map((e) => e.code))).to.deep.equal(new Set(['ERR_CONNECTION_CLOSED']));
       expect((await rejection(client.request('after'))).code).to.equal('ERR_CONNECTION_CLOSED');
     });
