@@ -4,9 +4,9 @@ import { EventEmitter } from 'eventemitter3';
 import createDebug from 'debug';
 import { ClientInbox } from './client-inbox.js';
 import { resolveClientOptions, type PulsarClientOptions, type ResolvedClientOptions } from './client-options.js';
+import { ClientOutput } from './client-output.js';
 import { OrderedRequests } from './client-requests.js';
 import type { FrameDecoder } from './codecs/types.js';
-import { OutboundBatch } from './connection/outbound.js';
 import { PulsarError } from './errors.js';
 import { hostPort, messageOf } from './format.js';
 import { MessageSession } from './messages/session.js';
@@ -63,12 +63,6 @@ export interface PulsarClientEvents<T = Buffer> {
 /** How long `close()` waits for the server to close its side before destroying the socket. */
 const CLOSE_TIMEOUT_MS = 5000;
 
-/**
- * Frames sent in one tick leave in parts of this many (or at the tick's end): the server starts on the
- * first requests while the client makes the rest, instead of both sides taking turns with the whole batch.
- */
-const FLUSH_FRAMES = 16;
-
 /** Reconnection without the `reconnect` option: one attempt, after a reset (see `request()`). */
 const RESET_ONLY = { initialDelay: 0, maxDelay: 0, maxAttempts: 1 } as const;
 
@@ -118,10 +112,8 @@ export class PulsarClient<M = Buffer, S = never> extends EventEmitter<PulsarClie
   readonly #ordered = new OrderedRequests((error) => this.#reset(error));
   /** True while the connection is dropped on purpose, to open a new one at once (see {@link request}). */
   #resetting = false;
-  /** Frames sent in this tick, encoded back to back, to leave in one write at its end. */
-  #batch: OutboundBatch | null = null;
-  #flushScheduled = false;
-  #batched = 0;
+  /** What is sent, batched per tick. */
+  readonly #output: ClientOutput;
   #lateReplies = 0;
   readonly #inbox = new ClientInbox<Inbound<M, S>>({
     pause: () => this.#socket?.pause(),
@@ -133,6 +125,7 @@ export class PulsarClient<M = Buffer, S = never> extends EventEmitter<PulsarClie
   constructor(options: PulsarClientOptions<M, S> = {}) {
     super();
     this.options = resolveClientOptions(options);
+    this.#output = new ClientOutput(this.options.codec, () => this.#socket);
   }
 
   /** Replies (with `rpc`) that came after their request had given up (timeout, abort): dropped, never handed to another. */
@@ -218,7 +211,7 @@ export class PulsarClient<M = Buffer, S = never> extends EventEmitter<PulsarClie
       this.#finish();
       return;
     }
-    this.#flush(); // what was sent in this tick leaves before our FIN
+    this.#output.flush(); // what was sent in this tick leaves before our FIN
     await new Promise<void>((resolve) => {
       this.once('close', resolve);
       socket.end();
@@ -310,33 +303,11 @@ export class PulsarClient<M = Buffer, S = never> extends EventEmitter<PulsarClie
     });
   }
 
-  /**
-   * Encodes one frame onto the batch that leaves at the end of this tick, in one write (small frames
-   * copied back to back into a shared block, as the server's connections do).
-   * @returns `false` when the socket's buffer is over its high-water mark
-   */
+  /** Writes one frame's payload (see {@link ClientOutput}). */
   #write(payload: Uint8Array): boolean {
     const socket = this.#socket;
     if (socket === null || socket.destroyed || this.#state === 'closing') throw this.#notConnected();
-    const batch = (this.#batch ??= new OutboundBatch(this.options.codec));
-    batch.add(payload);
-    if (++this.#batched >= FLUSH_FRAMES) {
-      this.#flush();
-      return !socket.writableNeedDrain;
-    }
-    if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      process.nextTick(() => this.#flush());
-    }
-    return !socket.writableNeedDrain && socket.writableLength + batch.bytes < socket.writableHighWaterMark;
-  }
-
-  #flush(): void {
-    this.#flushScheduled = false;
-    this.#batched = 0;
-    const socket = this.#socket;
-    if (socket === null || socket.destroyed) this.#batch?.clear();
-    else this.#batch?.writeTo(socket);
+    return this.#output.write(socket, payload);
   }
 
   #notConnected(): PulsarError {
