@@ -51,19 +51,19 @@ describe('pulsar send', function () {
 
   it('sends text, non-ASCII text and an empty frame, and prints each echo', async () => {
     const port = await cliServer();
-    const run = await pulsar(['send', String(port), 'hello', 'héllo wörld ✓ 日本', '']);
+    const run = await pulsar(['send', String(port), '-n', '3', '-w', '5000', 'hello', 'héllo wörld ✓ 日本', '']);
     expect(run.code, run.stderr).to.equal(0);
     expect(run.stdout).to.equal('hello\nhéllo wörld ✓ 日本\n(empty)\n');
   });
 
   it('sends binary with --hex and shows replies as hex dumps; a binary reply is dumped in the default mode too', async () => {
     const port = await cliServer();
-    const hex = await pulsar(['send', String(port), '--hex', '00ff 10 7f', '48454c4c4f']);
+    const hex = await pulsar(['send', String(port), '-n', '2', '-w', '5000', '--hex', '00ff 10 7f', '48454c4c4f']);
     expect(hex.code, hex.stderr).to.equal(0);
     expect(hex.stdout).to.equal('00000000: 00ff 107f                                ....\n00000000: 4845 4c4c 4f                             HELLO\n');
     const { server, port: libraryPort } = await startServer({ handler: (_frame, conn) => conn.send(Buffer.from([0, 1, 2, 0xfe])) });
     void server;
-    const auto = await pulsar(['send', String(libraryPort), 'anything']);
+    const auto = await pulsar(['send', String(libraryPort), '-n', '1', '-w', '5000', 'anything']);
     expect(auto.stdout).to.equal('00000000: 0001 02fe                                ....\n');
     const bad = await pulsar(['send', String(port), '--hex', 'zz']);
     expect([bad.code, bad.stderr]).to.deep.equal([2, "pulsar send: not hex: not hex bytes: 'zz'\n"]);
@@ -72,7 +72,7 @@ describe('pulsar send', function () {
   it('reads one frame per stdin line with -, a 1 MiB line among them', async () => {
     const port = await cliServer();
     const big = 'x'.repeat(1024 * 1024);
-    const run = await pulsar(['send', String(port), 'first', '-', 'last'], `one\r\ntwo\n${big}\n`);
+    const run = await pulsar(['send', String(port), '-n', '5', '-w', '5000', 'first', '-', 'last'], `one\r\ntwo\n${big}\n`);
     expect(run.code, run.stderr).to.equal(0);
     const lines = run.stdout.split('\n');
     expect(lines.slice(0, 3)).to.deep.equal(['first', 'one', 'two']);
@@ -101,9 +101,9 @@ describe('pulsar send', function () {
 
   it('speaks the server\'s framing: --codec lines, --length-field 2 --byte-order little', async () => {
     const lines = await cliServer('--codec', 'lines');
-    expect((await pulsar(['send', String(lines), '--codec', 'lines', 'a line'])).stdout).to.equal('a line\n');
+    expect((await pulsar(['send', String(lines), '-n', '1', '-w', '5000', '--codec', 'lines', 'a line'])).stdout).to.equal('a line\n');
     const little = await cliServer('--length-field', '2', '--byte-order', 'little');
-    expect((await pulsar(['send', String(little), '--length-field', '2', '--byte-order', 'little', 'short'])).stdout).to.equal('short\n');
+    expect((await pulsar(['send', String(little), '-n', '1', '-w', '5000', '--length-field', '2', '--byte-order', 'little', 'short'])).stdout).to.equal('short\n');
   });
 
   it('connects over TLS with --ca or --insecure, and refuses an unknown certificate', async () => {
@@ -111,8 +111,8 @@ describe('pulsar send', function () {
     onCleanup(() => rmSync(dir, { recursive: true, force: true }));
     const { certFile, keyFile } = selfSigned(dir);
     const port = await cliServer('--tls-cert', certFile, '--tls-key', keyFile);
-    expect((await pulsar(['send', String(port), '--tls', '--ca', certFile, 'secret'])).stdout).to.equal('secret\n');
-    expect((await pulsar(['send', String(port), '--tls', '--insecure', 'unchecked'])).stdout).to.equal('unchecked\n');
+    expect((await pulsar(['send', String(port), '-n', '1', '-w', '5000', '--tls', '--ca', certFile, 'secret'])).stdout).to.equal('secret\n');
+    expect((await pulsar(['send', String(port), '-n', '1', '-w', '5000', '--tls', '--insecure', 'unchecked'])).stdout).to.equal('unchecked\n');
     const refused = await pulsar(['send', String(port), '--tls', 'x']);
     expect(refused.code).to.equal(1);
     expect(refused.stderr).to.match(/^pulsar send: cannot connect to 127\.0\.0\.1:\d+: self[- ]signed certificate/);

@@ -94,6 +94,8 @@ class SendSession {
   /** True once the run's status is known: what happens after (our own close) is not reported. */
   #finished = false;
   #show: (line: string) => void;
+  /** What replies are prefixed with: `< ` at the prompt, nothing in one-shot output. */
+  #marker = '';
 
   constructor(client: PulsarClient<Buffer> | PulsarClient<unknown>, options: SessionOptions) {
     this.#client = client;
@@ -141,6 +143,7 @@ class SendSession {
 
   /** Replies, pushes, heartbeats and the server's close, shown as they come. */
   #listen(marker: string): void {
+    this.#marker = marker;
     const client = this.#client as PulsarClient<Buffer>;
     const { mode, errors, count } = this.#options;
     client.on('heartbeat', () => (marker === '' ? errors.write('(heartbeat)\n') : this.#show(`${marker}(heartbeat)`)));
@@ -188,11 +191,11 @@ class SendSession {
     const started = performance.now();
     try {
       const reply = await (this.#client as PulsarClient<unknown>).request(value);
-      this.#show(`${JSON.stringify(reply ?? null)}  (${formatMs(performance.now() - started)})`);
+      this.#show(`${this.#marker}${JSON.stringify(reply ?? null)}  (${formatMs(performance.now() - started)})`);
     } catch (error) {
       this.#failures++;
       const elapsed = formatMs(performance.now() - started);
-      if (error instanceof RemoteError) this.#show(`error ${error.remoteCode}: ${error.remoteMessage}  (${elapsed})`);
+      if (error instanceof RemoteError) this.#show(`${this.#marker}error ${error.remoteCode}: ${error.remoteMessage}  (${elapsed})`);
       else this.#options.errors.write(`pulsar send: ${(error as PulsarError).code ?? ''} ${messageOf(error)}\n`);
     }
   }
