@@ -35,7 +35,7 @@ export interface Envelope {
 export const MAX_REQUEST_ID = 2 ** 49 - 1;
 
 /** Bytes the varint of `id` takes. */
-export function idLength(id: number): number {
+function idLength(id: number): number {
   let length = 1;
   for (let rest = Math.floor(id / 128); rest > 0; rest = Math.floor(rest / 128)) length++;
   return length;

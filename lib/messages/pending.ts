@@ -42,11 +42,6 @@ export class PendingRequests {
     this.#host = host;
   }
 
-  /** Requests waiting for their reply. */
-  get size(): number {
-    return this.#waiting.size;
-  }
-
   /** The id for the next request (wrapping after {@link MAX_REQUEST_ID}, far beyond any in flight). */
   nextId(): number {
     const id = this.#nextId;
@@ -56,7 +51,7 @@ export class PendingRequests {
 
   /**
    * Waits for the reply to request `id`, for `timeout` ms (`0`: no limit), or until `signal` aborts.
-   * @returns a promise of the reply's body, as {@link settle} gives it
+   * @returns a promise of the reply, settled through {@link take}
    */
   wait(id: number, timeout: number, signal: AbortSignal | undefined): Promise<unknown> {
     return new Promise<unknown>((resolve, reject) => {

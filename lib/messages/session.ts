@@ -67,11 +67,6 @@ export class MessageSession {
     return this.#sent?.late ?? 0;
   }
 
-  /** Requests sent and waiting for their reply. */
-  get pendingRequests(): number {
-    return this.#sent?.size ?? 0;
-  }
-
   /**
    * The frame payload of a one-way message.
    * @throws {PulsarError} `ERR_INVALID_PAYLOAD` for a value the codec cannot encode (its error as `cause`)
