@@ -108,7 +108,7 @@ export function resolveClientOptions<M, S>(options: PulsarClientOptions<M, S>): 
     tls: resolveTls(options.tls ?? false),
     silenceTimeout: checkTimerMs('PulsarClient', 'silenceTimeout', options.silenceTimeout ?? 0),
     requestTimeout: checkTimerMs('PulsarClient', 'requestTimeout', options.requestTimeout ?? 30_000),
-    messages: resolveMessageSettings('PulsarClient', options as MessageOptions),
+    messages: resolveMessageSettings('PulsarClient', options as MessageOptions, options.codec),
     handler: resolveHandler(options.handler, options.rpc ?? false),
     reconnect: reconnect === false ? null : {
       initialDelay: checkTimerMs('PulsarClient', 'reconnect.initialDelay', backoff.initialDelay ?? 100, 1),

@@ -298,6 +298,10 @@ export class PulsarClient<M = Buffer, S = never> extends EventEmitter<PulsarClie
         this.#error(error);
         if (settings.onInvalid === 'close') this.#socket?.destroy();
       },
+      abort: (error) => {
+        this.#error(error);
+        this.#socket?.destroy();
+      },
       handlerFailed: (error) => this.#error(error),
       lateReply: () => this.#lateReplies++,
     });
@@ -320,6 +324,7 @@ export class PulsarClient<M = Buffer, S = never> extends EventEmitter<PulsarClie
     decoder.push(chunk);
     try {
       for (let frame = decoder.next(); frame !== null; frame = decoder.next()) this.#deliver(frame);
+      if (decoder.bufferedBytes > 0) decoder.compact?.();
     } catch (error) {
       this.#socket?.destroy(this.#decodingFailure(error));
     }

@@ -81,6 +81,15 @@ export type PulsarErrorCode =
   | 'ERR_REMOTE'
   /** A request came while `maxInflightRequests` were being answered on its connection (sent as an error reply's code). */
   | 'ERR_TOO_MANY_REQUESTS'
+  /**
+   * The other side sent a request whose id is already in flight on that connection: a protocol error
+   * (HTTP/2's reused stream id). The request never runs, and the connection closes.
+   */
+  | 'ERR_DUPLICATE_REQUEST'
+  /** Accepting a connection failed (`EMFILE`, `ENFILE`: out of descriptors); the server backs off and tries again. */
+  | 'ERR_ACCEPT'
+  /** A `frame` or `message` listener of the client threw (the error as `cause`); the connection goes on. */
+  | 'ERR_LISTENER'
   /** `conn.request()` on a server without `rpc: true` (requests need the envelope's ids). */
   | 'ERR_RPC_DISABLED'
   /** The server sent nothing, heartbeats included, for the client's `silenceTimeout`. */

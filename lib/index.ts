@@ -7,7 +7,7 @@ export type { ClientRequestHandler, PulsarClientOptions, ReconnectOptions, Resol
 export { Connection } from './connection/connection.js';
 export type { ConnectionData } from './connection/connection.js';
 export { json } from './messages/codec.js';
-export type { JsonOptions, MessageCodec } from './messages/codec.js';
+export type { JsonOptions, MessageCodec, ProtoAction } from './messages/codec.js';
 export { InvalidMessageError } from './messages/schema.js';
 export type { MessageIssue, SchemaOutput, StandardIssue, StandardResult, StandardSchemaV1 } from './messages/schema.js';
 export { decodeEnvelope, encodeEnvelope, EnvelopeKind, MAX_REQUEST_ID } from './messages/envelope.js';

@@ -279,7 +279,7 @@ export function resolveServerOptions<M, S, D extends ConnectionData>(options: Pu
   if (maxConnectionsPerAddress !== Infinity) checkInteger(OWNER, 'maxConnectionsPerAddress', maxConnectionsPerAddress, 1);
   const reportInterval = options.reportInterval ?? 10_000;
   if (reportInterval !== false) checkTimerMs(OWNER, 'reportInterval', reportInterval, 1);
-  const messages = resolveMessageSettings(OWNER, options as MessageOptions);
+  const messages = resolveMessageSettings(OWNER, options as MessageOptions, options.codec);
   const handler = (options.handler ?? (messages === null ? echo : echoMessage)) as ResolvedServerOptions['handler'];
   if (typeof handler !== 'function') throw invalidOption(OWNER, 'handler', 'must be a function', handler);
   const path = resolvePath(options);

@@ -2,7 +2,7 @@
 // new connections per address at accept. Over real sockets; the bucket arithmetic on a fake clock.
 import { expect } from 'chai';
 import { ConnectionRate } from '../lib/admission/connection-rate.js';
-import { IdleHeartbeat, type PulsarServerOptions } from '../lib/index.js';
+import { channels, IdleHeartbeat, type PulsarServerOptions, type RateLimitedMessage } from '../lib/index.js';
 import { PulsarMetrics } from '../lib/metrics/index.js';
 import { TokenBucket } from '../lib/rate/token-bucket.js';
 import { Cli } from './cli-process.js';
@@ -84,22 +84,32 @@ describe('rate limits', function () {
       const alone = median(await roundTrips(polite, 20));
       const flooder = await TestClient.connect(port, '127.0.0.1', { keepRaw: false });
       flooder.socket.write(numberedFrames(4000, 1024)); // 4 MiB at once: the kernel's buffers hold what the server does not read
+      // Waits for the next hold-back as it happens (it comes again and again while the flood lasts), rather
+      // than polling a state that flips back each time the bucket refills.
+      const heldBack = new Promise<string | undefined>((resolve) => {
+        const seen = (message: unknown): void => {
+          const { connection, action } = message as RateLimitedMessage;
+          if (action !== 'pause' || connection === undefined) return;
+          channels.rateLimited.unsubscribe(seen);
+          resolve(connection.snapshot().pausedBy);
+        };
+        channels.rateLimited.subscribe(seen);
+      });
       const afterBurst = await timeOfFrame(flooder, 1000);
-      await when(server, ['connection'], () => [...server.connections.values()].some((c) => c.rateLimited), 'the flooder to be held back');
-      const [flooderConn] = [...server.connections.values()].filter((c) => c.rateLimited);
-      expect(flooderConn!.snapshot().pausedBy, 'its snapshot says why it is not read').to.equal('rate');
+      expect(await heldBack, 'its snapshot says why it is not read').to.equal('rate');
       const duringFlood = median(await roundTrips(polite, 20));
       const end = await timeOfFrame(flooder, 4000);
       const rate = (3000 / (end - afterBurst)) * 1000;
-      // Charged per read chunk (64 KiB: 63 frames here), so the rate is met within a chunk per interval.
-      expect(rate, `${Math.round(rate)} frames/s after the burst`).to.be.within(850, 1150);
+      // Charged per frame dispatched: never faster than the rate (a 10 % margin for timer rounding); a loaded
+      // machine may be slower.
+      expect(rate, `${Math.round(rate)} frames/s after the burst`).to.be.within(400, 1100);
       expectInOrder(flooder, 4000);
       expect(duringFlood, `the polite client's median round trip (${alone.toFixed(2)} ms alone)`).to.be.below(Math.max(20, alone * 20));
       expect(errors, 'pausing is not an error').to.deep.equal([]);
       expect(await metrics.registry.getSingleMetricAsString('pulsar_rate_limited_total')).to.match(/^pulsar_rate_limited_total\{kind="frames",action="pause"\} [1-9]\d*$/m);
     });
 
-    it("closes a flooder with ERR_RATE_LIMITED in 'close' mode, after answering every frame it read", async () => {
+    it("closes a flooder with ERR_RATE_LIMITED in 'close' mode, after answering the frames its rate let through", async () => {
       const { server, port } = await startServer({ rateLimit: { frames: 100 }, onRateLimit: 'close' });
       const errors = clientErrors(server);
       const bystander = await TestClient.connect(port);
@@ -110,11 +120,13 @@ describe('rate limits', function () {
       const [conn, reason, error] = await gone;
       await flooder.waitClosed();
       expect([reason, (error as { code?: string }).code]).to.deep.equal(['error', 'ERR_RATE_LIMITED']);
-      expect(conn.framesIn, 'more than its burst was read').to.be.above(100);
+      // Charged per frame: its burst of 100, and what the bucket refilled (1 per 10 ms) while it lived.
+      const allowance = 100 + Math.ceil((Date.now() - conn.connectedAt) / 10);
+      expect(conn.framesIn, 'its burst and no more than its rate').to.be.within(100, allowance);
       expectInOrder(flooder, conn.framesIn);
       // The frame cut off where reading stopped is reported too, not dropped silently.
       expect(errors.map((e) => e.code)).to.deep.equal(['ERR_RATE_LIMITED', 'ERR_TRUNCATED_FRAME']);
-      expect(errors[0]!.message).to.match(/^127\.0\.0\.1:\d+ \(connection \d+\): over its rate limit \(100 frames per 1000 ms\): closed after answering what was read$/);
+      expect(errors[0]!.message).to.match(/^127\.0\.0\.1:\d+ \(connection \d+\): over its rate limit \(100 frames per 1000 ms\): closed after answering the frames it let through$/);
       bystander.send('still served');
       expect(String((await bystander.waitFrames(1))[0])).to.equal('still served');
     });

@@ -7,6 +7,9 @@ const COALESCE_AFTER = 8;
 /** Size of a coalescing block: queue entries stay at most one per KiB of data, however it trickles in. */
 const COALESCE_BLOCK = 16 * 1024;
 
+/** Memory a chunk may keep alive beyond the bytes it holds before {@link ByteQueue.compact} copies them out. */
+const PIN_SLACK = 1024;
+
 /**
  * The bytes a decoder has received and not consumed, as the chunks they came in: appended by reference,
  * never concatenated per chunk (ws's `Receiver` does the same with `_buffers` and `consume()`). Bytes that
@@ -130,6 +133,38 @@ export class ByteQueue {
       this.#chunks.shift();
       head = this.#chunks[0];
     }
+  }
+
+  /**
+   * Copies the bytes left at either end of the queue out of a chunk (or coalescing block) when they are
+   * less than half of the memory it keeps alive, so that {@link length} is within 2× of what the queue
+   * pins (Netty's cumulator discards read bytes the same way): one byte left after a whole 64 KiB frame
+   * would otherwise hold the whole read chunk. Cheap to call after every read: it looks at two chunks.
+   */
+  compact(): void {
+    const chunks = this.#chunks;
+    if (chunks.length === 0) return;
+    if (this.#pinsMore(chunks[0]!, this.#offset)) {
+      chunks[0] = this.#copyOf(chunks[0]!, this.#offset);
+      this.#offset = 0;
+    }
+    const last = chunks.length - 1;
+    if (last > 0 && this.#pinsMore(chunks[last]!, 0)) chunks[last] = this.#copyOf(chunks[last]!, 0);
+  }
+
+  /** Whether `chunk`'s bytes from `start` are less than half of the memory the chunk keeps alive. */
+  #pinsMore(chunk: Buffer, start: number): boolean {
+    const held = chunk.length - start;
+    const pinned = chunk.buffer.byteLength;
+    return pinned - held > PIN_SLACK && held * 2 < pinned;
+  }
+
+  /** `chunk`'s bytes from `start` in memory of their own (a coalescing block they leave is not written again). */
+  #copyOf(chunk: Buffer, start: number): Buffer {
+    const copy = Buffer.allocUnsafeSlow(chunk.length - start);
+    chunk.copy(copy, 0, start);
+    if (this.#block !== null && chunk.buffer === this.#block.buffer) this.#block = null;
+    return copy;
   }
 
   /** Drops everything. */

@@ -36,6 +36,8 @@ export class DelimiterCodec implements WrappingFrameCodec {
   readonly onTooLong: TooLongAction;
   /** The delimiter, written after every payload. */
   readonly trailer: Buffer;
+  /** A payload holding the delimiter would end its frame early: `rpc` and binary message codecs are refused. */
+  readonly binarySafe = false;
 
   /** @param options the delimiter, and the limits of {@link CodecLimitOptions} */
   constructor(options: DelimiterCodecOptions) {

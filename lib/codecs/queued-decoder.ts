@@ -18,6 +18,10 @@ export abstract class QueuedDecoder implements FrameDecoder {
     this.queue.push(chunk);
   }
 
+  compact(): void {
+    this.queue.compact();
+  }
+
   abstract next(): Buffer | null;
   abstract end(): void;
 

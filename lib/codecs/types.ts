@@ -24,6 +24,12 @@ export interface FrameDecoder {
   /** Bytes held that do not yet form a complete frame. */
   readonly bufferedBytes: number;
   /**
+   * Called after a read's frames were taken while bytes are left: copy a small remainder out of the read
+   * chunk it lies in, so that what the decoder keeps alive is about {@link bufferedBytes}, which the
+   * server's memory budget counts. Without it, a partial frame may pin its whole read chunk (up to 64 KiB).
+   */
+  compact?(): void;
+  /**
    * Optional fast path for relaying frames unchanged (the server's default echo uses it when nobody
    * listens to `frame`): takes the whole frames at the front of the buffered bytes that lie in one
    * piece of memory, without a view or a copy per frame.
@@ -48,6 +54,11 @@ export interface FrameRun {
 export interface FrameCodec {
   /** Largest frame, in bytes (headers and delimiters not counted), that decoders let through and `encode` accepts. */
   readonly maxFrameLength: number;
+  /**
+   * `false` when a frame cannot hold every byte sequence (a delimiter ends it): `rpc` and binary message
+   * codecs are then refused. Absent: it can (a length prefix).
+   */
+  readonly binarySafe?: boolean;
   /** A fresh decoder for one connection's inbound stream. */
   createDecoder(): FrameDecoder;
   /**

@@ -117,7 +117,7 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
         if (this.#state === 'closing') this.#endWhenAnswered();
       },
       fail,
-    });
+    }, this.#throttle);
   }
 
   /** True while reading is held back because the connection is over its rate. */
@@ -133,14 +133,15 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
         owner.onRateLimited(this, kind, 'pause');
       },
       release: () => {
-        this.#input.restartIdleClock();
+        if (this.#state !== 'open') return;
+        debug('%s back under its rate: dispatching what was read, then reading', this.remote);
         this.#input.restartFrameClock();
-        debug('%s back under its rate: reading resumed', this.remote);
+        this.#input.resumeAfterRate();
         this.#resumeReading();
       },
       close: (kind, limit) => {
         owner.onRateLimited(this, kind, 'close');
-        this[kCloseForError](new PulsarError('ERR_RATE_LIMITED', `${this}: over its rate limit (${limit}): closed after answering what was read`));
+        this[kCloseForError](new PulsarError('ERR_RATE_LIMITED', `${this}: over its rate limit (${limit}): closed after answering the frames it let through`));
       },
     }, this.connectedAt);
   }
@@ -399,7 +400,9 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
     this[kConnection].#receive(chunk);
   }
   static #socketOnEnd(this: OwnedSocket): void {
-    this[kConnection].#beginClose('end'); // answer what was received, then close our side too
+    const conn = this[kConnection];
+    conn.#session?.peerEnded(); // with rpc: a peer gone is not worked for (answerAfterEnd keeps answering)
+    conn.#beginClose('end'); // answer what was received, then close our side too
   }
   static #socketOnDrain(this: OwnedSocket): void {
     this[kConnection].#output.drained();
@@ -424,15 +427,7 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
 
   #receive(chunk: Buffer): void {
     if (this.#state !== 'open') return; // after close() began: discarded, only read to see the peer's FIN
-    const throttle = this.#throttle;
-    if (throttle === null) {
-      this.#input.receive(chunk);
-      return;
-    }
-    const input = this.#input;
-    const framesBefore = input.framesIn;
-    input.receive(chunk);
-    if (this.#state === 'open') throttle.charge(chunk.length, input.framesIn - framesBefore, input.lastSeen); // lastSeen: the time of this read
+    this.#input.receive(chunk);
   }
 
   /** Reading resumes if nothing else holds it back: the connection is open, not paused for backpressure, not over its rate. */

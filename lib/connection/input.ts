@@ -1,6 +1,7 @@
 import type { FrameDecoder } from '../codecs/types.js';
 import { aboutClient, DecodingError, PulsarError } from '../errors.js';
 import { messageOf } from '../format.js';
+import type { ReadThrottle } from '../rate/throttle.js';
 import { isPromiseLike } from '../thenable.js';
 import type { Connection } from './connection.js';
 import type { ConnectionOutput } from './output.js';
@@ -27,6 +28,8 @@ export class ConnectionInput {
   readonly #output: ConnectionOutput;
   readonly #host: InputHost;
   readonly #decoder: FrameDecoder;
+  /** The connection's rate, or `null` without `rateLimit`. */
+  readonly #throttle: ReadThrottle | null;
   #lastSeen: number;
   #framesIn = 0;
   #bytesIn = 0;
@@ -42,12 +45,14 @@ export class ConnectionInput {
    * @param owner the server's side of it
    * @param output where the answers go
    * @param host the connection's own state
+   * @param throttle the connection's rate, charged per frame dispatched, or `null`
    */
-  constructor(conn: Connection, owner: ConnectionOwner, output: ConnectionOutput, host: InputHost) {
+  constructor(conn: Connection, owner: ConnectionOwner, output: ConnectionOutput, host: InputHost, throttle: ReadThrottle | null) {
     this.#conn = conn;
     this.#owner = owner;
     this.#output = output;
     this.#host = host;
+    this.#throttle = throttle;
     this.#decoder = owner.codec.createDecoder();
     this.#lastSeen = conn.connectedAt;
   }
@@ -83,16 +88,26 @@ export class ConnectionInput {
     this.#lastSeen = now;
     this.#bytesIn += chunk.length;
     const framesBefore = this.#framesIn;
-    this.#decoder.push(chunk);
-    this.#dispatchFrames();
+    const decoder = this.#decoder;
+    decoder.push(chunk);
+    this.#dispatchFrames(now);
     // A partial frame left over started in this chunk if a frame was completed in it, else earlier.
-    if (this.#decoder.bufferedBytes === 0) this.#frameStartedAt = 0;
-    else if (this.#frameStartedAt === 0 || this.#framesIn !== framesBefore) this.#frameStartedAt = now;
+    if (decoder.bufferedBytes === 0) {
+      this.#frameStartedAt = 0;
+      return;
+    }
+    if (this.#frameStartedAt === 0 || this.#framesIn !== framesBefore) this.#frameStartedAt = now;
+    decoder.compact?.(); // what is left must not pin its read chunk beyond what the memory budget counts
   }
 
-  /** Reading resumes after the server held it back for the client's rate: that time does not count as silence. */
-  restartIdleClock(): void {
-    this.#lastSeen = Date.now();
+  /**
+   * The connection is back under its rate: the frames read and held back are dispatched (until the rate
+   * holds them again), and the time held does not count as the client's silence.
+   */
+  resumeAfterRate(): void {
+    const now = Date.now();
+    this.#lastSeen = now;
+    this.#dispatchFrames(now);
   }
 
   /** Reading resumed after a pause: the frame clock stood still meanwhile, so the client gets a whole frameTimeout again. */
@@ -112,10 +127,14 @@ export class ConnectionInput {
     }
   }
 
-  /** Hands every complete frame to the handler; the answers they send leave together, in one write. */
-  #dispatchFrames(): void {
+  /**
+   * Hands every complete frame to the handler (while the rate lets them through); the answers they send
+   * leave together, in one write.
+   */
+  #dispatchFrames(now: number): void {
     const decoder = this.#decoder;
-    const inBulk = decoder.nextRun !== undefined && this.#owner.echoInBulk();
+    const throttle = this.#throttle;
+    const inBulk = throttle === null && decoder.nextRun !== undefined && this.#owner.echoInBulk();
     const handle = inBulk ? null : this.#owner.frameHandler();
     const output = this.#output;
     output.beginGathering();
@@ -127,9 +146,12 @@ export class ConnectionInput {
           output.echo(run.wire, run.frames);
           continue;
         }
+        if (throttle !== null && !throttle.admit(now)) break; // held back (the rest waits in the decoder) or closing
+        const before = throttle === null ? 0 : decoder.bufferedBytes;
         const frame = this.#nextFrame();
         if (frame === null) break;
         this.#framesIn++;
+        throttle?.charge(before - decoder.bufferedBytes, now);
         this.#dispatch(frame, handle ?? this.#owner.frameHandler());
       }
     } catch (error) {

@@ -22,6 +22,10 @@ export function connectionSession(conn: Connection, owner: ConnectionOwner, writ
       if (settings.onInvalid === 'close') conn[kCloseForError](error);
       else owner.onClientError(error, conn);
     },
+    abort: (error) => {
+      if (conn.state === 'open') conn[kCloseForError](error);
+      else owner.onClientError(error, conn);
+    },
     handlerFailed: (error) => owner.onClientError(error, conn),
     lateReply: () => owner.onLateReply(conn),
   });

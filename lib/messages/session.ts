@@ -23,6 +23,11 @@ export interface SessionHost {
   readonly answer: ((message: unknown, ctx: MessageContext) => unknown) | null;
   /** The other side sent something wrong (`ERR_MALFORMED_MESSAGE`, `ERR_INVALID_MESSAGE`, naming it): report it, close if so set. */
   invalid(error: PulsarError): void;
+  /**
+   * The connection cannot go on (`ERR_DUPLICATE_REQUEST` from the other side, or an answer that cannot be
+   * sent at all): report it and close, answering what was read.
+   */
+  abort(error: PulsarError): void;
   /** A request handler failed with an error without a `code`: a bug, reported (the requester got `ERR_HANDLER`). */
   handlerFailed(error: PulsarError): void;
   /** A reply came after its request gave up, and was dropped. */
@@ -96,10 +101,10 @@ export class MessageSession {
       if (signal?.aborted) throw new PulsarError('ERR_ABORTED', `request to ${this.#host.peer} aborted before it was sent`, { cause: signal.reason });
       const sent = (this.#sent ??= new PendingRequests({ peer: this.#host.peer, cancel: (id) => this.#write(EnvelopeKind.cancel, id, null) }));
       const id = sent.nextId();
-      const payload = this.#payload(EnvelopeKind.request, id, value);
-      const reply = sent.wait(id, timeout, signal);
-      this.#host.write(payload);
-      return reply;
+      // Written before it waits: a frame the codec refuses throws here and leaves nothing pending (no reply
+      // can come before this function returns).
+      this.#host.write(this.#payload(EnvelopeKind.request, id, value));
+      return sent.wait(id, timeout, signal);
     } catch (error) {
       return Promise.reject(error as Error);
     }
@@ -155,6 +160,14 @@ export class MessageSession {
   }
 
   /**
+   * The other side sent its FIN. With `rpc` (unless `answerAfterEnd`), it is taken as gone: the requests
+   * it sent that are running have their signals aborted and will not be answered (see {@link close}).
+   */
+  peerEnded(): void {
+    if (this.#settings.rpc && !this.#settings.answerAfterEnd) this.close();
+  }
+
+  /**
    * The connection is gone: every request sent fails at once with `ERR_CONNECTION_CLOSED`, and the
    * signals of the requests being answered (and of one-way messages) abort. Idempotent.
    */
@@ -167,6 +180,12 @@ export class MessageSession {
 
   /** A request: bounded, decoded, validated, answered. */
   #request(id: number, body: Buffer): unknown {
+    if (this.#answering.has(id)) {
+      // HTTP/2 (RFC 9113 §5.1.1) makes a reused stream id a connection error: two answers with one id could
+      // not be told apart, and the first handler would escape the in-flight bound and its cancel.
+      this.#host.abort(aboutClient(new PulsarError('ERR_DUPLICATE_REQUEST', `request id ${id} reused while that request is still in flight`), this.#host.peer));
+      return undefined;
+    }
     const { maxInflightRequests } = this.#settings;
     if (this.#answering.size >= maxInflightRequests) {
       debug('%s: request %d refused, %d in flight', this.#host.peer, id, maxInflightRequests);
@@ -190,7 +209,7 @@ export class MessageSession {
     try {
       checked = validate(schema, value);
     } catch (error) {
-      return this.#refuse(ctx, error as InvalidMessageError);
+      return this.#refuse(ctx, schemaFailure(error));
     }
     if (!(checked instanceof Promise)) return this.#handle(checked, ctx);
     if (ctx !== null) this.#answering.set(ctx.requestId!, ctx); // in flight while it validates
@@ -198,7 +217,7 @@ export class MessageSession {
       (valid) => this.#handle(valid, ctx),
       (error: unknown) => {
         if (ctx !== null) this.#answering.delete(ctx.requestId!);
-        this.#refuse(ctx, error instanceof PulsarError ? error : new PulsarError('ERR_INVALID_MESSAGE', `the schema failed: ${messageOf(error)}`, { cause: error }));
+        this.#refuse(ctx, schemaFailure(error));
       },
     );
   }
@@ -257,20 +276,27 @@ export class MessageSession {
     let payload: Uint8Array;
     try {
       payload = this.#payload(EnvelopeKind.reply, id, reply === undefined ? null : reply);
+      this.#host.write(payload);
     } catch (error) {
-      this.#failed(ctx, new PulsarError('ERR_HANDLER', `the reply to request ${id} could not be encoded: ${messageOf(error)}`, { cause: error }));
-      return;
+      // Exactly one answer per request: a reply that cannot leave is answered with why (its code), and the
+      // cause stays here.
+      const failure = error instanceof PulsarError ? error : cannotEncode(error);
+      this.#host.handlerFailed(new PulsarError(failure.code, `${this.#host.peer}: the reply to request ${id} could not be sent: ${failure.message}`, { cause: error }));
+      this.#writeError(id, failure.code, failure.code === 'ERR_FRAME_TOO_LARGE' ? 'the reply is over the frame limit' : 'the reply could not be encoded');
     }
-    this.#host.write(payload);
   }
 
-  /** A handler threw: an error reply with its code (`ERR_HANDLER` without one, reported as a bug), never its stack. */
+  /**
+   * A handler threw: an error reply that speaks only for coded errors (gRPC answers an unexpected error as
+   * `UNKNOWN` without its internals): a string `code` that is not a Node system error's sends its code and
+   * message; anything else is `ERR_HANDLER` with a fixed message, the error itself reported here only.
+   */
   #failed(ctx: HandlerContext, error: unknown): void {
-    const code = (error as { code?: unknown } | null)?.code;
-    if (typeof code !== 'string') {
+    const coded = isCodedError(error);
+    if (!coded) {
       this.#host.handlerFailed(new PulsarError('ERR_HANDLER', `${this.#host.peer}: the handler failed on request ${ctx.requestId}: ${messageOf(error)}`, { cause: error }));
     }
-    if (!ctx.abandoned) this.#writeError(ctx.requestId!, typeof code === 'string' ? code : 'ERR_HANDLER', messageOf(error));
+    if (!ctx.abandoned) this.#writeError(ctx.requestId!, coded ? error.code : 'ERR_HANDLER', coded ? messageOf(error) : 'the handler failed');
   }
 
   /** A reply or an error reply: settles its request, if it still waits. */
@@ -296,8 +322,13 @@ export class MessageSession {
     else pending.reject(remoteError(value, id, this.#host.peer));
   }
 
+  /** An error reply; one that cannot leave either (a frame limit below its size) closes the connection. */
   #writeError(id: number, code: string, message: string): void {
-    this.#write(EnvelopeKind.error, id, { code, message } satisfies ErrorBody);
+    try {
+      this.#write(EnvelopeKind.error, id, { code, message: message.length > MAX_ERROR_MESSAGE ? `${message.slice(0, MAX_ERROR_MESSAGE)}…` : message } satisfies ErrorBody);
+    } catch (error) {
+      this.#host.abort(new PulsarError('ERR_FRAME_TOO_LARGE', `${this.#host.peer}: the error reply to request ${id} (${code}) cannot be sent: ${messageOf(error)}`, { cause: error }));
+    }
   }
 
   #write(kind: EnvelopeKind, id: number, value: unknown): void {
@@ -307,6 +338,22 @@ export class MessageSession {
   #payload(kind: EnvelopeKind, id: number, value: unknown): Uint8Array {
     return encodeMessage(this.#settings, kind, id, value);
   }
+}
+
+/** Longest message an error reply carries (a longer one is cut): an error quoting its input cannot outgrow a frame. */
+const MAX_ERROR_MESSAGE = 1024;
+
+/** A thrown value whose code and message may go to the other side: a string `code`, and not a Node system error. */
+function isCodedError(error: unknown): error is { code: string } {
+  if (typeof error !== 'object' || error === null) return false;
+  const { code, errno, syscall } = error as { code?: unknown; errno?: unknown; syscall?: unknown };
+  return typeof code === 'string' && code !== '' && errno === undefined && syscall === undefined;
+}
+
+/** What a schema threw or rejected with, as `ERR_INVALID_MESSAGE` unless it has a pulsar code (never without a code). */
+function schemaFailure(error: unknown): PulsarError {
+  if (error instanceof PulsarError) return error;
+  return new PulsarError('ERR_INVALID_MESSAGE', `the schema failed: ${messageOf(error)}`, { cause: error });
 }
 
 /**

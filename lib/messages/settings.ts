@@ -1,4 +1,5 @@
 import { checkInteger, checkOneOf, checkTimerMs, conflictingOption, invalidOption } from '../validate.js';
+import type { FrameCodec } from '../codecs/types.js';
 import type { MessageCodec } from './codec.js';
 import { isStandardSchema, type StandardSchemaV1 } from './schema.js';
 
@@ -42,11 +43,18 @@ export interface MessageOptions {
   maxInflightRequests?: number;
   /** Ms a `request()` waits for its reply unless told otherwise; `0` for no limit. @default 30000 */
   requestTimeout?: number;
+  /**
+   * With `rpc`, the other side's FIN (or reset) aborts the `ctx.signal` of the requests it sent that are
+   * still running, at once, and their answers are not sent: a client that died is not worked for. `true`
+   * keeps answering after a FIN, for peers that half-close and wait for their answers. Without `rpc`,
+   * a FIN always lets what was read be answered. @default false
+   */
+  answerAfterEnd?: boolean;
 }
 
 /** The names of {@link MessageOptions}, for the owners' lists of known options. */
 export const MESSAGE_OPTIONS: Record<keyof MessageOptions, true> = {
-  messages: true, schema: true, rpc: true, onInvalid: true, maxInflightRequests: true, requestTimeout: true,
+  messages: true, schema: true, rpc: true, onInvalid: true, maxInflightRequests: true, requestTimeout: true, answerAfterEnd: true,
 };
 
 /** {@link MessageOptions} resolved: what a message session runs with. */
@@ -63,16 +71,19 @@ export interface MessageSettings {
   readonly maxInflightRequests: number;
   /** `0`: none. */
   readonly requestTimeout: number;
+  /** With `rpc`: keep answering the other side's requests after its FIN. */
+  readonly answerAfterEnd: boolean;
 }
 
 /**
  * Validates the message options of `owner` (`PulsarServer`, `PulsarClient`): the settings, or `null`
- * for frames (no `messages`); the other options then make no sense and are refused.
+ * for frames (no `messages`); the other options then make no sense and are refused. `frames`, the frame
+ * codec given, must carry any byte for `rpc` and binary message codecs.
  */
-export function resolveMessageSettings(owner: string, options: MessageOptions): MessageSettings | null {
+export function resolveMessageSettings(owner: string, options: MessageOptions, frames: FrameCodec | undefined): MessageSettings | null {
   const { messages } = options;
   if (messages === undefined) {
-    for (const name of ['schema', 'rpc', 'onInvalid', 'maxInflightRequests'] as const) {
+    for (const name of ['schema', 'rpc', 'onInvalid', 'maxInflightRequests', 'answerAfterEnd'] as const) {
       if (options[name] !== undefined) throw conflictingOption(owner, name, 'needs messages (json(), or msgpack() from pulsar/msgpack)');
     }
     return null;
@@ -84,6 +95,13 @@ export function resolveMessageSettings(owner: string, options: MessageOptions): 
   if (schema !== null && !isStandardSchema(schema)) throw invalidOption(owner, 'schema', 'must be a Standard Schema (zod, valibot, arktype…)', schema);
   const rpc = options.rpc ?? false;
   if (typeof rpc !== 'boolean') throw invalidOption(owner, 'rpc', 'must be a boolean', rpc);
+  if (frames?.binarySafe === false && (rpc || messages.binary === true)) {
+    // An rpc envelope's id (request 10 is byte 0x0a) or a MessagePack value can hold the delimiter.
+    const name = rpc ? 'rpc' : 'messages';
+    throw invalidOption(owner, name, `cannot travel over ${frames.constructor.name}: its frames end at a delimiter, and ${rpc ? 'request ids' : 'binary messages'} can hold any byte (use a length-prefixed codec)`, rpc ? rpc : messages);
+  }
+  const answerAfterEnd = options.answerAfterEnd ?? false;
+  if (typeof answerAfterEnd !== 'boolean') throw invalidOption(owner, 'answerAfterEnd', 'must be a boolean', answerAfterEnd);
   return {
     codec: messages as MessageCodec<unknown>,
     schema,
@@ -91,5 +109,6 @@ export function resolveMessageSettings(owner: string, options: MessageOptions): 
     onInvalid: checkOneOf(owner, 'onInvalid', options.onInvalid ?? 'skip', ['skip', 'close'] as const),
     maxInflightRequests: checkInteger(owner, 'maxInflightRequests', options.maxInflightRequests ?? 1024, 1),
     requestTimeout: checkTimerMs(owner, 'requestTimeout', options.requestTimeout ?? 30_000),
+    answerAfterEnd,
   };
 }

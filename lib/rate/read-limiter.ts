@@ -30,8 +30,11 @@ export interface RateVerdict {
 }
 
 /**
- * A connection's read rate: a token bucket for frames and one for bytes, charged once per read chunk
- * with what the chunk carried, never per frame.
+ * A connection's read rate: a token bucket for frames and one for bytes, charged frame by frame as frames
+ * are dispatched (Netty's per-message shaping, nginx's `limit_req`): a frame is let through while both
+ * buckets hold a token, and may take them into debt (a frame larger than the byte bucket still passes,
+ * then waits its debt off). Charging per read instead would let thousands of tiny frames in one read
+ * through at once.
  */
 export class ReadLimiter {
   readonly #frames: TokenBucket | null;
@@ -47,13 +50,19 @@ export class ReadLimiter {
   }
 
   /**
-   * Charges what one read chunk carried.
-   * @returns `null` while under the rate, else how long to hold reading back
+   * Whether the next frame must wait.
+   * @returns `null` while it may pass, else how long until it may and which limit holds it
    */
-  charge(bytes: number, frames: number, now: number): RateVerdict | null {
-    const frameWait = this.#frames === null || frames === 0 ? 0 : this.#frames.take(frames, now);
-    const byteWait = this.#bytes === null ? 0 : this.#bytes.take(bytes, now);
+  verdict(now: number): RateVerdict | null {
+    const frameWait = this.#frames === null ? 0 : this.#frames.waitFor(now);
+    const byteWait = this.#bytes === null ? 0 : this.#bytes.waitFor(now);
     if (frameWait === 0 && byteWait === 0) return null;
     return frameWait >= byteWait ? { wait: frameWait, kind: 'frames' } : { wait: byteWait, kind: 'bytes' };
+  }
+
+  /** Charges one frame dispatched, of `bytes` on the wire. */
+  charge(bytes: number, now: number): void {
+    this.#frames?.take(1, now);
+    this.#bytes?.take(bytes, now);
   }
 }

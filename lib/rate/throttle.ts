@@ -12,9 +12,10 @@ export interface ThrottleHost {
 }
 
 /**
- * A connection's read rate in force: charges each read chunk to its buckets and, over the rate, either
- * holds reading back until they are out of debt (one timer while held, at least 10 ms, as Netty waits) or
- * asks for the connection to close.
+ * A connection's read rate in force, frame by frame: {@link admit} says whether the next frame may be
+ * dispatched; when it may not, reading is held back until the buckets hold tokens again (one timer while
+ * held, at least 10 ms, as Netty waits), the frames already read waiting in the decoder, or the connection
+ * is asked to close (the frames already let through are answered, the rest are not).
  */
 export class ReadThrottle {
   readonly #limiter: ReadLimiter;
@@ -42,20 +43,28 @@ export class ReadThrottle {
     return this.#heldBack;
   }
 
-  /** Charges one read chunk (its bytes and the frames it completed) at `now`. */
-  charge(bytes: number, frames: number, now: number): void {
-    const verdict = this.#limiter.charge(bytes, frames, now);
-    if (verdict === null) return;
+  /**
+   * Whether one more frame may be dispatched at `now`; when not, the throttle has acted (held reading
+   * back, or asked for the close) and the caller stops dispatching.
+   */
+  admit(now: number): boolean {
+    if (this.#heldBack) return false;
+    const verdict = this.#limiter.verdict(now);
+    if (verdict === null) return true;
     const { wait, kind } = verdict;
     if (this.#action === 'close') {
       this.#host.close(kind, `${this.#options[kind]} ${kind} per ${this.#options.interval ?? 1000} ms`);
-      return;
+      return false;
     }
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(ReadThrottle.#refilled, Math.max(10, wait), this);
-    if (this.#heldBack) return;
     this.#heldBack = true;
+    this.#timer = setTimeout(ReadThrottle.#refilled, Math.max(10, wait), this);
     this.#host.holdBack(kind, wait);
+    return false;
+  }
+
+  /** Charges one frame dispatched, of `bytes` on the wire, at `now`. */
+  charge(bytes: number, now: number): void {
+    this.#limiter.charge(bytes, now);
   }
 
   /** Stops the timer (the connection closed). */

@@ -40,6 +40,12 @@ export class TokenBucket {
     return this.#tokens >= 0 ? 0 : Math.ceil(-this.#tokens / this.#perMs);
   }
 
+  /** ms from `now` until the bucket holds a token again: `0` while it does. */
+  waitFor(now: number): number {
+    this.#refill(now);
+    return this.#tokens > 0 ? 0 : Math.floor(-this.#tokens / this.#perMs) + 1;
+  }
+
   #refill(now: number): void {
     if (now <= this.#at) return;
     this.#tokens = Math.min(this.#capacity, this.#tokens + (now - this.#at) * this.#perMs);
