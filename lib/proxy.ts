@@ -1,4 +1,5 @@
 import { isIPv4, isIPv6, SocketAddress } from 'node:net';
+import { canonicalAddress } from './admission/address-rules.js';
 import { PulsarError } from './errors.js';
 
 /**
@@ -121,11 +122,13 @@ export class ProxyHeaderParser {
     if (family === null) throw malformed(`PROXY v1 protocol must be TCP4, TCP6 or UNKNOWN, got '${protocol}'`);
     const isAddress = family === 'IPv4' ? isIPv4 : isIPv6;
     if (extra.length > 0 || !isAddress(source ?? '') || !isAddress(destination ?? '') || !isPort(sourcePort) || !isPort(destinationPort)) {
-      throw malformed(`malformed PROXY v1 line '${line}'`);
+      throw malformed(`malformed PROXY v1 line ${JSON.stringify(line)}`);
     }
+    // A zone id names an interface of the proxy's host, not a client: no rule could match it.
+    if (source!.includes('%') || destination!.includes('%')) throw malformed(`PROXY v1 address with a zone id in ${JSON.stringify(line)}`);
     return {
-      source: { address: source!, port: Number(sourcePort), family },
-      destination: { address: destination!, port: Number(destinationPort), family },
+      source: proxied(source!, Number(sourcePort)),
+      destination: proxied(destination!, Number(destinationPort)),
       tlvs: NONE,
       rest,
     };
@@ -162,8 +165,8 @@ export class ProxyHeaderParser {
 
   #addresses(source: string, destination: string, sourcePort: number, destinationPort: number, family: 'IPv4' | 'IPv6', extensions: Buffer, rest: Buffer): ProxyHeader {
     return {
-      source: { address: source, port: sourcePort, family },
-      destination: { address: destination, port: destinationPort, family },
+      source: family === 'IPv4' ? { address: source, port: sourcePort, family } : proxied(source, sourcePort),
+      destination: family === 'IPv4' ? { address: destination, port: destinationPort, family } : proxied(destination, destinationPort),
       tlvs: tlvsOf(extensions),
       rest,
     };
@@ -188,6 +191,12 @@ function tlvsOf(bytes: Buffer): readonly ProxyTlv[] {
 
 function isPort(text: string | undefined): boolean {
   return text !== undefined && /^\d{1,5}$/.test(text) && Number(text) <= 65535;
+}
+
+/** An address from a header in its one spelling (an IPv4-mapped IPv6 address is IPv4), with its family. */
+function proxied(address: string, port: number): ProxiedAddress {
+  const canonical = canonicalAddress(address);
+  return { address: canonical, port, family: canonical.includes(':') ? 'IPv6' : 'IPv4' };
 }
 
 /** The usual text form of a 16-byte IPv6 address (`::1`, not `0:0:0:0:0:0:0:1`). */

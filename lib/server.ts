@@ -7,7 +7,7 @@ import { EventEmitter } from 'eventemitter3';
 import { AcceptPath } from './accept/handshakes.js';
 import { AdmissionGate } from './admission/gate.js';
 import { channels, type BackpressureMessage, type ClientErrorMessage, type ConnectionMessage, type DisconnectMessage, type RateLimitedMessage, type RefusedMessage } from './channels.js';
-import { Connection, type ConnectionData } from './connection/connection.js';
+import { Connection, peerOf, type ConnectionData } from './connection/connection.js';
 import { framePayload } from './payload.js';
 import { EnvelopeKind } from './messages/envelope.js';
 import { encodeMessage } from './messages/session.js';
@@ -40,6 +40,8 @@ export type { Report } from './registry/driver.js';
 export type { CloseResult, ListenAddress, PulsarServerEvents, ServerStats } from './server-types.js';
 
 type ServerState = 'idle' | 'starting' | 'listening' | 'closing' | 'closed';
+
+function ignoreError(): void {}
 
 /**
  * A framed TCP server: accepts connections, splits each stream into frames with the codec, and hands
@@ -115,14 +117,23 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
     this.#accept = new AcceptPath(this.options, {
       accepting: () => this.#state === 'listening',
       admit: (socket, source, proxy, rest) => this.#gate.admit(this.#connectionFor(socket, source, proxy), rest),
-      refuse: (socket, source, proxy, error) => this.#turnAway(this.#connectionFor(socket, source, proxy), error),
-      overRate: (socket, source, proxy) => {
-        const refusal = this.#gate.rateRefusal(source?.address ?? socket.remoteAddress ?? '');
+      refuse: (socket, source, proxy, error, screened) => {
+        if (screened) this.#gate.release(source?.address ?? peerOf(socket).address);
+        this.#refuseAtAccept(socket, source, proxy, error);
+      },
+      screen: (socket, source, proxy, pending) => {
+        const address = source?.address ?? peerOf(socket).address;
+        const overRate = this.#gate.rateRefusal(address);
+        const refusal = overRate ?? this.#gate.screen(address, pending);
         if (refusal === null) return false;
-        const conn = this.#connectionFor(socket, source, proxy);
-        this.#rateLimited(conn, 'connections', 'refuse');
-        this.#turnAway(conn, refusal);
+        const conn = this.#refuseAtAccept(socket, source, proxy, refusal);
+        if (overRate !== null) this.#rateLimited(conn, 'connections', 'refuse');
         return true;
+      },
+      full: (socket, pending) => {
+        const refusal = this.#gate.full(pending);
+        if (refusal !== null) this.#refuseAtAccept(socket, null, null, refusal);
+        return refusal !== null;
       },
     });
     const serverError = (error: PulsarError): void => this.#serverError(error);
@@ -365,9 +376,21 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
     if (rest !== null) conn[kFeed](rest);
   }
 
-  /** A Connection with the next id, served or only reported and turned away. */
+  /** A Connection with the next id, to be served (or turned away by the `admit` hook). */
   #connectionFor(socket: Socket, source: ProxiedAddress | null, proxy: ProxyInfo | null): Connection {
     return new Connection(this.#nextId++, socket, this.#owner, source, proxy);
+  }
+
+  /**
+   * Destroys a socket turned away at accept, then reports why, naming the client with a connection made
+   * for the report alone (id 0: no decoder, no output, never served).
+   */
+  #refuseAtAccept(socket: Socket, source: ProxiedAddress | null, proxy: ProxyInfo | null, error: PulsarError): Connection {
+    socket.on('error', ignoreError);
+    socket.destroy();
+    const conn = new Connection(0, socket, this.#owner, source, proxy, true);
+    this.#turnAway(conn, error);
+    return conn;
   }
 
   /** Closes a client that cannot be served, reporting why. */

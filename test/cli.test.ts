@@ -170,7 +170,7 @@ describe('CLI', function () {
     await cli.line(/pulsar:conn 203\.0\.113\.7:51234 connected \(#1, 1 open\)/);
     const direct = await TestClient.connect(port);
     direct.send('no header');
-    await cli.line(new RegExp(`pulsar:conn 127\\.0\\.0\\.1:${direct.socket.localPort} \\(connection 2\\): the connection did not start with a PROXY protocol header \\[ERR_PROXY_PROTOCOL\\]`));
+    await cli.line(new RegExp(`pulsar:conn 127\\.0\\.0\\.1:${direct.socket.localPort}: the connection did not start with a PROXY protocol header \\[ERR_PROXY_PROTOCOL\\]`));
     await direct.waitClosed();
   });
 

@@ -202,7 +202,7 @@ describe('PROXY protocol', () => {
       direct.send('no header');
       const [error] = await refused;
       expect((error as PulsarError).code).to.equal('ERR_PROXY_PROTOCOL');
-      expect(error.message).to.equal(`127.0.0.1:${direct.socket.localPort} (connection 2): the connection did not start with a PROXY protocol header`);
+      expect(error.message, "refused before it was served: no id").to.equal(`127.0.0.1:${direct.socket.localPort}: the connection did not start with a PROXY protocol header`);
       await direct.waitClosed();
       expect(direct.frames).to.have.length(0);
       good.send('still served');

@@ -12,14 +12,22 @@ export interface AcceptHost {
   accepting(): boolean;
   /** A socket ready to be judged by admission: its client (`null`: the socket's own peer), the PROXY details, the bytes read after the header. */
   admit(socket: Socket, source: ProxiedAddress | null, proxy: ProxyInfo | null, rest: Buffer | null): void;
-  /** A socket turned away before it became a connection: bad or untrusted PROXY header, failed TLS handshake. */
-  refuse(socket: Socket, source: ProxiedAddress | null, proxy: ProxyInfo | null, error: PulsarError): void;
   /**
-   * Checks the client's address against `connectionRate`, before TLS or any read of its own: `true` when
-   * it is over (the host has turned the socket away), `false` to go on.
+   * A socket turned away before it became a connection: bad or untrusted PROXY header, failed TLS
+   * handshake (`screened`: after {@link screen} let it through, so its place is given back).
    */
-  overRate(socket: Socket, source: ProxiedAddress | null, proxy: ProxyInfo | null): boolean;
+  refuse(socket: Socket, source: ProxiedAddress | null, proxy: ProxyInfo | null, error: PulsarError, screened: boolean): void;
+  /**
+   * Judges the client by its address, before TLS or any read of its own (`connectionRate`,
+   * `maxConnections` counting `pending` handshakes, the address rules and caps): `true` when it is refused
+   * (the host has turned the socket away), `false` to go on.
+   */
+  screen(socket: Socket, source: ProxiedAddress | null, proxy: ProxyInfo | null, pending: number): boolean;
+  /** Whether `maxConnections` are held, counting `pending` handshakes: `true` when the socket was turned away. */
+  full(socket: Socket, pending: number): boolean;
 }
+
+function ignoreError(): void {}
 
 /**
  * The accept path, from the listener to a socket admission can judge: the TCP or TLS listener, the
@@ -71,12 +79,14 @@ export class AcceptPath {
   createListener(): net.Server {
     const socketOptions = { allowHalfOpen: true, noDelay: true };
     const accept = (socket: Socket): void => this.accept(socket);
-    const { proxyProtocol, connectionRate } = this.#options;
+    const { proxyProtocol } = this.#options;
     const tlsOptions = this.#tls;
-    if (!tlsOptions || proxyProtocol || connectionRate) return (this.#listener = net.createServer(socketOptions, accept));
+    // Node's TLS server starts the handshake before any code of ours sees the socket: a TCP listener and a
+    // handshake we start ourselves let every refusal (rate, caps, rules) come first and cost no handshake.
+    if (!tlsOptions || proxyProtocol || this.#screensAtAccept()) return (this.#listener = net.createServer(socketOptions, accept));
     const server = tls.createServer({ ...tlsOptions, ...socketOptions }, accept);
     server.on('tlsClientError', (error, socket) => {
-      this.#host.refuse(socket, null, null, new PulsarError('ERR_TLS_HANDSHAKE', `TLS handshake failed: ${error.message}`, { cause: error }));
+      this.#host.refuse(socket, null, null, new PulsarError('ERR_TLS_HANDSHAKE', `TLS handshake failed: ${error.message}`, { cause: error }), true);
     });
     return (this.#listener = server);
   }
@@ -90,15 +100,18 @@ export class AcceptPath {
     }
     const { proxyProtocol } = this.#options;
     if (!this.#host.accepting()) {
-      this.#host.admit(socket, null, null, null); // refused there, unreported
+      socket.on('error', ignoreError);
+      socket.destroy(); // closing: nothing is accepted, nothing reported
     } else if (!proxyProtocol) {
-      if (this.#host.overRate(socket, null, null)) return;
+      if (this.#host.screen(socket, null, null, this.#pending.size)) return;
       this.#handOn(socket, null, null, null, this.#handshakeTimeout());
     } else if (this.#trustedProxies.empty || this.#trustedProxies.contains(socket.remoteAddress ?? '')) {
+      // Who the client is waits for its header, but the socket holds a descriptor from now on.
+      if (this.#host.full(socket, this.#pending.size)) return;
       this.#readProxyHeader(socket, proxyProtocol);
     } else {
       const untrusted = `refused, ${socket.remoteAddress} is not a trusted proxy (trustedProxies): its PROXY header would not be believed`;
-      this.#host.refuse(socket, null, null, new PulsarError('ERR_PROXY_PROTOCOL', untrusted));
+      this.#host.refuse(socket, null, null, new PulsarError('ERR_PROXY_PROTOCOL', untrusted), false);
     }
   }
 
@@ -128,7 +141,7 @@ export class AcceptPath {
     };
     const refuse = (error: PulsarError): void => {
       done();
-      this.#host.refuse(socket, direct, null, error);
+      this.#host.refuse(socket, direct, null, error, false);
     };
     const onData = (chunk: Buffer): void => {
       let header;
@@ -142,7 +155,7 @@ export class AcceptPath {
       done();
       const { source, destination, tlvs, rest } = header;
       const proxy = { destination, tlvs };
-      if (this.#host.overRate(socket, source ?? direct, proxy)) return;
+      if (this.#host.screen(socket, source ?? direct, proxy, this.#pending.size)) return;
       this.#handOn(socket, source ?? direct, proxy, rest, acceptedAt + handshakeTimeout - Date.now());
     };
     const limit = Math.min(timeout, handshakeTimeout);
@@ -160,6 +173,12 @@ export class AcceptPath {
   #handOn(socket: Socket, source: ProxiedAddress | null, proxy: ProxyInfo | null, rest: Buffer | null, remainingMs: number): void {
     if (!this.#tls || socket instanceof tls.TLSSocket) this.#host.admit(socket, source, proxy, rest);
     else this.#secure(socket, source, proxy, rest, remainingMs);
+  }
+
+  /** Whether an option refuses clients by address at accept (then TLS starts only after that judgement). */
+  #screensAtAccept(): boolean {
+    const { connectionRate, maxConnections, maxConnectionsPerAddress, allow, deny } = this.#options;
+    return connectionRate !== null || maxConnections !== Infinity || maxConnectionsPerAddress !== Infinity || allow.length > 0 || deny.length > 0;
   }
 
   /** `handshakeTimeout` of the `tls` option (5 s unless set). */
@@ -186,7 +205,7 @@ export class AcceptPath {
     const onError = (error: Error): void => {
       done();
       secure.destroy();
-      this.#host.refuse(secure, source, proxy, new PulsarError('ERR_TLS_HANDSHAKE', `TLS handshake failed: ${error.message}`, { cause: error }));
+      this.#host.refuse(secure, source, proxy, new PulsarError('ERR_TLS_HANDSHAKE', `TLS handshake failed: ${error.message}`, { cause: error }), true);
     };
     const onSecure = (): void => {
       done();

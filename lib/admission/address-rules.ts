@@ -2,6 +2,19 @@ import net from 'node:net';
 import { invalidOption } from '../validate.js';
 
 /**
+ * The one spelling of a client's IP address that every rule, limit and log sees: an IPv4-mapped IPv6
+ * address, however written (`::ffff:7.7.7.7`, `::FFFF:707:707`, `0:0:0:0:0:ffff:0707:0707`), is its IPv4
+ * address; any other IPv6 address is normalised (lower case, zeros compressed, as `inet_ntop` writes it).
+ * Without it, one IPv4 client could pass a per-address cap under four names.
+ */
+export function canonicalAddress(address: string): string {
+  if (!address.includes(':')) return address; // IPv4 (or '' for a Unix socket's client): already one spelling
+  if (address.startsWith('::ffff:') && net.isIPv4(address.slice(7))) return address.slice(7); // as the kernel writes it
+  const normal = new net.SocketAddress({ address, family: 'ipv6' }).address;
+  return normal.startsWith('::ffff:') && net.isIPv4(normal.slice(7)) ? normal.slice(7) : normal;
+}
+
+/**
  * A list of CIDR blocks (`10.0.0.0/8`, `2001:db8::/32`, or single addresses), compiled once into Node's
  * `net.BlockList` (Netty's `IpSubnetFilterRule` precompiles its masks the same way), so a lookup is one
  * native call, no string parsing of the rules. IPv4 blocks also match IPv4-mapped IPv6 addresses

@@ -20,9 +20,11 @@ export interface GateHost {
 }
 
 /**
- * How a connection is admitted, in order: `maxConnections`, the `allow`/`deny` address rules, the
- * per-address limit (`maxConnectionsPerAddress`, IPv6 per /64), then the `admit` hook (sync or async,
- * within `admitTimeout`). All judge the client's real address: the PROXY source when there was a header.
+ * How a connection is admitted, in order: `connectionRate`, `maxConnections`, the `allow`/`deny` address
+ * rules, the per-address limit (`maxConnectionsPerAddress`, IPv6 per /64), all on the address alone
+ * before any connection object exists ({@link AdmissionGate.screen}); then the `admit` hook (sync or
+ * async, within `admitTimeout`). All judge the client's real address: the PROXY source when there was a
+ * header.
  */
 export class AdmissionGate {
   readonly #options: ResolvedServerOptions;
@@ -59,20 +61,33 @@ export class AdmissionGate {
     return new PulsarError('ERR_RATE_LIMITED', `refused, ${group} opened more than ${rate.count} connections within ${rate.interval} ms (connectionRate)`);
   }
 
-  /** Judges a new connection: serves it through the host, or turns it away. */
+  /**
+   * Judges a client by its address alone, before any connection object is made (a refusal costs the
+   * accept and nothing more): `maxConnections` (sockets still in their PROXY header or TLS handshake,
+   * `pending`, hold places too, as HAProxy's `maxconn` counts them), the `allow`/`deny` rules, and the
+   * per-address limit, whose place it claims (given back by {@link release}).
+   * @returns why it is refused, or `null`
+   */
+  screen(address: string, pending: number): PulsarError | null {
+    const held = this.#host.served() + this.#waiting.size + pending;
+    if (held >= this.#options.maxConnections) {
+      return new PulsarError('ERR_MAX_CONNECTIONS', `refused, ${held} connections are already open or in their handshake (maxConnections)`);
+    }
+    return this.#claimPlace(address);
+  }
+
+  /** Whether `maxConnections` are held already, counting `pending` sockets still in their handshake. */
+  full(pending: number): PulsarError | null {
+    const held = this.#host.served() + this.#waiting.size + pending;
+    if (held < this.#options.maxConnections) return null;
+    return new PulsarError('ERR_MAX_CONNECTIONS', `refused, ${held} connections are already open or in their handshake (maxConnections)`);
+  }
+
+  /** Serves a connection {@link screen} let through, after the `admit` hook if there is one. */
   admit(conn: Connection, rest: Buffer | null): void {
     if (!this.#host.serving()) {
+      this.release(conn.remoteAddress);
       conn[kRefuse]();
-      return;
-    }
-    const held = this.#host.served() + this.#waiting.size;
-    if (held >= this.#options.maxConnections) {
-      this.#host.turnAway(conn, new PulsarError('ERR_MAX_CONNECTIONS', `refused, ${held} connections are already open (maxConnections)`));
-      return;
-    }
-    const refusal = this.#claimPlace(conn.remoteAddress);
-    if (refusal !== null) {
-      this.#host.turnAway(conn, refusal);
       return;
     }
     const { admit } = this.#options;
@@ -149,11 +164,7 @@ export class AdmissionGate {
     this.#host.turnAway(conn, new PulsarError('ERR_REFUSED', reason, cause === undefined ? undefined : { cause }));
   }
 
-  /**
-   * Applies the address rules and the per-address limit to a client's address and, when they let it in,
-   * claims its place in its address group (given back by {@link release}).
-   * @returns why it is refused, or `null` once its place is claimed
-   */
+  /** The address rules and the per-address limit; a place in the client's address group claimed when they let it in. */
   #claimPlace(address: string): PulsarError | null {
     if (this.#rules.active && !this.#rules.admits(address)) {
       return new PulsarError('ERR_ADDRESS_DENIED', `refused, ${address} is not allowed to connect (allow/deny rules)`);

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import createDebug from 'debug';
+import { canonicalAddress } from '../admission/address-rules.js';
 import { frameTooLarge } from '../codecs/types.js';
 import { PulsarError } from '../errors.js';
 import { hostPort } from '../format.js';
@@ -27,9 +28,10 @@ type OwnedSocket = Socket & { [kConnection]: Connection };
 
 function ignoreError(): void {}
 
-/** Where a socket is connected from, as the socket itself says. */
+/** Where a socket is connected from, as the socket itself says, in the address's one spelling (see canonicalAddress). */
 export function peerOf(socket: Socket): ProxiedAddress {
-  return { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, family: socket.remoteFamily === 'IPv6' ? 'IPv6' : 'IPv4' };
+  const address = canonicalAddress(socket.remoteAddress ?? '');
+  return { address, port: socket.remotePort ?? 0, family: address.includes(':') ? 'IPv6' : 'IPv4' };
 }
 
 /** The default type of {@link Connection.data}: any application state, by name. */
@@ -45,7 +47,7 @@ export type ConnectionData = Record<string, unknown>;
  * @typeParam D the type of {@link data}, the application's state for this connection
  */
 export class Connection<D extends ConnectionData = ConnectionData> implements HeartbeatPeer {
-  /** Server-unique id, counting from 1. */
+  /** Server-unique id, counting from 1; `0` for a client refused at accept (reported, never served). */
   readonly id: number;
   /**
    * The underlying socket (a `tls.TLSSocket` over TLS), for inspection: its addresses, TLS details
@@ -75,11 +77,12 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
 
   readonly #owner: ConnectionOwner;
   /** The message layer, or `null` for frames. */
-  readonly #session: MessageSession | null;
-  readonly #input: ConnectionInput;
-  readonly #output: ConnectionOutput;
+  readonly #session: MessageSession | null = null;
+  /** The inbound and outbound sides: `null` for a client refused at accept, which is never served. */
+  readonly #input: ConnectionInput | null = null;
+  readonly #output: ConnectionOutput | null = null;
   /** The connection's read rate, or `null` without `rateLimit`. */
-  readonly #throttle: ReadThrottle | null;
+  readonly #throttle: ReadThrottle | null = null;
   #state: ConnectionState = 'open';
   #reason: DisconnectReason | undefined;
   #error: Error | undefined;
@@ -92,7 +95,7 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
    * @internal Created by the server for each accepted socket; not meant to be constructed by applications.
    * `source` is the client a PROXY protocol header named, and `proxy` the rest of what it said, when there was one.
    */
-  constructor(id: number, socket: Socket, owner: ConnectionOwner, source: ProxiedAddress | null = null, proxy: ProxyInfo | null = null) {
+  constructor(id: number, socket: Socket, owner: ConnectionOwner, source: ProxiedAddress | null = null, proxy: ProxyInfo | null = null, refused = false) {
     this.id = id;
     this.socket = socket;
     this.proxy = proxy;
@@ -102,16 +105,22 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
     this.remote = peer.address === '' ? 'unix' : hostPort(peer.address, peer.port);
     this.connectedAt = Date.now();
     this.#owner = owner;
+    if (refused) {
+      // Turned away at accept: named for the refusal's report, and nothing more (no decoder, no output).
+      this.#state = 'closed';
+      this.#left = true;
+      return;
+    }
     const fail = (error: PulsarError): void => this.#fail(error);
-    this.#output = new ConnectionOutput(this, owner, {
+    const output = (this.#output = new ConnectionOutput(this, owner, {
       reading: () => this.#state === 'open',
       held: () => this.bufferedBytes,
       resumed: () => this.#resumed(),
       fail,
-    });
+    }));
     this.#throttle = owner.rateLimit === null ? null : this.#createThrottle(owner);
     this.#session = owner.messages === null ? null : connectionSession(this, owner, (payload) => this.#sendPayload(payload));
-    this.#input = new ConnectionInput(this, owner, this.#output, {
+    this.#input = new ConnectionInput(this, owner, output, {
       alive: () => this.#state !== 'closed',
       settled: () => {
         if (this.#state === 'closing') this.#endWhenAnswered();
@@ -135,8 +144,8 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
       release: () => {
         if (this.#state !== 'open') return;
         debug('%s back under its rate: dispatching what was read, then reading', this.remote);
-        this.#input.restartFrameClock();
-        this.#input.resumeAfterRate();
+        this.#input!.restartFrameClock();
+        this.#input!.resumeAfterRate();
         this.#resumeReading();
       },
       close: (kind, limit) => {
@@ -160,15 +169,15 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
    * back for the connection's rate, now: time the server does not read never counts as the client's silence.
    */
   get lastSeen(): number {
-    return this.#heldBack() ? Date.now() : this.#input.lastSeen;
+    return this.#heldBack() ? Date.now() : this.#input?.lastSeen ?? this.connectedAt;
   }
   /** Frames decoded from the client. */
   get framesIn(): number {
-    return this.#input.framesIn;
+    return this.#input?.framesIn ?? 0;
   }
   /** Frames sent to the client, heartbeats included. */
   get framesOut(): number {
-    return this.#output.framesOut;
+    return this.#output?.framesOut ?? 0;
   }
   /**
    * Frames offered to {@link send} (or a group broadcast) after the writing side had closed: not
@@ -179,11 +188,11 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
   }
   /** Bytes received from the client. */
   get bytesIn(): number {
-    return this.#input.bytesIn;
+    return this.#input?.bytesIn ?? 0;
   }
   /** Bytes sent to the client (frames as encoded on the wire). */
   get bytesOut(): number {
-    return this.#output.bytesOut;
+    return this.#output?.bytesOut ?? 0;
   }
   /** Output queued in the socket, not yet handed to the kernel. */
   get pendingBytes(): number {
@@ -195,22 +204,22 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
    */
   get bufferedBytes(): number {
     if (this.#state === 'closed') return 0;
-    return this.#input.partialBytes + this.socket.writableLength + this.#output.gathered;
+    return this.#input!.partialBytes + this.socket.writableLength + this.#output!.gathered;
   }
   /**
    * Epoch ms when the frame being assembled got its first byte; `0` when none is, and while reading is
    * paused or stopped (the client cannot finish a frame the server does not read).
    */
   get frameStartedAt(): number {
-    return this.#state === 'open' && !this.#output.paused && !this.#heldBack() ? this.#input.frameStartedAt : 0;
+    return this.#state === 'open' && !this.#output!.paused && !this.#heldBack() ? this.#input!.frameStartedAt : 0;
   }
   /** Output the kernel has taken so far; it advances as a slow reader drains, even inside one large write. */
   get flushedBytes(): number {
-    return kernelTakenBytes(this.socket) ?? this.#output.bytesOut - this.socket.writableLength;
+    return kernelTakenBytes(this.socket) ?? this.bytesOut - this.socket.writableLength;
   }
   /** True while reading is paused because pending output passed the server's `highWaterMark`. */
   get paused(): boolean {
-    return this.#output.paused;
+    return this.#output?.paused ?? false;
   }
   /** True while reading is held back because the connection is over its `rateLimit` (`onRateLimit: 'pause'`). */
   get rateLimited(): boolean {
@@ -246,7 +255,7 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
 
   #sendPayload(bytes: Uint8Array): boolean {
     if (!this.writable) return this.#drop(bytes.length);
-    return this.#output.send(bytes);
+    return this.#output!.send(bytes);
   }
 
   /**
@@ -273,7 +282,7 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
 
   /** @internal Sends one frame already encoded with the server's codec (the heartbeat, encoded once for all). */
   [kSendEncoded](wire: Buffer): boolean {
-    return this.writable ? this.#output.sendEncoded(wire) : this.#drop(0);
+    return this.writable ? this.#output!.sendEncoded(wire) : this.#drop(0);
   }
 
   /**
@@ -283,7 +292,7 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
    */
   [kQueueEncoded](wire: Buffer): boolean {
     if (!this.writable) return this.#drop(0);
-    this.#output.queue(wire);
+    this.#output!.queue(wire);
     return true;
   }
 
@@ -322,9 +331,9 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
     this.#terminate(error ? 'error' : 'destroy', error);
   }
 
-  /** How errors and logs name this connection: `host:port (connection id)`. */
+  /** How errors and logs name this connection: `host:port (connection id)`; `host:port` alone for a client turned away at accept. */
   toString(): string {
-    return `${this.remote} (connection ${this.id})`;
+    return this.id === 0 ? this.remote : `${this.remote} (connection ${this.id})`;
   }
 
   /** This connection's figures at `now` (epoch ms). */
@@ -334,12 +343,12 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
       remoteAddress: this.remoteAddress,
       remotePort: this.remotePort,
       connectedAt: this.connectedAt,
-      idleMs: Math.max(0, now - this.#input.lastSeen),
-      framesIn: this.#input.framesIn,
-      framesOut: this.#output.framesOut,
-      bytesIn: this.#input.bytesIn,
-      bytesOut: this.#output.bytesOut,
-      ...(this.#output.paused ? { pausedBy: 'backpressure' as const } : this.#heldBack() ? { pausedBy: 'rate' as const } : {}),
+      idleMs: Math.max(0, now - (this.#input?.lastSeen ?? this.connectedAt)),
+      framesIn: this.framesIn,
+      framesOut: this.framesOut,
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
+      ...(this.paused ? { pausedBy: 'backpressure' as const } : this.#heldBack() ? { pausedBy: 'rate' as const } : {}),
       ...(this.proxy === null ? {} : { proxy: proxySnapshot(this.proxy) }),
     };
   }
@@ -351,7 +360,7 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
 
   /** @internal Counts the bytes held now, for the owner's budget (see {@link bufferedBytes}). */
   [kRecount](): number {
-    return this.#output.recount();
+    return this.#output!.recount();
   }
 
   /** @internal Attaches the socket handlers and starts reading. */
@@ -405,7 +414,7 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
     conn.#beginClose('end'); // answer what was received, then close our side too
   }
   static #socketOnDrain(this: OwnedSocket): void {
-    this[kConnection].#output.drained();
+    this[kConnection].#output!.drained();
   }
   static #socketOnError(this: OwnedSocket, error: Error): void {
     const conn = this[kConnection];
@@ -427,17 +436,17 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
 
   #receive(chunk: Buffer): void {
     if (this.#state !== 'open') return; // after close() began: discarded, only read to see the peer's FIN
-    this.#input.receive(chunk);
+    this.#input!.receive(chunk);
   }
 
   /** Reading resumes if nothing else holds it back: the connection is open, not paused for backpressure, not over its rate. */
   #resumeReading(): void {
-    if (this.#state === 'open' && !this.#output.paused && !this.#heldBack()) this.socket.resume();
+    if (this.#state === 'open' && !this.#output!.paused && !this.#heldBack()) this.socket.resume();
   }
 
   /** Reading resumed after backpressure: the frame clock stood still meanwhile, so the client gets a whole frameTimeout again. */
   #resumed(): void {
-    this.#input.restartFrameClock();
+    this.#input!.restartFrameClock();
     this.#resumeReading();
   }
 
@@ -454,10 +463,10 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
 
   /** Ends our side once no frame is being dispatched and no handler promise is pending. */
   #endWhenAnswered(): void {
-    if (this.#state !== 'closing' || this.#output.gathering || this.#input.answering) return;
+    if (this.#state !== 'closing' || this.#output!.gathering || this.#input!.answering) return;
     this.#state = 'lingering';
     this.#leave();
-    this.#input.end();
+    this.#input!.end();
     this.socket.end();
     // Keep reading (and discarding) until the peer's FIN, or the close timeout: closing the socket while
     // the peer may still send makes the kernel answer that data with a reset, and a reset destroys the
@@ -482,7 +491,7 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
     this.#error = error;
     this.socket.destroy();
     this.#leave();
-    this.#output.account();
+    this.#output!.account();
   }
 
   /** Tells the owner, once, that this connection can no longer be written (see ConnectionOwner.onUnwritable). */
@@ -498,7 +507,7 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
     this.#throttle?.stop();
     this.#state = 'closed';
     this.#leave();
-    this.#output.account();
+    this.#output!.account();
     debug('%s closed (%s)', this.remote, this.#reason ?? 'end');
     this.#owner.onClose(this, this.#reason ?? 'end', this.#error);
   }

@@ -3,7 +3,7 @@
  * that it is never the bottleneck (frames pre-built once, echoes checked by their header only, one read
  * and at most one write per ready socket).
  *
- *   loadgen --port P [--host 127.0.0.1] --mode echo|churn|idle [--conns 50] [--depth 16] [--size 64]
+ *   loadgen --port P [--host 127.0.0.1] --mode echo|churn|idle|refuse [--conns 50] [--depth 16] [--size 64]
  *           [--framing length|varint|lines] [--payload-hex HEX]
  *           [--warmup 1] [--seconds 3]
  *
@@ -13,6 +13,8 @@
  * fanout: connection 0 keeps `depth` frames in flight, sending one more for each that comes back to it; the
  *       server broadcasts each frame to every connection (all are members). "frames" counts the frames all
  *       connections received.
+ * refuse: each connection sends nothing and waits for the server to close it (a refusal at accept), then
+ *   connects again; "frames" counts the refusals;
  * churn: each connection sends one frame, reads its echo, closes and connects again (the accept path);
  *       "frames" counts those round trips, one per connection made.
  * idle: opens `conns` connections, prints {"connected":N}, then reads (and discards: heartbeats) for
@@ -197,9 +199,9 @@ int main(int argc, char **argv) {
     else { fprintf(stderr, "loadgen: unknown flag %s\n", k); return 2; }
   }
   if (payload_hex != NULL) size = (int)(strlen(payload_hex) / 2);
-  int idle = !strcmp(mode, "idle"), churn = !strcmp(mode, "churn"), fanout = !strcmp(mode, "fanout");
-  if (churn) depth = 1;
-  if (port <= 0 || conns <= 0 || depth <= 0 || size < 0 || framing < 0 || (framing == VARINT && size >= 1 << 28) || (!idle && !churn && !fanout && strcmp(mode, "echo"))) {
+  int idle = !strcmp(mode, "idle"), churn = !strcmp(mode, "churn"), fanout = !strcmp(mode, "fanout"), refuse = !strcmp(mode, "refuse");
+  if (churn || refuse) depth = 1;
+  if (port <= 0 || conns <= 0 || depth <= 0 || size < 0 || framing < 0 || (framing == VARINT && size >= 1 << 28) || (!idle && !churn && !fanout && !refuse && strcmp(mode, "echo"))) {
     fprintf(stderr, "loadgen: bad arguments\n");
     return 2;
   }
@@ -249,7 +251,7 @@ int main(int argc, char **argv) {
     fflush(stdout);
   } else {
     double t = now();
-    for (int i = 0; i < (fanout ? 1 : conns); i++) {
+    for (int i = 0; i < (fanout ? 1 : refuse ? 0 : conns); i++) {
       cs[i].owed = (uint64_t)depth * frame_len;
       cs[i].sent_at = t;
       flush_out(ep, &cs[i]);
@@ -273,6 +275,16 @@ int main(int argc, char **argv) {
       conn_t *c = events[e].data.ptr;
       if (events[e].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
         ssize_t got = read(c->fd, buf, sizeof buf);
+        if (refuse && (got == 0 || (got < 0 && errno != EAGAIN))) { /* refused: count it, connect again */
+          if (measuring) frames++;
+          if (epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL) < 0) die("epoll_ctl");
+          close(c->fd);
+          memset(c, 0, sizeof *c);
+          c->fd = open_conn(&addr);
+          struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+          if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) < 0) die("epoll_ctl");
+          continue;
+        }
         if (got == 0) { fprintf(stderr, "loadgen: server closed a connection\n"); return 1; }
         if (got < 0) {
           if (errno != EAGAIN) die("read");

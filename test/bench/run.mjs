@@ -4,7 +4,7 @@
 // it from CPU 1 over loopback. Every cell runs --runs times, interleaved (every other run in reverse
 // order), and the median is shown.
 //
-//   npm run bench [-- --runs 5] [-- --seconds 3] [-- --only small,send,varint,lines,accept,acceptworkers,ratesmall,ratelarge,broadcast,latency,large,idle,heartbeat,metrics,workers,json,rpc]
+//   npm run bench [-- --runs 5] [-- --seconds 3] [-- --only small,send,varint,lines,accept,refuse,acceptworkers,ratesmall,ratelarge,broadcast,latency,large,idle,heartbeat,metrics,workers,json,rpc]
 //                 [-- --against DIR]
 //
 // --against DIR also measures the built checkout in DIR (another commit's `npm run build`) in the echo
@@ -40,6 +40,8 @@ const SERVERS = {
   pulsarConnectionRate: { label: 'pulsar --connection-rate, not reached', short: 'conn-rate', args: [join(root, 'dist', 'cli.js'), '--port', '0', '--connection-rate', '100000000/s'] },
   pulsarBroadcast: { label: 'pulsar group, local', short: 'local', args: [join(here, 'servers', 'pulsar-broadcast.mjs')] },
   pulsarBroadcastRedis: { label: 'pulsar group, redisFleet', short: 'redis', args: [join(here, 'servers', 'pulsar-broadcast.mjs'), '--redis'] },
+  rawRefuse: { label: 'raw net server, destroys every socket', short: 'raw destroy', args: [join(here, 'servers', 'raw-refuse.mjs')] },
+  pulsarDeny: { label: 'pulsar --deny 127.0.0.0/8', short: 'pulsar deny', args: [join(root, 'dist', 'cli.js'), '--port', '0', '--deny', '127.0.0.0/8'] },
   pulsarMetrics: { label: 'pulsar --metrics', short: 'metrics', args: [join(root, 'dist', 'cli.js'), '--port', '0', '--metrics', '0'] },
   pulsarWorkers2: { label: 'pulsar --workers 2', short: '2 workers', args: [join(root, 'dist', 'cli.js'), '--port', '0', '--workers', '2'] },
   // SO_REUSEPORT needs a fixed port (each worker binds it itself) and Node >= 22.12: run this cell with such a Node.
@@ -81,6 +83,9 @@ const LOADS = {
   // The accept path: what admission control costs each new connection (rules compiled once, one lookup
   // per accept). Each round trip is a fresh connection: connect, one 64 B echo, close.
   accept: { title: 'new connections/s (connect, one 64 B echo, close; 20 at a time): address rules off vs on, connectionRate on', servers: ['pulsar', 'pulsarRules', 'pulsarConnectionRate'], baselines: ['pulsar'], loadgen: { mode: 'churn', conns: 20, size: 64 } },
+  // Refusal at accept: every client is denied (the address rules), against a raw server that destroys
+  // every socket. A refused socket should cost little more than the accept itself.
+  refuse: { title: 'refusals/s (connect, the server closes at once; 20 at a time): pulsar --deny vs raw destroy', servers: ['rawRefuse', 'pulsarDeny'], baselines: ['rawRefuse'], loadgen: { mode: 'refuse', conns: 20 } },
   // Accepting with two workers: the primary accepts and hands each connection over (Node's round robin), or each
   // worker accepts on its own SO_REUSEPORT socket. Unpinned. Needs Node >= 22.12 (npx -y node@24 test/bench/run.mjs).
   acceptworkers: { title: 'new connections/s with --workers 2 (connect, one 64 B echo, close; 20 at a time): round robin vs --reuse-port', servers: ['pulsarWorkers2', 'pulsarWorkers2ReusePort'], baselines: ['pulsarWorkers2'], loadgen: { mode: 'churn', conns: 20, size: 64 }, pinned: false },
@@ -312,6 +317,7 @@ const fmt = {
 /** Columns shown for each kind of load. */
 const COLUMNS = {
   churn: [['conns/s', 'framesPerSec', fmt.int], ['CPU %', 'cpuPercent', fmt.one]],
+  refuse: [['refusals/s', 'framesPerSec', fmt.int], ['CPU %', 'cpuPercent', fmt.one]],
   fanout: [['delivered/s', 'framesPerSec', fmt.int], ['MB/s', 'mbPerSec', fmt.one], ['CPU %', 'cpuPercent', fmt.one], ['ns/delivery', 'nsPerFrame', fmt.int]],
   echo: [['frames/s', 'framesPerSec', fmt.int], ['MB/s', 'mbPerSec', fmt.one], ['p50 µs', 'p50_us', fmt.latency], ['p99 µs', 'p99_us', fmt.latency], ['CPU %', 'cpuPercent', fmt.one]],
   idle: [['RSS/conn KB', 'rssPerConn', (n) => (n / 1024).toFixed(1)], ['CPU %', 'cpuPercent', fmt.two], ['heartbeats', 'heartbeats', fmt.int]],
@@ -319,7 +325,7 @@ const COLUMNS = {
 
 function printTable(load, medians) {
   const columns = COLUMNS[load.loadgen.mode];
-  const width = 30;
+  const width = 40;
   console.log(`\n${load.title}`);
   console.log(`  ${'server'.padEnd(width)}${columns.map(([title]) => title.padStart(12)).join('')}`);
   for (const name of load.servers) {
@@ -375,6 +381,7 @@ const TARGETS = [
   ['latency', 'round trip p50 ÷ raw', (m) => m.pulsar.p50_us / m.raw.p50_us, '≤', 1.1],
   ['latency', 'round trip p99 ÷ raw', (m) => m.pulsar.p99_us / m.raw.p99_us, '≤', 1.1],
   ['idle', 'RSS per idle connection ÷ raw', (m) => m.pulsar.rssPerConn / m.raw.rssPerConn, '≤', 1],
+  ['refuse', 'refusals/s, pulsar --deny ÷ raw destroy', (m) => m.pulsarDeny.framesPerSec / m.rawRefuse.framesPerSec, '≥', 0.5],
   ['accept', 'new connections/s, address rules on ÷ off', (m) => m.pulsarRules.framesPerSec / m.pulsar.framesPerSec, '≥', 0.95],
   ['metrics', '64 B frames/s, --metrics ÷ without', (m) => m.pulsarMetrics.framesPerSec / m.pulsar.framesPerSec, '≥', 0.97],
   ['json', 'JSON messages/s, json() layer ÷ by hand', (m) => m.pulsarJson.framesPerSec / m.jsonHand.framesPerSec, '≥', 0.95],
