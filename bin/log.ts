@@ -12,6 +12,9 @@ type Fields = Record<string, unknown>;
 /** Connections a report log line lists (text and JSON) before it says how many more there are. */
 const REPORT_LINES = 20;
 
+/** Lines a second one kind of client error may log before the rest are summed up ("… and N more"). */
+const FLOOD_LINES = 5;
+
 /** pino's numeric levels, so that pino-pretty and log shippers read the JSON lines. */
 const PINO_LEVELS: Record<Level, number> = { debug: 20, info: 30, warn: 40, error: 50 };
 
@@ -58,6 +61,54 @@ export class CliLogger {
       this.#channels.set(namespace, channel);
     }
     return channel;
+  }
+}
+
+/**
+ * Client-controlled text (an error quoting a frame, a PROXY header, a TLS name) made safe for a text log:
+ * C0 controls and DEL escaped (`\x1b`, `\n`…), so that it cannot forge a line or a terminal escape
+ * (CWE-117). JSON lines need no help: `JSON.stringify` escapes them.
+ */
+export function escapeControls(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f]/g, (c) => (c === '\n' ? '\\n' : c === '\r' ? '\\r' : c === '\t' ? '\\t' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
+}
+
+/**
+ * Keeps a flood of one kind of event (refusals, bad frames) to {@link FLOOD_LINES} lines a second: past
+ * that, events are counted, and one line says how many more there were once the second is over.
+ */
+class FloodGate {
+  readonly #windows = new Map<string, { started: number; logged: number; more: number }>();
+  readonly #summarize: (kind: string, more: number) => void;
+
+  /** @param summarize logs "… and `more` more" for `kind` */
+  constructor(summarize: (kind: string, more: number) => void) {
+    this.#summarize = summarize;
+  }
+
+  /** Whether one more event of `kind` may be logged now. */
+  admit(kind: string, now = Date.now()): boolean {
+    let window = this.#windows.get(kind);
+    if (window === undefined || now - window.started >= 1000) {
+      if (window !== undefined && window.more > 0) this.#summarize(kind, window.more);
+      window = { started: now, logged: 0, more: 0 };
+      this.#windows.set(kind, window);
+    }
+    if (window.logged < FLOOD_LINES) {
+      window.logged++;
+      return true;
+    }
+    if (window.more++ === 0) {
+      // The summary comes when the second is over, even if the flood stops: one unref'd timer per flood.
+      const flooded = window;
+      setTimeout(() => {
+        if (this.#windows.get(kind) !== flooded) return;
+        this.#windows.delete(kind);
+        this.#summarize(kind, flooded.more);
+      }, 1000 - (now - window.started)).unref();
+    }
+    return false;
   }
 }
 
@@ -117,9 +168,14 @@ export function logServerEvents(server: PulsarServer, logger: CliLogger, worker?
       `${conn.remote} disconnected (${tag(conn)}, ${why}) after ${conn.framesIn} frame(s) in, ${conn.framesOut} out`,
     );
   });
-  // Client error messages start with the client's address and connection id.
+  // Client error messages start with the client's address and connection id; a flood of one code is summed up.
+  const floods = new FloodGate((code, more) => {
+    logger.log('pulsar:conn', 'warn', 'clientErrors', { code, more }, `… and ${more} more client error(s) [${code}] in the last second`);
+  });
   server.on('clientError', (error, conn) => {
-    logger.log('pulsar:conn', 'warn', 'clientError', { ...client(conn), ...errorFields(error) }, `${error.message} [${errorCode(error)}]`);
+    const code = errorCode(error);
+    if (!floods.admit(code)) return;
+    logger.log('pulsar:conn', 'warn', 'clientError', { ...client(conn), ...errorFields(error) }, `${escapeControls(error.message)} [${code}]`);
   });
   // Per-heartbeat and per-stall events are off by default: listen only when they are logged, so that
   // 10,000 idle clients cost no log call each.
@@ -138,7 +194,7 @@ export function logServerEvents(server: PulsarServer, logger: CliLogger, worker?
   }
   if (!inWorker) server.on('report', (report) => logReport(logger, report));
   server.on('error', (error) => {
-    logger.log('pulsar:server', 'error', 'error', errorFields(error), `server error: ${error.message}`);
+    logger.log('pulsar:server', 'error', 'error', errorFields(error), `server error: ${escapeControls(error.message)}`);
   });
 }
 

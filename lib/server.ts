@@ -93,6 +93,8 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
   readonly #totals = new ServerTotals();
   /** Resolves the shutdown's wait once the last connection is gone. */
   #onLastDisconnect: (() => void) | undefined;
+  /** Accept errors since the last one reported, and when that was (see #listenerError). */
+  readonly #acceptFailures = { count: 0, reportedAt: 0 };
   /** Rejects a `listen()` still in progress when `close()` comes first. */
   #abortListen: ((error: Error) => void) | undefined;
 
@@ -275,7 +277,7 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
       const onListening = (): void => {
         this.#net.off('error', onError);
         this.#abortListen = undefined;
-        this.#net.on('error', (error) => this.#serverError(error));
+        this.#net.on('error', (error) => this.#listenerError(error));
         this.#state = 'listening';
         this.#announceReadiness();
         this.#startTimers();
@@ -480,6 +482,28 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
     debug('client error: %s', error.message); // the message names the client
     this.emit('clientError', error, conn);
     if (channels.clientError.hasSubscribers) channels.clientError.publish({ server: this, connection: conn, error } satisfies ClientErrorMessage);
+  }
+
+  /**
+   * An error of the listener. Accept errors (`EMFILE`, `ENFILE`: out of descriptors) come once per attempt,
+   * thousands a second in a flood: reported as `ERR_ACCEPT` with the system's code at most once a second.
+   * Accepting does not spin meanwhile: libuv closes what waits in the backlog (its EMFILE trick), and the
+   * next connection is tried when the next one arrives.
+   */
+  #listenerError(error: NodeJS.ErrnoException): void {
+    if (error.syscall !== 'accept') {
+      this.#serverError(error);
+      return;
+    }
+    const failures = this.#acceptFailures;
+    failures.count++;
+    const now = Date.now();
+    if (now - failures.reportedAt < 1000) return;
+    const more = failures.count - 1;
+    failures.count = 0;
+    failures.reportedAt = now;
+    const since = more > 0 ? ` (and ${more} more since the last report)` : '';
+    this.#serverError(new PulsarError('ERR_ACCEPT', `accepting a connection failed: ${error.code ?? error.message}${since}`, { cause: error }));
   }
 
   #serverError(error: Error): void {
