@@ -207,5 +207,16 @@ export async function runBench(argv: string[]): Promise<number> {
   }
   if (live) process.stderr.write('\r\x1b[K');
   process.stdout.write(`${parsed.json ? JSON.stringify(result) : formatBench(result)}\n`);
-  return result.mismatches > 0 || result.errors > 0 ? 1 : 0;
+  const failure = benchFailure(result);
+  if (failure !== null) process.stderr.write(`pulsar bench: ${failure}\n`);
+  return failure === null ? 0 : 1;
+}
+
+/** Why a bench run failed, in words (with a hint when the server seems to speak messages), or `null`. */
+function benchFailure({ frames, mismatches, errors, seconds }: { frames: number; mismatches: number; errors: number; seconds: number }): string | null {
+  const hint = ' (pulsar bench sends raw frames and expects each echoed: a server with --messages or --rpc does not answer them so)';
+  if (frames === 0) return `no answers in ${seconds.toFixed(2)} s${mismatches > 0 ? `, ${mismatches} frame(s) that were not the frames sent` : ''}${hint}`;
+  if (mismatches > 0) return `${mismatches} answer(s) were not the frames sent${hint}`;
+  if (errors > 0) return `${errors} connection(s) failed during the run`;
+  return null;
 }

@@ -3,7 +3,7 @@ const HIGH_WATER = 1024;
 
 /** What the inbox needs from its client. */
 export interface InboxHost {
-  /** Stops reading from the socket (the queue is full). */
+  /** Stops reading from the socket (the queue is full): replies, too, wait until items are taken. */
   pause(): void;
   /** Reads again (the queue drained to half). */
   resume(): void;

@@ -115,8 +115,12 @@ export class PulsarClient<M = Buffer, S = never> extends EventEmitter<PulsarClie
   /** What is sent, batched per tick. */
   readonly #output: ClientOutput;
   #lateReplies = 0;
+  /** Times reading stopped because 1,024 items waited unconsumed (see {@link inboxFull}). */
+  #inboxFull = 0;
+  /** The close under way, for a second `close()` to wait on. */
+  #closing: Promise<void> | undefined;
   readonly #inbox = new ClientInbox<Inbound<M, S>>({
-    pause: () => this.#socket?.pause(),
+    pause: () => this.#pauseForInbox(),
     resume: () => this.#socket?.resume(),
     closed: () => this.#state === 'closed',
   });
@@ -201,9 +205,25 @@ export class PulsarClient<M = Buffer, S = never> extends EventEmitter<PulsarClie
     }
   }
 
-  /** Closes gracefully: ends our side, waits for the server to close its own. Resolves once closed. */
-  async close(): Promise<void> {
-    if (this.#state === 'closed') return;
+  /**
+   * Times the client stopped reading because 1,024 messages (or frames) waited with nothing to consume
+   * them: no listener, no iterator running. Replies wait behind them too. The first time, a
+   * `PulsarWarning` says so; take them (`for await`) or listen to `message`.
+   */
+  get inboxFull(): number {
+    return this.#inboxFull;
+  }
+
+  /**
+   * Closes gracefully: ends our side, waits for the server to close its own. Resolves once closed.
+   * Idempotent: a second call resolves with the first, and nothing of the client outlives the close.
+   */
+  close(): Promise<void> {
+    if (this.#state === 'closed') return Promise.resolve();
+    return (this.#closing ??= this.#close());
+  }
+
+  async #close(): Promise<void> {
     this.#state = 'closing';
     clearTimeout(this.#retryTimer);
     const socket = this.#socket;
@@ -218,6 +238,16 @@ export class PulsarClient<M = Buffer, S = never> extends EventEmitter<PulsarClie
       // The server answers our FIN with its own once it has flushed; do not wait forever for it.
       this.#closeTimer = setTimeout(() => socket.destroy(), CLOSE_TIMEOUT_MS);
     });
+  }
+
+  /** The inbox is full: reading stops until items are taken, said once per client (see {@link inboxFull}). */
+  #pauseForInbox(): void {
+    this.#socket?.pause();
+    if (this.#inboxFull++ > 0) return;
+    process.emitWarning(
+      `PulsarClient: 1,024 messages from ${this.#target()} wait with nothing consuming them (no 'message' listener, no iterator): reading stopped, so replies wait too`,
+      { type: 'PulsarWarning', code: 'PULSAR_INBOX_FULL' },
+    );
   }
 
   /**
@@ -349,7 +379,7 @@ export class PulsarClient<M = Buffer, S = never> extends EventEmitter<PulsarClie
       return;
     }
     const heard = this.listenerCount('frame') > 0; // before the emit: a once() listener is gone after it
-    this.emit('frame', frame);
+    if (heard) this.#emitToListeners('frame', frame);
     if (!heard || this.#inbox.iterating) this.#inbox.push(Buffer.from(frame) as Inbound<M, S>);
   }
 
@@ -360,8 +390,20 @@ export class PulsarClient<M = Buffer, S = never> extends EventEmitter<PulsarClie
       return;
     }
     const heard = this.listenerCount('message') > 0;
-    this.emit('message', message);
+    if (heard) this.#emitToListeners('message', message);
     if (!heard || this.#inbox.iterating) this.#inbox.push(message);
+  }
+
+  /**
+   * Hands a frame or a message to its listeners. One that throws is the application's error, not the
+   * server's: reported as `ERR_LISTENER` (as ws reports a throwing listener apart), and the connection goes on.
+   */
+  #emitToListeners(event: 'frame' | 'message', item: unknown): void {
+    try {
+      (this.emit as (event: string, item: unknown) => boolean)(event, item);
+    } catch (error) {
+      this.#error(new PulsarError('ERR_LISTENER', `a '${event}' listener threw: ${messageOf(error)}`, { cause: error }));
+    }
   }
 
   /** Drops the connection to open a new one at once: a request without `rpc` gave up (see {@link request}). */

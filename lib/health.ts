@@ -14,6 +14,8 @@ export type Readiness = 'starting' | 'ready' | 'draining' | 'closing' | 'closed'
 export interface HealthSource {
   /** Where it is in its life. */
   readonly readiness: Readiness;
+  /** Its `close` event, when it has one: an endpoint serving its probes closes with it. */
+  once?(event: 'close', listener: () => void): unknown;
 }
 
 /**
@@ -70,14 +72,15 @@ export function serveHealth(source: HealthSource, options: HealthEndpointOptions
   const health = healthCheck(source);
   return listenHttp((request, response) => {
     if (!health(request, response)) response.writeHead(404, { 'content-type': 'text/plain' }).end('not found: GET /livez or /readyz\n');
-  }, options.host ?? '127.0.0.1', options.port ?? 8081);
+  }, options.host ?? '127.0.0.1', options.port ?? 8081, source);
 }
 
 /**
- * An `http` server listening on `host:port`, resolved once it listens.
+ * An `http` server listening on `host:port`, resolved once it listens; closed when `watched` (the server
+ * whose probes it answers) closes, so that it never keeps the process alive after it.
  * @throws rejects with Node's error when it cannot listen
  */
-export async function listenHttp(handle: http.RequestListener, host: string, port: number): Promise<HttpEndpoint> {
+export async function listenHttp(handle: http.RequestListener, host: string, port: number, watched?: HealthSource): Promise<HttpEndpoint> {
   const server = http.createServer(handle);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -87,13 +90,12 @@ export async function listenHttp(handle: http.RequestListener, host: string, por
     });
   });
   const { address, port: bound } = server.address() as AddressInfo;
-  return {
-    address,
-    port: bound,
-    url: `http://${hostPort(address, bound)}`,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
-  };
+  let closed: Promise<void> | undefined;
+  const close = (): Promise<void> => (closed ??= new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  }));
+  if (watched?.readiness === 'closed') void close();
+  else watched?.once?.('close', () => void close());
+  return { address, port: bound, url: `http://${hostPort(address, bound)}`, close };
 }

@@ -11,7 +11,7 @@ import { Connection, peerOf, type ConnectionData } from './connection/connection
 import { framePayload } from './payload.js';
 import { EnvelopeKind } from './messages/envelope.js';
 import { encodeMessage } from './messages/session.js';
-import { kFeed, kFlushed, kReceiveMessage, kRecount, kRefuse, kSendEncoded, kShutdown, kStart, type ConnectionOwner, type DisconnectReason } from './connection/owner.js';
+import { kCreate, kFeed, kFlushed, kReceiveMessage, kRecount, kRefuse, kSendEncoded, kShutdown, kStart, type ConnectionOwner, type DisconnectReason } from './connection/owner.js';
 import { DeadlineSweep } from './deadlines.js';
 import { aboutClient, PulsarError } from './errors.js';
 import { Fleet } from './fleet/fleet.js';
@@ -43,6 +43,16 @@ type ServerState = 'idle' | 'starting' | 'listening' | 'closing' | 'closed';
 
 function ignoreError(): void {}
 
+/** The options as `server.options` shows them: frozen, with a heartbeat policy that cannot be started or stopped from outside. */
+function publicOptions(options: ResolvedServerOptions): ResolvedServerOptions {
+  const { heartbeat } = options;
+  const running = (): never => {
+    throw new PulsarError('ERR_SERVER_STATE', 'the server runs its heartbeat policy: server.options.heartbeat is a view (close() stops it)');
+  };
+  const view = heartbeat === false ? false : Object.freeze({ ...heartbeat, start: running, stop: running });
+  return Object.freeze({ ...options, heartbeat: view });
+}
+
 /**
  * A framed TCP server: accepts connections, splits each stream into frames with the codec, and hands
  * every frame to the handler (echo by default). Sends heartbeats, tracks connections in the registry,
@@ -61,8 +71,15 @@ function ignoreError(): void {}
  * ```
  */
 export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = ConnectionData> extends EventEmitter<PulsarServerEvents> {
-  /** The options in force, defaults applied. */
-  readonly options: ResolvedServerOptions;
+  /**
+   * The options in force, defaults applied: a frozen copy to read. The heartbeat policy in it is a view
+   * whose `start` and `stop` throw: the server runs its heartbeat (`close()` stops it).
+   */
+  get options(): ResolvedServerOptions {
+    return this.#publicOptions;
+  }
+  readonly #options: ResolvedServerOptions;
+  readonly #publicOptions: ResolvedServerOptions;
   readonly #net: net.Server;
   /** The connections that can be written: what {@link connections} shows. */
   readonly #connections = new Map<number, Connection>();
@@ -104,19 +121,20 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
    */
   constructor(options?: PulsarServerOptions<M, S, D>) {
     super();
-    this.options = resolveServerOptions(options);
+    this.#options = resolveServerOptions(options);
+    this.#publicOptions = publicOptions(this.#options);
     this.#tlsSource = typeof options?.tls === 'function' ? options.tls : null;
-    const { codec, instanceId, registry, relay } = this.options;
+    const { codec, instanceId, registry, relay } = this.#options;
     const live = (): Iterable<Connection> => this.#live;
-    this.#budget = new MemoryBudget(this.options.maxBufferedBytes, live, (conn) => conn[kRecount](), (conn, held) => this.#evict(conn, held));
-    this.#deadlines = new DeadlineSweep(this.options, live, (conn, error) => this.#expire(conn, error));
-    this.#gate = new AdmissionGate(this.options, {
+    this.#budget = new MemoryBudget(this.#options.maxBufferedBytes, live, (conn) => conn[kRecount](), (conn, held) => this.#evict(conn, held));
+    this.#deadlines = new DeadlineSweep(this.#options, live, (conn, error) => this.#expire(conn, error));
+    this.#gate = new AdmissionGate(this.#options, {
       serving: () => this.#state === 'listening',
       served: () => this.#live.size,
       serve: (conn, rest) => this.#serve(conn, rest),
       turnAway: (conn, error) => this.#turnAway(conn, error),
     });
-    this.#accept = new AcceptPath(this.options, {
+    this.#accept = new AcceptPath(this.#options, {
       accepting: () => this.#state === 'listening',
       admit: (socket, source, proxy, rest) => this.#gate.admit(this.#connectionFor(socket, source, proxy), rest),
       refuse: (socket, source, proxy, error, screened) => {
@@ -139,7 +157,7 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
       },
     });
     const serverError = (error: PulsarError): void => this.#serverError(error);
-    const { messages } = this.options;
+    const { messages } = this.#options;
     this.#fleet = new Fleet({
       instanceId, codec, relay, connections: this.#connectionsView,
       payloadOf: messages === null ? framePayload : (value) => encodeMessage(messages, EnvelopeKind.message, 0, value),
@@ -159,7 +177,7 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
 
   /** This server's id in a fleet (see `instanceId`). */
   get instanceId(): string {
-    return this.options.instanceId;
+    return this.#options.instanceId;
   }
 
   /**
@@ -235,9 +253,9 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
    * file missing, a key that does not match): the certificate in use stays
    */
   async reload(): Promise<void> {
-    if (this.options.tls === false) return;
+    if (this.#options.tls === false) return;
     try {
-      this.#accept.setTls(this.#tlsSource === null ? this.options.tls : withTlsDefaults(this.#tlsSource()));
+      this.#accept.setTls(this.#tlsSource === null ? this.#options.tls : withTlsDefaults(this.#tlsSource()));
     } catch (error) {
       throw new PulsarError('ERR_TLS_RELOAD', `TLS reload failed, the certificate in use stays: ${messageOf(error)}`, { cause: error });
     }
@@ -262,7 +280,7 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
       return Promise.reject(new PulsarError('ERR_SERVER_STATE', `listen() needs an idle server, but this one is ${this.#state}`));
     }
     this.#state = 'starting';
-    const { path } = this.options;
+    const { path } = this.#options;
     // In a cluster worker the primary owns the socket: it makes way for it (see clearStaleSocket).
     const ready = (path === null || cluster.isWorker ? Promise.resolve() : clearStaleSocket(path))
       .then(() => Promise.all([this.#registry.start(), this.#fleet.start()]));
@@ -298,7 +316,7 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
 
   /** What `net.Server#listen()` is given: an inherited descriptor, a Unix socket, or host and port. */
   #listenOptions(): net.ListenOptions | { fd: number } {
-    const { host, port, path, fd, reusePort } = this.options;
+    const { host, port, path, fd, reusePort } = this.#options;
     if (fd !== null) return { fd };
     if (path !== null) return { path };
     // With reusePort, a cluster worker binds a socket of its own (exclusive) instead of the primary's.
@@ -317,7 +335,7 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
    * @returns how many connections drained cleanly and how many were forced
    */
   close(options: { drainDelay?: number; accepting?: boolean } = {}): Promise<CloseResult> {
-    this.#closing ??= this.#drainThenShutdown(options.drainDelay ?? this.options.drainDelay, options.accepting ?? true);
+    this.#closing ??= this.#drainThenShutdown(options.drainDelay ?? this.#options.drainDelay, options.accepting ?? true);
     return this.#closing;
   }
 
@@ -380,7 +398,7 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
 
   /** A Connection with the next id, to be served (or turned away by the `admit` hook). */
   #connectionFor(socket: Socket, source: ProxiedAddress | null, proxy: ProxyInfo | null): Connection {
-    return new Connection(this.#nextId++, socket, this.#owner, source, proxy);
+    return new Connection(kCreate, this.#nextId++, socket, this.#owner, source, proxy);
   }
 
   /**
@@ -390,7 +408,7 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
   #refuseAtAccept(socket: Socket, source: ProxiedAddress | null, proxy: ProxyInfo | null, error: PulsarError): Connection {
     socket.on('error', ignoreError);
     socket.destroy();
-    const conn = new Connection(0, socket, this.#owner, source, proxy, true);
+    const conn = new Connection(kCreate, 0, socket, this.#owner, source, proxy, true);
     this.#turnAway(conn, error);
     return conn;
   }
@@ -404,7 +422,7 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
   }
 
   #createOwner(): ConnectionOwner {
-    const { codec, highWaterMark, shutdownTimeout, handler, maxPendingOutput, instanceId, rateLimit, onRateLimit, messages } = this.options;
+    const { codec, highWaterMark, shutdownTimeout, handler, maxPendingOutput, instanceId, rateLimit, onRateLimit, messages } = this.#options;
     const echoing = handler === echo;
     // With messages, every frame goes to its connection's message layer, which calls the handler.
     const handleFrame = messages === null ? (handler as FrameHandler) : receiveMessage;
@@ -454,7 +472,7 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
 
   /** Closes one of the connections holding the most when the server's buffers pass `maxBufferedBytes`. */
   #evict(conn: Connection, held: number): void {
-    const { maxBufferedBytes } = this.options;
+    const { maxBufferedBytes } = this.#options;
     this.#expire(conn, new PulsarError('ERR_MEMORY_LIMIT', `evicted holding ${held} bytes: the server's buffers for its clients passed maxBufferedBytes (${maxBufferedBytes} bytes)`));
   }
 
@@ -512,21 +530,21 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
   }
 
   #startTimers(): void {
-    const { heartbeat, reportInterval } = this.options;
+    const { heartbeat, reportInterval } = this.#options;
     if (heartbeat) {
       const beat = (conn: Connection, wire: Buffer): void => {
         conn[kSendEncoded](wire);
         this.#totals.heartbeats++;
         this.emit('heartbeat', conn);
       };
-      heartbeat.start(heartbeatHostFor(() => this.#connections.values(), (payload) => this.options.codec.encode(payload), beat, (conn, error) => this.#expire(conn, error)));
+      heartbeat.start(heartbeatHostFor(() => this.#connections.values(), (payload) => this.#options.codec.encode(payload), beat, (conn, error) => this.#expire(conn, error)));
     }
     this.#deadlines.start();
     if (reportInterval !== false) this.#registry.startReports(reportInterval);
   }
 
   #stopTimers(): void {
-    if (this.options.heartbeat) this.options.heartbeat.stop();
+    if (this.#options.heartbeat) this.#options.heartbeat.stop();
     this.#deadlines.stop();
     this.#registry.stopReports();
   }

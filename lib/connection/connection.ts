@@ -14,7 +14,7 @@ import { ConnectionInput } from './input.js';
 import { connectionSession } from './messages.js';
 import { ConnectionOutput } from './output.js';
 import {
-  kCloseForError, kFeed, kFlushed, kQueueEncoded, kReceiveMessage, kRecount, kRefuse, kSendEncoded, kSendPayload, kShutdown, kStart,
+  kCloseForError, kCreate, kFeed, kFlushed, kQueueEncoded, kReceiveMessage, kRecount, kRefuse, kSendEncoded, kSendPayload, kShutdown, kStart,
   type ConnectionOwner, type ConnectionState, type DisconnectReason,
 } from './owner.js';
 import { proxySnapshot, type ConnectionSnapshot } from './snapshot.js';
@@ -95,7 +95,8 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
    * @internal Created by the server for each accepted socket; not meant to be constructed by applications.
    * `source` is the client a PROXY protocol header named, and `proxy` the rest of what it said, when there was one.
    */
-  constructor(id: number, socket: Socket, owner: ConnectionOwner, source: ProxiedAddress | null = null, proxy: ProxyInfo | null = null, refused = false) {
+  constructor(token: typeof kCreate, id: number, socket: Socket, owner: ConnectionOwner, source: ProxiedAddress | null = null, proxy: ProxyInfo | null = null, refused = false) {
+    if (token !== kCreate) throw new TypeError('Connection is not constructible: a PulsarServer makes one for each client it accepts');
     this.id = id;
     this.socket = socket;
     this.proxy = proxy;

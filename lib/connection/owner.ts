@@ -76,6 +76,13 @@ export interface ConnectionOwner {
 
 // The server's own handles on a connection. Symbols, not methods, so that applications cannot call them
 // (as ws keeps kWebSocket and its like): the library's modules import them, `pulsar` does not export them.
+/**
+ * @internal What the library passes to the constructors of `Connection` and `ConnectionGroup`: without it
+ * they throw, so that applications get theirs from the server, wired to it.
+ */
+export const kCreate: unique symbol = Symbol('pulsar.create');
+/** @internal Queues frames already encoded for every member of a group (relayed broadcasts arrive so). */
+export const kDeliver = Symbol('pulsar.deliver');
 /** @internal Attaches the socket handlers and starts reading. */
 export const kStart = Symbol('pulsar.start');
 /** @internal Handles bytes read before the connection started (those after a PROXY header). */

@@ -1,7 +1,7 @@
 import createDebug from 'debug';
 import type { FrameCodec } from '../codecs/types.js';
 import type { Connection } from '../connection/connection.js';
-import { kSendPayload } from '../connection/owner.js';
+import { kCreate, kDeliver, kSendPayload } from '../connection/owner.js';
 import { PulsarError } from '../errors.js';
 import { messageOf } from '../format.js';
 import { ConnectionGroup } from './groups.js';
@@ -78,7 +78,7 @@ export class Fleet {
   group(name: string): ConnectionGroup {
     const existing = this.#groups.get(name)?.deref();
     if (existing !== undefined) return existing;
-    const group = new ConnectionGroup(name, {
+    const group = new ConnectionGroup(kCreate, name, {
       payloadOf: (value) => this.#host.payloadOf(value),
       encode: (payload) => this.#host.codec.encode(payload),
       relay: (groupName, payload) => this.#publish({ kind: 'group', group: groupName, origin: this.#host.instanceId, payload }),
@@ -143,7 +143,7 @@ export class Fleet {
   /** A message another instance published: delivered to the connections here, never relayed again. */
   #deliver(message: RelayMessage): void {
     if (message.kind === 'group') {
-      if (message.origin !== this.#host.instanceId) this.#groups.get(message.group)?.deref()?.deliver(this.#host.codec.encode(message.payload));
+      if (message.origin !== this.#host.instanceId) this.#groups.get(message.group)?.deref()?.[kDeliver](this.#host.codec.encode(message.payload));
       return;
     }
     try {

@@ -1,5 +1,5 @@
 import type { Connection } from '../connection/connection.js';
-import { kQueueEncoded } from '../connection/owner.js';
+import { kCreate, kDeliver, kQueueEncoded } from '../connection/owner.js';
 
 /** What a group needs from its server. */
 export interface GroupHost {
@@ -7,7 +7,7 @@ export interface GroupHost {
   payloadOf(value: unknown): Uint8Array;
   /** Encodes a payload once, with the server's codec, for every member. */
   encode(payload: Uint8Array): Buffer;
-  /** Hands a broadcast to the other instances of a fleet, if the registry relays (see `Registry.relay`). */
+  /** Hands a broadcast to the other instances of a fleet, when the server has a `relay` (`RedisRelay`). */
   relay(group: string, payload: Buffer): void;
 }
 
@@ -25,8 +25,9 @@ export class ConnectionGroup implements Iterable<Connection> {
   readonly #host: GroupHost;
   readonly #members = new Set<Connection>();
 
-  /** @internal Made by `PulsarServer#group()`. */
-  constructor(name: string, host: GroupHost) {
+  /** @internal Made by `PulsarServer#group()`; not constructible by applications. */
+  constructor(token: typeof kCreate, name: string, host: GroupHost) {
+    if (token !== kCreate) throw new TypeError("ConnectionGroup is not constructible: get one with server.group(name)");
     this.name = name;
     this.#host = host;
   }
@@ -68,7 +69,7 @@ export class ConnectionGroup implements Iterable<Connection> {
    * connection (no copy per member), written when the current job ends, so that a burst of broadcasts
    * (a read chunk's frames) reaches each member in one write. A member that cannot keep up
    * is closed by the slow-consumer limits (`maxPendingOutput`, `writeTimeout`), never buffered without
-   * bound. Members leave the group the moment they can no longer be written. With a relaying registry (`RedisRegistry`),
+   * bound. Members leave the group the moment they can no longer be written. With a `relay` (`RedisRelay`),
    * the members on the other instances get it too.
    * @param payload a string or a `Uint8Array`; with `messages`, any value the message codec encodes
    * @param options `except`: a connection not to send it to (the sender, in a chat)
@@ -76,13 +77,13 @@ export class ConnectionGroup implements Iterable<Connection> {
    */
   broadcast(payload: unknown, options: { except?: Connection } = {}): number {
     const bytes = this.#host.payloadOf(payload);
-    const sent = this.deliver(this.#host.encode(bytes), options.except);
+    const sent = this[kDeliver](this.#host.encode(bytes), options.except);
     this.#host.relay(this.name, Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length));
     return sent;
   }
 
   /** @internal Queues frames already encoded for every member here but `except`; no relaying. */
-  deliver(wire: Buffer, except?: Connection): number {
+  [kDeliver](wire: Buffer, except?: Connection): number {
     let sent = 0;
     for (const member of this.#members) {
       if (member !== except && member[kQueueEncoded](wire)) sent++;

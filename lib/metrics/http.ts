@@ -11,7 +11,7 @@ export interface MetricsEndpointOptions {
   host?: string;
   /** TCP port; `0` picks a free one. @default 9464 */
   port?: number;
-  /** A server (or cluster) whose `/livez` and `/readyz` this listener answers too. @default none */
+  /** A server (or cluster) whose `/livez` and `/readyz` this listener answers too; the listener closes when it does. @default none */
   health?: HealthSource;
 }
 
@@ -41,6 +41,6 @@ export async function serveMetrics(collect: () => Promise<string>, options: Metr
       (text) => response.writeHead(200, { 'content-type': CONTENT_TYPE }).end(text),
       (error: unknown) => response.writeHead(500, { 'content-type': 'text/plain' }).end(`${messageOf(error)}\n`),
     );
-  }, options.host ?? '127.0.0.1', options.port ?? 9464);
+  }, options.host ?? '127.0.0.1', options.port ?? 9464, options.health);
   return { ...endpoint, url: `${endpoint.url}/metrics` };
 }

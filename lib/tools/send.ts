@@ -88,6 +88,8 @@ class SendSession {
   readonly #client: PulsarClient<Buffer> | PulsarClient<unknown>;
   readonly #options: SessionOptions;
   #replies = 0;
+  /** Messages sent (requests included). */
+  #sent = 0;
   #failures = 0;
   #quiet: ReturnType<typeof setTimeout> | undefined;
   #finish: Finish = () => {};
@@ -107,14 +109,20 @@ class SendSession {
   async oneShot(messages: AsyncIterable<string>): Promise<number> {
     const done = new Promise<number>((resolve) => (this.#finish = resolve));
     this.#listen('');
+    const { rpc, count, errors } = this.#options;
     for await (const message of messages) {
       if (!(await this.#send(message, true))) {
         this.#finished = true;
         return 2;
       }
+      if (rpc && count !== undefined && this.#replies >= count) break; // --count holds with --rpc too
     }
-    if (this.#options.rpc) {
+    if (rpc) {
       this.#finished = true;
+      if (count !== undefined && this.#replies < count) {
+        errors.write(`pulsar send: ${this.#replies} of ${count} replies\n`);
+        return 1;
+      }
       return this.#failures > 0 ? 1 : 0;
     }
     this.#armQuiet();
@@ -178,6 +186,7 @@ class SendSession {
     }
     const client = this.#client as PulsarClient<Buffer>;
     try {
+      this.#sent++;
       if (!client.send(payload)) await new Promise<void>((resolve) => client.once('drain', resolve));
     } catch (error) {
       errors.write(`pulsar send: ${messageOf(error)}\n`);
@@ -190,7 +199,9 @@ class SendSession {
   async #request(value: unknown): Promise<void> {
     const started = performance.now();
     try {
+      this.#sent++;
       const reply = await (this.#client as PulsarClient<unknown>).request(value);
+      this.#replies++;
       this.#show(`${this.#marker}${JSON.stringify(reply ?? null)}  (${formatMs(performance.now() - started)})`);
     } catch (error) {
       this.#failures++;
@@ -204,8 +215,13 @@ class SendSession {
     clearTimeout(this.#quiet);
     this.#quiet = setTimeout(() => {
       const { count, wait, errors } = this.#options;
-      if (count === undefined) return this.#done(0);
-      errors.write(`pulsar send: ${this.#replies} of ${count} replies after ${wait} ms of quiet\n`);
+      if (count === undefined && (this.#replies > 0 || this.#sent === 0)) return this.#done(0);
+      if (count === undefined) {
+        // Sent and never answered: a server that speaks --rpc (or another framing) drops what it cannot read.
+        errors.write(`pulsar send: no reply within ${wait} ms to ${this.#sent} message(s) (does the server speak --rpc? then send with --rpc)\n`);
+      } else {
+        errors.write(`pulsar send: ${this.#replies} of ${count} replies after ${wait} ms of quiet\n`);
+      }
       this.#done(1);
     }, this.#options.wait);
   }
