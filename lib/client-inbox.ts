@@ -24,6 +24,8 @@ export class ClientInbox<T> {
   /** Iterators waiting for an item or the close. */
   readonly #waiters: Array<() => void> = [];
   #iterating = 0;
+  /** True while reading is stopped for a full queue. */
+  #full = false;
 
   /** @param host the client */
   constructor(host: InboxHost) {
@@ -43,7 +45,10 @@ export class ClientInbox<T> {
   /** Queues an item for iteration; reading pauses when the queue is full. */
   push(item: T): void {
     this.#queue.push(item);
-    if (this.size >= HIGH_WATER) this.#host.pause();
+    if (!this.#full && this.size >= HIGH_WATER) {
+      this.#full = true;
+      this.#host.pause();
+    }
     this.wake();
   }
 
@@ -76,7 +81,10 @@ export class ClientInbox<T> {
       this.#queue = [];
       this.#head = 0;
     }
-    if (this.size === HIGH_WATER / 2) this.#host.resume();
+    if (this.#full && this.size <= HIGH_WATER / 2) {
+      this.#full = false;
+      this.#host.resume();
+    }
     return item;
   }
 }

@@ -2,24 +2,8 @@
 // client (the bystander) is still served while the fault happens, and that the fault leaves nothing behind.
 import { expect } from 'chai';
 import net from 'node:net';
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import { IdleHeartbeat } from '../lib/index.js';
-import { TestClient, clientErrors, frame, nextEvent, rawSockets, served, startServer, when } from './helpers.js';
-
-v8.setFlagsFromString('--expose-gc');
-const gc = vm.runInNewContext('gc') as () => void;
-
-/**
- * Memory figures once garbage is collected, so that they show what is still referenced. Two passes a
- * macrotask apart: V8 frees Buffer memory (array buffer backing stores) after a collection, not during it.
- */
-async function liveMemory(): Promise<NodeJS.MemoryUsage> {
-  gc();
-  await new Promise(setImmediate);
-  gc();
-  return process.memoryUsage();
-}
+import { TestClient, clientErrors, frame, liveMemory, nextEvent, rawSockets, served, startServer, when } from './helpers.js';
 
 describe('faults', function () {
   this.timeout(30000);

@@ -1,12 +1,10 @@
 // Groups (encode-once broadcast, Set-like, left on disconnect), sendTo() by global id, and the registry
 // lifecycle (start/stop awaited, removals awaited on shutdown), over real sockets.
 import { expect } from 'chai';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import {
   LengthPrefixedCodec, MemoryRegistry, PulsarServer, type Connection, type PulsarError, type RegistryContext,
 } from '../lib/index.js';
-import { TestClient, clientErrors, frame, nextEvent, onCleanup, startServer, when } from './helpers.js';
+import { TestClient, clientErrors, frame, gc, nextEvent, onCleanup, startServer, when } from './helpers.js';
 
 /** The default codec, counting how often it encodes. */
 class CountingCodec extends LengthPrefixedCodec {
@@ -46,8 +44,6 @@ describe('groups', function () {
   });
 
   it('forgets a group that emptied and that nobody holds (rooms do not pile up)', async () => {
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as () => void;
     // A WeakRef's target made or read in a job stays alive until the job ends: yield before each collection.
     const collect = async (): Promise<void> => {
       await new Promise((resolve) => setImmediate(resolve));

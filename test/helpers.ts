@@ -6,8 +6,33 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import net from 'node:net';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import type { EventEmitter } from 'eventemitter3';
-import { PulsarServer, type ConnectionData, type PulsarError, type PulsarServerEvents, type PulsarServerOptions } from '../lib/index.js';
+import { PulsarClient, PulsarServer, type ConnectionData, type PulsarClientOptions, type PulsarError, type PulsarServerEvents, type PulsarServerOptions } from '../lib/index.js';
+
+v8.setFlagsFromString('--expose-gc');
+/** V8's collector, for tests that measure what stays referenced. */
+export const gc = vm.runInNewContext('gc') as () => void;
+
+/**
+ * Memory figures once garbage is collected, so that they show what is still referenced. Two passes a
+ * macrotask apart: V8 frees Buffer memory (array buffer backing stores) after a collection, not during it.
+ */
+export async function liveMemory(): Promise<NodeJS.MemoryUsage> {
+  gc();
+  await new Promise(setImmediate);
+  gc();
+  return process.memoryUsage();
+}
+
+/** A connected `PulsarClient` to `port` (127.0.0.1), closed after the test. */
+export async function connectClient<M = Buffer, S = never>(port: number, options: PulsarClientOptions<M, S> = {}): Promise<PulsarClient<M, S>> {
+  const client = new PulsarClient<M, S>({ port, ...options });
+  onCleanup(() => client.close());
+  await client.connect();
+  return client;
+}
 
 /** A 4-byte big-endian length-prefixed frame, built without the library's codec. */
 export function frame(payload: Buffer | string): Buffer {

@@ -12,18 +12,13 @@ import * as v from 'valibot';
 import { z } from 'zod';
 import {
   EnvelopeKind, IdleHeartbeat, InvalidMessageError, PulsarClient, PulsarError, PulsarServer, RemoteError, decodeEnvelope, encodeEnvelope, json,
-  type Connection, type PulsarClientOptions,
+  type Connection,
 } from '../lib/index.js';
 import { msgpack } from '../lib/messages/msgpack.js';
-import { clientErrors, eventually, nextEvent, onCleanup, rejection, ROOT, startServer, TestClient, when } from './helpers.js';
+import { clientErrors, connectClient, eventually, nextEvent, rejection, ROOT, startServer, TestClient, when } from './helpers.js';
 
 /** A connected client, closed after the test. */
-async function connect<M = Buffer, S = never>(port: number, options: PulsarClientOptions<M, S> = {}): Promise<PulsarClient<M, S>> {
-  const client = new PulsarClient<M, S>({ port, ...options });
-  onCleanup(() => client.close());
-  await client.connect();
-  return client;
-}
+const connect = connectClient;
 
 type Call = { op: 'add'; a: number; b: number } | { op: 'sleep'; ms: number; tag: number };
 

@@ -22,9 +22,12 @@ export function connectionSession(conn: Connection, owner: ConnectionOwner, writ
       if (settings.onInvalid === 'close') conn[kCloseForError](error);
       else owner.onClientError(error, conn);
     },
+    // A protocol error ends the connection at once, as HTTP/2's connection errors do: the rest of what was
+    // read is not dispatched (each frame would be one more report), the running requests are aborted.
     abort: (error) => {
-      if (conn.state === 'open') conn[kCloseForError](error);
-      else owner.onClientError(error, conn);
+      if (conn.state === 'closed') return;
+      owner.onClientError(error, conn);
+      conn.destroy(error);
     },
     handlerFailed: (error) => owner.onClientError(error, conn),
     lateReply: () => owner.onLateReply(conn),

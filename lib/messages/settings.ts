@@ -98,7 +98,7 @@ export function resolveMessageSettings(owner: string, options: MessageOptions, f
   if (frames?.binarySafe === false && (rpc || messages.binary === true)) {
     // An rpc envelope's id (request 10 is byte 0x0a) or a MessagePack value can hold the delimiter.
     const name = rpc ? 'rpc' : 'messages';
-    throw invalidOption(owner, name, `cannot travel over ${frames.constructor.name}: its frames end at a delimiter, and ${rpc ? 'request ids' : 'binary messages'} can hold any byte (use a length-prefixed codec)`, rpc ? rpc : messages);
+    throw conflictingOption(owner, name, `cannot travel over ${frames.constructor.name}: its frames end at a delimiter, and ${rpc ? 'request ids' : 'binary messages'} can hold any byte (use a length-prefixed codec)`);
   }
   const answerAfterEnd = options.answerAfterEnd ?? false;
   if (typeof answerAfterEnd !== 'boolean') throw invalidOption(owner, 'answerAfterEnd', 'must be a boolean', answerAfterEnd);
