@@ -30,8 +30,8 @@ ${FRAMING_HELP}
   --insecure                with --tls: do not check the server's certificate
   -h, --help                show this help
 
-Exit status: 0 done; 1 cannot connect, the server closed early, fewer than --count replies, a
-request failed; 2 bad usage.
+Exit status: 0 done; 1 cannot connect, the server closed early, no reply within --wait, fewer than
+--count replies, a request failed; 2 bad usage.
 
 Examples:
   pulsar send 8080 hello                         one frame, then its echo
@@ -58,8 +58,8 @@ ${FRAMING_HELP}
   --json                    print one JSON object instead of the summary
   -h, --help                show this help
 
-Exit status: 0 done; 1 cannot connect, or answers that were not the frames sent (mismatches) or
-connections that failed; 2 bad usage.
+Exit status: 0 done; 1 cannot connect, no answers at all, answers that were not the frames sent
+(mismatches) or connections that failed; 2 bad usage.
 
 Examples:
   pulsar bench 8080                              10 connections, 1 in flight each, 10 s

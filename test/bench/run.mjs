@@ -7,8 +7,8 @@
 //   npm run bench [-- --runs 5] [-- --seconds 3] [-- --only small,send,varint,lines,accept,refuse,acceptworkers,ratesmall,ratelarge,broadcast,latency,large,idle,heartbeat,metrics,workers,json,rpc]
 //                 [-- --against DIR]
 //
-// --against DIR also measures the built checkout in DIR (another commit's `npm run build`) in the echo
-// cells, interleaved with this one, and prints this build's ratio to it: a change's cost, same run.
+// --against DIR also measures the built checkout in DIR (another commit's `npm run build`) in the echo,
+// json and rpc cells, interleaved with this one, and prints this build's ratio to it: a change's cost, same run.
 //
 // Linux only (/proc for CPU time and RSS, taskset for pinning). Exit status 1 if a target is missed.
 import { execFileSync, spawn } from 'node:child_process';
@@ -134,6 +134,13 @@ function addComparison(dir) {
   if (!existsSync(cli)) throw new Error(`--against ${dir}: no ${cli} (run npm run build there first)`);
   SERVERS.against = { label: 'pulsar --against', short: 'against', args: [cli, '--port', '0'] };
   SERVERS.againstSend = { label: 'pulsar --against, send()', short: 'against', args: [join(dir, 'test', 'bench', 'servers', 'pulsar-send.mjs')] };
+  // The message cells, with DIR's own servers (they import DIR's build by the package's name).
+  SERVERS.againstJson = { label: 'pulsar --against, json()', short: 'against', args: [join(dir, 'test', 'bench', 'servers', 'json-echo.mjs')] };
+  SERVERS.againstRpc = { label: 'pulsar --against, rpc json()', short: 'against', args: [join(dir, 'test', 'bench', 'servers', 'rpc.mjs'), '--json'], client: '--json' };
+  LOADS.json.servers = [...LOADS.json.servers, 'againstJson'];
+  LOADS.json.baselines = [...LOADS.json.baselines, 'againstJson'];
+  LOADS.rpc.servers = [...LOADS.rpc.servers, 'againstRpc'];
+  LOADS.rpc.ratios = [...LOADS.rpc.ratios, ['pulsarRpcJson', 'againstRpc']];
   for (const [name, load] of Object.entries(LOADS)) {
     const mine = name === 'send' ? 'pulsarSend' : 'pulsar';
     const theirs = name === 'send' ? 'againstSend' : 'against';
