@@ -7,6 +7,7 @@ import type { Connection, ConnectionData } from './connection/connection.js';
 import type { MessageCodec } from './messages/codec.js';
 import type { StandardSchemaV1 } from './messages/schema.js';
 import { MESSAGE_OPTIONS, resolveMessageSettings, type MessageContext, type MessageOptions, type MessageSettings } from './messages/settings.js';
+import { PulsarError } from './errors.js';
 import { messageOf } from './format.js';
 import { IdleHeartbeat, type HeartbeatPolicy } from './heartbeat.js';
 import type { ConnectionRateOptions } from './admission/connection-rate.js';
@@ -445,4 +446,14 @@ function checkShape<T>(value: T, option: string, methods: readonly string[]): T 
   const missing = methods.filter((name) => typeof (value as Record<string, unknown> | null)?.[name] !== 'function');
   if (missing.length > 0) throw invalidOption(OWNER, option, `must implement ${methods.join(', ')} (missing ${missing.join(', ')})`, value);
   return value;
+}
+
+/** The options as `server.options` shows them: frozen, with a heartbeat policy that cannot be started or stopped from outside. */
+export function publicOptions(options: ResolvedServerOptions): ResolvedServerOptions {
+  const { heartbeat } = options;
+  const running = (): never => {
+    throw new PulsarError('ERR_SERVER_STATE', 'the server runs its heartbeat policy: server.options.heartbeat is a view (close() stops it)');
+  };
+  const view = heartbeat === false ? false : Object.freeze({ ...heartbeat, start: running, stop: running });
+  return Object.freeze({ ...options, heartbeat: view });
 }

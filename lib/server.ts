@@ -20,7 +20,7 @@ import { hostPort, messageOf } from './format.js';
 import type { Readiness } from './health.js';
 import { heartbeatHostFor } from './heartbeat.js';
 import { MemoryBudget } from './memory-budget.js';
-import { echo, resolveServerOptions, withTlsDefaults, type FrameHandler, type PulsarServerOptions, type ResolvedServerOptions } from './options.js';
+import { echo, publicOptions, resolveServerOptions, withTlsDefaults, type FrameHandler, type PulsarServerOptions, type ResolvedServerOptions } from './options.js';
 import type { ProxiedAddress, ProxyInfo } from './proxy.js';
 import { ReadonlyMapView } from './readonly-map.js';
 import { RegistryDriver } from './registry/driver.js';
@@ -43,15 +43,6 @@ type ServerState = 'idle' | 'starting' | 'listening' | 'closing' | 'closed';
 
 function ignoreError(): void {}
 
-/** The options as `server.options` shows them: frozen, with a heartbeat policy that cannot be started or stopped from outside. */
-function publicOptions(options: ResolvedServerOptions): ResolvedServerOptions {
-  const { heartbeat } = options;
-  const running = (): never => {
-    throw new PulsarError('ERR_SERVER_STATE', 'the server runs its heartbeat policy: server.options.heartbeat is a view (close() stops it)');
-  };
-  const view = heartbeat === false ? false : Object.freeze({ ...heartbeat, start: running, stop: running });
-  return Object.freeze({ ...options, heartbeat: view });
-}
 
 /**
  * A framed TCP server: accepts connections, splits each stream into frames with the codec, and hands
@@ -110,8 +101,6 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
   readonly #totals = new ServerTotals();
   /** Resolves the shutdown's wait once the last connection is gone. */
   #onLastDisconnect: (() => void) | undefined;
-  /** Accept errors since the last one reported, and when that was (see #listenerError). */
-  readonly #acceptFailures = { count: 0, reportedAt: 0 };
   /** Rejects a `listen()` still in progress when `close()` comes first. */
   #abortListen: ((error: Error) => void) | undefined;
 
@@ -295,7 +284,10 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
       const onListening = (): void => {
         this.#net.off('error', onError);
         this.#abortListen = undefined;
-        this.#net.on('error', (error) => this.#listenerError(error));
+        this.#net.on('error', (error) => {
+          const report = this.#accept.failed(error);
+          if (report !== null) this.#serverError(report);
+        });
         this.#state = 'listening';
         this.#announceReadiness();
         this.#startTimers();
@@ -500,28 +492,6 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
     debug('client error: %s', error.message); // the message names the client
     this.emit('clientError', error, conn);
     if (channels.clientError.hasSubscribers) channels.clientError.publish({ server: this, connection: conn, error } satisfies ClientErrorMessage);
-  }
-
-  /**
-   * An error of the listener. Accept errors (`EMFILE`, `ENFILE`: out of descriptors) come once per attempt,
-   * thousands a second in a flood: reported as `ERR_ACCEPT` with the system's code at most once a second.
-   * Accepting does not spin meanwhile: libuv closes what waits in the backlog (its EMFILE trick), and the
-   * next connection is tried when the next one arrives.
-   */
-  #listenerError(error: NodeJS.ErrnoException): void {
-    if (error.syscall !== 'accept') {
-      this.#serverError(error);
-      return;
-    }
-    const failures = this.#acceptFailures;
-    failures.count++;
-    const now = Date.now();
-    if (now - failures.reportedAt < 1000) return;
-    const more = failures.count - 1;
-    failures.count = 0;
-    failures.reportedAt = now;
-    const since = more > 0 ? ` (and ${more} more since the last report)` : '';
-    this.#serverError(new PulsarError('ERR_ACCEPT', `accepting a connection failed: ${error.code ?? error.message}${since}`, { cause: error }));
   }
 
   #serverError(error: Error): void {

@@ -47,6 +47,8 @@ export class AcceptPath {
   #secureContext: tls.SecureContext | undefined;
   /** The listener, once made: a `tls.Server` takes new certificates through `setSecureContext()`. */
   #listener: net.Server | undefined;
+  /** Accept errors since the last one reported, and when that was (see {@link failed}). */
+  readonly #acceptFailures = { count: 0, reportedAt: 0 };
 
   /**
    * @param options the server's options (`tls`, `proxyProtocol`, `trustedProxies`)
@@ -113,6 +115,25 @@ export class AcceptPath {
       const untrusted = `refused, ${socket.remoteAddress} is not a trusted proxy (trustedProxies): its PROXY header would not be believed`;
       this.#host.refuse(socket, null, null, new PulsarError('ERR_PROXY_PROTOCOL', untrusted), false);
     }
+  }
+
+  /**
+   * An error of the listener, as the server should report it, or `null` for none now. Accept errors
+   * (`EMFILE`, `ENFILE`: out of descriptors) come once per attempt, thousands a second in a flood: they are
+   * `ERR_ACCEPT` with the system's code at most once a second, counting the rest. Accepting does not spin
+   * meanwhile: libuv closes what waits in the backlog (its EMFILE trick).
+   */
+  failed(error: NodeJS.ErrnoException): Error | null {
+    if (error.syscall !== 'accept') return error;
+    const failures = this.#acceptFailures;
+    failures.count++;
+    const now = Date.now();
+    if (now - failures.reportedAt < 1000) return null;
+    const more = failures.count - 1;
+    failures.count = 0;
+    failures.reportedAt = now;
+    const since = more > 0 ? ` (and ${more} more since the last report)` : '';
+    return new PulsarError('ERR_ACCEPT', `accepting a connection failed: ${error.code ?? error.message}${since}`, { cause: error });
   }
 
   /** Drops every socket still in its header or handshake (the server is closing: nothing was accepted from them). */

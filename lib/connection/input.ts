@@ -88,16 +88,9 @@ export class ConnectionInput {
     this.#lastSeen = now;
     this.#bytesIn += chunk.length;
     const framesBefore = this.#framesIn;
-    const decoder = this.#decoder;
-    decoder.push(chunk);
+    this.#decoder.push(chunk);
     this.#dispatchFrames(now);
-    // A partial frame left over started in this chunk if a frame was completed in it, else earlier.
-    if (decoder.bufferedBytes === 0) {
-      this.#frameStartedAt = 0;
-      return;
-    }
-    if (this.#frameStartedAt === 0 || this.#framesIn !== framesBefore) this.#frameStartedAt = now;
-    decoder.compact?.(); // what is left must not pin its read chunk beyond what the memory budget counts
+    this.#settle(now, framesBefore);
   }
 
   /**
@@ -107,7 +100,21 @@ export class ConnectionInput {
   resumeAfterRate(): void {
     const now = Date.now();
     this.#lastSeen = now;
+    const framesBefore = this.#framesIn;
     this.#dispatchFrames(now);
+    this.#settle(now, framesBefore);
+  }
+
+  /** After a dispatch: the frame clock, and what is left kept from pinning its read chunk. */
+  #settle(now: number, framesBefore: number): void {
+    const decoder = this.#decoder;
+    if (decoder.bufferedBytes === 0) {
+      this.#frameStartedAt = 0;
+      return;
+    }
+    // A partial frame left over started in this chunk if a frame was completed in it, else earlier.
+    if (this.#frameStartedAt === 0 || this.#framesIn !== framesBefore) this.#frameStartedAt = now;
+    decoder.compact?.(); // what is left must not pin its read chunk beyond what the memory budget counts
   }
 
   /** Reading resumed after a pause: the frame clock stood still meanwhile, so the client gets a whole frameTimeout again. */
