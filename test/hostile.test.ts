@@ -1,7 +1,10 @@
 // Promises that hold against a hostile peer (docs/security.md, SECURITY.md's threat table): one attack per
 // rule, each the cheapest input that broke the rule before, over real sockets, with its numbers.
 import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import { AcceptPath } from '../lib/accept/handshakes.js';
+import { resolveServerOptions } from '../lib/options.js';
 import {
   ConnectionGroup, Connection, DelimiterCodec, encodeEnvelope, EnvelopeKind, IdleHeartbeat, json, LengthPrefixedCodec, LineCodec, PulsarClient,
   PulsarServer, RemoteError, serveHealth, type MessageContext, type PulsarError,
@@ -405,6 +408,56 @@ describe('a hostile peer', function () {
       expect(new Set(errors.map((e) => e.code))).to.deep.equal(new Set(['ERR_MAX_CONNECTIONS']));
       expect(errors[0]!.message).to.match(/^127\.0\.0\.1:\d+: refused, 100 connections are already open or in their handshake \(maxConnections\)$/);
       expect(1100 - closed, 'sockets the server still holds, waiting for their header').to.equal(100);
+    });
+  });
+
+  describe('descriptors run out', () => {
+    it('a burst of 1,000 EMFILE accept errors is one ERR_ACCEPT report a second, counting the rest', () => {
+      const path = new AcceptPath(resolveServerOptions({}), { accepting: () => true, admit: () => {}, refuse: () => {}, screen: () => false, full: () => false });
+      const emfile = (): NodeJS.ErrnoException => Object.assign(new Error('accept EMFILE'), { code: 'EMFILE', syscall: 'accept' });
+      const reports = Array.from({ length: 1000 }, () => path.failed(emfile())).filter((r) => r !== null) as PulsarError[];
+      expect(reports.map((r) => [r.code, r.message])).to.deep.equal([['ERR_ACCEPT', 'accepting a connection failed: EMFILE']]);
+      const now = Date.now;
+      Date.now = () => now() + 1500; // a second and a half later
+      try {
+        expect(path.failed(emfile())?.message).to.equal('accepting a connection failed: EMFILE (and 999 more since the last report)');
+      } finally {
+        Date.now = now;
+      }
+      const listenError = Object.assign(new Error('listen EADDRINUSE'), { code: 'EADDRINUSE', syscall: 'listen' });
+      expect(path.failed(listenError), 'other listener errors pass as they are').to.equal(listenError);
+    });
+
+    it('300 sockets against a CLI limited to 64 descriptors: accepting does not spin, and the server serves once they are gone', async function () {
+      const { spawn } = await import('node:child_process');
+      const cli = spawn('bash', ['-c', `ulimit -n 64 && exec "${process.execPath}" dist/cli.js --port 0 --heartbeat 0`], { stdio: ['ignore', 'ignore', 'pipe'] });
+      onCleanup(() => void cli.kill('SIGKILL'));
+      let err = '';
+      const port = await new Promise<number>((resolve) => cli.stderr.on('data', (d: Buffer) => {
+        err += d;
+        const match = /listening on 127\.0\.0\.1:(\d+)/.exec(err);
+        if (match) resolve(Number(match[1]));
+      }));
+      const ticks = (): number => {
+        const stat = readFileSync(`/proc/${cli.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+        return Number(stat[11]) + Number(stat[12]); // utime + stime, in clock ticks (1/100 s)
+      };
+      const flood = Array.from({ length: 300 }, () => {
+        const socket = net.connect(port, '127.0.0.1');
+        socket.on('error', () => {});
+        onCleanup(() => void socket.destroy());
+        return socket;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 300)); // the flood lands
+      const before = ticks();
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const spent = ticks() - before;
+      console.log(`      out of descriptors: ${spent} clock ticks of CPU in 1 s (100 = a whole core)`);
+      expect(spent, 'not spinning on accept').to.be.below(30);
+      for (const socket of flood) socket.destroy();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const client = await TestClient.connect(port);
+      await served(client);
     });
   });
 
