@@ -77,7 +77,10 @@ describe('resource limits', function () {
 
       expect(open(), 'at most 64 MiB of partial 8 MiB frames held').to.be.at.most(8);
       expect(evicted.length + summed(), 'one ERR_MEMORY_LIMIT per evicted client, logged or counted').to.equal(400 - open());
-      expect(evicted.length, 'a flood is summed up: a few lines a second').to.be.at.most(5 * 4);
+      // At most 5 lines in each second the evictions spanned (a loaded machine spreads them over more seconds).
+      const times = evicted.map((r) => r.time as number);
+      const seconds = Math.ceil((Math.max(...times) - Math.min(...times)) / 1000) + 1;
+      expect(evicted.length, `a flood is summed up: a few lines a second (${seconds} s)`).to.be.at.most(5 * seconds);
       for (const record of evicted) {
         expect((record.err as { message: string }).message).to.match(/^127\.0\.0\.1:\d+ \(connection \d+\): evicted holding \d+ bytes: .*maxBufferedBytes \(67108864 bytes\)/);
         expect(record.remotePort).to.be.a('number');

@@ -25,7 +25,7 @@ export interface SessionHost {
   invalid(error: PulsarError): void;
   /**
    * The connection cannot go on (`ERR_DUPLICATE_REQUEST` from the other side, or an answer that cannot be
-   * sent at all): report it and close, answering what was read.
+   * sent at all): report it and end the connection at once, as HTTP/2 ends one on a connection error.
    */
   abort(error: PulsarError): void;
   /** A request handler failed with an error without a `code`: a bug, reported (the requester got `ERR_HANDLER`). */
@@ -273,10 +273,8 @@ export class MessageSession {
   #replyWith(ctx: HandlerContext, reply: unknown): void {
     if (ctx.abandoned) return; // the requester gave up, or the connection is gone: nobody waits for it
     const id = ctx.requestId!;
-    let payload: Uint8Array;
     try {
-      payload = this.#payload(EnvelopeKind.reply, id, reply === undefined ? null : reply);
-      this.#host.write(payload);
+      this.#host.write(this.#payload(EnvelopeKind.reply, id, reply === undefined ? null : reply));
     } catch (error) {
       // Exactly one answer per request: a reply that cannot leave is answered with why (its code), and the
       // cause stays here.
