@@ -124,9 +124,11 @@ export class ConnectionInput {
 
   /**
    * Input has stopped (peer EOF, close or shutdown) and every complete frame was dispatched: a partial
-   * frame left in the decoder will never be answered, so say so rather than drop it silently.
+   * frame left in the decoder will never be answered, so say so rather than drop it silently. Frames the
+   * rate held back are not a truncation: they were read and deliberately left (the close says why).
    */
   end(): void {
+    if (this.#throttle?.holding) return;
     try {
       this.#decoder.end();
     } catch (error) {

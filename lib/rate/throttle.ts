@@ -23,6 +23,8 @@ export class ReadThrottle {
   readonly #action: RateLimitAction;
   readonly #host: ThrottleHost;
   #heldBack = false;
+  /** True once over the rate with `close`: nothing more is dispatched. */
+  #stopped = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
 
   /**
@@ -43,16 +45,22 @@ export class ReadThrottle {
     return this.#heldBack;
   }
 
+  /** True while frames read are not dispatched: held back, or stopped for good (`close`). */
+  get holding(): boolean {
+    return this.#heldBack || this.#stopped;
+  }
+
   /**
    * Whether one more frame may be dispatched at `now`; when not, the throttle has acted (held reading
    * back, or asked for the close) and the caller stops dispatching.
    */
   admit(now: number): boolean {
-    if (this.#heldBack) return false;
+    if (this.#heldBack || this.#stopped) return false;
     const verdict = this.#limiter.verdict(now);
     if (verdict === null) return true;
     const { wait, kind } = verdict;
     if (this.#action === 'close') {
+      this.#stopped = true;
       this.#host.close(kind, `${this.#options[kind]} ${kind} per ${this.#options.interval ?? 1000} ms`);
       return false;
     }
