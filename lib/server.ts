@@ -139,6 +139,7 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
         if (overRate !== null) this.#rateLimited(conn, 'connections', 'refuse');
         return true;
       },
+      gone: (address) => this.#gate.release(address),
       full: (socket, pending) => {
         const refusal = this.#gate.full(pending);
         if (refusal !== null) this.#refuseAtAccept(socket, null, null, refusal);

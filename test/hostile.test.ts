@@ -1,8 +1,12 @@
 // Promises that hold against a hostile peer (docs/security.md, SECURITY.md's threat table): one attack per
 // rule, each the cheapest input that broke the rule before, over real sockets, with its numbers.
 import { expect } from 'chai';
-import { readFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import tls from 'node:tls';
 import { AcceptPath } from '../lib/accept/handshakes.js';
 import { resolveServerOptions } from '../lib/options.js';
 import {
@@ -12,7 +16,7 @@ import {
 import { msgpack } from '../lib/messages/msgpack.js';
 import { Cli } from './cli-process.js';
 import {
-  TestClient, clientErrors, connectClient, frame, liveMemory, nextEvent, onCleanup, rawSockets, rejection, served, startServer, when,
+  TestClient, clientErrors, connectClient, frame, liveMemory, nextEvent, onCleanup, rawSockets, rejection, selfSigned, served, startServer, when,
 } from './helpers.js';
 
 /** A raw rpc frame (the envelope, then a JSON body), length-prefixed: what a peer writing by hand sends. */
@@ -411,9 +415,47 @@ describe('a hostile peer', function () {
     });
   });
 
+  describe('places given back', () => {
+    it('TLS clients that leave mid-handshake give their per-address place back: 5 gone, then 2 served under a cap of 2', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'pulsar-hostile-'));
+      onCleanup(() => rmSync(dir, { recursive: true, force: true }));
+      const { cert, key } = selfSigned(dir);
+      const { port } = await startServer({ heartbeat: false, tls: { cert, key, handshakeTimeout: 10000 }, maxConnectionsPerAddress: 2 });
+      for (let i = 0; i < 5; i++) {
+        const socket = net.connect(port, '127.0.0.1');
+        socket.on('error', () => {});
+        await once(socket, 'connect');
+        socket.write(Buffer.from([0x16, 0x03, 0x01])); // the start of a ClientHello, then gone
+        socket.destroy();
+        await once(socket, 'close');
+      }
+      // The server sees each one leave a moment after it left: a client may be refused until then, never
+      // until the 10 s handshake timeout (a place held by a socket that is gone).
+      const deadline = Date.now() + 4000;
+      const welcome = async (): Promise<tls.TLSSocket> => {
+        for (;;) {
+          const socket = tls.connect({ port, host: '127.0.0.1', ca: cert, servername: 'localhost' });
+          onCleanup(() => void socket.destroy());
+          const outcome = await new Promise<string>((resolve) => {
+            socket.once('secureConnect', () => resolve('served'));
+            socket.once('error', () => resolve('refused'));
+          });
+          if (outcome === 'served') return socket;
+          if (Date.now() > deadline) throw new Error('still refused 4 s after the half-done handshakes left: their places leaked');
+        }
+      };
+      const clients = [await welcome(), await welcome()];
+      for (const socket of clients) {
+        socket.write(frame('still welcome'));
+        const [data] = (await once(socket, 'data')) as [Buffer];
+        expect(data.subarray(4).toString()).to.equal('still welcome');
+      }
+    });
+  });
+
   describe('descriptors run out', () => {
     it('a burst of 1,000 EMFILE accept errors is one ERR_ACCEPT report a second, counting the rest', () => {
-      const path = new AcceptPath(resolveServerOptions({}), { accepting: () => true, admit: () => {}, refuse: () => {}, screen: () => false, full: () => false });
+      const path = new AcceptPath(resolveServerOptions({}), { accepting: () => true, admit: () => {}, refuse: () => {}, screen: () => false, full: () => false, gone: () => {} });
       const emfile = (): NodeJS.ErrnoException => Object.assign(new Error('accept EMFILE'), { code: 'EMFILE', syscall: 'accept' });
       const reports = Array.from({ length: 1000 }, () => path.failed(emfile())).filter((r) => r !== null) as PulsarError[];
       expect(reports.map((r) => [r.code, r.message])).to.deep.equal([['ERR_ACCEPT', 'accepting a connection failed: EMFILE']]);

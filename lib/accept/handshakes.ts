@@ -25,6 +25,8 @@ export interface AcceptHost {
   screen(socket: Socket, source: ProxiedAddress | null, proxy: ProxyInfo | null, pending: number): boolean;
   /** Whether `maxConnections` are held, counting `pending` handshakes: `true` when the socket was turned away. */
   full(socket: Socket, pending: number): boolean;
+  /** A socket {@link screen} let through, from `address`, went away before it was served: its place is given back. */
+  gone(address: string): void;
 }
 
 function ignoreError(): void {}
@@ -88,7 +90,8 @@ export class AcceptPath {
     if (!tlsOptions || proxyProtocol || this.#screensAtAccept()) return (this.#listener = net.createServer(socketOptions, accept));
     const server = tls.createServer({ ...tlsOptions, ...socketOptions }, accept);
     server.on('tlsClientError', (error, socket) => {
-      this.#host.refuse(socket, null, null, new PulsarError('ERR_TLS_HANDSHAKE', `TLS handshake failed: ${error.message}`, { cause: error }), true);
+      // Node's TLS server shakes hands before accept() sees the socket: it was never screened, holds no place.
+      this.#host.refuse(socket, null, null, new PulsarError('ERR_TLS_HANDSHAKE', `TLS handshake failed: ${error.message}`, { cause: error }), false);
     });
     return (this.#listener = server);
   }
@@ -213,6 +216,7 @@ export class AcceptPath {
    * `ERR_TLS_HANDSHAKE`.
    */
   #secure(socket: Socket, source: ProxiedAddress | null, proxy: ProxyInfo | null, rest: Buffer | null, remainingMs: number): void {
+    const client = source ?? peerOf(socket); // read while connected: a closed socket may no longer say
     socket.pause();
     if (rest !== null && rest.length > 0) socket.unshift(rest);
     const secure = new tls.TLSSocket(socket, { isServer: true, ...this.#tlsSocketOptions() });
@@ -220,23 +224,32 @@ export class AcceptPath {
       clearTimeout(timer);
       secure.off('secure', onSecure);
       secure.off('error', onError);
-      secure.off('close', done);
+      secure.off('end', onGone);
+      secure.off('close', onGone);
       this.#pending.delete(secure);
     };
     const onError = (error: Error): void => {
       done();
       secure.destroy();
-      this.#host.refuse(secure, source, proxy, new PulsarError('ERR_TLS_HANDSHAKE', `TLS handshake failed: ${error.message}`, { cause: error }), true);
+      this.#host.refuse(secure, client, proxy, new PulsarError('ERR_TLS_HANDSHAKE', `TLS handshake failed: ${error.message}`, { cause: error }), true);
     };
     const onSecure = (): void => {
       done();
       this.#host.admit(secure, source, proxy, null);
     };
+    // A health check that left mid-handshake: nothing was accepted from it. Its FIN alone closes nothing (the
+    // listener allows half-open sockets), so 'end' counts as gone too, or its place would wait for the timeout.
+    const onGone = (): void => {
+      done();
+      secure.destroy();
+      this.#host.gone(client.address);
+    };
     const timer = setTimeout(() => onError(new Error(proxy === null ? 'TLS handshake timeout' : 'TLS handshake timeout (the PROXY header included)')), Math.max(0, remainingMs));
     this.#pending.add(secure);
     secure.on('secure', onSecure);
     secure.on('error', onError);
-    secure.on('close', done); // gone before its handshake (a health check): nothing was accepted from it
+    secure.on('end', onGone);
+    secure.on('close', onGone);
   }
 
   /** What a server-side TLSSocket needs from the `tls` option: its secure context and client-certificate settings. */
