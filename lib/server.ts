@@ -43,7 +43,6 @@ type ServerState = 'idle' | 'starting' | 'listening' | 'closing' | 'closed';
 
 function ignoreError(): void {}
 
-
 /**
  * A framed TCP server: accepts connections, splits each stream into frames with the codec, and hands
  * every frame to the handler (echo by default). Sends heartbeats, tracks connections in the registry,

@@ -69,11 +69,7 @@ export class AdmissionGate {
    * @returns why it is refused, or `null`
    */
   screen(address: string, pending: number): PulsarError | null {
-    const held = this.#host.served() + this.#waiting.size + pending;
-    if (held >= this.#options.maxConnections) {
-      return new PulsarError('ERR_MAX_CONNECTIONS', `refused, ${held} connections are already open or in their handshake (maxConnections)`);
-    }
-    return this.#claimPlace(address);
+    return this.full(pending) ?? this.#claimPlace(address);
   }
 
   /** Whether `maxConnections` are held already, counting `pending` sockets still in their handshake. */
