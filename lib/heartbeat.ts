@@ -1,6 +1,6 @@
 import { PulsarError } from './errors.js';
-import { sweepPeriod } from './sweep.js';
-import { checkInteger, checkKnownOptions, invalidOption } from './validate.js';
+import { sweepPeriod } from './util/sweep.js';
+import { checkInteger, checkKnownOptions, invalidOption } from './util/validate.js';
 
 /** What a heartbeat policy may read of a connection. `Connection` satisfies it; tests can fake it. */
 export interface HeartbeatPeer {

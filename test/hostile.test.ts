@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { AcceptPath } from '../lib/accept/handshakes.js';
-import { resolveServerOptions } from '../lib/options.js';
+import { resolveServerOptions } from '../lib/server/options.js';
 import {
   ConnectionGroup, Connection, DelimiterCodec, encodeEnvelope, EnvelopeKind, IdleHeartbeat, json, LengthPrefixedCodec, LineCodec, PulsarClient,
   PulsarServer, RemoteError, serveHealth, type MessageContext, type PulsarError,

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { Cli } from './cli-process.js';
 import type { Connection, PulsarServer } from '../lib/index.js';
-import { DeadlineSweep } from '../lib/deadlines.js';
+import { DeadlineSweep } from '../lib/server/deadlines.js';
 import { TestClient, clientErrors, frame, nextEvent, onCleanup, record, served, startServer, when } from './helpers.js';
 
 const MiB = 1024 * 1024;

@@ -1,9 +1,9 @@
 // The memory budget and the deadline sweep against fake connections and a fake clock: no sockets, no
 // real time. The same rules over real sockets are in limits.test.ts.
 import { expect } from 'chai';
-import { DeadlineSweep, type DeadlinePeer } from '../lib/deadlines.js';
+import { DeadlineSweep, type DeadlinePeer } from '../lib/server/deadlines.js';
 import type { PulsarError } from '../lib/index.js';
-import { MemoryBudget } from '../lib/memory-budget.js';
+import { MemoryBudget } from '../lib/server/memory-budget.js';
 
 /** A holder whose bytes the test sets; like a Connection, it reports changes as deltas. */
 class FakeHolder {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import tls from 'node:tls';
 import { healthCheck, PulsarServer, serveHealth, type Readiness } from '../lib/index.js';
-import { reusePortSupported } from '../lib/options.js';
+import { reusePortSupported } from '../lib/server/options.js';
 import { Cli } from './cli-process.js';
 import { ROOT, TestClient, frame, onCleanup, selfSigned, startServer, when } from './helpers.js';
 

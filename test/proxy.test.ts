@@ -2,7 +2,7 @@
 // real sockets. Headers are built here from the spec, byte by byte.
 import { expect } from 'chai';
 import type { PulsarError } from '../lib/index.js';
-import { ProxyHeaderParser, type ProxyHeader } from '../lib/proxy.js';
+import { ProxyHeaderParser, type ProxyHeader } from '../lib/accept/proxy-protocol.js';
 import { TestClient, frame, nextEvent, startServer } from './helpers.js';
 
 const SIGNATURE = Buffer.from('0d0a0d0a000d0a515549540a', 'hex');

@@ -3,8 +3,8 @@ import tls from 'node:tls';
 import { CidrList } from '../admission/address-rules.js';
 import { peerOf } from '../connection/connection.js';
 import { PulsarError } from '../errors.js';
-import type { ResolvedServerOptions } from '../options.js';
-import { ProxyHeaderParser, type ProxiedAddress, type ProxyInfo, type ProxyProtocolOptions } from '../proxy.js';
+import type { ResolvedServerOptions } from '../server/options.js';
+import { ProxyHeaderParser, type ProxiedAddress, type ProxyInfo, type ProxyProtocolOptions } from './proxy-protocol.js';
 
 /** What the accept path hands a socket to once it knows who the client is. */
 export interface AcceptHost {

@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { invalidOption } from '../validate.js';
+import { invalidOption } from '../util/validate.js';
 
 /**
  * The one spelling of a client's IP address that every rule, limit and log sees: an IPv4-mapped IPv6

@@ -1,9 +1,9 @@
 import { PulsarError } from '../errors.js';
 import type { Connection } from '../connection/connection.js';
 import { kRefuse } from '../connection/owner.js';
-import { messageOf } from '../format.js';
-import type { ResolvedServerOptions } from '../options.js';
-import { isPromiseLike } from '../thenable.js';
+import { messageOf } from '../util/format.js';
+import type { ResolvedServerOptions } from '../server/options.js';
+import { isPromiseLike } from '../util/thenable.js';
 import { AddressRules, addressGroup } from './address-rules.js';
 import { ConnectionRate } from './connection-rate.js';
 

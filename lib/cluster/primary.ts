@@ -4,14 +4,14 @@ import createDebug from 'debug';
 import { EventEmitter } from 'eventemitter3';
 import type { ConnectionSnapshot } from '../connection/snapshot.js';
 import { PulsarError } from '../errors.js';
-import type { Readiness } from '../health.js';
+import type { Readiness } from '../server/health.js';
 import type { Report } from '../registry/driver.js';
 import type { FleetSummary } from '../registry/types.js';
-import type { CloseResult, ListenAddress } from '../server-types.js';
-import { emitError } from '../unhandled-error.js';
-import { clearStaleSocket } from '../unix-socket.js';
-import { checkInteger, checkKnownOptions, checkTimerMs, invalidOption } from '../validate.js';
-import { isClusterMessage, type ClusterMessage } from './messages.js';
+import type { CloseResult, ListenAddress } from '../server/types.js';
+import { emitError } from '../util/unhandled-error.js';
+import { clearStaleSocket } from '../server/unix-socket.js';
+import { checkInteger, checkKnownOptions, checkTimerMs, invalidOption } from '../util/validate.js';
+import { isClusterMessage, type ClusterMessage } from './ipc.js';
 
 const debug = createDebug('pulsar:lifecycle:cluster');
 

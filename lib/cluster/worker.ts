@@ -1,8 +1,8 @@
 import cluster from 'node:cluster';
 import { PulsarError } from '../errors.js';
-import type { PulsarServer } from '../server.js';
-import type { ListenAddress } from '../server-types.js';
-import { isClusterMessage, type ClusterMessage } from './messages.js';
+import type { PulsarServer } from '../server/server.js';
+import type { ListenAddress } from '../server/types.js';
+import { isClusterMessage, type ClusterMessage } from './ipc.js';
 
 /**
  * In a worker process: listens with `server` (on the port all workers share), forwards its reports to

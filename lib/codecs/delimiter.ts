@@ -1,5 +1,5 @@
 import { PulsarError } from '../errors.js';
-import { checkInteger, checkKnownOptions, checkOneOf, invalidOption } from '../validate.js';
+import { checkInteger, checkKnownOptions, checkOneOf, invalidOption } from '../util/validate.js';
 import { skippedFrame } from './failures.js';
 import { QueuedDecoder } from './queued-decoder.js';
 import {

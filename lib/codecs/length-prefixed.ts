@@ -1,5 +1,5 @@
 import { constants as bufferConstants } from 'node:buffer';
-import { checkInteger, checkKnownOptions, checkOneOf, invalidOption } from '../validate.js';
+import { checkInteger, checkKnownOptions, checkOneOf, invalidOption } from '../util/validate.js';
 import { PulsarError } from '../errors.js';
 import { QueuedDecoder } from './queued-decoder.js';
 import {

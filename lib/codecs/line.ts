@@ -1,4 +1,4 @@
-import { checkKnownOptions } from '../validate.js';
+import { checkKnownOptions } from '../util/validate.js';
 import type { CodecLimitOptions } from './types.js';
 import { DelimiterCodec } from './delimiter.js';
 

@@ -1,5 +1,5 @@
 import { constants as bufferConstants } from 'node:buffer';
-import { checkInteger, checkKnownOptions, checkOneOf } from '../validate.js';
+import { checkInteger, checkKnownOptions, checkOneOf } from '../util/validate.js';
 import { QueuedDecoder } from './queued-decoder.js';
 import {
   DEFAULT_MAX_FRAME_LENGTH, encodeWrapped, frameTooLarge,

@@ -3,22 +3,22 @@ import createDebug from 'debug';
 import { canonicalAddress } from '../admission/address-rules.js';
 import { frameTooLarge } from '../codecs/types.js';
 import { PulsarError } from '../errors.js';
-import { hostPort } from '../format.js';
-import { framePayload } from '../payload.js';
+import { hostPort } from '../util/format.js';
+import { framePayload } from '../io/payload.js';
 import type { HeartbeatPeer } from '../heartbeat.js';
-import type { ProxiedAddress, ProxyInfo } from '../proxy.js';
+import type { ProxiedAddress, ProxyInfo } from '../accept/proxy-protocol.js';
 import { ReadThrottle } from '../rate/throttle.js';
 import type { MessageSession } from '../messages/session.js';
 import type { RequestOptions } from '../messages/settings.js';
 import { ConnectionInput } from './input.js';
-import { connectionSession } from './messages.js';
+import { connectionSession } from './session.js';
 import { ConnectionOutput } from './output.js';
 import {
   kCloseForError, kCreate, kFeed, kFlushed, kQueueEncoded, kReceiveMessage, kRecount, kRefuse, kSendEncoded, kSendPayload, kShutdown, kStart,
   type ConnectionOwner, type ConnectionState, type DisconnectReason,
 } from './owner.js';
 import { proxySnapshot, type ConnectionSnapshot } from './snapshot.js';
-import { kernelTakenBytes } from './write-progress.js';
+import { kernelTakenBytes } from '../io/write-progress.js';
 
 const debug = createDebug('pulsar:lifecycle:connection');
 

@@ -1,8 +1,8 @@
 import type { FrameDecoder } from '../codecs/types.js';
 import { aboutClient, DecodingError, PulsarError } from '../errors.js';
-import { messageOf } from '../format.js';
+import { messageOf } from '../util/format.js';
 import type { ReadThrottle } from '../rate/throttle.js';
-import { isPromiseLike } from '../thenable.js';
+import { isPromiseLike } from '../util/thenable.js';
 import type { Connection } from './connection.js';
 import type { ConnectionOutput } from './output.js';
 import type { ConnectionOwner } from './owner.js';

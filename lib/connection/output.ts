@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import createDebug from 'debug';
 import { PulsarError } from '../errors.js';
 import type { Connection } from './connection.js';
-import { OutboundBatch } from './outbound.js';
+import { OutboundBatch } from '../io/frame-batch.js';
 
 /**
  * Answers gathered from one read chunk leave in parts of this many frames: a client with many requests in

@@ -1,5 +1,5 @@
-import { hostPort } from '../format.js';
-import type { ProxyInfo } from '../proxy.js';
+import { hostPort } from '../util/format.js';
+import type { ProxyInfo } from '../accept/proxy-protocol.js';
 
 /** One connection's figures at a point in time, as reported every `reportInterval`. */
 export interface ConnectionSnapshot {

@@ -3,7 +3,7 @@ import type { FrameCodec } from '../codecs/types.js';
 import type { Connection } from '../connection/connection.js';
 import { kCreate, kDeliver, kSendPayload } from '../connection/owner.js';
 import { PulsarError } from '../errors.js';
-import { messageOf } from '../format.js';
+import { messageOf } from '../util/format.js';
 import { ConnectionGroup } from './groups.js';
 import type { Relay, RelayMessage } from './relay.js';
 

@@ -1,6 +1,6 @@
 import secureJson from 'secure-json-parse';
 import { PulsarError } from '../errors.js';
-import { checkKnownOptions, checkOneOf, invalidOption } from '../validate.js';
+import { checkKnownOptions, checkOneOf, invalidOption } from '../util/validate.js';
 import { isStandardSchema, type SchemaOutput, type StandardSchemaV1 } from './schema.js';
 
 /**

@@ -1,7 +1,7 @@
 import { Packr } from 'msgpackr';
 import { PulsarError } from '../errors.js';
-import { messageOf } from '../format.js';
-import { checkKnownOptions, invalidOption } from '../validate.js';
+import { messageOf } from '../util/format.js';
+import { checkKnownOptions, invalidOption } from '../util/validate.js';
 import type { MessageCodec } from './codec.js';
 import { checkStandardMessagePack } from './msgpack-standard.js';
 import { isStandardSchema, type SchemaOutput, type StandardSchemaV1 } from './schema.js';

@@ -1,8 +1,8 @@
 import createDebug from 'debug';
 import { aboutClient, PulsarError, RemoteError } from '../errors.js';
-import { messageOf } from '../format.js';
-import { isPromiseLike } from '../thenable.js';
-import { checkTimerMs } from '../validate.js';
+import { messageOf } from '../util/format.js';
+import { isPromiseLike } from '../util/thenable.js';
+import { checkTimerMs } from '../util/validate.js';
 import { HandlerContext } from './context.js';
 import { decodeEnvelope, encodeEnvelope, EnvelopeKind, type Envelope } from './envelope.js';
 import { PendingRequests } from './pending.js';

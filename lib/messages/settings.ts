@@ -1,4 +1,4 @@
-import { checkInteger, checkOneOf, checkTimerMs, conflictingOption, invalidOption } from '../validate.js';
+import { checkInteger, checkOneOf, checkTimerMs, conflictingOption, invalidOption } from '../util/validate.js';
 import type { FrameCodec } from '../codecs/types.js';
 import type { MessageCodec } from './codec.js';
 import { isStandardSchema, type StandardSchemaV1 } from './schema.js';

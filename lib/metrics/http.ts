@@ -1,6 +1,6 @@
-import { messageOf } from '../format.js';
-import { healthCheck, listenHttp, type HealthSource, type HttpEndpoint } from '../health.js';
-import { checkKnownOptions } from '../validate.js';
+import { messageOf } from '../util/format.js';
+import { healthCheck, listenHttp, type HealthSource, type HttpEndpoint } from '../server/health.js';
+import { checkKnownOptions } from '../util/validate.js';
 
 /** The content type of Prometheus's text exposition format. */
 const CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';

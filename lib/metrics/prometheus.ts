@@ -1,8 +1,8 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import type { ClientErrorMessage, DisconnectMessage, RateLimitedMessage, RefusedMessage } from '../channels.js';
-import type { PulsarServer, ServerStats } from '../server.js';
-import { checkKnownOptions } from '../validate.js';
+import type { ClientErrorMessage, DisconnectMessage, RateLimitedMessage, RefusedMessage } from '../server/channels.js';
+import type { PulsarServer, ServerStats } from '../server/server.js';
+import { checkKnownOptions } from '../util/validate.js';
 
 /** Options of {@link PulsarMetrics}. */
 export interface PulsarMetricsOptions {

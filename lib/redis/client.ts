@@ -1,6 +1,6 @@
 import { PulsarError } from '../errors.js';
-import { messageOf } from '../format.js';
-import { checkInteger, invalidOption } from '../validate.js';
+import { messageOf } from '../util/format.js';
+import { checkInteger, invalidOption } from '../util/validate.js';
 
 /** Where Redis is and how the keys and channels are named: what the registry and the relay share. */
 export interface RedisConnectionOptions {

@@ -3,7 +3,7 @@ import type { Connection } from '../connection/connection.js';
 import type { ConnectionSnapshot } from '../connection/snapshot.js';
 import { PulsarError } from '../errors.js';
 import type { FleetSummary, Registry, RegistryContext } from '../registry/types.js';
-import { checkKnownOptions, checkTimerMs } from '../validate.js';
+import { checkKnownOptions, checkTimerMs } from '../util/validate.js';
 import { closeRedis, connectRedis, OutageReporter, resolveConnectionOptions, type RedisClient, type RedisConnectionOptions, type RedisPipeline } from './client.js';
 
 const debug = createDebug('pulsar:redis');

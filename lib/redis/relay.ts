@@ -1,8 +1,8 @@
 import createDebug from 'debug';
 import { PulsarError } from '../errors.js';
-import { messageOf } from '../format.js';
+import { messageOf } from '../util/format.js';
 import type { Relay, RelayContext, RelayMessage } from '../fleet/relay.js';
-import { checkKnownOptions } from '../validate.js';
+import { checkKnownOptions } from '../util/validate.js';
 import { closeRedis, connectRedis, OutageReporter, resolveConnectionOptions, type RedisClient, type RedisConnectionOptions } from './client.js';
 
 const debug = createDebug('pulsar:redis');

@@ -1,8 +1,8 @@
 import type { Connection } from '../connection/connection.js';
 import type { ConnectionSnapshot } from '../connection/snapshot.js';
 import { PulsarError } from '../errors.js';
-import { messageOf } from '../format.js';
-import { isPromiseLike } from '../thenable.js';
+import { messageOf } from '../util/format.js';
+import { isPromiseLike } from '../util/thenable.js';
 import type { FleetSummary, Registry } from './types.js';
 
 /** A periodic snapshot of the live connections. */

@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import { hostPort } from '../format.js';
+import { hostPort } from '../util/format.js';
 import { runLoad, type LoadResult, type LoadSpec } from './bench-load.js';
 import type { CodecSpec } from './codec-spec.js';
 import { HISTOGRAM, loadHdrHistogram } from './histogram.js';

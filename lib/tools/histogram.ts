@@ -1,5 +1,5 @@
 import { PulsarError } from '../errors.js';
-import { messageOf } from '../format.js';
+import { messageOf } from '../util/format.js';
 
 /** The part of hdr-histogram-js the bench uses. */
 export interface HdrModule {

@@ -6,4 +6,4 @@ export { codecOf } from './codec-spec.js';
 export type { CodecSpec } from './codec-spec.js';
 export { display, hexDump, payloadOf, printableText } from './display.js';
 export type { DisplayMode } from './display.js';
-export { didYouMean } from '../validate.js';
+export { didYouMean } from '../util/validate.js';

@@ -1,9 +1,9 @@
 import { createInterface } from 'node:readline';
 import type { ConnectionOptions } from 'node:tls';
-import { PulsarClient } from '../client.js';
+import { PulsarClient } from '../client/client.js';
 import type { FrameCodec } from '../codecs/types.js';
 import { PulsarError, RemoteError } from '../errors.js';
-import { hostPort, messageOf } from '../format.js';
+import { hostPort, messageOf } from '../util/format.js';
 import { json } from '../messages/codec.js';
 import { display, formatMs, payloadOf, type DisplayMode } from './display.js';
 

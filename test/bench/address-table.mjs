@@ -1,6 +1,6 @@
 // Memory and time of ConnectionRate's address table (connectionRate), full at 100,000 distinct addresses,
 // then under a flood of 200,000 more. Run: node --expose-gc --import tsx test/bench/address-table.mjs
-import { ConnectionRate } from '../../lib/admission/connection-rate.ts';
+import { ConnectionRate } from '../../lib/admission/connection-rate.js';
 const ipv4 = (i) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
 const ipv6 = (i) => `2001:db8:${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}::1`;
 function run(address) {

@@ -1,5 +1,5 @@
-import { PulsarError } from './errors.js';
-import { sweepPeriod } from './sweep.js';
+import { PulsarError } from '../errors.js';
+import { sweepPeriod } from '../util/sweep.js';
 
 /** What the deadline sweep reads of a connection. `Connection` satisfies it; tests can fake it. */
 export interface DeadlinePeer {

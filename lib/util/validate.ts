@@ -1,4 +1,4 @@
-import { PulsarError } from './errors.js';
+import { PulsarError } from '../errors.js';
 
 /** Renders a bad option value with its type, for error messages. */
 function describeValue(value: unknown): string {

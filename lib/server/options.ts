@@ -1,22 +1,22 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { TlsOptions } from 'node:tls';
-import { LengthPrefixedCodec } from './codecs/length-prefixed.js';
-import type { FrameCodec } from './codecs/types.js';
-import type { Connection, ConnectionData } from './connection/connection.js';
-import type { MessageCodec } from './messages/codec.js';
-import type { StandardSchemaV1 } from './messages/schema.js';
-import { MESSAGE_OPTIONS, resolveMessageSettings, type MessageContext, type MessageOptions, type MessageSettings } from './messages/settings.js';
-import { PulsarError } from './errors.js';
-import { messageOf } from './format.js';
-import { IdleHeartbeat, type HeartbeatPolicy } from './heartbeat.js';
-import type { ConnectionRateOptions } from './admission/connection-rate.js';
-import type { ProxyProtocolOptions } from './proxy.js';
-import type { RateLimitAction, RateLimitOptions } from './rate/read-limiter.js';
-import type { Relay } from './fleet/relay.js';
-import { MemoryRegistry } from './registry/memory.js';
-import type { Registry } from './registry/types.js';
-import { checkInteger, checkKnownOptions, checkOneOf, checkTimerMs, CODEC_OPTION_HINTS, conflictingOption, invalidOption } from './validate.js';
+import { LengthPrefixedCodec } from '../codecs/length-prefixed.js';
+import type { FrameCodec } from '../codecs/types.js';
+import type { Connection, ConnectionData } from '../connection/connection.js';
+import type { MessageCodec } from '../messages/codec.js';
+import type { StandardSchemaV1 } from '../messages/schema.js';
+import { MESSAGE_OPTIONS, resolveMessageSettings, type MessageContext, type MessageOptions, type MessageSettings } from '../messages/settings.js';
+import { PulsarError } from '../errors.js';
+import { messageOf } from '../util/format.js';
+import { IdleHeartbeat, type HeartbeatPolicy } from '../heartbeat.js';
+import type { ConnectionRateOptions } from '../admission/connection-rate.js';
+import type { ProxyProtocolOptions } from '../accept/proxy-protocol.js';
+import type { RateLimitAction, RateLimitOptions } from '../rate/read-limiter.js';
+import type { Relay } from '../fleet/relay.js';
+import { MemoryRegistry } from '../registry/memory.js';
+import type { Registry } from '../registry/types.js';
+import { checkInteger, checkKnownOptions, checkOneOf, checkTimerMs, CODEC_OPTION_HINTS, conflictingOption, invalidOption } from '../util/validate.js';
 
 /**
  * Called for every inbound frame; replaces the default echo. It may answer with `conn.send()` at once

@@ -1,4 +1,4 @@
-import { PulsarError } from './errors.js';
+import { PulsarError } from '../errors.js';
 
 /**
  * A frame's payload from what `send()` (or a broadcast) was given, without `messages`: a string (as

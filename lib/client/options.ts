@@ -1,11 +1,11 @@
 import type { ConnectionOptions } from 'node:tls';
-import { LengthPrefixedCodec } from './codecs/length-prefixed.js';
-import type { FrameCodec } from './codecs/types.js';
-import { HEARTBEAT_PAYLOAD } from './heartbeat.js';
-import type { MessageCodec } from './messages/codec.js';
-import type { StandardSchemaV1 } from './messages/schema.js';
-import { MESSAGE_OPTIONS, resolveMessageSettings, type MessageContext, type MessageOptions, type MessageSettings } from './messages/settings.js';
-import { checkInteger, checkKnownOptions, checkTimerMs, CODEC_OPTION_HINTS, conflictingOption, invalidOption } from './validate.js';
+import { LengthPrefixedCodec } from '../codecs/length-prefixed.js';
+import type { FrameCodec } from '../codecs/types.js';
+import { HEARTBEAT_PAYLOAD } from '../heartbeat.js';
+import type { MessageCodec } from '../messages/codec.js';
+import type { StandardSchemaV1 } from '../messages/schema.js';
+import { MESSAGE_OPTIONS, resolveMessageSettings, type MessageContext, type MessageOptions, type MessageSettings } from '../messages/settings.js';
+import { checkInteger, checkKnownOptions, checkTimerMs, CODEC_OPTION_HINTS, conflictingOption, invalidOption } from '../util/validate.js';
 
 /** Reconnection with capped exponential backoff and jitter. */
 export interface ReconnectOptions {

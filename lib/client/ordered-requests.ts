@@ -1,4 +1,4 @@
-import { PulsarError } from './errors.js';
+import { PulsarError } from '../errors.js';
 
 /** A request waiting for the next data frame. */
 interface Waiting {

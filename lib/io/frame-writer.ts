@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
-import type { FrameCodec } from './codecs/types.js';
-import { OutboundBatch } from './connection/outbound.js';
+import type { FrameCodec } from '../codecs/types.js';
+import { OutboundBatch } from './frame-batch.js';
 
 /**
  * Frames sent in one tick leave in parts of this many (or at the tick's end): the server starts on the

@@ -1,5 +1,5 @@
-import type { Connection } from './connection/connection.js';
-import type { ServerStats } from './server-types.js';
+import type { Connection } from '../connection/connection.js';
+import type { ServerStats } from './types.js';
 
 /**
  * A server's running totals, exact and counted without any work per frame: events add to the counts as they

@@ -1,8 +1,8 @@
-import type { Connection } from './connection/connection.js';
-import type { DisconnectReason } from './connection/owner.js';
-import type { PulsarError } from './errors.js';
+import type { Connection } from '../connection/connection.js';
+import type { DisconnectReason } from '../connection/owner.js';
+import type { PulsarError } from '../errors.js';
 import type { Readiness } from './health.js';
-import type { Report } from './registry/driver.js';
+import type { Report } from '../registry/driver.js';
 
 /** Where the server listens, as `listen()` resolves and `listening` carries it. */
 export interface ListenAddress {

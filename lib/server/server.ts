@@ -4,29 +4,29 @@ import type { TlsOptions } from 'node:tls';
 import type { AddressInfo, Socket } from 'node:net';
 import createDebug from 'debug';
 import { EventEmitter } from 'eventemitter3';
-import { AcceptPath } from './accept/handshakes.js';
-import { AdmissionGate } from './admission/gate.js';
+import { AcceptPath } from '../accept/handshakes.js';
+import { AdmissionGate } from '../admission/gate.js';
 import { channels, type BackpressureMessage, type ClientErrorMessage, type ConnectionMessage, type DisconnectMessage, type RateLimitedMessage, type RefusedMessage } from './channels.js';
-import { Connection, peerOf, type ConnectionData } from './connection/connection.js';
-import { framePayload } from './payload.js';
-import { EnvelopeKind } from './messages/envelope.js';
-import { encodeMessage } from './messages/session.js';
-import { kCreate, kFeed, kFlushed, kReceiveMessage, kRecount, kRefuse, kSendEncoded, kShutdown, kStart, type ConnectionOwner, type DisconnectReason } from './connection/owner.js';
+import { Connection, peerOf, type ConnectionData } from '../connection/connection.js';
+import { framePayload } from '../io/payload.js';
+import { EnvelopeKind } from '../messages/envelope.js';
+import { encodeMessage } from '../messages/session.js';
+import { kCreate, kFeed, kFlushed, kReceiveMessage, kRecount, kRefuse, kSendEncoded, kShutdown, kStart, type ConnectionOwner, type DisconnectReason } from '../connection/owner.js';
 import { DeadlineSweep } from './deadlines.js';
-import { aboutClient, PulsarError } from './errors.js';
-import { Fleet } from './fleet/fleet.js';
-import { leaveGroups, type ConnectionGroup } from './fleet/groups.js';
-import { hostPort, messageOf } from './format.js';
+import { aboutClient, PulsarError } from '../errors.js';
+import { Fleet } from '../fleet/fleet.js';
+import { leaveGroups, type ConnectionGroup } from '../fleet/groups.js';
+import { hostPort, messageOf } from '../util/format.js';
 import type { Readiness } from './health.js';
-import { heartbeatHostFor } from './heartbeat.js';
+import { heartbeatHostFor } from '../heartbeat.js';
 import { MemoryBudget } from './memory-budget.js';
 import { echo, publicOptions, resolveServerOptions, withTlsDefaults, type FrameHandler, type PulsarServerOptions, type ResolvedServerOptions } from './options.js';
-import type { ProxiedAddress, ProxyInfo } from './proxy.js';
-import { ReadonlyMapView } from './readonly-map.js';
-import { RegistryDriver } from './registry/driver.js';
-import type { CloseResult, ListenAddress, PulsarServerEvents, ServerStats } from './server-types.js';
+import type { ProxiedAddress, ProxyInfo } from '../accept/proxy-protocol.js';
+import { ReadonlyMapView } from '../util/readonly-map.js';
+import { RegistryDriver } from '../registry/driver.js';
+import type { CloseResult, ListenAddress, PulsarServerEvents, ServerStats } from './types.js';
 import { ServerTotals } from './totals.js';
-import { emitError } from './unhandled-error.js';
+import { emitError } from '../util/unhandled-error.js';
 import { clearStaleSocket } from './unix-socket.js';
 
 const debug = createDebug('pulsar:lifecycle:server');
@@ -36,8 +36,8 @@ function receiveMessage(frame: Buffer, conn: Connection): unknown {
   return conn[kReceiveMessage](frame);
 }
 
-export type { Report } from './registry/driver.js';
-export type { CloseResult, ListenAddress, PulsarServerEvents, ServerStats } from './server-types.js';
+export type { Report } from '../registry/driver.js';
+export type { CloseResult, ListenAddress, PulsarServerEvents, ServerStats } from './types.js';
 
 type ServerState = 'idle' | 'starting' | 'listening' | 'closing' | 'closed';
 

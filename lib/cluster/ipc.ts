@@ -1,5 +1,5 @@
 import type { Report } from '../registry/driver.js';
-import type { CloseResult, ListenAddress } from '../server-types.js';
+import type { CloseResult, ListenAddress } from '../server/types.js';
 
 /** What the primary and its workers say to each other over the cluster's IPC channel. */
 export type ClusterMessage =

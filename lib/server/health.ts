@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { hostPort } from './format.js';
-import { checkKnownOptions } from './validate.js';
+import { hostPort } from '../util/format.js';
+import { checkKnownOptions } from '../util/validate.js';
 
 /**
  * Where a server is in its life, as a load balancer or Kubernetes asks: `starting` (not listening yet),

@@ -1,8 +1,8 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
-import type { Connection } from './connection/connection.js';
-import type { DisconnectReason } from './connection/owner.js';
-import type { PulsarError } from './errors.js';
-import type { ServerStats } from './server-types.js';
+import type { Connection } from '../connection/connection.js';
+import type { DisconnectReason } from '../connection/owner.js';
+import type { PulsarError } from '../errors.js';
+import type { ServerStats } from './types.js';
 
 /**
  * The server a message comes from: a `PulsarServer`, seen through what an observer needs (typed

@@ -1,6 +1,6 @@
 import { isIPv4, isIPv6, SocketAddress } from 'node:net';
-import { canonicalAddress } from './admission/address-rules.js';
-import { PulsarError } from './errors.js';
+import { canonicalAddress } from '../admission/address-rules.js';
+import { PulsarError } from '../errors.js';
 
 /**
  * The PROXY protocol (HAProxy's, versions 1 and 2): a load balancer that forwards a TCP connection first

@@ -1,4 +1,4 @@
-import type { CloseResult } from './server-types.js';
+import type { CloseResult } from './types.js';
 
 /** What {@link closeOnSignals} closes: a `PulsarServer` or a `PulsarCluster`. */
 export interface Closable {
