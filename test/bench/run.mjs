@@ -8,7 +8,7 @@
 //                 [-- --against DIR]
 //
 // --against DIR also measures the built checkout in DIR (another commit's `npm run build`) in the echo,
-// json and rpc cells, interleaved with this one, and prints this build's ratio to it: a change's cost, same run.
+// idle, json and rpc cells, interleaved with this one, and prints this build's ratio to it: a change's cost, same run.
 //
 // Linux only (/proc for CPU time and RSS, taskset for pinning). Exit status 1 if a target is missed.
 import { execFileSync, spawn } from 'node:child_process';
@@ -144,7 +144,8 @@ function addComparison(dir) {
   for (const [name, load] of Object.entries(LOADS)) {
     const mine = name === 'send' ? 'pulsarSend' : 'pulsar';
     const theirs = name === 'send' ? 'againstSend' : 'against';
-    if (load.loadgen.mode !== 'echo' || name === 'workers' || !load.servers.includes(mine)) continue;
+    const measured = load.loadgen.mode === 'echo' ? name !== 'workers' : name === 'idle';
+    if (!measured || !load.servers.includes(mine)) continue;
     load.servers = [...load.servers, theirs];
     load.baselines = [...(load.baselines ?? BASELINES), theirs];
   }
