@@ -4,12 +4,13 @@ import { EventEmitter } from 'eventemitter3';
 import createDebug from 'debug';
 import { ClientInbox } from './inbox.js';
 import { resolveClientOptions, type PulsarClientOptions, type ResolvedClientOptions } from './options.js';
-import { ClientOutput } from '../io/frame-writer.js';
-import { OrderedRequests } from './ordered-requests.js';
+import { FrameWriter } from '../io/frame-writer.js';
+import { PendingRequests } from '../messages/pending.js';
 import type { FrameDecoder } from '../codecs/types.js';
 import { PulsarError } from '../errors.js';
 import { hostPort, messageOf } from '../util/format.js';
-import { MessageSession } from '../messages/session.js';
+import { EnvelopeKind } from '../messages/envelope.js';
+import { encodeMessage, MessageSession } from '../messages/session.js';
 import { framePayload } from '../io/payload.js';
 import type { RequestOptions } from '../messages/settings.js';
 import { emitError } from '../util/unhandled-error.js';
@@ -108,12 +109,12 @@ export class PulsarClient<M = Buffer, S = never> extends EventEmitter<PulsarClie
   #silenceTimer: ReturnType<typeof setTimeout> | undefined;
   /** The connection's message layer (with `messages`): a new one for each connection. */
   #session: MessageSession | null = null;
-  /** Requests answered in order (without `rpc`). */
-  readonly #ordered = new OrderedRequests((error) => this.#reset(error));
+  /** Requests answered in order (without `rpc`): the next data frame answers the oldest. */
+  readonly #ordered: PendingRequests;
   /** True while the connection is dropped on purpose, to open a new one at once (see {@link request}). */
   #resetting = false;
-  /** What is sent, batched per tick. */
-  readonly #output: ClientOutput;
+  /** What is sent, batched per tick (as a server's connection sends). */
+  readonly #output: FrameWriter;
   #lateReplies = 0;
   /** Times reading stopped because 1,024 items waited unconsumed (see {@link inboxFull}). */
   #inboxFull = 0;
@@ -129,7 +130,8 @@ export class PulsarClient<M = Buffer, S = never> extends EventEmitter<PulsarClie
   constructor(options: PulsarClientOptions<M, S> = {}) {
     super();
     this.options = resolveClientOptions(options);
-    this.#output = new ClientOutput(this.options.codec, () => this.#socket);
+    this.#ordered = new PendingRequests({ peer: this.#target(), gaveUp: (_id, error) => this.#outOfStep(error) });
+    this.#output = new FrameWriter(this.options.codec, { writerSocket: () => this.#socket, wrote: () => {} });
   }
 
   /** Replies (with `rpc`) that came after their request had given up (timeout, abort): dropped, never handed to another. */
@@ -167,8 +169,13 @@ export class PulsarClient<M = Buffer, S = never> extends EventEmitter<PulsarClie
    * codec's limit, `ERR_INVALID_PAYLOAD` for what cannot be sent
    */
   send(payload: unknown): boolean {
-    const session = this.#session;
-    return this.#write(session !== null ? session.encode(payload) : framePayload(payload));
+    return this.#write(this.#payload(payload));
+  }
+
+  /** The frame payload of `value`: a message's (with its envelope with `rpc`), or the bytes of a frame. */
+  #payload(value: unknown): Uint8Array {
+    const { messages } = this.options;
+    return messages === null ? framePayload(value) : encodeMessage(messages, EnvelopeKind.message, 0, value);
   }
 
   /**
@@ -192,14 +199,14 @@ export class PulsarClient<M = Buffer, S = never> extends EventEmitter<PulsarClie
     }
     try {
       const timeout = options.timeout === undefined ? this.options.requestTimeout : checkTimerMs('PulsarClient', 'request() timeout', options.timeout);
-      const bytes = session !== null ? session.encode(payload) : framePayload(payload);
+      const bytes = this.#payload(payload);
       const heartbeat = this.options.heartbeatPayload;
       if (session === null && heartbeat !== null && heartbeat.equals(bytes)) {
         throw new PulsarError('ERR_INVALID_PAYLOAD', 'a request equal to the heartbeat payload cannot be told from a heartbeat: its answer would never arrive');
       }
       if (options.signal?.aborted) throw new PulsarError('ERR_ABORTED', `request to ${this.#target()} aborted before it was sent`, { cause: options.signal.reason });
       this.#write(bytes);
-      return this.#ordered.wait(timeout, options.signal, `a request to ${this.#target()}`) as Promise<R>;
+      return this.#ordered.wait(this.#ordered.nextId(), timeout, options.signal) as Promise<R>;
     } catch (error) {
       return Promise.reject(error as Error);
     }
@@ -337,11 +344,12 @@ export class PulsarClient<M = Buffer, S = never> extends EventEmitter<PulsarClie
     });
   }
 
-  /** Writes one frame's payload (see {@link ClientOutput}). */
+  /** Writes one frame's payload (see {@link FrameWriter}): `false` when the socket, with what is gathered, is over its high-water mark. */
   #write(payload: Uint8Array): boolean {
     const socket = this.#socket;
     if (socket === null || socket.destroyed || this.#state === 'closing') throw this.#notConnected();
-    return this.#output.write(socket, payload);
+    this.#output.add(payload);
+    return !socket.writableNeedDrain && socket.writableLength + this.#output.bytes < socket.writableHighWaterMark;
   }
 
   #notConnected(): PulsarError {
@@ -375,7 +383,7 @@ export class PulsarClient<M = Buffer, S = never> extends EventEmitter<PulsarClie
       return;
     }
     if (this.#ordered.waiting) {
-      this.#ordered.answer(Buffer.from(frame));
+      this.#ordered.answerOldest(Buffer.from(frame));
       return;
     }
     const heard = this.listenerCount('frame') > 0; // before the emit: a once() listener is gone after it
@@ -386,7 +394,7 @@ export class PulsarClient<M = Buffer, S = never> extends EventEmitter<PulsarClie
   /** A message (not a reply, not a request): the oldest request's answer without `rpc`, else the `message` event and iterators. */
   #inbound(message: Inbound<M, S>): void {
     if (!this.options.messages!.rpc && this.#ordered.waiting) {
-      this.#ordered.answer(message);
+      this.#ordered.answerOldest(message);
       return;
     }
     const heard = this.listenerCount('message') > 0;
@@ -406,7 +414,16 @@ export class PulsarClient<M = Buffer, S = never> extends EventEmitter<PulsarClie
     }
   }
 
-  /** Drops the connection to open a new one at once: a request without `rpc` gave up (see {@link request}). */
+  /**
+   * A request without `rpc` gave up (see {@link request}): answers can no longer be matched to requests, so
+   * every other one waiting fails, and the connection is dropped to open a new one at once.
+   */
+  #outOfStep(error: PulsarError): void {
+    this.#ordered.failAll(() => new PulsarError('ERR_CONNECTION_CLOSED', `the connection was reset: an earlier request gave up (${error.code}), so answers could no longer be matched to requests`));
+    this.#reset(error);
+  }
+
+  /** Drops the connection to open a new one at once. */
   #reset(error: PulsarError): void {
     if (this.#socket === null || this.#state === 'closing') return;
     debug('resetting the connection to %s: %s', this.#target(), error.message);

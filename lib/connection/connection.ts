@@ -7,20 +7,22 @@ import { hostPort } from '../util/format.js';
 import { framePayload } from '../io/payload.js';
 import type { HeartbeatPeer } from '../heartbeat.js';
 import type { ProxiedAddress, ProxyInfo } from '../accept/proxy-protocol.js';
-import { ReadThrottle } from '../rate/throttle.js';
-import type { MessageSession } from '../messages/session.js';
+import type { ReadThrottle } from '../rate/throttle.js';
+import { EnvelopeKind } from '../messages/envelope.js';
+import { encodeMessage, type MessageSession } from '../messages/session.js';
 import type { RequestOptions } from '../messages/settings.js';
 import { ConnectionInput } from './input.js';
 import { connectionSession } from './session.js';
 import { ConnectionOutput } from './output.js';
 import {
-  kCloseForError, kCreate, kFeed, kFlushed, kQueueEncoded, kReceiveMessage, kRecount, kRefuse, kSendEncoded, kSendPayload, kShutdown, kStart,
+  kAnswered, kCloseForError, kCreate, kFail, kFeed, kFlushed, kRecount, kRefuse, kResumed, kSendEncoded, kSendPayload, kSession, kShutdown, kStart,
   type ConnectionOwner, type ConnectionState, type DisconnectReason,
 } from './owner.js';
-import { proxySnapshot, type ConnectionSnapshot } from './snapshot.js';
+import { connectionThrottle } from './throttle.js';
+import { snapshotOf, type ConnectionSnapshot } from './snapshot.js';
 import { kernelTakenBytes } from '../io/write-progress.js';
 
-const debug = createDebug('pulsar:lifecycle:connection');
+const debug = createDebug('pulsar:connection');
 
 const kConnection = Symbol('pulsar.connection');
 
@@ -69,15 +71,11 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
    * the address the client connected to and the v2 extensions (TLVs); `null` without a header.
    */
   readonly proxy: ProxyInfo | null;
-  /**
-   * The application's state for this connection (who it is, what it subscribed to…), initially `{}`;
-   * type it through the handler's parameter (`(msg, conn: Connection<{ user?: string }>) => …`).
-   */
-  data: D = {} as D;
-
   readonly #owner: ConnectionOwner;
-  /** The message layer, or `null` for frames. */
-  readonly #session: MessageSession | null = null;
+  /** The application's state (see {@link data}), made on first use. */
+  #data: D | undefined;
+  /** The message layer: made on first use with `messages` (`null` without). */
+  #session: MessageSession | null | undefined;
   /** The inbound and outbound sides: `null` for a client refused at accept, which is never served. */
   readonly #input: ConnectionInput | null = null;
   readonly #output: ConnectionOutput | null = null;
@@ -87,8 +85,8 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
   #reason: DisconnectReason | undefined;
   #error: Error | undefined;
   #framesDropped = 0;
-  /** True once the owner was told the connection can no longer be written (see #leave). */
-  #left = false;
+  /** True once the owner was told the connection can no longer be written (see #becomeUnwritable). */
+  #unwritable = false;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
 
   /**
@@ -109,25 +107,25 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
     if (refused) {
       // Turned away at accept: named for the refusal's report, and nothing more (no decoder, no output).
       this.#state = 'closed';
-      this.#left = true;
+      this.#unwritable = true;
       return;
     }
-    const fail = (error: PulsarError): void => this.#fail(error);
-    const output = (this.#output = new ConnectionOutput(this, owner, {
-      reading: () => this.#state === 'open',
-      held: () => this.bufferedBytes,
-      resumed: () => this.#resumed(),
-      fail,
-    }));
-    this.#throttle = owner.rateLimit === null ? null : this.#createThrottle(owner);
-    this.#session = owner.messages === null ? null : connectionSession(this, owner, (payload) => this.#sendPayload(payload));
-    this.#input = new ConnectionInput(this, owner, output, {
-      alive: () => this.#state !== 'closed',
-      settled: () => {
-        if (this.#state === 'closing') this.#endWhenAnswered();
-      },
-      fail,
-    }, this.#throttle);
+    // Nothing per connection for what is off: no throttle without rateLimit, no session until messages flow.
+    this.#throttle = owner.settings.rateLimit === null ? null : connectionThrottle(this, owner);
+    this.#output = new ConnectionOutput(this, owner);
+    this.#input = new ConnectionInput(this, owner, this.#output, this.#throttle);
+  }
+
+  /**
+   * The application's state for this connection (who it is, what it subscribed to…), initially `{}`;
+   * type it through the handler's parameter (`(msg, conn: Connection<{ user?: string }>) => …`).
+   */
+  get data(): D {
+    return (this.#data ??= {} as D);
+  }
+  /** Replaces the application's state for this connection. */
+  set data(value: D) {
+    this.#data = value;
   }
 
   /** True while reading is held back because the connection is over its rate. */
@@ -135,30 +133,9 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
     return this.#throttle?.heldBack ?? false;
   }
 
-  #createThrottle(owner: ConnectionOwner): ReadThrottle {
-    return new ReadThrottle(owner.rateLimit!, owner.onRateLimit, {
-      holdBack: (kind, wait) => {
-        this.socket.pause();
-        debug('%s over its %s rate: reading held back %d ms', this.remote, kind, wait);
-        owner.onRateLimited(this, kind, 'pause');
-      },
-      release: () => {
-        if (this.#state !== 'open') return;
-        debug('%s back under its rate: dispatching what was read, then reading', this.remote);
-        this.#input!.restartFrameClock();
-        this.#input!.resumeAfterRate();
-        this.#resumeReading();
-      },
-      close: (kind, limit) => {
-        owner.onRateLimited(this, kind, 'close');
-        this[kCloseForError](new PulsarError('ERR_RATE_LIMITED', `${this}: over its rate limit (${limit}): closed after answering the frames it let through`));
-      },
-    }, this.connectedAt);
-  }
-
   /** Unique across the instances of a fleet: `instanceId/id`. `server.sendTo()` reaches it from any of them. */
   get globalId(): string {
-    return `${this.#owner.instanceId}/${this.id}`;
+    return `${this.#owner.settings.instanceId}/${this.id}`;
   }
 
   /** Lifecycle state; see {@link ConnectionState}. */
@@ -245,8 +222,8 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
    * `messages`, a value its codec cannot encode)
    */
   send(payload: unknown): boolean {
-    const session = this.#session;
-    return this.#sendPayload(session !== null ? session.encode(payload) : framePayload(payload));
+    const { messages } = this.#owner.settings;
+    return this.#sendPayload(messages === null ? framePayload(payload) : encodeMessage(messages, EnvelopeKind.message, 0, payload));
   }
 
   /** @internal Sends one frame's payload as it is (a message already encoded, with its envelope). */
@@ -268,12 +245,11 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
    * `ERR_RPC_DISABLED` on a server without `rpc`
    */
   request<R = unknown>(message: unknown, options?: RequestOptions): Promise<R> {
-    const session = this.#session;
-    if (session === null || !this.#owner.messages!.rpc) {
+    if (!this.#owner.settings.messages?.rpc) {
       return Promise.reject(new PulsarError('ERR_RPC_DISABLED', 'conn.request() needs rpc: true (and messages) on the server'));
     }
     if (this.#state !== 'open') return Promise.reject(new PulsarError('ERR_CONNECTION_CLOSED', `${this}: cannot send a request: the connection is ${this.#state}`));
-    return session.request(message, options) as Promise<R>;
+    return this[kSession]()!.request(message, options) as Promise<R>;
   }
 
   /** Replies to {@link request}s that came after the request had given up (timeout, abort): dropped, counted. */
@@ -281,20 +257,23 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
     return this.#session?.lateReplies ?? 0;
   }
 
-  /** @internal Sends one frame already encoded with the server's codec (the heartbeat, encoded once for all). */
-  [kSendEncoded](wire: Buffer): boolean {
-    return this.writable ? this.#output!.sendEncoded(wire) : this.#drop(0);
-  }
-
   /**
-   * @internal Queues one frame already encoded (a group broadcast) to leave with whatever else is sent
-   * before the current job ends: a burst of broadcasts reaches each member in one write, not one each.
+   * @internal Sends one frame already encoded with the server's codec (a heartbeat or a group broadcast,
+   * encoded once for all): it leaves with whatever else is sent before the tick ends, so a burst of
+   * broadcasts reaches each member in one write.
    * @returns `false` when the frame was dropped (the writing side is closed)
    */
-  [kQueueEncoded](wire: Buffer): boolean {
+  [kSendEncoded](wire: Buffer): boolean {
     if (!this.writable) return this.#drop(0);
-    this.#output!.queue(wire);
+    this.#output!.sendEncoded(wire);
     return true;
+  }
+
+  /** @internal The message session, made on first use; `null` without `messages`. */
+  [kSession](): MessageSession | null {
+    if (this.#session !== undefined) return this.#session;
+    const { messages } = this.#owner.settings;
+    return (this.#session = messages === null ? null : connectionSession(this, this.#owner, messages, (payload) => this.#sendPayload(payload)));
   }
 
   /** Whether {@link send} can still write: the writing side is not closed. */
@@ -308,10 +287,10 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
    * dropped and counted.
    */
   #drop(payloadLength: number): false {
-    const { maxFrameLength } = this.#owner.codec;
+    const { maxFrameLength } = this.#owner.settings.codec;
     if (payloadLength > maxFrameLength) throw frameTooLarge(payloadLength, maxFrameLength);
     this.#framesDropped++;
-    this.#owner.onFrameDropped(this);
+    this.#owner.frameDropped(this);
     return false;
   }
 
@@ -339,19 +318,7 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
 
   /** This connection's figures at `now` (epoch ms). */
   snapshot(now = Date.now()): ConnectionSnapshot {
-    return {
-      id: this.id,
-      remoteAddress: this.remoteAddress,
-      remotePort: this.remotePort,
-      connectedAt: this.connectedAt,
-      idleMs: Math.max(0, now - (this.#input?.lastSeen ?? this.connectedAt)),
-      framesIn: this.framesIn,
-      framesOut: this.framesOut,
-      bytesIn: this.bytesIn,
-      bytesOut: this.bytesOut,
-      ...(this.paused ? { pausedBy: 'backpressure' as const } : this.#heldBack() ? { pausedBy: 'rate' as const } : {}),
-      ...(this.proxy === null ? {} : { proxy: proxySnapshot(this.proxy) }),
-    };
+    return snapshotOf(this, this.#input?.lastSeen ?? this.connectedAt, now);
   }
 
   /** @internal True once every byte sent was handed to the kernel and our FIN queued. */
@@ -383,7 +350,7 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
   /** @internal Turns the client away without starting it (e.g. `maxConnections`). */
   [kRefuse](): void {
     this.#state = 'closed';
-    this.#left = true; // never served: nothing to leave
+    this.#unwritable = true; // never served: nobody to tell
     this.socket.on('error', ignoreError);
     this.socket.destroy();
   }
@@ -396,14 +363,29 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
   /** @internal Reports a client error, then closes gracefully (answering what was read); the disconnect carries it. */
   [kCloseForError](error: PulsarError): void {
     if (this.#state !== 'open') return;
-    this.#owner.onClientError(error, this);
+    this.#owner.clientError(error, this);
     this.#error = error;
     this.#beginClose('error');
   }
 
-  /** @internal Hands an inbound frame to the message layer (the server's frame handler with `messages`). */
-  [kReceiveMessage](frame: Buffer): unknown {
-    return this.#session!.receive(frame);
+  /** @internal Reports a client error and destroys the connection (a stream that cannot be decoded, a slow consumer…). */
+  [kFail](error: PulsarError): void {
+    this.#fail(error);
+  }
+
+  /** @internal A dispatch or a handler promise finished: a connection that is closing may end now. */
+  [kAnswered](): void {
+    if (this.#state === 'closing') this.#endWhenAnswered();
+  }
+
+  /**
+   * @internal Reading resumes after backpressure, or after the rate (`rate`: the frames read and held back
+   * are dispatched first). The frame clock stood still meanwhile: the client gets a whole frameTimeout again.
+   */
+  [kResumed](rate = false): void {
+    this.#input!.restartFrameClock();
+    if (rate) this.#input!.resumeAfterRate();
+    if (this.#state === 'open' && !this.#output!.paused && !this.#heldBack()) this.socket.resume();
   }
 
   static #socketOnData(this: OwnedSocket, chunk: Buffer): void {
@@ -432,23 +414,12 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
   static #onCloseTimeout(conn: Connection): void {
     const unsent = conn.socket.writableLength;
     const what = conn[kFlushed] ? 'the peer had not closed its side' : `${unsent} byte(s) of output were still pending`;
-    conn.#fail(new PulsarError('ERR_CLOSE_TIMEOUT', `${conn}: did not finish closing in ${conn.#owner.closeTimeout} ms (${what})`), 'timeout');
+    conn.#fail(new PulsarError('ERR_CLOSE_TIMEOUT', `${conn}: did not finish closing in ${conn.#owner.settings.closeTimeout} ms (${what})`), 'timeout');
   }
 
   #receive(chunk: Buffer): void {
     if (this.#state !== 'open') return; // after close() began: discarded, only read to see the peer's FIN
     this.#input!.receive(chunk);
-  }
-
-  /** Reading resumes if nothing else holds it back: the connection is open, not paused for backpressure, not over its rate. */
-  #resumeReading(): void {
-    if (this.#state === 'open' && !this.#output!.paused && !this.#heldBack()) this.socket.resume();
-  }
-
-  /** Reading resumed after backpressure: the frame clock stood still meanwhile, so the client gets a whole frameTimeout again. */
-  #resumed(): void {
-    this.#input!.restartFrameClock();
-    this.#resumeReading();
   }
 
   #beginClose(reason: DisconnectReason): void {
@@ -457,16 +428,17 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
     this.#reason = reason;
     this.socket.pause(); // read no more input
     this.#session?.stopReading(); // so no reply to a request of ours can come
-    this.#closeTimer = setTimeout(Connection.#onCloseTimeout, this.#owner.closeTimeout, this);
+    this.#closeTimer = setTimeout(Connection.#onCloseTimeout, this.#owner.settings.closeTimeout, this);
     debug('%s closing (%s)', this.remote, reason);
     this.#endWhenAnswered();
   }
 
   /** Ends our side once no frame is being dispatched and no handler promise is pending. */
   #endWhenAnswered(): void {
-    if (this.#state !== 'closing' || this.#output!.gathering || this.#input!.answering) return;
+    if (this.#state !== 'closing' || this.#output!.holding || this.#input!.answering) return;
     this.#state = 'lingering';
-    this.#leave();
+    this.#output!.flush(); // what was sent in this tick leaves before our FIN
+    this.#becomeUnwritable();
     this.#input!.end();
     this.socket.end();
     // Keep reading (and discarding) until the peer's FIN, or the close timeout: closing the socket while
@@ -481,7 +453,7 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
       debug('%s late error after close: %s', this.remote, error.message);
       return;
     }
-    this.#owner.onClientError(error, this);
+    this.#owner.clientError(error, this);
     this.#terminate(reason, error);
   }
 
@@ -491,25 +463,25 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
     this.#reason = reason;
     this.#error = error;
     this.socket.destroy();
-    this.#leave();
+    this.#becomeUnwritable();
     this.#output!.account();
   }
 
-  /** Tells the owner, once, that this connection can no longer be written (see ConnectionOwner.onUnwritable). */
-  #leave(): void {
-    if (this.#left) return;
-    this.#left = true;
+  /** Tells the owner, once, that this connection can no longer be written (see ConnectionOwner.unwritable). */
+  #becomeUnwritable(): void {
+    if (this.#unwritable) return;
+    this.#unwritable = true;
     this.#session?.close(); // no reply can come any more: pending requests fail now
-    this.#owner.onUnwritable(this);
+    this.#owner.unwritable(this);
   }
 
   #closed(): void {
     clearTimeout(this.#closeTimer);
     this.#throttle?.stop();
     this.#state = 'closed';
-    this.#leave();
+    this.#becomeUnwritable();
     this.#output!.account();
     debug('%s closed (%s)', this.remote, this.#reason ?? 'end');
-    this.#owner.onClose(this, this.#reason ?? 'end', this.#error);
+    this.#owner.closed(this, this.#reason ?? 'end', this.#error);
   }
 }

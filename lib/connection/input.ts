@@ -1,21 +1,12 @@
 import type { FrameDecoder } from '../codecs/types.js';
 import { aboutClient, DecodingError, PulsarError } from '../errors.js';
 import { messageOf } from '../util/format.js';
+import type { MessageSession } from '../messages/session.js';
 import type { ReadThrottle } from '../rate/throttle.js';
 import { isPromiseLike } from '../util/thenable.js';
 import type { Connection } from './connection.js';
 import type { ConnectionOutput } from './output.js';
-import type { ConnectionOwner } from './owner.js';
-
-/** What a connection's input needs from the connection itself. */
-export interface InputHost {
-  /** Whether the connection is still alive (not closed): the dispatch loop stops when it is not. */
-  alive(): boolean;
-  /** A dispatch or a handler promise finished: a connection that is closing may end now. */
-  settled(): void;
-  /** Closes the connection for a stream that cannot be decoded. */
-  fail(error: PulsarError): void;
-}
+import { kAnswered, kFail, kSession, type ConnectionOwner } from './owner.js';
 
 /**
  * A connection's inbound side: each read chunk is decoded and its frames handed to the handler (or echoed
@@ -26,8 +17,8 @@ export class ConnectionInput {
   readonly #conn: Connection;
   readonly #owner: ConnectionOwner;
   readonly #output: ConnectionOutput;
-  readonly #host: InputHost;
-  readonly #decoder: FrameDecoder;
+  /** Made with the first bytes: an idle connection holds none. */
+  #decoder: FrameDecoder | null = null;
   /** The connection's rate, or `null` without `rateLimit`. */
   readonly #throttle: ReadThrottle | null;
   #lastSeen: number;
@@ -44,16 +35,13 @@ export class ConnectionInput {
    * @param conn the connection, as handlers and events get it
    * @param owner the server's side of it
    * @param output where the answers go
-   * @param host the connection's own state
    * @param throttle the connection's rate, charged per frame dispatched, or `null`
    */
-  constructor(conn: Connection, owner: ConnectionOwner, output: ConnectionOutput, host: InputHost, throttle: ReadThrottle | null) {
+  constructor(conn: Connection, owner: ConnectionOwner, output: ConnectionOutput, throttle: ReadThrottle | null) {
     this.#conn = conn;
     this.#owner = owner;
     this.#output = output;
-    this.#host = host;
     this.#throttle = throttle;
-    this.#decoder = owner.codec.createDecoder();
     this.#lastSeen = conn.connectedAt;
   }
 
@@ -71,7 +59,7 @@ export class ConnectionInput {
   }
   /** Bytes of a partial frame held by the decoder. */
   get partialBytes(): number {
-    return this.#decoder.bufferedBytes;
+    return this.#decoder?.bufferedBytes ?? 0;
   }
   /** Epoch ms of the first byte of the frame being assembled; 0 when none is. */
   get frameStartedAt(): number {
@@ -88,7 +76,7 @@ export class ConnectionInput {
     this.#lastSeen = now;
     this.#bytesIn += chunk.length;
     const framesBefore = this.#framesIn;
-    this.#decoder.push(chunk);
+    (this.#decoder ??= this.#owner.settings.codec.createDecoder()).push(chunk);
     this.#dispatchFrames(now);
     this.#settle(now, framesBefore);
   }
@@ -107,7 +95,7 @@ export class ConnectionInput {
 
   /** After a dispatch: the frame clock, and what is left kept from pinning its read chunk. */
   #settle(now: number, framesBefore: number): void {
-    const decoder = this.#decoder;
+    const decoder = this.#decoder!;
     if (decoder.bufferedBytes === 0) {
       this.#frameStartedAt = 0;
       return;
@@ -128,27 +116,30 @@ export class ConnectionInput {
    * rate held back are not a truncation: they were read and deliberately left (the close says why).
    */
   end(): void {
-    if (this.#throttle?.holding) return;
+    if (this.#throttle?.holding || this.#decoder === null) return;
     try {
       this.#decoder.end();
     } catch (error) {
-      this.#owner.onClientError(this.#decodingFailure(error), this.#conn);
+      this.#owner.clientError(this.#decodingFailure(error), this.#conn);
     }
   }
 
   /**
-   * Hands every complete frame to the handler (while the rate lets them through); the answers they send
-   * leave together, in one write.
+   * Hands every complete frame to the `frame` listeners and then the handler, or with `messages` straight
+   * to the connection's session (while the rate lets them through); the answers they send leave together.
    */
   #dispatchFrames(now: number): void {
-    const decoder = this.#decoder;
+    const conn = this.#conn;
+    const decoder = this.#decoder!;
     const throttle = this.#throttle;
-    const inBulk = throttle === null && decoder.nextRun !== undefined && this.#owner.echoInBulk();
-    const handle = inBulk ? null : this.#owner.frameHandler();
+    const { settings } = this.#owner;
+    const listener = this.#owner.frameListener();
+    const inBulk = throttle === null && listener === null && settings.echoes && decoder.nextRun !== undefined;
+    const session = settings.messages === null ? null : conn[kSession]();
     const output = this.#output;
-    output.beginGathering();
+    output.hold();
     try {
-      while (this.#host.alive()) {
+      while (conn.state !== 'closed') {
         const run = inBulk ? decoder.nextRun!() : null;
         if (run !== null) {
           this.#framesIn += run.frames;
@@ -161,14 +152,14 @@ export class ConnectionInput {
         if (frame === null) break;
         this.#framesIn++;
         throttle?.charge(before - decoder.bufferedBytes, now);
-        this.#dispatch(frame, handle ?? this.#owner.frameHandler());
+        this.#dispatch(frame, listener, session);
       }
     } catch (error) {
-      this.#host.fail(this.#decodingFailure(error));
+      conn[kFail](this.#decodingFailure(error));
     } finally {
-      output.endGathering();
+      output.release();
     }
-    this.#host.settled();
+    conn[kAnswered]();
   }
 
   /**
@@ -178,18 +169,20 @@ export class ConnectionInput {
   #nextFrame(): Buffer | null {
     for (;;) {
       try {
-        return this.#decoder.next();
+        return this.#decoder!.next();
       } catch (error) {
         if (!(error instanceof DecodingError && error.skipped)) throw error;
-        this.#owner.onClientError(this.#decodingFailure(error), this.#conn);
+        this.#owner.clientError(this.#decodingFailure(error), this.#conn);
       }
     }
   }
 
-  #dispatch(frame: Buffer, handle: (frame: Buffer, conn: Connection) => unknown): void {
+  #dispatch(frame: Buffer, listener: ((frame: Buffer, conn: Connection) => void) | null, session: MessageSession | null): void {
+    const conn = this.#conn;
     let result: unknown;
     try {
-      result = handle(frame, this.#conn);
+      if (listener !== null) listener(frame, conn);
+      result = session !== null ? session.receive(frame) : this.#owner.settings.handler(frame, conn);
     } catch (error) {
       this.#handlerFailed(error);
       return;
@@ -199,7 +192,7 @@ export class ConnectionInput {
     // Created once per connection, and only for async handlers.
     this.#onHandlerSettled ??= () => {
       this.#inflight--;
-      this.#host.settled();
+      conn[kAnswered]();
     };
     this.#onHandlerRejected ??= (error: unknown) => {
       this.#handlerFailed(error);
@@ -209,7 +202,7 @@ export class ConnectionInput {
   }
 
   #handlerFailed(error: unknown): void {
-    this.#owner.onClientError(
+    this.#owner.clientError(
       new PulsarError('ERR_HANDLER', `${this.#conn}: the handler failed on a frame: ${messageOf(error)}`, { cause: error }),
       this.#conn,
     );

@@ -1,68 +1,39 @@
 import type { Socket } from 'node:net';
 import createDebug from 'debug';
 import { PulsarError } from '../errors.js';
+import { FrameWriter, type WriterHost } from '../io/frame-writer.js';
 import type { Connection } from './connection.js';
-import { OutboundBatch } from '../io/frame-batch.js';
+import { kFail, kResumed, type ConnectionOwner } from './owner.js';
+
+const debug = createDebug('pulsar:connection');
 
 /**
- * Answers gathered from one read chunk leave in parts of this many frames: a client with many requests in
- * flight gets the first answers (and sends more requests) while the server makes the rest, instead of
- * both sides taking turns with the whole batch. 16 measured best (`npm run bench -- --only rpc`).
+ * A connection's outbound side: what it sends goes through a {@link FrameWriter} (the client's too), so
+ * the answers to one read chunk leave together and pushes from anywhere else leave once per tick; each
+ * write's answer is respected (reading pauses past the server's `highWaterMark` and resumes on drain), a
+ * slow consumer past `maxPendingOutput` is closed, and every change in the bytes held is reported to the
+ * server's memory budget.
  */
-const FLUSH_FRAMES = 16;
-import type { ConnectionOwner } from './owner.js';
-
-const debug = createDebug('pulsar:lifecycle:connection');
-
-/** What a connection's output needs from the connection itself. */
-export interface OutputHost {
-  /** Whether reading is on (the connection is open): only then does backpressure pause it. */
-  reading(): boolean;
-  /** Bytes the connection holds now, in and out (see `Connection#bufferedBytes`). */
-  held(): number;
-  /** Reading resumed after backpressure. */
-  resumed(): void;
-  /** Closes the connection for a limit it broke (a slow consumer). */
-  fail(error: PulsarError): void;
-}
-
-/**
- * A connection's outbound side: frames gathered while a read chunk is dispatched leave in one write at
- * its end (broadcasts at the end of the job), the write's answer is respected (reading pauses past the
- * server's `highWaterMark` and resumes on drain), a slow consumer past `maxPendingOutput` is closed, and
- * every change in the bytes held is reported to the server's memory budget.
- */
-export class ConnectionOutput {
+export class ConnectionOutput implements WriterHost {
   readonly #conn: Connection;
-  readonly #socket: Socket;
   readonly #owner: ConnectionOwner;
-  readonly #host: OutputHost;
-  readonly #batch: OutboundBatch;
+  /** Made with the first frame sent: an idle connection holds none. */
+  #writer: FrameWriter | null = null;
   #framesOut = 0;
   #bytesOut = 0;
-  /** True while a chunk's frames are dispatched: what is sent leaves with the rest, at the end. */
-  #gathering = false;
-  #gatheredFrames = 0;
-  /** Room left under the socket's high-water mark when the gathering began (no write happens during it). */
-  #roomAtGather = 0;
-  /** A flush of queued broadcasts is scheduled for the end of the current job (see queue). */
-  #flushQueued = false;
-  #flushQueuedOutput: (() => void) | undefined;
+  /** True while a read chunk's frames are dispatched: what is sent leaves with the rest, at the end. */
+  #holding = false;
   #paused = false;
   /** Bytes held as last reported to the owner's budget. */
   #accounted = 0;
 
   /**
-   * @param conn the connection, as events name it
+   * @param conn the connection
    * @param owner the server's side of it
-   * @param host the connection's own state
    */
-  constructor(conn: Connection, owner: ConnectionOwner, host: OutputHost) {
+  constructor(conn: Connection, owner: ConnectionOwner) {
     this.#conn = conn;
-    this.#socket = conn.socket;
     this.#owner = owner;
-    this.#host = host;
-    this.#batch = new OutboundBatch(owner.codec);
   }
 
   /** Frames gathered or written, heartbeats included. */
@@ -75,67 +46,56 @@ export class ConnectionOutput {
   }
   /** Bytes gathered and not yet written. */
   get gathered(): number {
-    return this.#batch.bytes;
+    return this.#writer?.bytes ?? 0;
   }
   /** True while reading is paused for backpressure. */
   get paused(): boolean {
     return this.#paused;
   }
-  /** True while a chunk's frames are being dispatched. */
-  get gathering(): boolean {
-    return this.#gathering;
-  }
-
-  /** Encodes and sends one payload. @returns `false` when the socket is over its high-water mark */
-  send(payload: Uint8Array): boolean {
-    return this.#sent(this.#batch.add(payload));
-  }
-
-  /** Sends one frame already encoded (the heartbeat). */
-  sendEncoded(wire: Buffer): boolean {
-    this.#batch.addEncoded(wire);
-    return this.#sent(wire.length);
+  /** True while a read chunk's frames are being dispatched. */
+  get holding(): boolean {
+    return this.#holding;
   }
 
   /**
-   * Queues one frame already encoded (a group broadcast) to leave with whatever else is sent before the
-   * current job ends: a burst of broadcasts reaches each member in one write, not one each.
+   * Encodes and sends one payload: it leaves with the other answers to the read chunk being dispatched, or
+   * at the end of the tick, or with 15 more.
+   * @returns `false` when the socket, with what is gathered, is over its high-water mark
    */
-  queue(wire: Buffer): void {
-    this.#batch.addEncoded(wire);
+  send(payload: Uint8Array): boolean {
+    this.#count(this.#writerOrNew().add(payload));
+    return this.#hasRoom();
+  }
+
+  /** Sends one frame already encoded (a heartbeat, a group broadcast). */
+  sendEncoded(wire: Buffer): void {
     this.#count(wire.length);
-    if (this.#gathering || this.#flushQueued) return; // a chunk being dispatched flushes at its end
-    this.#flushQueued = true;
-    queueMicrotask((this.#flushQueuedOutput ??= () => {
-      this.#flushQueued = false;
-      this.flushOrDrop();
-    }));
+    this.#writerOrNew().addEncoded(wire);
   }
 
   /** Queues received frames as they arrived, `frames` of them in `wire`: the default echo in bulk. */
   echo(wire: Buffer, frames: number): void {
     this.#framesOut += frames;
     this.#bytesOut += wire.length;
-    this.#batch.addEncoded(wire);
+    this.#writerOrNew().addEncoded(wire, frames);
   }
 
-  /** A read chunk's dispatch begins: what is sent is gathered until {@link endGathering}. */
-  beginGathering(): void {
-    this.#gathering = true;
-    this.#roomAtGather = this.#socket.writableHighWaterMark - this.#socket.writableLength;
+  /** A read chunk's dispatch begins: what is sent is gathered until {@link release}. */
+  hold(): void {
+    this.#holding = true;
+    this.#writer?.hold();
   }
 
-  /** The dispatch is over: what was gathered is written. */
-  endGathering(): void {
-    this.#gathering = false;
-    this.#gatheredFrames = 0;
-    this.flushOrDrop();
+  /** The dispatch is over: what was gathered is written, and the bytes held (a partial frame too) reported. */
+  release(): void {
+    this.#holding = false;
+    this.#writer?.release();
+    this.account();
   }
 
-  /** Writes what was gathered, or drops it when the socket is already gone. */
-  flushOrDrop(): void {
-    if (this.#socket.destroyed) this.#batch.clear();
-    else this.#flush();
+  /** Writes what was gathered now (before our FIN). */
+  flush(): void {
+    this.#writer?.flush();
   }
 
   /** The socket drained: the bytes held are reported again and reading resumes if it was paused. */
@@ -143,24 +103,52 @@ export class ConnectionOutput {
     this.account();
     if (!this.#paused) return;
     this.#paused = false;
-    this.#host.resumed();
+    this.#conn[kResumed]();
     debug('%s drained, reading resumed', this.#conn.remote);
-    this.#owner.onFlowChange(this.#conn, false);
+    this.#owner.flowChanged(this.#conn, false);
   }
 
   /** Reports the change in bytes held since the last report to the owner's budget. */
   account(): void {
-    const held = this.#host.held();
+    const held = this.#conn.bufferedBytes;
     const delta = held - this.#accounted;
     if (delta === 0) return;
     this.#accounted = held;
-    this.#owner.onHeldChange(delta);
+    this.#owner.heldChanged(delta);
   }
 
   /** Counts the bytes held now, for the owner's budget, which takes it as the new baseline. */
   recount(): number {
-    this.#accounted = this.#host.held();
+    this.#accounted = this.#conn.bufferedBytes;
     return this.#accounted;
+  }
+
+  /** {@inheritDoc WriterHost.writerSocket} */
+  writerSocket(): Socket {
+    return this.#conn.socket;
+  }
+
+  /**
+   * A write was made: closes a slow consumer whose pending output passed its limit, pauses reading if it
+   * passed the high-water mark, and reports the bytes now held.
+   */
+  wrote(): void {
+    const socket = this.#conn.socket;
+    const pending = socket.writableLength;
+    const { maxPendingOutput, highWaterMark } = this.#owner.settings;
+    if (maxPendingOutput > 0 && pending > maxPendingOutput) {
+      this.#conn[kFail](new PulsarError('ERR_SLOW_CONSUMER', `${this.#conn}: slow consumer: ${pending} bytes of output pending, over maxPendingOutput (${maxPendingOutput} bytes)`));
+      return;
+    }
+    if (!this.#paused && pending >= highWaterMark && this.#conn.state === 'open') this.#pause();
+    this.account();
+  }
+
+  #writerOrNew(): FrameWriter {
+    if (this.#writer !== null) return this.#writer;
+    const writer = (this.#writer = new FrameWriter(this.#owner.settings.codec, this));
+    if (this.#holding) writer.hold();
+    return writer;
   }
 
   #count(size: number): void {
@@ -168,41 +156,16 @@ export class ConnectionOutput {
     this.#bytesOut += size;
   }
 
-  /** Counts a frame just gathered; writes it unless a read chunk is being dispatched (it leaves with the rest). */
-  #sent(size: number): boolean {
-    this.#count(size);
-    if (!this.#gathering) return this.#flush();
-    // A long run of answers leaves in parts of FLUSH_FRAMES frames, so that the client starts on them
-    // while the rest are made (pipelining), instead of all in one write at the chunk's end.
-    if (++this.#gatheredFrames >= FLUSH_FRAMES) {
-      this.#gatheredFrames = 0;
-      this.#flush();
-    }
-    return this.#batch.bytes < this.#roomAtGather;
-  }
-
-  /**
-   * Writes what was gathered; closes a slow consumer whose pending output passed its limit, pauses
-   * reading if it passed the high-water mark, and reports the bytes now held.
-   */
-  #flush(): boolean {
-    const socket = this.#socket;
-    const accepted = this.#batch.writeTo(socket);
-    const pending = socket.writableLength;
-    const limit = this.#owner.maxPendingOutput;
-    if (limit > 0 && pending > limit) {
-      this.#host.fail(new PulsarError('ERR_SLOW_CONSUMER', `${this.#conn}: slow consumer: ${pending} bytes of output pending, over maxPendingOutput (${limit} bytes)`));
-      return false;
-    }
-    if (!this.#paused && pending >= this.#owner.highWaterMark && this.#host.reading()) this.#pause();
-    this.account();
-    return accepted;
+  /** What `send()` answers: whether the socket, with what is gathered for it, is under its high-water mark. */
+  #hasRoom(): boolean {
+    const socket = this.#conn.socket;
+    return !socket.writableNeedDrain && socket.writableLength + this.gathered < socket.writableHighWaterMark;
   }
 
   #pause(): void {
     this.#paused = true;
-    this.#socket.pause();
-    debug('%s paused reading: %d bytes pending', this.#conn.remote, this.#socket.writableLength);
-    this.#owner.onFlowChange(this.#conn, true);
+    this.#conn.socket.pause();
+    debug('%s paused reading: %d bytes pending', this.#conn.remote, this.#conn.socket.writableLength);
+    this.#owner.flowChanged(this.#conn, true);
   }
 }

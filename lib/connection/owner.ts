@@ -23,8 +23,10 @@ export type ConnectionState = 'open' | 'closing' | 'lingering' | 'closed';
  */
 export type DisconnectReason = 'end' | 'close' | 'shutdown' | 'destroy' | 'error' | 'timeout';
 
-/** What a connection needs from the server that owns it (the server builds it; not a public extension point). */
-export interface ConnectionOwner {
+/**
+ * What every connection of a server is set to: resolved once per server, shared by its connections.
+ */
+export interface ConnectionSettings {
   /** The server's instance id, the first part of {@link Connection.globalId}. */
   readonly instanceId: string;
   /** Encodes what the connection sends and makes its decoder. */
@@ -39,39 +41,47 @@ export interface ConnectionOwner {
   readonly rateLimit: RateLimitOptions | null;
   /** What happens when it sends faster. */
   readonly onRateLimit: RateLimitAction;
-  /** The connection ran into its rate limit: reading held back (`pause`), or closing (`close`). */
-  onRateLimited(conn: Connection, kind: RateLimitKind, action: RateLimitAction): void;
-  /**
-   * Whether frames may be echoed in bulk, exactly as they arrived, skipping the frame handler: true when the
-   * handler is the default echo and nobody listens to the frames.
-   */
-  echoInBulk(): boolean;
-  /**
-   * What handles inbound frames now (asked once per read chunk, not per frame): a returned promise
-   * delays a graceful close until it settles.
-   */
-  frameHandler(): (frame: Buffer, conn: Connection) => unknown;
   /** The message layer (`messages`, `rpc`), or `null` when the connection carries frames. */
   readonly messages: MessageSettings | null;
-  /** Hands a decoded message (or request: `ctx.requestId`) to the handler: what it returns answers a request. */
-  handleMessage(message: unknown, conn: Connection, ctx: MessageContext): unknown;
-  /** A reply came after its request (sent by `conn.request()`) gave up, and was dropped. */
-  onLateReply(conn: Connection): void;
+  /**
+   * The application's handler: of frames (a returned promise delays a graceful close until it settles), or
+   * with `messages` of messages and requests (what it returns answers a request).
+   */
+  handler(input: unknown, conn: Connection, ctx?: MessageContext): unknown;
+  /** True when the handler is the default echo of frames: received frames may then be echoed in bulk. */
+  readonly echoes: boolean;
+}
+
+/**
+ * What a connection needs from the server that owns it: its settings, and the events it reports (the
+ * server builds it; not a public extension point).
+ */
+export interface ConnectionOwner {
+  readonly settings: ConnectionSettings;
+  /**
+   * The `frame` listeners as one function, or `null` when there are none (asked once per read chunk):
+   * frames are then handled (or echoed in bulk) without it.
+   */
+  frameListener(): ((frame: Buffer, conn: Connection) => void) | null;
   /** Reports a problem with this connection. */
-  onClientError(error: PulsarError, conn: Connection): void;
+  clientError(error: PulsarError, conn: Connection): void;
+  /** The connection ran into its rate limit: reading held back (`pause`), or closing (`close`). */
+  rateLimited(conn: Connection, kind: RateLimitKind, action: RateLimitAction): void;
   /** Reading paused (`true`) or resumed (`false`) for backpressure. */
-  onFlowChange(conn: Connection, paused: boolean): void;
+  flowChanged(conn: Connection, paused: boolean): void;
   /** The bytes the connection holds grew (or shrank) by `delta`; called once per read chunk or write at most. */
-  onHeldChange(delta: number): void;
+  heldChanged(delta: number): void;
   /** A frame offered to the connection after its writing side closed was dropped (see {@link Connection.send}). */
-  onFrameDropped(conn: Connection): void;
+  frameDropped(conn: Connection): void;
+  /** A reply came after its request (sent by `conn.request()`) gave up, and was dropped. */
+  lateReply(conn: Connection): void;
   /**
    * The connection can no longer be written (our FIN sent, destroyed, or lost); called once, before
-   * {@link onClose}, so that it leaves the server's live connections and its groups at once.
+   * {@link closed}, so that it leaves the server's live connections and its groups at once.
    */
-  onUnwritable(conn: Connection): void;
+  unwritable(conn: Connection): void;
   /** The socket is closed; called once. */
-  onClose(conn: Connection, reason: DisconnectReason, error: Error | undefined): void;
+  closed(conn: Connection, reason: DisconnectReason, error: Error | undefined): void;
 }
 
 // The server's own handles on a connection. Symbols, not methods, so that applications cannot call them
@@ -91,17 +101,21 @@ export const kFeed = Symbol('pulsar.feed');
 export const kRefuse = Symbol('pulsar.refuse');
 /** @internal Graceful close on server shutdown. */
 export const kShutdown = Symbol('pulsar.shutdown');
-/** @internal Sends one frame already encoded (the heartbeat). */
+/** @internal Sends one frame already encoded (a heartbeat, a group broadcast), leaving at the end of the tick. */
 export const kSendEncoded = Symbol('pulsar.sendEncoded');
-/** @internal Queues one frame already encoded (a group broadcast) for the end of the job. */
-export const kQueueEncoded = Symbol('pulsar.queueEncoded');
 /** @internal Counts the bytes held now, for the memory budget. */
 export const kRecount = Symbol('pulsar.recount');
 /** @internal True once every byte sent was handed to the kernel and our FIN queued. */
 export const kFlushed = Symbol('pulsar.flushed');
 /** @internal Sends one frame's payload as it is, a message already encoded (`sendTo`). */
 export const kSendPayload = Symbol('pulsar.sendPayload');
-/** @internal Hands an inbound frame to the connection's message layer. */
-export const kReceiveMessage = Symbol('pulsar.receiveMessage');
+/** @internal The connection's message session, made on first use. */
+export const kSession = Symbol('pulsar.session');
+/** @internal Reports a client error and destroys the connection. */
+export const kFail = Symbol('pulsar.fail');
+/** @internal A dispatch or a handler promise finished (a closing connection may end). */
+export const kAnswered = Symbol('pulsar.answered');
+/** @internal Reading resumed after backpressure or the rate. */
+export const kResumed = Symbol('pulsar.resumed');
 /** @internal Closes gracefully after a client error (answering what was read), the disconnect carrying it. */
 export const kCloseForError = Symbol('pulsar.closeForError');

@@ -1,16 +1,17 @@
 import { MessageSession } from '../messages/session.js';
+import type { MessageContext, MessageSettings } from '../messages/settings.js';
 import type { Connection } from './connection.js';
 import { kCloseForError, type ConnectionOwner } from './owner.js';
 
 /**
- * The message layer of a server's connection: its session writes through `write` (the connection's
- * output, batched with the other answers to the same read), hands messages and requests to the server's
- * handler, and reports bad input as the connection's client errors (closing it with `onInvalid: 'close'`).
+ * The message session of a server's connection, made on its first use: it writes through `write` (the
+ * connection's output, batched with the other answers to the same read), hands messages and requests to
+ * the server's handler, and reports bad input as the connection's client errors (closing it with
+ * `onInvalid: 'close'`).
  */
-export function connectionSession(conn: Connection, owner: ConnectionOwner, write: (payload: Uint8Array) => void): MessageSession {
-  const settings = owner.messages!;
-  const { handleMessage } = owner;
-  const handle = (message: unknown, ctx: Parameters<ConnectionOwner['handleMessage']>[2]): unknown => handleMessage(message, conn, ctx);
+export function connectionSession(conn: Connection, owner: ConnectionOwner, settings: MessageSettings, write: (payload: Uint8Array) => void): MessageSession {
+  const { settings: own } = owner;
+  const handle = (message: unknown, ctx: MessageContext): unknown => own.handler(message, conn, ctx);
   return new MessageSession(settings, {
     get peer() {
       return String(conn);
@@ -20,16 +21,16 @@ export function connectionSession(conn: Connection, owner: ConnectionOwner, writ
     answer: handle,
     invalid: (error) => {
       if (settings.onInvalid === 'close') conn[kCloseForError](error);
-      else owner.onClientError(error, conn);
+      else owner.clientError(error, conn);
     },
     // A protocol error ends the connection at once, as HTTP/2's connection errors do: the rest of what was
     // read is not dispatched (each frame would be one more report), the running requests are aborted.
     abort: (error) => {
       if (conn.state === 'closed') return;
-      owner.onClientError(error, conn);
+      owner.clientError(error, conn);
       conn.destroy(error);
     },
-    handlerFailed: (error) => owner.onClientError(error, conn),
-    lateReply: () => owner.onLateReply(conn),
+    handlerFailed: (error) => owner.clientError(error, conn),
+    lateReply: () => owner.lateReply(conn),
   });
 }

@@ -1,4 +1,5 @@
 import { hostPort } from '../util/format.js';
+import type { Connection } from './connection.js';
 import type { ProxyInfo } from '../accept/proxy-protocol.js';
 
 /** One connection's figures at a point in time, as reported every `reportInterval`. */
@@ -53,3 +54,20 @@ export function proxySnapshot({ destination, tlvs }: ProxyInfo): ProxySnapshot {
   };
 }
 
+
+/** `conn`'s figures at `now` (epoch ms); `lastSeen` is its last inbound byte as read (not as the rate shows it). */
+export function snapshotOf(conn: Connection, lastSeen: number, now: number): ConnectionSnapshot {
+  return {
+    id: conn.id,
+    remoteAddress: conn.remoteAddress,
+    remotePort: conn.remotePort,
+    connectedAt: conn.connectedAt,
+    idleMs: Math.max(0, now - lastSeen),
+    framesIn: conn.framesIn,
+    framesOut: conn.framesOut,
+    bytesIn: conn.bytesIn,
+    bytesOut: conn.bytesOut,
+    ...(conn.paused ? { pausedBy: 'backpressure' as const } : conn.rateLimited ? { pausedBy: 'rate' as const } : {}),
+    ...(conn.proxy === null ? {} : { proxy: proxySnapshot(conn.proxy) }),
+  };
+}

@@ -1,5 +1,5 @@
 import type { Connection } from '../connection/connection.js';
-import { kCreate, kDeliver, kQueueEncoded } from '../connection/owner.js';
+import { kCreate, kDeliver, kSendEncoded } from '../connection/owner.js';
 
 /** What a group needs from its server. */
 export interface GroupHost {
@@ -86,7 +86,7 @@ export class ConnectionGroup implements Iterable<Connection> {
   [kDeliver](wire: Buffer, except?: Connection): number {
     let sent = 0;
     for (const member of this.#members) {
-      if (member !== except && member[kQueueEncoded](wire)) sent++;
+      if (member !== except && member[kSendEncoded](wire)) sent++;
     }
     return sent;
   }

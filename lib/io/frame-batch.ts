@@ -20,7 +20,7 @@ let sharedUsed = 0;
  * the end belong to writes already queued and are never written again. A batch holds no block between
  * writes, so an idle connection keeps none alive.
  */
-export class OutboundBatch {
+export class FrameBatch {
   readonly #codec: FrameCodec;
   /** The codec again when it is a {@link WrappingFrameCodec} (checked once, not per frame). */
   readonly #wrapping: WrappingFrameCodec | null;

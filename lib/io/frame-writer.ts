@@ -1,57 +1,124 @@
 import type { Socket } from 'node:net';
 import type { FrameCodec } from '../codecs/types.js';
-import { OutboundBatch } from './frame-batch.js';
+import { FrameBatch } from './frame-batch.js';
 
 /**
- * Frames sent in one tick leave in parts of this many (or at the tick's end): the server starts on the
- * first requests while the client makes the rest, instead of both sides taking turns with the whole batch.
+ * Frames gathered leave in parts of this many (or at the end of the tick, or of the read chunk being
+ * answered): the other side starts on the first while the rest are made (pipelining), instead of both
+ * taking turns with the whole batch. 16 measured best (`npm run bench -- --only rpc`).
  */
-const FLUSH_FRAMES = 16;
+export const FLUSH_FRAMES = 16;
 
 /**
- * What a client sends: frames encoded back to back (small ones copied into a shared block, as the
- * server's connections do) and written once per tick, or once 16 are gathered.
+ * …or once this many bytes are gathered: large frames gain nothing from waiting (one syscall each is
+ * already cheap next to their copy), and bytes held back count against the memory budget.
  */
-export class ClientOutput {
-  readonly #batch: OutboundBatch;
-  /** The socket writes go to now (`null` between connections). */
-  readonly #socket: () => Socket | null;
-  #scheduled = false;
-  #gathered = 0;
+const FLUSH_BYTES = 16 * 1024;
+
+/** What a writer writes to, and who hears of each write. */
+export interface WriterHost {
+  /** The socket now, or `null` when there is none (a client between connections). */
+  writerSocket(): Socket | null;
+  /** A write was made: `accepted` is what the socket's last `write()` answered. */
+  wrote(accepted: boolean): void;
+}
+
+/**
+ * What one end sends, the same for a server's connection and a client: frames encoded back to back into
+ * a {@link FrameBatch} and written once per tick, every {@link FLUSH_FRAMES} frames or 16 KiB, or when the host says
+ * (the end of a read chunk's answers): a loop of `send()` costs one syscall per 16 frames, not one each,
+ * as Netty's `write` and `flush` are apart. One `process.nextTick` serves every writer with frames
+ * waiting, so a writer costs no closure and no timer.
+ */
+export class FrameWriter {
+  readonly #batch: FrameBatch;
+  readonly #host: WriterHost;
+  #frames = 0;
+  #waiting = false;
+  /** While true, the host flushes itself (a read chunk's answers): no tick is scheduled. */
+  #held = false;
 
   /**
-   * @param codec the client's frame codec
-   * @param socket the socket of the connection now
+   * @param codec the frame codec
+   * @param host the socket and who hears of writes
    */
-  constructor(codec: FrameCodec, socket: () => Socket | null) {
-    this.#batch = new OutboundBatch(codec);
-    this.#socket = socket;
+  constructor(codec: FrameCodec, host: WriterHost) {
+    this.#batch = new FrameBatch(codec);
+    this.#host = host;
+  }
+
+  /** Bytes gathered and not yet written. */
+  get bytes(): number {
+    return this.#batch.bytes;
   }
 
   /**
-   * Encodes one frame onto the batch.
-   * @returns `false` when the socket's buffer is over its high-water mark (wait for `drain`)
+   * Encodes one payload onto the batch.
+   * @returns its size on the wire
    * @throws {PulsarError} `ERR_FRAME_TOO_LARGE` (from the codec); nothing is added
    */
-  write(socket: Socket, payload: Uint8Array): boolean {
-    this.#batch.add(payload);
-    if (++this.#gathered >= FLUSH_FRAMES) {
-      this.flush();
-      return !socket.writableNeedDrain;
-    }
-    if (!this.#scheduled) {
-      this.#scheduled = true;
-      process.nextTick(() => this.flush());
-    }
-    return !socket.writableNeedDrain && socket.writableLength + this.#batch.bytes < socket.writableHighWaterMark;
+  add(payload: Uint8Array): number {
+    const size = this.#batch.add(payload);
+    this.#added();
+    return size;
   }
 
-  /** Writes what was gathered now (before our FIN, say); dropped if the connection is gone. */
+  /** Adds bytes already encoded as frames (`frames` of them), as they are. */
+  addEncoded(wire: Buffer, frames = 1): void {
+    this.#batch.addEncoded(wire);
+    this.#frames += frames - 1;
+    this.#added();
+  }
+
+  /** Until {@link release}, what is added leaves when 16 frames are gathered or at the release, not at the tick's end. */
+  hold(): void {
+    this.#held = true;
+  }
+
+  /** Writes what was gathered since {@link hold}. */
+  release(): void {
+    this.#held = false;
+    this.flush();
+  }
+
+  /** Writes what was gathered now; dropped if the socket is gone. */
   flush(): void {
-    this.#scheduled = false;
-    this.#gathered = 0;
-    const socket = this.#socket();
-    if (socket === null || socket.destroyed) this.#batch.clear();
-    else this.#batch.writeTo(socket);
+    this.#frames = 0;
+    if (this.#batch.bytes === 0) return;
+    const socket = this.#host.writerSocket();
+    if (socket === null || socket.destroyed) {
+      this.#batch.clear();
+      return;
+    }
+    this.#host.wrote(this.#batch.writeTo(socket));
+  }
+
+  /** Drops what was gathered (the socket is gone). */
+  clear(): void {
+    this.#frames = 0;
+    this.#batch.clear();
+  }
+
+  #added(): void {
+    if (++this.#frames >= FLUSH_FRAMES || this.#batch.bytes >= FLUSH_BYTES) this.flush();
+    else if (!this.#held && !this.#waiting) this.#waitForTick();
+  }
+
+  #waitForTick(): void {
+    this.#waiting = true;
+    if (FrameWriter.#atTickEnd.length === 0) process.nextTick(FrameWriter.#flushAtTickEnd);
+    FrameWriter.#atTickEnd.push(this);
+  }
+
+  /** Writers with frames waiting for the end of the tick, flushed together by one `process.nextTick`. */
+  static #atTickEnd: FrameWriter[] = [];
+
+  static #flushAtTickEnd(): void {
+    const writers = FrameWriter.#atTickEnd;
+    FrameWriter.#atTickEnd = [];
+    for (const writer of writers) {
+      writer.#waiting = false;
+      writer.flush();
+    }
   }
 }

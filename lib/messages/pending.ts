@@ -14,18 +14,23 @@ interface Pending {
   onAbort: (() => void) | undefined;
 }
 
-/** What the table needs from its session. */
+/** What the table needs from the end that sent the requests. */
 export interface PendingHost {
-  /** Tells the other side that request `id` was given up. */
-  cancel(id: number): void;
+  /**
+   * Request `id` gave up (`error`: its timeout, its signal) and was rejected: with `rpc`, tell the other
+   * side (a cancel); answered in order, nobody can tell which answer is whose any more (reset).
+   */
+  gaveUp(id: number, error: PulsarError): void;
   /** Names the other side, for errors. */
   readonly peer: string;
 }
 
 /**
- * The requests one side has sent and waits on, by id: ids are given in order, so an id below the next
- * one that is not waited on belongs to a request that gave up (its late reply is dropped and counted).
- * Timeouts share one unref'd timer per table, set for the earliest deadline (no timer per request).
+ * The requests one side has sent and waits on, for both styles of request: matched by id (`rpc`), where
+ * ids are given in order, so an id below the next one that is not waited on belongs to a request that
+ * gave up (its late reply is dropped and counted); or answered in order ({@link answerOldest}, a client
+ * without `rpc`). Timeouts share one unref'd timer per table, set for the earliest deadline (no timer
+ * per request): the socket keeps the process alive while answers can come, not the timer.
  */
 export class PendingRequests {
   readonly #host: PendingHost;
@@ -81,6 +86,18 @@ export class PendingRequests {
     return pending;
   }
 
+  /** Whether a request waits (answered in order: the next answer is the oldest's). */
+  get waiting(): boolean {
+    return this.#waiting.size > 0;
+  }
+
+  /** Answered in order: settles the oldest request waiting (one must wait) with `value`. */
+  answerOldest(value: unknown): void {
+    const [id, pending] = this.#waiting.entries().next().value!;
+    this.#forget(id, pending);
+    pending.resolve(value);
+  }
+
   /** Rejects every request waiting with `error` (the connection is gone), at once. */
   failAll(error: () => Error): void {
     for (const [id, pending] of this.#waiting) {
@@ -91,13 +108,13 @@ export class PendingRequests {
     this.#timerAt = Infinity;
   }
 
-  /** The request gives up (timeout, abort): rejected, and the other side told. */
-  #giveUp(id: number, error: Error): void {
+  /** The request gives up (timeout, abort): rejected, and the host told. */
+  #giveUp(id: number, error: PulsarError): void {
     const pending = this.#waiting.get(id);
     if (pending === undefined) return;
     this.#forget(id, pending);
     pending.reject(error);
-    this.#host.cancel(id);
+    this.#host.gaveUp(id, error);
   }
 
   #forget(id: number, pending: Pending): void {

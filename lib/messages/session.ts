@@ -73,22 +73,6 @@ export class MessageSession {
   }
 
   /**
-   * The frame payload of a one-way message.
-   * @throws {PulsarError} `ERR_INVALID_PAYLOAD` for a value the codec cannot encode (its error as `cause`)
-   */
-  encode(value: unknown): Uint8Array {
-    const settings = this.#settings;
-    if (settings.rpc) return this.#payload(EnvelopeKind.message, 0, value);
-    let body: Uint8Array | string;
-    try {
-      body = settings.codec.encode(value);
-    } catch (error) {
-      throw cannotEncode(error);
-    }
-    return typeof body === 'string' ? Buffer.from(body) : body;
-  }
-
-  /**
    * Sends a request (`rpc` only) and resolves with its reply, matched by id.
    * @throws {PulsarError} (rejects) `ERR_REQUEST_TIMEOUT`, `ERR_ABORTED`, `ERR_CONNECTION_CLOSED`,
    * `ERR_REMOTE` (a {@link RemoteError}), `ERR_MALFORMED_MESSAGE` (a reply that does not decode)
@@ -99,7 +83,7 @@ export class MessageSession {
       const timeout = options.timeout === undefined ? this.#settings.requestTimeout : checkTimerMs('request()', 'timeout', options.timeout);
       const { signal } = options;
       if (signal?.aborted) throw new PulsarError('ERR_ABORTED', `request to ${this.#host.peer} aborted before it was sent`, { cause: signal.reason });
-      const sent = (this.#sent ??= new PendingRequests({ peer: this.#host.peer, cancel: (id) => this.#write(EnvelopeKind.cancel, id, null) }));
+      const sent = (this.#sent ??= new PendingRequests({ peer: this.#host.peer, gaveUp: (id) => this.#write(EnvelopeKind.cancel, id, null) }));
       const id = sent.nextId();
       // Written before it waits: a frame the codec refuses throws here and leaves nothing pending (no reply
       // can come before this function returns).

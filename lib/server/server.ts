@@ -11,7 +11,7 @@ import { Connection, peerOf, type ConnectionData } from '../connection/connectio
 import { framePayload } from '../io/payload.js';
 import { EnvelopeKind } from '../messages/envelope.js';
 import { encodeMessage } from '../messages/session.js';
-import { kCreate, kFeed, kFlushed, kReceiveMessage, kRecount, kRefuse, kSendEncoded, kShutdown, kStart, type ConnectionOwner, type DisconnectReason } from '../connection/owner.js';
+import { kCreate, kFeed, kFlushed, kRecount, kRefuse, kSendEncoded, kShutdown, kStart, type ConnectionOwner, type DisconnectReason } from '../connection/owner.js';
 import { DeadlineSweep } from './deadlines.js';
 import { aboutClient, PulsarError } from '../errors.js';
 import { Fleet } from '../fleet/fleet.js';
@@ -20,7 +20,7 @@ import { hostPort, messageOf } from '../util/format.js';
 import type { Readiness } from './health.js';
 import { heartbeatHostFor } from '../heartbeat.js';
 import { MemoryBudget } from './memory-budget.js';
-import { echo, publicOptions, resolveServerOptions, withTlsDefaults, type FrameHandler, type PulsarServerOptions, type ResolvedServerOptions } from './options.js';
+import { echo, publicOptions, resolveServerOptions, withTlsDefaults, type PulsarServerOptions, type ResolvedServerOptions } from './options.js';
 import type { ProxiedAddress, ProxyInfo } from '../accept/proxy-protocol.js';
 import { ReadonlyMapView } from '../util/readonly-map.js';
 import { RegistryDriver } from '../registry/driver.js';
@@ -30,11 +30,6 @@ import { emitError } from '../util/unhandled-error.js';
 import { clearStaleSocket } from './unix-socket.js';
 
 const debug = createDebug('pulsar:lifecycle:server');
-
-/** The frame handler of a server with `messages`: each frame goes to its connection's message layer. */
-function receiveMessage(frame: Buffer, conn: Connection): unknown {
-  return conn[kReceiveMessage](frame);
-}
 
 export type { Report } from '../registry/driver.js';
 export type { CloseResult, ListenAddress, PulsarServerEvents, ServerStats } from './types.js';
@@ -415,37 +410,27 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
 
   #createOwner(): ConnectionOwner {
     const { codec, highWaterMark, shutdownTimeout, handler, maxPendingOutput, instanceId, rateLimit, onRateLimit, messages } = this.#options;
-    const echoing = handler === echo;
-    // With messages, every frame goes to its connection's message layer, which calls the handler.
-    const handleFrame = messages === null ? (handler as FrameHandler) : receiveMessage;
-    const emitThenHandle = (frame: Buffer, conn: Connection): unknown => {
+    const emitFrame = (frame: Buffer, conn: Connection): void => {
       this.emit('frame', frame, conn);
-      return handleFrame(frame, conn);
     };
     return {
-      instanceId,
-      codec,
-      highWaterMark,
-      closeTimeout: shutdownTimeout,
-      maxPendingOutput,
-      rateLimit,
-      onRateLimit,
-      onRateLimited: (conn, kind, action) => this.#rateLimited(conn, kind, action),
-      echoInBulk: () => echoing && this.listenerCount('frame') === 0,
-      frameHandler: () => (this.listenerCount('frame') === 0 ? handleFrame : emitThenHandle),
-      messages,
-      handleMessage: handler,
-      onLateReply: () => this.#totals.lateReplies++,
-      onClientError: (error, conn) => this.#clientError(error, conn),
-      onFlowChange: (conn, paused) => {
+      settings: Object.freeze({
+        instanceId, codec, highWaterMark, closeTimeout: shutdownTimeout, maxPendingOutput, rateLimit, onRateLimit, messages,
+        handler: handler as ConnectionOwner['settings']['handler'], echoes: handler === echo,
+      }),
+      frameListener: () => (this.listenerCount('frame') === 0 ? null : emitFrame),
+      clientError: (error, conn) => this.#clientError(error, conn),
+      rateLimited: (conn, kind, action) => this.#rateLimited(conn, kind, action),
+      flowChanged: (conn, paused) => {
         if (paused) this.emit('backpressure', conn);
         else this.emit('drain', conn);
         if (channels.backpressure.hasSubscribers) channels.backpressure.publish({ server: this, connection: conn, paused } satisfies BackpressureMessage);
       },
-      onHeldChange: (delta) => this.#budget.change(delta),
-      onFrameDropped: () => this.#totals.framesDropped++,
-      onUnwritable: (conn) => this.#unwritable(conn),
-      onClose: (conn, reason, error) => this.#disconnected(conn, reason, error),
+      heldChanged: (delta) => this.#budget.change(delta),
+      frameDropped: () => this.#totals.framesDropped++,
+      lateReply: () => this.#totals.lateReplies++,
+      unwritable: (conn) => this.#unwritable(conn),
+      closed: (conn, reason, error) => this.#disconnected(conn, reason, error),
     };
   }
 
