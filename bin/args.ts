@@ -73,8 +73,8 @@ Signals: SIGTERM drains (--drain-delay), then shuts down; SIGINT shuts down at o
 the TLS certificate (with --workers: replaces the workers one at a time, code and certificate anew).
 systemd socket activation (LISTEN_PID, LISTEN_FDS) is served instead of binding.
 
-Logs: DEBUG=pulsar:* adds heartbeats and lifecycle detail; the default is
-DEBUG=pulsar:server,pulsar:conn,pulsar:report.
+Logs: DEBUG=pulsar:* adds heartbeats and the library's traces; the default is
+DEBUG=pulsar:server,pulsar:connection,pulsar:report.
 
 Examples:
   pulsar -p 0                                   a free port, named on the first log line

@@ -3,9 +3,9 @@ import createDebug from 'debug';
 import type { CloseResult, Connection, ConnectionSnapshot, FleetSummary, ListenAddress, PulsarCluster, PulsarServer, Report, RollStep } from 'pulsar';
 
 /** Namespaces logged when `DEBUG` is unset: startup, connections and reports, not heartbeats. */
-export const DEFAULT_NAMESPACES = 'pulsar:server,pulsar:conn,pulsar:report';
+export const DEFAULT_NAMESPACES = 'pulsar:server,pulsar:connection,pulsar:report';
 
-type Namespace = 'pulsar:server' | 'pulsar:conn' | 'pulsar:report' | 'pulsar:heartbeat' | 'pulsar:flow';
+type Namespace = 'pulsar:server' | 'pulsar:connection' | 'pulsar:report' | 'pulsar:heartbeat' | 'pulsar:flow';
 type Level = 'debug' | 'info' | 'warn' | 'error';
 type Fields = Record<string, unknown>;
 
@@ -158,24 +158,24 @@ export function logServerEvents(server: PulsarServer, logger: CliLogger, worker?
   const tag = (conn: Connection): string => connectionTag(conn.id, worker);
   if (!inWorker) server.on('listening', (address) => logListening(logger, address));
   server.on('connection', (conn) => {
-    logger.log('pulsar:conn', 'info', 'connection', client(conn), `${conn.remote} connected (${tag(conn)}, ${server.connections.size} open)`);
+    logger.log('pulsar:connection', 'info', 'connection', client(conn), `${conn.remote} connected (${tag(conn)}, ${server.connections.size} open)`);
   });
   server.on('disconnect', (conn, reason, error) => {
     const why = error ? `${reason}: ${errorCode(error)}` : reason;
     logger.log(
-      'pulsar:conn', 'info', 'disconnect',
+      'pulsar:connection', 'info', 'disconnect',
       { ...client(conn), reason, ...errorFields(error), framesIn: conn.framesIn, framesOut: conn.framesOut },
       `${conn.remote} disconnected (${tag(conn)}, ${why}) after ${conn.framesIn} frame(s) in, ${conn.framesOut} out`,
     );
   });
   // Client error messages start with the client's address and connection id; a flood of one code is summed up.
   const floods = new FloodGate((code, more) => {
-    logger.log('pulsar:conn', 'warn', 'clientErrors', { code, more }, `… and ${more} more client error(s) [${code}] in the last second`);
+    logger.log('pulsar:connection', 'warn', 'clientErrors', { code, more }, `… and ${more} more client error(s) [${code}] in the last second`);
   });
   server.on('clientError', (error, conn) => {
     const code = errorCode(error);
     if (!floods.admit(code)) return;
-    logger.log('pulsar:conn', 'warn', 'clientError', { ...client(conn), ...errorFields(error) }, `${escapeControls(error.message)} [${code}]`);
+    logger.log('pulsar:connection', 'warn', 'clientError', { ...client(conn), ...errorFields(error) }, `${escapeControls(error.message)} [${code}]`);
   });
   // Per-heartbeat and per-stall events are off by default: listen only when they are logged, so that
   // 10,000 idle clients cost no log call each.

@@ -1,8 +1,9 @@
 export { PulsarServer } from './server/server.js';
 export type { CloseResult, ListenAddress, PulsarServerEvents, Report, ServerStats } from './server/server.js';
-export type { AdmitHook, FrameHandler, HandlerFor, MessageHandler, PulsarServerOptions, ResolvedServerOptions } from './server/options.js';
+export type { AdmitHook, FrameHandler, HandlerFor, MessageHandler } from './server/handlers.js';
+export type { PulsarServerOptions, ResolvedServerOptions } from './server/options.js';
 export { PulsarClient } from './client/client.js';
-export type { ClientState, Inbound, PulsarClientEvents } from './client/client.js';
+export type { ClientState, Inbound, PulsarClientEvents } from './client/types.js';
 export type { ClientRequestHandler, PulsarClientOptions, ReconnectOptions, ResolvedClientOptions } from './client/options.js';
 export { Connection } from './connection/connection.js';
 export type { ConnectionData } from './connection/connection.js';
@@ -37,7 +38,7 @@ export type { DecodingErrorOptions, PulsarErrorCode, PulsarErrorOptions } from '
 export { PROXY_TLV_NAMES } from './accept/proxy-protocol.js';
 export type { ProxiedAddress, ProxyInfo, ProxyProtocolOptions, ProxyTlv } from './accept/proxy-protocol.js';
 export { PulsarCluster } from './cluster/primary.js';
-export type { ClusterReport, PulsarClusterEvents, PulsarClusterOptions, RollDone, RollFailed, RollReplacing, RollStart, RollStep, WorkerExit, WorkerReport } from './cluster/primary.js';
+export type { ClusterReport, PulsarClusterEvents, PulsarClusterOptions, RollDone, RollFailed, RollReplacing, RollStart, RollStep, WorkerExit, WorkerReport } from './cluster/types.js';
 export { serveWorker } from './cluster/worker.js';
 export { healthCheck, serveHealth } from './server/health.js';
 export type { HealthEndpointOptions, HealthSource, HttpEndpoint, Readiness } from './server/health.js';

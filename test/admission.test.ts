@@ -268,7 +268,7 @@ describe('address rules', () => {
       const proxy = await from('127.0.0.2', port);
       proxy.socket.write(Buffer.concat([Buffer.from('PROXY TCP4 10.0.0.7 10.0.0.1 40000 8080\r\n'), frame('through the proxy')]));
       expect(String((await proxy.waitFrames(1))[0])).to.equal('through the proxy');
-      await cli.line(/pulsar:conn 10\.0\.0\.7:40000 connected/);
+      await cli.line(/pulsar:connection 10\.0\.0\.7:40000 connected/);
     });
   });
 });

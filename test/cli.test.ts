@@ -17,7 +17,7 @@ describe('CLI', function () {
     client.send('HELLO');
     await client.waitFrames(1);
     expect(client.received.toString('hex')).to.equal('0000000548454c4c4f');
-    await cli.line(/pulsar:conn 127\.0\.0\.1:\d+ connected \(#1, 1 open\)/);
+    await cli.line(/pulsar:connection 127\.0\.0\.1:\d+ connected \(#1, 1 open\)/);
     cli.child.kill('SIGINT');
     expect(await cli.exit()).to.deep.equal({ code: 0, signal: null });
     await client.waitClosed();
@@ -136,7 +136,7 @@ describe('CLI', function () {
     await cli.line(/pulsar:report 1 connection\(s\)/);
     await cli.line(new RegExp(`#1 127\\.0\\.0\\.1:${client.socket.localPort} idle \\d+ ms`));
     client.socket.write(frame(Buffer.alloc(17)));
-    await cli.line(new RegExp(`pulsar:conn 127\\.0\\.0\\.1:${client.socket.localPort} \\(connection 1\\): frame header announces 17 bytes.* \\[ERR_FRAME_TOO_LARGE\\]`));
+    await cli.line(new RegExp(`pulsar:connection 127\\.0\\.0\\.1:${client.socket.localPort} \\(connection 1\\): frame header announces 17 bytes.* \\[ERR_FRAME_TOO_LARGE\\]`));
     await client.waitClosed();
   });
 
@@ -167,10 +167,10 @@ describe('CLI', function () {
     const proxied = await TestClient.connect(port);
     proxied.socket.write(Buffer.concat([Buffer.from('PROXY TCP4 203.0.113.7 10.0.0.1 51234 8080\r\n'), frame('hi')]));
     await proxied.waitFrames(1);
-    await cli.line(/pulsar:conn 203\.0\.113\.7:51234 connected \(#1, 1 open\)/);
+    await cli.line(/pulsar:connection 203\.0\.113\.7:51234 connected \(#1, 1 open\)/);
     const direct = await TestClient.connect(port);
     direct.send('no header');
-    await cli.line(new RegExp(`pulsar:conn 127\\.0\\.0\\.1:${direct.socket.localPort}: the connection did not start with a PROXY protocol header \\[ERR_PROXY_PROTOCOL\\]`));
+    await cli.line(new RegExp(`pulsar:connection 127\\.0\\.0\\.1:${direct.socket.localPort}: the connection did not start with a PROXY protocol header \\[ERR_PROXY_PROTOCOL\\]`));
     await direct.waitClosed();
   });
 

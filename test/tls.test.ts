@@ -196,7 +196,7 @@ describe('TLS after a PROXY header (TLS passthrough behind a balancer)', functio
     const cli = new Cli(['--port', '0', '--proxy-protocol', '--trusted-proxy', '127.0.0.1/32', '--tls-cert', join(dir, 'cert.pem'), '--tls-key', join(dir, 'cert-key.pem')]);
     const { secure } = await tlsAfterProxy(await cli.port(), v1, 10_000);
     await within(secure, 'secureConnect');
-    await cli.line(/pulsar:conn 203\.0\.113\.7:51234 connected/);
+    await cli.line(/pulsar:connection 203\.0\.113\.7:51234 connected/);
     const echoed: Buffer[] = [];
     secure.on('data', (chunk: Buffer) => echoed.push(chunk));
     secure.write(frame('through PROXY and TLS'));

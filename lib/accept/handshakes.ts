@@ -4,6 +4,7 @@ import { CidrList } from '../admission/address-rules.js';
 import { peerOf } from '../connection/connection.js';
 import { PulsarError } from '../errors.js';
 import type { ResolvedServerOptions } from '../server/options.js';
+import { withTlsDefaults } from './tls-options.js';
 import { ProxyHeaderParser, type ProxiedAddress, type ProxyInfo, type ProxyProtocolOptions } from './proxy-protocol.js';
 
 /** What the accept path hands a socket to once it knows who the client is. */
@@ -43,8 +44,10 @@ export class AcceptPath {
   readonly #trustedProxies: CidrList;
   /** Sockets still sending their PROXY header or TLS handshake: not connections yet. */
   readonly #pending = new Set<Socket>();
-  /** The TLS options in force (changed by {@link setTls}), or `false`. */
+  /** The TLS options in force (changed by {@link reloadTls}), or `false`. */
   #tls: tls.TlsOptions | false;
+  /** The `tls` option when it is a function: called again by {@link reloadTls}. */
+  readonly #tlsSource: (() => tls.TlsOptions) | null;
   /** Their context, made once, for TLS this path starts itself (after a PROXY header or a rate check). */
   #secureContext: tls.SecureContext | undefined;
   /** The listener, once made: a `tls.Server` takes new certificates through `setSecureContext()`. */
@@ -55,20 +58,25 @@ export class AcceptPath {
   /**
    * @param options the server's options (`tls`, `proxyProtocol`, `trustedProxies`)
    * @param host where sockets go next
+   * @param tlsSource the `tls` option when it is a function, or `null`
    */
-  constructor(options: ResolvedServerOptions, host: AcceptHost) {
+  constructor(options: ResolvedServerOptions, host: AcceptHost, tlsSource: (() => tls.TlsOptions) | null = null) {
     this.#options = options;
     this.#host = host;
+    this.#tlsSource = tlsSource;
     this.#trustedProxies = new CidrList('PulsarServer', 'trustedProxies', options.trustedProxies);
     this.#tls = options.tls;
   }
 
   /**
-   * Serves new connections with these TLS options (a renewed certificate); established ones keep theirs.
-   * @throws Node's error for options that make no valid context (bad PEM, a key that does not match): the
-   * options in force stay
+   * Re-reads the TLS options (calls the `tls` function again, else applies the same options): new
+   * connections get the renewed certificate; established ones keep theirs.
+   * @throws Node's error for options that make no valid context (bad PEM, a key that does not match), or
+   * what the function threw: the options in force stay
    */
-  setTls(options: tls.TlsOptions): void {
+  reloadTls(): void {
+    const options = this.#tlsSource === null ? this.#tls : withTlsDefaults(this.#tlsSource());
+    if (options === false) return;
     const context = tls.createSecureContext(options);
     if (this.#listener instanceof tls.Server) this.#listener.setSecureContext(options);
     this.#secureContext = context;

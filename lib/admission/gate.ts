@@ -1,5 +1,8 @@
 import { PulsarError } from '../errors.js';
-import type { Connection } from '../connection/connection.js';
+import type { Socket } from 'node:net';
+import type { AcceptHost } from '../accept/handshakes.js';
+import type { ProxiedAddress, ProxyInfo } from '../accept/proxy-protocol.js';
+import { peerOf, type Connection } from '../connection/connection.js';
 import { kRefuse } from '../connection/owner.js';
 import { messageOf } from '../util/format.js';
 import type { ResolvedServerOptions } from '../server/options.js';
@@ -7,16 +10,25 @@ import { isPromiseLike } from '../util/thenable.js';
 import { AddressRules, addressGroup } from './address-rules.js';
 import { ConnectionRate } from './connection-rate.js';
 
+function ignoreError(): void {}
+
 /** What the gate needs from its server. */
 export interface GateHost {
   /** Whether the server still serves new connections (not shutting down). */
   serving(): boolean;
   /** Connections served now (they hold places under `maxConnections`). */
   served(): number;
+  /**
+   * A connection for a socket: with the next id, to be judged by the `admit` hook or served; or (`refused`)
+   * with id 0, made only to name a client refused at accept in its report (no decoder, no output).
+   */
+  connectionFor(socket: Socket, source: ProxiedAddress | null, proxy: ProxyInfo | null, refused?: boolean): Connection;
   /** Serves an admitted connection, with the bytes read after its PROXY header. */
   serve(conn: Connection, rest: Buffer | null): void;
-  /** Closes a connection that is not admitted, reporting why. */
-  turnAway(conn: Connection, error: PulsarError): void;
+  /** A client was refused (already closed): report why (`error` does not name it yet). */
+  refused(conn: Connection, error: PulsarError): void;
+  /** A client was refused for `connectionRate`. */
+  rateLimited(conn: Connection): void;
 }
 
 /**
@@ -26,7 +38,7 @@ export interface GateHost {
  * async, within `admitTimeout`). All judge the client's real address: the PROXY source when there was a
  * header.
  */
-export class AdmissionGate {
+export class AdmissionGate implements AcceptHost {
   readonly #options: ResolvedServerOptions;
   readonly #host: GateHost;
   readonly #rules: AddressRules;
@@ -48,12 +60,51 @@ export class AdmissionGate {
     this.#connectionRate = options.connectionRate === null ? null : new ConnectionRate(options.connectionRate);
   }
 
+  /** {@inheritDoc AcceptHost.accepting} */
+  accepting(): boolean {
+    return this.#host.serving();
+  }
+
+  /** {@inheritDoc AcceptHost.screen} */
+  screen(socket: Socket, source: ProxiedAddress | null, proxy: ProxyInfo | null, pending: number): boolean {
+    const address = source?.address ?? peerOf(socket).address;
+    const overRate = this.#overRate(address);
+    const refusal = overRate ?? this.#overLimits(address, pending);
+    if (refusal === null) return false;
+    const conn = this.#refuseSocket(socket, source, proxy, refusal);
+    if (overRate !== null) this.#host.rateLimited(conn);
+    return true;
+  }
+
+  /** {@inheritDoc AcceptHost.full} */
+  full(socket: Socket, pending: number): boolean {
+    const refusal = this.#full(pending);
+    if (refusal !== null) this.#refuseSocket(socket, null, null, refusal);
+    return refusal !== null;
+  }
+
+  /** {@inheritDoc AcceptHost.refuse} */
+  refuse(socket: Socket, source: ProxiedAddress | null, proxy: ProxyInfo | null, error: PulsarError, screened: boolean): void {
+    if (screened) this.release(source?.address ?? peerOf(socket).address);
+    this.#refuseSocket(socket, source, proxy, error);
+  }
+
+  /** {@inheritDoc AcceptHost.gone} */
+  gone(address: string): void {
+    this.release(address);
+  }
+
+  /** {@inheritDoc AcceptHost.admit} */
+  admit(socket: Socket, source: ProxiedAddress | null, proxy: ProxyInfo | null, rest: Buffer | null): void {
+    this.#admit(this.#host.connectionFor(socket, source, proxy), rest);
+  }
+
   /**
-   * Counts a new connection from `address` against `connectionRate` (the accept path asks, before TLS or
-   * any read of the client's own).
+   * Counts a new connection from `address` against `connectionRate` (asked before TLS or any read of the
+   * client's own).
    * @returns why it is refused, or `null`
    */
-  rateRefusal(address: string): PulsarError | null {
+  #overRate(address: string): PulsarError | null {
     const rate = this.#connectionRate;
     if (rate === null || address === '') return null;
     const group = rate.over(address, Date.now());
@@ -68,19 +119,19 @@ export class AdmissionGate {
    * per-address limit, whose place it claims (given back by {@link release}).
    * @returns why it is refused, or `null`
    */
-  screen(address: string, pending: number): PulsarError | null {
-    return this.full(pending) ?? this.#claimPlace(address);
+  #overLimits(address: string, pending: number): PulsarError | null {
+    return this.#full(pending) ?? this.#claimPlace(address);
   }
 
   /** Whether `maxConnections` are held already, counting `pending` sockets still in their handshake. */
-  full(pending: number): PulsarError | null {
+  #full(pending: number): PulsarError | null {
     const held = this.#host.served() + this.#waiting.size + pending;
     if (held < this.#options.maxConnections) return null;
     return new PulsarError('ERR_MAX_CONNECTIONS', `refused, ${held} connections are already open or in their handshake (maxConnections)`);
   }
 
   /** Serves a connection {@link screen} let through, after the `admit` hook if there is one. */
-  admit(conn: Connection, rest: Buffer | null): void {
+  #admit(conn: Connection, rest: Buffer | null): void {
     if (!this.#host.serving()) {
       this.release(conn.remoteAddress);
       conn[kRefuse]();
@@ -157,7 +208,25 @@ export class AdmissionGate {
   /** Turns away a connection the `admit` hook did not accept, giving back its place in its address group. */
   #refuseByHook(conn: Connection, reason: string, cause?: unknown): void {
     this.release(conn.remoteAddress);
-    this.#host.turnAway(conn, new PulsarError('ERR_REFUSED', reason, cause === undefined ? undefined : { cause }));
+    this.#refuse(conn, new PulsarError('ERR_REFUSED', reason, cause === undefined ? undefined : { cause }));
+  }
+
+  /**
+   * Destroys a socket refused before it became a connection, then reports why, naming the client with a
+   * connection made for the report alone.
+   */
+  #refuseSocket(socket: Socket, source: ProxiedAddress | null, proxy: ProxyInfo | null, error: PulsarError): Connection {
+    socket.on('error', ignoreError);
+    socket.destroy();
+    const conn = this.#host.connectionFor(socket, source, proxy, true);
+    this.#refuse(conn, error);
+    return conn;
+  }
+
+  /** Closes a client that is not served, and reports why. */
+  #refuse(conn: Connection, error: PulsarError): void {
+    conn[kRefuse]();
+    this.#host.refused(conn, error);
   }
 
   /** The address rules and the per-address limit; a place in the client's address group claimed when they let it in. */

@@ -1,65 +1,21 @@
-import net from 'node:net';
-import tls from 'node:tls';
+import type net from 'node:net';
 import { EventEmitter } from 'eventemitter3';
 import createDebug from 'debug';
 import { ClientInbox } from './inbox.js';
 import { resolveClientOptions, type PulsarClientOptions, type ResolvedClientOptions } from './options.js';
 import { FrameWriter } from '../io/frame-writer.js';
+import { ClientInput } from './input.js';
+import { dial } from './dial.js';
 import { PendingRequests } from '../messages/pending.js';
-import type { FrameDecoder } from '../codecs/types.js';
 import { PulsarError } from '../errors.js';
 import { hostPort, messageOf } from '../util/format.js';
-import { EnvelopeKind } from '../messages/envelope.js';
-import { encodeMessage, MessageSession } from '../messages/session.js';
-import { framePayload } from '../io/payload.js';
+import { MessageSession, sendPayload } from '../messages/session.js';
 import type { RequestOptions } from '../messages/settings.js';
 import { emitError } from '../util/unhandled-error.js';
+import type { ClientState, Inbound, PulsarClientEvents } from './types.js';
 import { checkTimerMs } from '../util/validate.js';
 
-const debug = createDebug('pulsar:lifecycle:client');
-
-/** What a client receives: frames, or messages typed by the schema's output (the client's, else the codec's). */
-export type Inbound<M, S> = [S] extends [never] ? M : S;
-
-/**
- * Events of {@link PulsarClient}.
- * @typeParam T what the server sends: frames (`Buffer`), or with `messages` decoded messages
- */
-export interface PulsarClientEvents<T = Buffer> {
-  /** Connected (first time and after each reconnection). */
-  connect: [];
-  /** Without `messages`: a data frame that no `request()` was waiting for. A view: copy it to keep it long. */
-  frame: [payload: Buffer];
-  /** With `messages`: a one-way message from the server (not a reply, not a request). */
-  message: [message: T];
-  /** A server heartbeat. */
-  heartbeat: [payload: Buffer];
-  /** Writes may go on after `send()` returned `false`. */
-  drain: [];
-  /** The connection was lost; another attempt follows in `delay` ms. */
-  reconnecting: [info: {
-    /** Which attempt comes next, from 1. */
-    attempt: number;
-    /** Ms before it. */
-    delay: number;
-    /** What ended the connection, if it failed. */
-    error: Error | undefined;
-  }];
-  /** Connected again after a loss. */
-  reconnect: [info: {
-    /** The attempt that succeeded. */
-    attempt: number;
-  }];
-  /**
-   * A problem with the connection, with its code: a bad frame (`ERR_FRAME_TOO_LARGE`…), silence
-   * (`ERR_SERVER_SILENT`), a reset (`ERR_CONNECTION_LOST`, Node's error as `cause`), giving up
-   * reconnecting (`ERR_CONNECTION_CLOSED`). With no listener, each code is written once to stderr as a
-   * process warning.
-   */
-  error: [error: PulsarError];
-  /** Closed for good: by `close()`, or lost without (more) reconnection. */
-  close: [];
-}
+const debug = createDebug('pulsar:client:trace');
 
 /** How long `close()` waits for the server to close its side before destroying the socket. */
 const CLOSE_TIMEOUT_MS = 5000;
@@ -67,14 +23,6 @@ const CLOSE_TIMEOUT_MS = 5000;
 /** Reconnection without the `reconnect` option: one attempt, after a reset (see `request()`). */
 const RESET_ONLY = { initialDelay: 0, maxDelay: 0, maxAttempts: 1 } as const;
 
-/**
- * A client's lifecycle: `idle` (made, not connected yet) → `connecting` → `open`; when the connection is
- * lost, `reconnecting` (with `reconnect`, between attempts and during one) → `open` again; `closing`
- * (`close()` called: our side ended, waiting for the server's) → `closed` (for good: also after giving up
- * reconnecting, or when the connection is lost without `reconnect`). A failed first `connect()` goes
- * back to `idle`.
- */
-export type ClientState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closing' | 'closed';
 
 /**
  * The other end of a pulsar server: connects, frames what it sends with the same {@link FrameCodec},
@@ -100,13 +48,13 @@ export class PulsarClient<M = Buffer, S = never> extends EventEmitter<PulsarClie
   /** The options in force, defaults applied. */
   readonly options: ResolvedClientOptions;
   #socket: net.Socket | null = null;
-  #decoder: FrameDecoder | null = null;
+  /** What is read on the connection now (`null` between connections). */
+  #input: ClientInput | null = null;
   #state: ClientState = 'idle';
   #attempt = 0;
   #lastError: Error | undefined;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
-  #silenceTimer: ReturnType<typeof setTimeout> | undefined;
   /** The connection's message layer (with `messages`): a new one for each connection. */
   #session: MessageSession | null = null;
   /** Requests answered in order (without `rpc`): the next data frame answers the oldest. */
@@ -116,20 +64,20 @@ export class PulsarClient<M = Buffer, S = never> extends EventEmitter<PulsarClie
   /** What is sent, batched per tick (as a server's connection sends). */
   readonly #output: FrameWriter;
   #lateReplies = 0;
-  /** Times reading stopped because 1,024 items waited unconsumed (see {@link inboxFull}). */
-  #inboxFull = 0;
   /** The close under way, for a second `close()` to wait on. */
   #closing: Promise<void> | undefined;
-  readonly #inbox = new ClientInbox<Inbound<M, S>>({
-    pause: () => this.#pauseForInbox(),
-    resume: () => this.#socket?.resume(),
-    closed: () => this.#state === 'closed',
-  });
+  readonly #inbox: ClientInbox<Inbound<M, S>>;
 
   /** @param options see {@link PulsarClientOptions} */
   constructor(options: PulsarClientOptions<M, S> = {}) {
     super();
     this.options = resolveClientOptions(options);
+    this.#inbox = new ClientInbox({
+      peer: this.#target(),
+      pause: () => this.#socket?.pause(),
+      resume: () => this.#socket?.resume(),
+      closed: () => this.#state === 'closed',
+    });
     this.#ordered = new PendingRequests({ peer: this.#target(), gaveUp: (_id, error) => this.#outOfStep(error) });
     this.#output = new FrameWriter(this.options.codec, { writerSocket: () => this.#socket, wrote: () => {} });
   }
@@ -169,13 +117,7 @@ export class PulsarClient<M = Buffer, S = never> extends EventEmitter<PulsarClie
    * codec's limit, `ERR_INVALID_PAYLOAD` for what cannot be sent
    */
   send(payload: unknown): boolean {
-    return this.#write(this.#payload(payload));
-  }
-
-  /** The frame payload of `value`: a message's (with its envelope with `rpc`), or the bytes of a frame. */
-  #payload(value: unknown): Uint8Array {
-    const { messages } = this.options;
-    return messages === null ? framePayload(value) : encodeMessage(messages, EnvelopeKind.message, 0, value);
+    return this.#write(sendPayload(this.options.messages, payload));
   }
 
   /**
@@ -199,7 +141,7 @@ export class PulsarClient<M = Buffer, S = never> extends EventEmitter<PulsarClie
     }
     try {
       const timeout = options.timeout === undefined ? this.options.requestTimeout : checkTimerMs('PulsarClient', 'request() timeout', options.timeout);
-      const bytes = this.#payload(payload);
+      const bytes = sendPayload(this.options.messages, payload);
       const heartbeat = this.options.heartbeatPayload;
       if (session === null && heartbeat !== null && heartbeat.equals(bytes)) {
         throw new PulsarError('ERR_INVALID_PAYLOAD', 'a request equal to the heartbeat payload cannot be told from a heartbeat: its answer would never arrive');
@@ -218,7 +160,7 @@ export class PulsarClient<M = Buffer, S = never> extends EventEmitter<PulsarClie
    * `PulsarWarning` says so; take them (`for await`) or listen to `message`.
    */
   get inboxFull(): number {
-    return this.#inboxFull;
+    return this.#inbox.timesFull;
   }
 
   /**
@@ -247,16 +189,6 @@ export class PulsarClient<M = Buffer, S = never> extends EventEmitter<PulsarClie
     });
   }
 
-  /** The inbox is full: reading stops until items are taken, said once per client (see {@link inboxFull}). */
-  #pauseForInbox(): void {
-    this.#socket?.pause();
-    if (this.#inboxFull++ > 0) return;
-    process.emitWarning(
-      `PulsarClient: 1,024 messages from ${this.#target()} wait with nothing consuming them (no 'message' listener, no iterator): reading stopped, so replies wait too`,
-      { type: 'PulsarWarning', code: 'PULSAR_INBOX_FULL' },
-    );
-  }
-
   /**
    * What the server sends that no request took: data frames, or with `messages` one-way messages. What
    * arrived before the first `next()` and was not taken by a listener is queued, so none is lost; reading
@@ -271,46 +203,27 @@ export class PulsarClient<M = Buffer, S = never> extends EventEmitter<PulsarClie
     emitError(this, 'PulsarClient', error);
   }
 
-  /** What the decoder threw, with a code even from a faulty custom decoder. */
-  #decodingFailure(error: unknown): PulsarError {
-    if (error instanceof PulsarError) return error;
-    return new PulsarError('ERR_CODEC', `the codec's decoder failed on data from ${this.#target()}: ${messageOf(error)}`, { cause: error });
-  }
-
   #target(): string {
     return hostPort(this.options.host, this.options.port);
   }
 
   #open(): Promise<void> {
-    const { host, port, connectTimeout, codec, tls: tlsOptions } = this.options;
-    const socket = tlsOptions ? tls.connect({ ...tlsOptions, host, port }) : net.connect({ host, port });
-    socket.setNoDelay(true);
+    const { socket, connected } = dial(this.options, this.#target());
     this.#socket = socket;
-    this.#decoder = codec.createDecoder();
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        socket.destroy(new PulsarError('ERR_CONNECT_TIMEOUT', `could not connect to ${this.#target()} in ${connectTimeout} ms`));
-      }, connectTimeout);
-      const failed = (error: Error): void => {
-        clearTimeout(timer);
-        this.#socket = null;
-        reject(error);
-      };
-      socket.once('error', failed);
-      socket.once(tlsOptions ? 'secureConnect' : 'connect', () => {
-        clearTimeout(timer);
-        socket.off('error', failed);
-        this.#attach(socket);
-        if (this.#state === 'connecting' || this.#state === 'reconnecting') this.#state = 'open';
-        debug('connected to %s', this.#target());
-        this.emit('connect');
-        resolve();
-      });
+    return connected.then(() => {
+      this.#attach(socket);
+      if (this.#state === 'connecting' || this.#state === 'reconnecting') this.#state = 'open';
+      debug('connected to %s', this.#target());
+      this.emit('connect');
+    }, (error: Error) => {
+      this.#socket = null;
+      throw error;
     });
   }
 
   #attach(socket: net.Socket): void {
-    socket.on('data', (chunk: Buffer) => this.#receive(chunk));
+    const input = (this.#input = new ClientInput(socket, this.options.codec.createDecoder(), this.options.silenceTimeout, this.#target(), (frame) => this.#deliver(frame)));
+    socket.on('data', (chunk: Buffer) => input.receive(chunk));
     socket.on('drain', () => this.emit('drain'));
     socket.on('error', (error) => {
       this.#lastError = error;
@@ -319,7 +232,6 @@ export class PulsarClient<M = Buffer, S = never> extends EventEmitter<PulsarClie
     socket.on('close', () => this.#lost());
     const { messages } = this.options;
     if (messages !== null) this.#session = this.#createSession(messages);
-    this.#armSilenceTimer();
   }
 
   #createSession(settings: NonNullable<ResolvedClientOptions['messages']>): MessageSession {
@@ -354,18 +266,6 @@ export class PulsarClient<M = Buffer, S = never> extends EventEmitter<PulsarClie
 
   #notConnected(): PulsarError {
     return new PulsarError('ERR_CONNECTION_CLOSED', `cannot send to ${this.#target()}: not connected`);
-  }
-
-  #receive(chunk: Buffer): void {
-    this.#armSilenceTimer();
-    const decoder = this.#decoder!;
-    decoder.push(chunk);
-    try {
-      for (let frame = decoder.next(); frame !== null; frame = decoder.next()) this.#deliver(frame);
-      if (decoder.bufferedBytes > 0) decoder.compact?.();
-    } catch (error) {
-      this.#socket?.destroy(this.#decodingFailure(error));
-    }
   }
 
   /**
@@ -432,30 +332,13 @@ export class PulsarClient<M = Buffer, S = never> extends EventEmitter<PulsarClie
     this.#socket.destroy();
   }
 
-  /** Restarts the dead-server countdown (one timer per client, refreshed, not recreated, per chunk). */
-  #armSilenceTimer(): void {
-    const ms = this.options.silenceTimeout;
-    if (ms === 0) return;
-    if (this.#silenceTimer !== undefined) {
-      this.#silenceTimer.refresh();
-      return;
-    }
-    this.#silenceTimer = setTimeout(() => {
-      this.#socket?.destroy(new PulsarError('ERR_SERVER_SILENT', `no data from ${this.#target()} for ${ms} ms`));
-    }, ms);
-  }
-
   /** The socket closed: settle what waited on it, then reconnect or finish. */
   #lost(): void {
-    clearTimeout(this.#silenceTimer);
-    this.#silenceTimer = undefined;
     clearTimeout(this.#closeTimer);
     this.#socket = null;
-    try {
-      this.#decoder?.end();
-    } catch (error) {
-      this.#error(this.#decodingFailure(error));
-    }
+    const truncated = this.#input?.end() ?? null;
+    this.#input = null;
+    if (truncated !== null) this.#error(truncated);
     this.#session?.close();
     this.#session = null;
     this.#ordered.failAll(() => new PulsarError('ERR_CONNECTION_CLOSED', `connection to ${this.#target()} lost before the answer`));

@@ -9,6 +9,8 @@ export interface InboxHost {
   resume(): void;
   /** True once the client is closed for good: iterators end after the queue. */
   closed(): boolean;
+  /** Names the server, for the warning. */
+  readonly peer: string;
 }
 
 /**
@@ -26,10 +28,20 @@ export class ClientInbox<T> {
   #iterating = 0;
   /** True while reading is stopped for a full queue. */
   #full = false;
+  /** Times it filled up (see {@link timesFull}). */
+  #timesFull = 0;
 
   /** @param host the client */
   constructor(host: InboxHost) {
     this.#host = host;
+  }
+
+  /**
+   * Times reading stopped because 1,024 items waited with nothing to consume them. The first time, a
+   * `PulsarWarning` (`PULSAR_INBOX_FULL`) says so.
+   */
+  get timesFull(): number {
+    return this.#timesFull;
   }
 
   /** True while an iterator is running: it wants every item, listeners or not. */
@@ -48,6 +60,12 @@ export class ClientInbox<T> {
     if (!this.#full && this.size >= HIGH_WATER) {
       this.#full = true;
       this.#host.pause();
+      if (this.#timesFull++ === 0) {
+        process.emitWarning(
+          `PulsarClient: 1,024 messages from ${this.#host.peer} wait with nothing consuming them (no 'message' listener, no iterator): reading stopped, so replies wait too`,
+          { type: 'PulsarWarning', code: 'PULSAR_INBOX_FULL' },
+        );
+      }
     }
     this.wake();
   }

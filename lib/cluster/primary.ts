@@ -2,161 +2,17 @@ import cluster, { type Worker } from 'node:cluster';
 import os from 'node:os';
 import createDebug from 'debug';
 import { EventEmitter } from 'eventemitter3';
-import type { ConnectionSnapshot } from '../connection/snapshot.js';
 import { PulsarError } from '../errors.js';
-import type { Readiness } from '../server/health.js';
+import { ReadinessEvents, type Readiness } from '../server/health.js';
 import type { Report } from '../registry/driver.js';
-import type { FleetSummary } from '../registry/types.js';
 import type { CloseResult, ListenAddress } from '../server/types.js';
 import { emitError } from '../util/unhandled-error.js';
 import { clearStaleSocket } from '../server/unix-socket.js';
 import { checkInteger, checkKnownOptions, checkTimerMs, invalidOption } from '../util/validate.js';
 import { isClusterMessage, type ClusterMessage } from './ipc.js';
+import type { ClusterReport, PulsarClusterEvents, PulsarClusterOptions, WorkerReport } from './types.js';
 
-const debug = createDebug('pulsar:lifecycle:cluster');
-
-/**
- * Several worker processes behind one port, with Node's own `node:cluster`: the primary forks the
- * workers (each runs the same script and serves with a `PulsarServer` through {@link serveWorker}),
- * aggregates their reports, replaces a worker that dies, and coordinates a graceful shutdown.
- */
-
-/** Options of {@link PulsarCluster}. */
-export interface PulsarClusterOptions {
-  /** How many workers; `'auto'`: one per CPU (`os.availableParallelism()`). @default 'auto' */
-  workers?: number | 'auto';
-  /** Ms between aggregated `report` events, or `false`. @default 10000 */
-  reportInterval?: number | false;
-  /**
-   * Ms `close()` gives the workers to drain before killing them; set it above the workers' own
-   * `shutdownTimeout`. @default 15000
-   */
-  shutdownTimeout?: number;
-  /**
-   * The Unix socket the workers listen on (their `path`), if any: the primary owns it, so it makes way
-   * for it before forking (a stale file left by a crashed run is replaced; a live server's is not:
-   * `start()` rejects with `EADDRINUSE`). @default none (TCP)
-   */
-  path?: string;
-  /**
-   * Ms a `close()` keeps the workers serving after readiness turns to `draining`, before they shut down
-   * (see the server's `drainDelay`). @default 0
-   */
-  drainDelay?: number;
-  /** Ms a replacement worker has to listen during a rolling `reload()` before the roll stops. @default 10000 */
-  startTimeout?: number;
-  /**
-   * Ms a worker being replaced goes on serving, taking no new connections, before its graceful close: the
-   * primary hands new connections to the other workers at once, and those it handed this one just before
-   * get their first frames read and answered instead of being closed unanswered. @default 500
-   */
-  rollGrace?: number;
-}
-
-/** A step of a rolling reload, as the `roll` event tells it. */
-export type RollStep = RollStart | RollReplacing | RollFailed | RollDone;
-
-/** The roll begins. */
-export interface RollStart {
-  /** The discriminant. */
-  step: 'start';
-  /** Workers to replace. */
-  workers: number;
-}
-
-/** A replacement starts for `worker` (`replacing`), or it listens and `worker` has closed (`replaced`). */
-export interface RollReplacing {
-  /** The discriminant. */
-  step: 'replacing' | 'replaced';
-  /** The worker being replaced (its cluster id). */
-  worker: number;
-  /** Its process id. */
-  pid: number;
-  /** The replacement's cluster id. */
-  replacement: number;
-  /** The replacement's process id. */
-  replacementPid: number;
-}
-
-/** The replacement for `worker` exited or did not listen in time: the roll stops, `worker` goes on serving. */
-export interface RollFailed {
-  /** The discriminant. */
-  step: 'failed';
-  /** The worker that was to be replaced. */
-  worker: number;
-  /** Its process id. */
-  pid: number;
-  /** What went wrong. */
-  reason: string;
-}
-
-/** The roll is over. */
-export interface RollDone {
-  /** The discriminant. */
-  step: 'done';
-  /** Workers replaced. */
-  replaced: number;
-}
-
-/** One worker's part of a {@link ClusterReport}. */
-export interface WorkerReport {
-  /** The worker's cluster id. */
-  worker: number;
-  /** Its process id. */
-  pid: number;
-  /** Its live connections, as of its last report. */
-  count: number;
-  /** Their figures (connection ids are per worker). */
-  connections: ConnectionSnapshot[];
-  /** Bytes it holds for its clients (its `maxBufferedBytes` budget is its own). */
-  bufferedBytes: number;
-}
-
-/** The whole server's report: the total and each worker's part. */
-export interface ClusterReport {
-  /** Epoch ms when it was assembled. */
-  time: number;
-  /** Live connections over all workers. */
-  count: number;
-  /** Bytes held for clients over all workers. */
-  bufferedBytes: number;
-  /** Each live worker's last report. */
-  workers: WorkerReport[];
-  /** The fleet, when the workers share a registry with other instances (each worker is one): the most recent any worker saw. */
-  fleet?: FleetSummary;
-}
-
-/** A worker that exited while the cluster was not closing. */
-export interface WorkerExit {
-  /** The worker's cluster id. */
-  worker: number;
-  /** Its process id. */
-  pid: number;
-  /** Its exit code, or `null` when a signal ended it. */
-  code: number | null;
-  /** The signal that ended it, if any. */
-  signal: string | null;
-  /** Whether a new worker was started in its place (not when it died before it ever listened). */
-  replaced: boolean;
-}
-
-/** Events of {@link PulsarCluster}. */
-export interface PulsarClusterEvents {
-  /** Every worker listens; `address` is the shared one. */
-  listening: [address: ListenAddress, workers: number];
-  /** The aggregated report, every `reportInterval`. */
-  report: [report: ClusterReport];
-  /** A worker died and (usually) was replaced. */
-  workerExit: [exit: WorkerExit];
-  /** A problem with the cluster itself (a worker that cannot start). */
-  error: [error: Error];
-  /** A step of a rolling `reload()`. */
-  roll: [step: RollStep];
-  /** Readiness changed (see `readiness`). */
-  readiness: [readiness: Readiness];
-  /** Every worker has drained and exited; the figures are summed. */
-  close: [result: CloseResult];
-}
+const debug = createDebug('pulsar:cluster:trace');
 
 interface WorkerState {
   worker: Worker;
@@ -172,8 +28,10 @@ interface WorkerState {
 const OWNER = 'PulsarCluster';
 
 /**
- * The primary side of a cluster. Create it in the primary process only (`cluster.isPrimary`); the
- * workers run the same script and call {@link serveWorker}.
+ * Several worker processes behind one port, with Node's own `node:cluster`: the primary forks the
+ * workers, aggregates their reports, replaces a worker that dies, and coordinates a graceful shutdown.
+ * Create it in the primary process only (`cluster.isPrimary`); the workers run the same script and serve
+ * with a `PulsarServer` through {@link serveWorker}.
  *
  * @example
  * ```ts
@@ -197,7 +55,7 @@ export class PulsarCluster extends EventEmitter<PulsarClusterEvents> {
   readonly #startTimeout: number;
   readonly #rollGrace: number;
   #draining = false;
-  #announced: Readiness = 'starting';
+  readonly #readinessEvents = new ReadinessEvents((readiness) => this.emit('readiness', readiness));
   /** The rolling reload under way, if any. */
   #rolling: Promise<number> | null = null;
   readonly #states = new Map<number, WorkerState>();
@@ -347,14 +205,6 @@ export class PulsarCluster extends EventEmitter<PulsarClusterEvents> {
     clearTimeout(timer);
   }
 
-  /** Emits `readiness` when it changed since last told. */
-  #announceReadiness(): void {
-    const readiness = this.readiness;
-    if (readiness === this.#announced) return;
-    this.#announced = readiness;
-    this.emit('readiness', readiness);
-  }
-
   /** Kills every worker at once (a second Ctrl+C). */
   kill(): void {
     for (const { worker } of this.#states.values()) worker.process.kill('SIGKILL');
@@ -363,12 +213,12 @@ export class PulsarCluster extends EventEmitter<PulsarClusterEvents> {
   async #shutdown(drainDelay: number): Promise<CloseResult> {
     if (drainDelay > 0 && this.#address !== null) {
       this.#draining = true;
-      this.#announceReadiness();
+      this.#readinessEvents.update(this.readiness);
       debug('draining for %d ms', drainDelay);
       await new Promise((resolve) => setTimeout(resolve, drainDelay));
       this.#draining = false;
     }
-    this.#announceReadiness();
+    this.#readinessEvents.update(this.readiness);
     await this.#rolling?.catch(() => undefined); // a roll under way stops at its next step
     clearInterval(this.#reportTimer);
     debug('closing %d worker(s)', this.#states.size);
@@ -388,7 +238,7 @@ export class PulsarCluster extends EventEmitter<PulsarClusterEvents> {
       result.forced += state.closed?.forced ?? (state.report?.count ?? 0);
     }
     this.#states.clear();
-    this.#announceReadiness();
+    this.#readinessEvents.update(this.readiness);
     this.emit('close', result);
     return result;
   }
@@ -411,7 +261,7 @@ export class PulsarCluster extends EventEmitter<PulsarClusterEvents> {
         this.#startReports();
         debug('%d worker(s) listening on %s:%d', this.#states.size, message.address.address, message.address.port);
         this.emit('listening', message.address, this.#states.size);
-        this.#announceReadiness();
+        this.#readinessEvents.update(this.readiness);
       }
     } else if (message.pulsar === 'report') {
       state.report = message.report;

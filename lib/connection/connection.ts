@@ -1,28 +1,24 @@
 import type { Socket } from 'node:net';
-import createDebug from 'debug';
 import { canonicalAddress } from '../admission/address-rules.js';
 import { frameTooLarge } from '../codecs/types.js';
 import { PulsarError } from '../errors.js';
 import { hostPort } from '../util/format.js';
-import { framePayload } from '../io/payload.js';
 import type { HeartbeatPeer } from '../heartbeat.js';
 import type { ProxiedAddress, ProxyInfo } from '../accept/proxy-protocol.js';
 import type { ReadThrottle } from '../rate/throttle.js';
-import { EnvelopeKind } from '../messages/envelope.js';
-import { encodeMessage, type MessageSession } from '../messages/session.js';
+import { sendPayload, type MessageSession } from '../messages/session.js';
 import type { RequestOptions } from '../messages/settings.js';
 import { ConnectionInput } from './input.js';
 import { connectionSession } from './session.js';
 import { ConnectionOutput } from './output.js';
 import {
   kAnswered, kCloseForError, kCreate, kFail, kFeed, kFlushed, kRecount, kRefuse, kResumed, kSendEncoded, kSendPayload, kSession, kShutdown, kStart,
-  type ConnectionOwner, type ConnectionState, type DisconnectReason,
+  type ConnectionOwner, type ConnectionState,
 } from './owner.js';
+import { ConnectionLifecycle } from './lifecycle.js';
 import { connectionThrottle } from './throttle.js';
 import { snapshotOf, type ConnectionSnapshot } from './snapshot.js';
 import { kernelTakenBytes } from '../io/write-progress.js';
-
-const debug = createDebug('pulsar:connection');
 
 const kConnection = Symbol('pulsar.connection');
 
@@ -81,13 +77,9 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
   readonly #output: ConnectionOutput | null = null;
   /** The connection's read rate, or `null` without `rateLimit`. */
   readonly #throttle: ReadThrottle | null = null;
-  #state: ConnectionState = 'open';
-  #reason: DisconnectReason | undefined;
-  #error: Error | undefined;
+  /** Its way to the end: `null` for a client refused at accept, closed from the start. */
+  readonly #lifecycle: ConnectionLifecycle | null = null;
   #framesDropped = 0;
-  /** True once the owner was told the connection can no longer be written (see #becomeUnwritable). */
-  #unwritable = false;
-  #closeTimer: ReturnType<typeof setTimeout> | undefined;
 
   /**
    * @internal Created by the server for each accepted socket; not meant to be constructed by applications.
@@ -104,16 +96,13 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
     this.remote = peer.address === '' ? 'unix' : hostPort(peer.address, peer.port);
     this.connectedAt = Date.now();
     this.#owner = owner;
-    if (refused) {
-      // Turned away at accept: named for the refusal's report, and nothing more (no decoder, no output).
-      this.#state = 'closed';
-      this.#unwritable = true;
-      return;
-    }
+    // Turned away at accept: named for the refusal's report, and nothing more (no decoder, no output).
+    if (refused) return;
     // Nothing per connection for what is off: no throttle without rateLimit, no session until messages flow.
     this.#throttle = owner.settings.rateLimit === null ? null : connectionThrottle(this, owner);
     this.#output = new ConnectionOutput(this, owner);
     this.#input = new ConnectionInput(this, owner, this.#output, this.#throttle);
+    this.#lifecycle = new ConnectionLifecycle(this, owner, this.#input, this.#output, this.#throttle);
   }
 
   /**
@@ -140,7 +129,7 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
 
   /** Lifecycle state; see {@link ConnectionState}. */
   get state(): ConnectionState {
-    return this.#state;
+    return this.#lifecycle?.state ?? 'closed';
   }
   /**
    * Epoch ms of the last inbound byte (the connect time until the first). While the server holds reading
@@ -181,7 +170,7 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
    * yet taken by the kernel. What `maxBufferedBytes` counts.
    */
   get bufferedBytes(): number {
-    if (this.#state === 'closed') return 0;
+    if (this.state === 'closed') return 0;
     return this.#input!.partialBytes + this.socket.writableLength + this.#output!.gathered;
   }
   /**
@@ -189,7 +178,7 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
    * paused or stopped (the client cannot finish a frame the server does not read).
    */
   get frameStartedAt(): number {
-    return this.#state === 'open' && !this.#output!.paused && !this.#heldBack() ? this.#input!.frameStartedAt : 0;
+    return this.state === 'open' && !this.#output!.paused && !this.#heldBack() ? this.#input!.frameStartedAt : 0;
   }
   /** Output the kernel has taken so far; it advances as a slow reader drains, even inside one large write. */
   get flushedBytes(): number {
@@ -222,8 +211,7 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
    * `messages`, a value its codec cannot encode)
    */
   send(payload: unknown): boolean {
-    const { messages } = this.#owner.settings;
-    return this.#sendPayload(messages === null ? framePayload(payload) : encodeMessage(messages, EnvelopeKind.message, 0, payload));
+    return this.#sendPayload(sendPayload(this.#owner.settings.messages, payload));
   }
 
   /** @internal Sends one frame's payload as it is (a message already encoded, with its envelope). */
@@ -248,7 +236,8 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
     if (!this.#owner.settings.messages?.rpc) {
       return Promise.reject(new PulsarError('ERR_RPC_DISABLED', 'conn.request() needs rpc: true (and messages) on the server'));
     }
-    if (this.#state !== 'open') return Promise.reject(new PulsarError('ERR_CONNECTION_CLOSED', `${this}: cannot send a request: the connection is ${this.#state}`));
+    const { state } = this;
+    if (state !== 'open') return Promise.reject(new PulsarError('ERR_CONNECTION_CLOSED', `${this}: cannot send a request: the connection is ${state}`));
     return this[kSession]()!.request(message, options) as Promise<R>;
   }
 
@@ -269,16 +258,17 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
     return true;
   }
 
-  /** @internal The message session, made on first use; `null` without `messages`. */
-  [kSession](): MessageSession | null {
-    if (this.#session !== undefined) return this.#session;
+  /** @internal The message session, made on first use (unless `create` is false); `null` without `messages`. */
+  [kSession](create = true): MessageSession | null {
+    if (this.#session !== undefined || !create) return this.#session ?? null;
     const { messages } = this.#owner.settings;
     return (this.#session = messages === null ? null : connectionSession(this, this.#owner, messages, (payload) => this.#sendPayload(payload)));
   }
 
   /** Whether {@link send} can still write: the writing side is not closed. */
   get writable(): boolean {
-    return (this.#state === 'open' || this.#state === 'closing') && !this.socket.destroyed;
+    const { state } = this;
+    return (state === 'open' || state === 'closing') && !this.socket.destroyed;
   }
 
   /**
@@ -300,7 +290,7 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
    * the server's `shutdownTimeout`. Idempotent.
    */
   close(): void {
-    this.#beginClose('close');
+    this.#lifecycle?.beginClose('close');
   }
 
   /**
@@ -308,7 +298,7 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
    * Idempotent.
    */
   destroy(error?: Error): void {
-    this.#terminate(error ? 'error' : 'destroy', error);
+    this.#lifecycle?.terminate(error ? 'error' : 'destroy', error);
   }
 
   /** How errors and logs name this connection: `host:port (connection id)`; `host:port` alone for a client turned away at accept. */
@@ -349,33 +339,29 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
 
   /** @internal Turns the client away without starting it (e.g. `maxConnections`). */
   [kRefuse](): void {
-    this.#state = 'closed';
-    this.#unwritable = true; // never served: nobody to tell
+    this.#lifecycle?.refused(); // never served: nobody to tell
     this.socket.on('error', ignoreError);
     this.socket.destroy();
   }
 
   /** @internal Graceful close on server shutdown. */
   [kShutdown](): void {
-    this.#beginClose('shutdown');
+    this.#lifecycle!.beginClose('shutdown');
   }
 
   /** @internal Reports a client error, then closes gracefully (answering what was read); the disconnect carries it. */
   [kCloseForError](error: PulsarError): void {
-    if (this.#state !== 'open') return;
-    this.#owner.clientError(error, this);
-    this.#error = error;
-    this.#beginClose('error');
+    this.#lifecycle!.closeForError(error);
   }
 
   /** @internal Reports a client error and destroys the connection (a stream that cannot be decoded, a slow consumer…). */
   [kFail](error: PulsarError): void {
-    this.#fail(error);
+    this.#lifecycle!.fail(error);
   }
 
   /** @internal A dispatch or a handler promise finished: a connection that is closing may end now. */
   [kAnswered](): void {
-    if (this.#state === 'closing') this.#endWhenAnswered();
+    this.#lifecycle!.answered();
   }
 
   /**
@@ -385,7 +371,7 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
   [kResumed](rate = false): void {
     this.#input!.restartFrameClock();
     if (rate) this.#input!.resumeAfterRate();
-    if (this.#state === 'open' && !this.#output!.paused && !this.#heldBack()) this.socket.resume();
+    if (this.state === 'open' && !this.#output!.paused && !this.#heldBack()) this.socket.resume();
   }
 
   static #socketOnData(this: OwnedSocket, chunk: Buffer): void {
@@ -394,94 +380,20 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
   static #socketOnEnd(this: OwnedSocket): void {
     const conn = this[kConnection];
     conn.#session?.peerEnded(); // with rpc: a peer gone is not worked for (answerAfterEnd keeps answering)
-    conn.#beginClose('end'); // answer what was received, then close our side too
+    conn.#lifecycle!.beginClose('end'); // answer what was received, then close our side too
   }
   static #socketOnDrain(this: OwnedSocket): void {
     this[kConnection].#output!.drained();
   }
   static #socketOnError(this: OwnedSocket, error: Error): void {
     const conn = this[kConnection];
-    conn.#fail(new PulsarError('ERR_CONNECTION_LOST', `${conn}: connection lost: ${error.message}`, { cause: error }));
+    conn.#lifecycle!.fail(new PulsarError('ERR_CONNECTION_LOST', `${conn}: connection lost: ${error.message}`, { cause: error }));
   }
   static #socketOnClose(this: OwnedSocket): void {
-    this[kConnection].#closed();
+    this[kConnection].#lifecycle!.closed();
   }
-  /**
-   * Destroys a connection whose close outlived the timeout. Even when every answer was handed to the
-   * kernel, destroying a socket whose peer has not closed its side may reset it and lose answers the
-   * peer has not read yet: it is reported, and counted as forced, never as drained.
-   */
-  static #onCloseTimeout(conn: Connection): void {
-    const unsent = conn.socket.writableLength;
-    const what = conn[kFlushed] ? 'the peer had not closed its side' : `${unsent} byte(s) of output were still pending`;
-    conn.#fail(new PulsarError('ERR_CLOSE_TIMEOUT', `${conn}: did not finish closing in ${conn.#owner.settings.closeTimeout} ms (${what})`), 'timeout');
-  }
-
   #receive(chunk: Buffer): void {
-    if (this.#state !== 'open') return; // after close() began: discarded, only read to see the peer's FIN
+    if (this.state !== 'open') return; // after close() began: discarded, only read to see the peer's FIN
     this.#input!.receive(chunk);
-  }
-
-  #beginClose(reason: DisconnectReason): void {
-    if (this.#state !== 'open') return;
-    this.#state = 'closing';
-    this.#reason = reason;
-    this.socket.pause(); // read no more input
-    this.#session?.stopReading(); // so no reply to a request of ours can come
-    this.#closeTimer = setTimeout(Connection.#onCloseTimeout, this.#owner.settings.closeTimeout, this);
-    debug('%s closing (%s)', this.remote, reason);
-    this.#endWhenAnswered();
-  }
-
-  /** Ends our side once no frame is being dispatched and no handler promise is pending. */
-  #endWhenAnswered(): void {
-    if (this.#state !== 'closing' || this.#output!.holding || this.#input!.answering) return;
-    this.#state = 'lingering';
-    this.#output!.flush(); // what was sent in this tick leaves before our FIN
-    this.#becomeUnwritable();
-    this.#input!.end();
-    this.socket.end();
-    // Keep reading (and discarding) until the peer's FIN, or the close timeout: closing the socket while
-    // the peer may still send makes the kernel answer that data with a reset, and a reset destroys the
-    // answers the peer has not read yet.
-    this.socket.resume();
-  }
-
-  /** Reports a client error and destroys the connection. */
-  #fail(error: PulsarError, reason: DisconnectReason = 'error'): void {
-    if (this.#state === 'closed') {
-      debug('%s late error after close: %s', this.remote, error.message);
-      return;
-    }
-    this.#owner.clientError(error, this);
-    this.#terminate(reason, error);
-  }
-
-  #terminate(reason: DisconnectReason, error: Error | undefined): void {
-    if (this.#state === 'closed') return;
-    this.#state = 'closed';
-    this.#reason = reason;
-    this.#error = error;
-    this.socket.destroy();
-    this.#becomeUnwritable();
-    this.#output!.account();
-  }
-
-  /** Tells the owner, once, that this connection can no longer be written (see ConnectionOwner.unwritable). */
-  #becomeUnwritable(): void {
-    if (this.#unwritable) return;
-    this.#unwritable = true;
-    this.#session?.close(); // no reply can come any more: pending requests fail now
-    this.#owner.unwritable(this);
-  }
-
-  #closed(): void {
-    clearTimeout(this.#closeTimer);
-    this.#throttle?.stop();
-    this.#state = 'closed';
-    this.#becomeUnwritable();
-    this.#output!.account();
-    debug('%s closed (%s)', this.remote, this.#reason ?? 'end');
-    this.#owner.closed(this, this.#reason ?? 'end', this.#error);
   }
 }

@@ -5,7 +5,7 @@ import { FrameWriter, type WriterHost } from '../io/frame-writer.js';
 import type { Connection } from './connection.js';
 import { kFail, kResumed, type ConnectionOwner } from './owner.js';
 
-const debug = createDebug('pulsar:connection');
+const debug = createDebug('pulsar:connection:trace');
 
 /**
  * A connection's outbound side: what it sends goes through a {@link FrameWriter} (the client's too), so

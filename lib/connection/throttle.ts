@@ -4,7 +4,7 @@ import { ReadThrottle } from '../rate/throttle.js';
 import type { Connection } from './connection.js';
 import { kCloseForError, kResumed, type ConnectionOwner } from './owner.js';
 
-const debug = createDebug('pulsar:connection');
+const debug = createDebug('pulsar:connection:trace');
 
 /**
  * The read rate of a connection with `rateLimit` (made only then): over it, reading is held back and the

@@ -7,7 +7,7 @@ import { messageOf } from '../util/format.js';
 import { ConnectionGroup } from './groups.js';
 import type { Relay, RelayMessage } from './relay.js';
 
-const debug = createDebug('pulsar:lifecycle:fleet');
+const debug = createDebug('pulsar:fleet:trace');
 
 /** What the fleet surface needs from its server. */
 export interface FleetHost {

@@ -1,5 +1,6 @@
 import createDebug from 'debug';
 import { aboutClient, PulsarError, RemoteError } from '../errors.js';
+import { framePayload } from '../io/payload.js';
 import { messageOf } from '../util/format.js';
 import { isPromiseLike } from '../util/thenable.js';
 import { checkTimerMs } from '../util/validate.js';
@@ -9,7 +10,7 @@ import { PendingRequests } from './pending.js';
 import { InvalidMessageError, validate } from './schema.js';
 import type { MessageContext, MessageSettings, RequestOptions } from './settings.js';
 
-const debug = createDebug('pulsar:messages');
+const debug = createDebug('pulsar:messages:trace');
 
 /** What a message session needs from the end it serves (a server's connection, a client). */
 export interface SessionHost {
@@ -336,6 +337,15 @@ function isCodedError(error: unknown): error is { code: string } {
 function schemaFailure(error: unknown): PulsarError {
   if (error instanceof PulsarError) return error;
   return new PulsarError('ERR_INVALID_MESSAGE', `the schema failed: ${messageOf(error)}`, { cause: error });
+}
+
+/**
+ * What `send()` puts in a frame for `value`, on either end: the bytes of a frame without `messages` (a string or
+ * a `Uint8Array`), else a one-way message (in its envelope with `rpc`).
+ * @throws {PulsarError} `ERR_INVALID_PAYLOAD` for what cannot be sent
+ */
+export function sendPayload(messages: MessageSettings | null, value: unknown): Uint8Array {
+  return messages === null ? framePayload(value) : encodeMessage(messages, EnvelopeKind.message, 0, value);
 }
 
 /**

@@ -6,7 +6,7 @@ import type { FleetSummary, Registry, RegistryContext } from '../registry/types.
 import { checkKnownOptions, checkTimerMs } from '../util/validate.js';
 import { closeRedis, connectRedis, OutageReporter, resolveConnectionOptions, type RedisClient, type RedisConnectionOptions, type RedisPipeline } from './client.js';
 
-const debug = createDebug('pulsar:redis');
+const debug = createDebug('pulsar:redis:trace');
 
 /** Options of {@link RedisRegistry}. */
 export interface RedisRegistryOptions extends RedisConnectionOptions {

@@ -5,7 +5,7 @@ import type { Relay, RelayContext, RelayMessage } from '../fleet/relay.js';
 import { checkKnownOptions } from '../util/validate.js';
 import { closeRedis, connectRedis, OutageReporter, resolveConnectionOptions, type RedisClient, type RedisConnectionOptions } from './client.js';
 
-const debug = createDebug('pulsar:redis');
+const debug = createDebug('pulsar:redis:trace');
 
 /** Options of {@link RedisRelay}. */
 export type RedisRelayOptions = RedisConnectionOptions;

@@ -10,6 +10,24 @@ import { checkKnownOptions } from '../util/validate.js';
  */
 export type Readiness = 'starting' | 'ready' | 'draining' | 'closing' | 'closed';
 
+/** Tells each change of readiness once, as the `readiness` event of a server or a cluster. */
+export class ReadinessEvents {
+  readonly #emit: (readiness: Readiness) => void;
+  #last: Readiness = 'starting';
+
+  /** @param emit emits the event */
+  constructor(emit: (readiness: Readiness) => void) {
+    this.#emit = emit;
+  }
+
+  /** Emits `readiness` when it differs from the last told. */
+  update(readiness: Readiness): void {
+    if (readiness === this.#last) return;
+    this.#last = readiness;
+    this.#emit(readiness);
+  }
+}
+
 /** What the health checks read: a `PulsarServer` or a `PulsarCluster`. */
 export interface HealthSource {
   /** Where it is in its life. */

@@ -8,7 +8,6 @@ import type { MessageCodec } from '../messages/codec.js';
 import type { StandardSchemaV1 } from '../messages/schema.js';
 import { MESSAGE_OPTIONS, resolveMessageSettings, type MessageContext, type MessageOptions, type MessageSettings } from '../messages/settings.js';
 import { PulsarError } from '../errors.js';
-import { messageOf } from '../util/format.js';
 import { IdleHeartbeat, type HeartbeatPolicy } from '../heartbeat.js';
 import type { ConnectionRateOptions } from '../admission/connection-rate.js';
 import type { ProxyProtocolOptions } from '../accept/proxy-protocol.js';
@@ -16,35 +15,9 @@ import type { RateLimitAction, RateLimitOptions } from '../rate/read-limiter.js'
 import type { Relay } from '../fleet/relay.js';
 import { MemoryRegistry } from '../registry/memory.js';
 import type { Registry } from '../registry/types.js';
+import { echo, echoMessage, type AdmitHook, type FrameHandler, type HandlerFor, type MessageHandler } from './handlers.js';
+import { resolveTls } from '../accept/tls-options.js';
 import { checkInteger, checkKnownOptions, checkOneOf, checkTimerMs, CODEC_OPTION_HINTS, conflictingOption, invalidOption } from '../util/validate.js';
-
-/**
- * Called for every inbound frame; replaces the default echo. It may answer with `conn.send()` at once
- * or later. Its return value is ignored unless it is a promise (or thenable): then a graceful close
- * waits for it to settle, and a rejection is reported like a throw, as an `ERR_HANDLER` client error.
- */
-export type FrameHandler<D extends ConnectionData = ConnectionData> = (frame: Buffer, conn: Connection<D>) => unknown;
-
-/**
- * With `messages`: called for every inbound message, decoded and validated. For a request (`rpc`,
- * `ctx.requestId` set), what it returns or resolves is the reply, and a throw or a rejection is an error
- * reply with the error's `code` (`ERR_HANDLER` without one, then also reported as a client error) and
- * its message, never its stack. For a one-way message, its return value is ignored, as for frames.
- */
-export type MessageHandler<M = unknown, D extends ConnectionData = ConnectionData> = (message: M, conn: Connection<D>, ctx: MessageContext) => unknown;
-
-/**
- * The handler a server's options call for: frames without `messages`, else messages typed by the
- * schema's output (the server's `schema`, else the codec's).
- */
-export type HandlerFor<M, S, D extends ConnectionData> = [S] extends [never] ? ([M] extends [Buffer] ? FrameHandler<D> : MessageHandler<M, D>) : MessageHandler<S, D>;
-
-/**
- * Decides whether a new connection is served, before any of its frames is read: `true` serves it,
- * anything else refuses it (`ERR_REFUSED`), as does a throw or a rejection. It may answer later (a
- * promise, e.g. after asking a rate limiter), within the server's `admitTimeout`.
- */
-export type AdmitHook = (conn: Connection) => boolean | PromiseLike<boolean>;
 
 /**
  * Options of {@link PulsarServer}; all optional.
@@ -244,18 +217,6 @@ export type ResolvedServerOptions = Readonly<
   }
 >;
 
-/** The default handler: sends every frame back unchanged. */
-export function echo(frame: Buffer, conn: Connection): void {
-  conn.send(frame);
-}
-
-/** The default handler with `messages`: sends every message back; a request's reply is the request. */
-function echoMessage(message: unknown, conn: Connection, ctx: MessageContext): unknown {
-  if (ctx.requestId !== undefined) return message;
-  conn.send(message);
-  return undefined;
-}
-
 const OWNER = 'PulsarServer';
 
 const SERVER_OPTIONS: Record<keyof PulsarServerOptions, true> = {
@@ -404,27 +365,6 @@ function resolveTrustedProxies(blocks: readonly string[], proxyProtocol: unknown
     throw conflictingOption(OWNER, 'trustedProxies', 'needs proxyProtocol (there is no PROXY header to trust without it)');
   }
   return blocks;
-}
-
-function resolveTls(option: TlsOptions | (() => TlsOptions) | false): TlsOptions | false {
-  if (option === false) return false;
-  const given = typeof option === 'function' ? readTls(option) : option;
-  if (typeof given !== 'object' || given === null) throw invalidOption(OWNER, 'tls', 'must be tls.createServer() options, a function returning them, or false', given);
-  return withTlsDefaults(given);
-}
-
-/** Calls a `tls` function; what it throws is an `ERR_INVALID_OPTION` naming `tls`. */
-function readTls(source: () => TlsOptions): TlsOptions {
-  try {
-    return source();
-  } catch (error) {
-    throw invalidOption(OWNER, 'tls', `function failed: ${messageOf(error)}`, 'a function');
-  }
-}
-
-/** TLS options with pulsar's default `handshakeTimeout` (5 s; Node's is 120 s). */
-export function withTlsDefaults(options: TlsOptions): TlsOptions {
-  return { handshakeTimeout: 5000, ...options };
 }
 
 function resolveProxyProtocol(option: boolean | ProxyProtocolOptions): false | Required<ProxyProtocolOptions> {

@@ -1,42 +1,34 @@
-import cluster from 'node:cluster';
-import type net from 'node:net';
-import type { TlsOptions } from 'node:tls';
-import type { AddressInfo, Socket } from 'node:net';
 import createDebug from 'debug';
 import { EventEmitter } from 'eventemitter3';
 import { AcceptPath } from '../accept/handshakes.js';
 import { AdmissionGate } from '../admission/gate.js';
 import { channels, type BackpressureMessage, type ClientErrorMessage, type ConnectionMessage, type DisconnectMessage, type RateLimitedMessage, type RefusedMessage } from './channels.js';
-import { Connection, peerOf, type ConnectionData } from '../connection/connection.js';
-import { framePayload } from '../io/payload.js';
-import { EnvelopeKind } from '../messages/envelope.js';
-import { encodeMessage } from '../messages/session.js';
-import { kCreate, kFeed, kFlushed, kRecount, kRefuse, kSendEncoded, kShutdown, kStart, type ConnectionOwner, type DisconnectReason } from '../connection/owner.js';
+import { Connection, type ConnectionData } from '../connection/connection.js';
+import { sendPayload } from '../messages/session.js';
+import { kCreate, kFeed, kRecount, kSendEncoded, kStart, type ConnectionOwner, type DisconnectReason } from '../connection/owner.js';
 import { DeadlineSweep } from './deadlines.js';
 import { aboutClient, PulsarError } from '../errors.js';
 import { Fleet } from '../fleet/fleet.js';
 import { leaveGroups, type ConnectionGroup } from '../fleet/groups.js';
 import { hostPort, messageOf } from '../util/format.js';
-import type { Readiness } from './health.js';
+import { ReadinessEvents, type Readiness } from './health.js';
 import { heartbeatHostFor } from '../heartbeat.js';
+import { ServedConnections } from './connections.js';
+import { Listener } from './listener.js';
 import { MemoryBudget } from './memory-budget.js';
-import { echo, publicOptions, resolveServerOptions, withTlsDefaults, type PulsarServerOptions, type ResolvedServerOptions } from './options.js';
-import type { ProxiedAddress, ProxyInfo } from '../accept/proxy-protocol.js';
-import { ReadonlyMapView } from '../util/readonly-map.js';
+import { echo } from './handlers.js';
+import { publicOptions, resolveServerOptions, type PulsarServerOptions, type ResolvedServerOptions } from './options.js';
 import { RegistryDriver } from '../registry/driver.js';
 import type { CloseResult, ListenAddress, PulsarServerEvents, ServerStats } from './types.js';
 import { ServerTotals } from './totals.js';
 import { emitError } from '../util/unhandled-error.js';
-import { clearStaleSocket } from './unix-socket.js';
 
-const debug = createDebug('pulsar:lifecycle:server');
+const debug = createDebug('pulsar:server:trace');
 
 export type { Report } from '../registry/driver.js';
 export type { CloseResult, ListenAddress, PulsarServerEvents, ServerStats } from './types.js';
 
 type ServerState = 'idle' | 'starting' | 'listening' | 'closing' | 'closed';
-
-function ignoreError(): void {}
 
 /**
  * A framed TCP server: accepts connections, splits each stream into frames with the codec, and hands
@@ -65,15 +57,9 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
   }
   readonly #options: ResolvedServerOptions;
   readonly #publicOptions: ResolvedServerOptions;
-  readonly #net: net.Server;
-  /** The connections that can be written: what {@link connections} shows. */
-  readonly #connections = new Map<number, Connection>();
-  readonly #connectionsView = new ReadonlyMapView(this.#connections);
-  /**
-   * Every served connection until its socket closes: the writable ones and those lingering after our
-   * FIN (they still hold output, count against `maxConnections` and are waited for on shutdown).
-   */
-  readonly #live = new Set<Connection>();
+  readonly #listener: Listener;
+  /** The connections served: writable, and all until their socket closes. */
+  readonly #served = new ServedConnections();
   readonly #owner: ConnectionOwner;
   readonly #budget: MemoryBudget<Connection>;
   readonly #deadlines: DeadlineSweep<Connection>;
@@ -86,17 +72,10 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
   #closing: Promise<CloseResult> | undefined;
   /** True from a drain's start (`drainDelay`) until the shutdown begins. */
   #draining = false;
-  /** The readiness last announced (see {@link readiness}). */
-  #announced: Readiness = 'starting';
-  /** The `tls` option when it is a function: called again by {@link reload}. */
-  readonly #tlsSource: (() => TlsOptions) | null;
-  #closeResult: CloseResult = { drained: 0, forced: 0 };
+  /** Tells each change of {@link readiness}. */
+  readonly #readinessEvents = new ReadinessEvents((readiness) => this.emit('readiness', readiness));
   /** Figures of connections already closed, and counts kept as events happen (see {@link stats}). */
   readonly #totals = new ServerTotals();
-  /** Resolves the shutdown's wait once the last connection is gone. */
-  #onLastDisconnect: (() => void) | undefined;
-  /** Rejects a `listen()` still in progress when `close()` comes first. */
-  #abortListen: ((error: Error) => void) | undefined;
 
   /**
    * @param options see {@link PulsarServerOptions}
@@ -106,57 +85,36 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
     super();
     this.#options = resolveServerOptions(options);
     this.#publicOptions = publicOptions(this.#options);
-    this.#tlsSource = typeof options?.tls === 'function' ? options.tls : null;
     const { codec, instanceId, registry, relay } = this.#options;
-    const live = (): Iterable<Connection> => this.#live;
+    const live = (): Iterable<Connection> => this.#served.live;
     this.#budget = new MemoryBudget(this.#options.maxBufferedBytes, live, (conn) => conn[kRecount](), (conn, held) => this.#evict(conn, held));
     this.#deadlines = new DeadlineSweep(this.#options, live, (conn, error) => this.#expire(conn, error));
     this.#gate = new AdmissionGate(this.#options, {
       serving: () => this.#state === 'listening',
-      served: () => this.#live.size,
+      served: () => this.#served.live.size,
+      connectionFor: (socket, source, proxy, refused = false) => new Connection(kCreate, refused ? 0 : this.#nextId++, socket, this.#owner, source, proxy, refused),
       serve: (conn, rest) => this.#serve(conn, rest),
-      turnAway: (conn, error) => this.#turnAway(conn, error),
+      refused: (conn, error) => this.#refused(conn, error),
+      rateLimited: (conn) => this.#rateLimited(conn, 'connections', 'refuse'),
     });
-    this.#accept = new AcceptPath(this.#options, {
-      accepting: () => this.#state === 'listening',
-      admit: (socket, source, proxy, rest) => this.#gate.admit(this.#connectionFor(socket, source, proxy), rest),
-      refuse: (socket, source, proxy, error, screened) => {
-        if (screened) this.#gate.release(source?.address ?? peerOf(socket).address);
-        this.#refuseAtAccept(socket, source, proxy, error);
-      },
-      screen: (socket, source, proxy, pending) => {
-        const address = source?.address ?? peerOf(socket).address;
-        const overRate = this.#gate.rateRefusal(address);
-        const refusal = overRate ?? this.#gate.screen(address, pending);
-        if (refusal === null) return false;
-        const conn = this.#refuseAtAccept(socket, source, proxy, refusal);
-        if (overRate !== null) this.#rateLimited(conn, 'connections', 'refuse');
-        return true;
-      },
-      gone: (address) => this.#gate.release(address),
-      full: (socket, pending) => {
-        const refusal = this.#gate.full(pending);
-        if (refusal !== null) this.#refuseAtAccept(socket, null, null, refusal);
-        return refusal !== null;
-      },
-    });
+    this.#accept = new AcceptPath(this.#options, this.#gate, typeof options?.tls === 'function' ? options.tls : null);
     const serverError = (error: PulsarError): void => this.#serverError(error);
     const { messages } = this.#options;
     this.#fleet = new Fleet({
-      instanceId, codec, relay, connections: this.#connectionsView,
-      payloadOf: messages === null ? framePayload : (value) => encodeMessage(messages, EnvelopeKind.message, 0, value),
+      instanceId, codec, relay, connections: this.#served.writable,
+      payloadOf: (value) => sendPayload(messages, value),
       dropped: () => this.#totals.framesDropped++,
       error: serverError,
     });
     this.#registry = new RegistryDriver(registry, {
-      instanceId, connections: this.#connectionsView,
+      instanceId, connections: this.#served.writable,
       reporting: () => this.#state === 'listening',
       bufferedBytes: () => this.bufferedBytes,
       report: (report) => this.emit('report', report),
       error: serverError,
     });
     this.#owner = this.#createOwner();
-    this.#net = this.#accept.createListener();
+    this.#listener = new Listener(this.#accept.createListener(), this.#options);
   }
 
   /** This server's id in a fleet (see `instanceId`). */
@@ -200,7 +158,7 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
    * it meets only connections a `send()` reaches. A read-only view of the server's own map.
    */
   get connections(): ReadonlyMap<number, Connection> {
-    return this.#connectionsView;
+    return this.#served.writable;
   }
 
   /**
@@ -213,7 +171,7 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
 
   /** The server's running totals, summed now; see {@link ServerStats}. */
   stats(): ServerStats {
-    return this.#totals.sum(this.#live, this.#connections.size, this.bufferedBytes);
+    return this.#totals.sum(this.#served.live, this.#served.writable.size, this.bufferedBytes);
   }
 
   /**
@@ -239,7 +197,7 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
   async reload(): Promise<void> {
     if (this.#options.tls === false) return;
     try {
-      this.#accept.setTls(this.#tlsSource === null ? this.#options.tls : withTlsDefaults(this.#tlsSource()));
+      this.#accept.reloadTls();
     } catch (error) {
       throw new PulsarError('ERR_TLS_RELOAD', `TLS reload failed, the certificate in use stays: ${messageOf(error)}`, { cause: error });
     }
@@ -248,9 +206,7 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
 
   /** Where the server listens, or `null` when it is not listening. */
   address(): ListenAddress | null {
-    const address = this.#net.address() as AddressInfo | string | null;
-    if (typeof address === 'string') return { address, port: 0, family: 'unix' };
-    return address ? { address: address.address, port: address.port, family: address.family } : null;
+    return this.#listener.address();
   }
 
   /**
@@ -264,50 +220,26 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
       return Promise.reject(new PulsarError('ERR_SERVER_STATE', `listen() needs an idle server, but this one is ${this.#state}`));
     }
     this.#state = 'starting';
-    const { path } = this.#options;
-    // In a cluster worker the primary owns the socket: it makes way for it (see clearStaleSocket).
-    const ready = (path === null || cluster.isWorker ? Promise.resolve() : clearStaleSocket(path))
-      .then(() => Promise.all([this.#registry.start(), this.#fleet.start()]));
-    return ready.then(() => new Promise((resolve, reject) => {
-      if (this.#state !== 'starting') throw new PulsarError('ERR_SERVER_STATE', 'the server was closed before it listened');
-      const onError = (error: Error): void => {
-        this.#net.off('listening', onListening);
-        this.#abortListen = undefined;
-        if (this.#state === 'starting') this.#state = 'idle';
-        reject(error);
-      };
-      const onListening = (): void => {
-        this.#net.off('error', onError);
-        this.#abortListen = undefined;
-        this.#net.on('error', (error) => {
+    return this.#listener.prepare()
+      .then(() => Promise.all([this.#registry.start(), this.#fleet.start()]))
+      .then(() => {
+        if (this.#state !== 'starting') throw new PulsarError('ERR_SERVER_STATE', 'the server was closed before it listened');
+        return this.#listener.bind((error) => {
           const report = this.#accept.failed(error);
           if (report !== null) this.#serverError(report);
         });
+      })
+      .then((address) => {
         this.#state = 'listening';
-        this.#announceReadiness();
+        this.#readinessEvents.update(this.readiness);
         this.#startTimers();
-        const address = this.address()!;
         debug('listening on %s', address.family === 'unix' ? `unix:${address.address}` : hostPort(address.address, address.port));
         this.emit('listening', address);
-        resolve(address);
-      };
-      this.#abortListen = onError;
-      this.#net.once('error', onError);
-      this.#net.once('listening', onListening);
-      this.#net.listen(this.#listenOptions());
-    }), (error: unknown) => {
-      if (this.#state === 'starting') this.#state = 'idle';
-      throw error;
-    });
-  }
-
-  /** What `net.Server#listen()` is given: an inherited descriptor, a Unix socket, or host and port. */
-  #listenOptions(): net.ListenOptions | { fd: number } {
-    const { host, port, path, fd, reusePort } = this.#options;
-    if (fd !== null) return { fd };
-    if (path !== null) return { path };
-    // With reusePort, a cluster worker binds a socket of its own (exclusive) instead of the primary's.
-    return reusePort ? { host, port, reusePort, exclusive: true } as net.ListenOptions : { host, port };
+        return address;
+      }, (error: unknown) => {
+        if (this.#state === 'starting') this.#state = 'idle';
+        throw error;
+      });
   }
 
   /**
@@ -329,52 +261,36 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
   async #drainThenShutdown(drainDelay: number, accepting: boolean): Promise<CloseResult> {
     if (drainDelay > 0 && this.#state === 'listening') {
       this.#draining = true;
-      if (!accepting) this.#net.close(); // no callback: the shutdown waits for the listener's close
-      this.#announceReadiness();
+      if (!accepting) this.#listener.stopAccepting(); // the shutdown waits for the listener's close
+      this.#readinessEvents.update(this.readiness);
       debug('draining for %d ms', drainDelay);
       await new Promise((resolve) => setTimeout(resolve, drainDelay));
     }
     return this.#shutdown();
   }
 
-  /** Emits `readiness` when it changed since last told. */
-  #announceReadiness(): void {
-    const readiness = this.readiness;
-    if (readiness === this.#announced) return;
-    this.#announced = readiness;
-    this.emit('readiness', readiness);
-  }
-
   async #shutdown(): Promise<CloseResult> {
     const wasStarted = this.#state === 'listening' || this.#state === 'starting';
     this.#state = 'closing';
-    this.#announceReadiness();
-    if (this.#abortListen) {
-      this.#abortListen(new PulsarError('ERR_SERVER_STATE', 'close() was called before the server was listening'));
-      // A listen() waiting on a DNS lookup binds later: close the socket it opens then.
-      if (!this.#net.listening) this.#net.once('listening', () => this.#net.close());
-    }
+    this.#readinessEvents.update(this.readiness);
+    const stopped = this.#listener.close(wasStarted);
     this.#stopTimers();
-    const stopped = wasStarted ? new Promise<void>((resolve) => this.#net.close(() => resolve())) : undefined;
-    const disconnected = new Promise<void>((resolve) => (this.#onLastDisconnect = resolve));
     this.#accept.destroyPending(); // nothing accepted from them yet
     this.#gate.refuseWaiting(); // not admitted yet either
-    debug('closing: %d connection(s) to drain', this.#live.size);
-    for (const conn of this.#live) conn[kShutdown]();
-    if (this.#live.size === 0) this.#onLastDisconnect?.();
-    await Promise.all([stopped, disconnected]); // also makes 'close' asynchronous, even with nothing to wait for
+    debug('closing: %d connection(s) to drain', this.#served.live.size);
+    // Also makes 'close' asynchronous, even with nothing to wait for.
+    const [, result] = await Promise.all([stopped, this.#served.closeAll()]);
     await Promise.all([this.#registry.stop(wasStarted), wasStarted ? this.#fleet.stop() : undefined]);
     this.#state = 'closed';
-    this.#announceReadiness();
-    debug('closed: %d drained, %d forced', this.#closeResult.drained, this.#closeResult.forced);
-    this.emit('close', this.#closeResult);
-    return this.#closeResult;
+    this.#readinessEvents.update(this.readiness);
+    debug('closed: %d drained, %d forced', result.drained, result.forced);
+    this.emit('close', result);
+    return result;
   }
 
   /** Serves an admitted connection: registers it, starts reading, and hands it the bytes after its PROXY header. */
   #serve(conn: Connection, rest: Buffer | null): void {
-    this.#connections.set(conn.id, conn);
-    this.#live.add(conn);
+    this.#served.add(conn);
     this.#totals.accepted++;
     conn[kStart]();
     this.#registry.call('add', conn);
@@ -383,26 +299,8 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
     if (rest !== null) conn[kFeed](rest);
   }
 
-  /** A Connection with the next id, to be served (or turned away by the `admit` hook). */
-  #connectionFor(socket: Socket, source: ProxiedAddress | null, proxy: ProxyInfo | null): Connection {
-    return new Connection(kCreate, this.#nextId++, socket, this.#owner, source, proxy);
-  }
-
-  /**
-   * Destroys a socket turned away at accept, then reports why, naming the client with a connection made
-   * for the report alone (id 0: no decoder, no output, never served).
-   */
-  #refuseAtAccept(socket: Socket, source: ProxiedAddress | null, proxy: ProxyInfo | null, error: PulsarError): Connection {
-    socket.on('error', ignoreError);
-    socket.destroy();
-    const conn = new Connection(kCreate, 0, socket, this.#owner, source, proxy, true);
-    this.#turnAway(conn, error);
-    return conn;
-  }
-
-  /** Closes a client that cannot be served, reporting why. */
-  #turnAway(conn: Connection, error: PulsarError): void {
-    conn[kRefuse]();
+  /** Reports a client refused (at accept or by the admit hook). */
+  #refused(conn: Connection, error: PulsarError): void {
     const named = aboutClient(error, String(conn));
     if (channels.refused.hasSubscribers) channels.refused.publish({ server: this, connection: conn, error: named } satisfies RefusedMessage);
     this.#clientError(named, conn);
@@ -455,22 +353,17 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
 
   /** A connection that can no longer be written leaves the live map, its groups and the registry at once. */
   #unwritable(conn: Connection): void {
-    if (!this.#connections.delete(conn.id)) return;
+    if (!this.#served.unwritable(conn)) return;
     leaveGroups(conn);
     this.#registry.call('remove', conn);
   }
 
   #disconnected(conn: Connection, reason: DisconnectReason, error: Error | undefined): void {
-    if (!this.#live.delete(conn)) return;
+    if (!this.#served.closed(conn, reason, error)) return;
     this.#gate.release(conn.remoteAddress);
     this.#totals.retire(conn);
-    if (this.#state === 'closing') {
-      if (error === undefined && reason !== 'timeout' && conn[kFlushed]) this.#closeResult.drained++;
-      else this.#closeResult.forced++;
-    }
     this.emit('disconnect', conn, reason, error);
     if (channels.disconnect.hasSubscribers) channels.disconnect.publish({ server: this, connection: conn, reason, error } satisfies DisconnectMessage);
-    if (this.#live.size === 0) this.#onLastDisconnect?.();
   }
 
   #clientError(error: PulsarError, conn: Connection): void {
@@ -492,7 +385,7 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
         this.#totals.heartbeats++;
         this.emit('heartbeat', conn);
       };
-      heartbeat.start(heartbeatHostFor(() => this.#connections.values(), (payload) => this.#options.codec.encode(payload), beat, (conn, error) => this.#expire(conn, error)));
+      heartbeat.start(heartbeatHostFor(() => this.#served.writable.values(), (payload) => this.#options.codec.encode(payload), beat, (conn, error) => this.#expire(conn, error)));
     }
     this.#deadlines.start();
     if (reportInterval !== false) this.#registry.startReports(reportInterval);
