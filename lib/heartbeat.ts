@@ -1,4 +1,5 @@
 import { PulsarError } from './errors.js';
+import { noteWriteProgress, type WriteProgress } from './io/write-progress.js';
 import { sweepPeriod } from './util/sweep.js';
 import { checkInteger, checkKnownOptions, invalidOption } from './util/validate.js';
 
@@ -51,12 +52,9 @@ export interface IdleHeartbeatOptions {
 /** Default heartbeat payload. */
 export const HEARTBEAT_PAYLOAD: Readonly<Buffer> = Buffer.from('HEARTBEAT', 'ascii');
 
-/** Per-connection bookkeeping the policy keeps for itself. */
-interface PeerState {
+/** Per-connection bookkeeping the policy keeps for itself: its last ping, and its output's progress. */
+interface PeerState extends WriteProgress {
   lastPing: number;
-  /** `flushedBytes` when last seen moving, and when. */
-  flushed: number;
-  movedAt: number;
 }
 
 /**
@@ -117,10 +115,7 @@ export class IdleHeartbeat implements HeartbeatPolicy {
     const now = host.now();
     for (const peer of host.connections()) {
       const state = this.#stateOf(peer);
-      if (peer.pendingBytes > 0 && peer.flushedBytes !== state.flushed) {
-        state.flushed = peer.flushedBytes;
-        state.movedAt = now;
-      }
+      noteWriteProgress(state, peer, now);
       const silentFor = now - Math.max(peer.lastSeen, state.movedAt);
       if (this.idleTimeout > 0 && silentFor >= this.idleTimeout) {
         host.kill(peer, new PulsarError('ERR_IDLE_TIMEOUT', `no data for ${silentFor} ms (idle timeout ${this.idleTimeout} ms)`));

@@ -19,3 +19,22 @@ export function kernelTakenBytes(socket: Socket): number | undefined {
   return typeof queued === 'number' && typeof dispatched === 'number' ? dispatched - queued : undefined;
 }
 
+
+/** Write progress last seen on a connection: its `flushedBytes` then, and when they last moved. */
+export interface WriteProgress {
+  flushed: number;
+  movedAt: number;
+}
+
+/**
+ * The one rule for output still moving, used by the idle reaping and the write timeout alike: pending
+ * output whose `flushedBytes` changed since last seen moved at `now` (a slow reader draining is alive and
+ * not stalled, even inside one large write).
+ * @returns whether it moved
+ */
+export function noteWriteProgress(progress: WriteProgress, peer: { readonly pendingBytes: number; readonly flushedBytes: number }, now: number): boolean {
+  if (peer.pendingBytes === 0 || peer.flushedBytes === progress.flushed) return false;
+  progress.flushed = peer.flushedBytes;
+  progress.movedAt = now;
+  return true;
+}

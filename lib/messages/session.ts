@@ -109,7 +109,7 @@ export class MessageSession {
       try {
         value = settings.codec.decode(frame);
       } catch (error) {
-        return this.#refuse(null, malformed(error, null));
+        return this.#badInput(null, malformed(error, null));
       }
       return this.#host.message(value, (this.#messageContext ??= new HandlerContext(undefined)));
     }
@@ -186,7 +186,7 @@ export class MessageSession {
     try {
       value = this.#settings.codec.decode(body);
     } catch (error) {
-      return this.#refuse(ctx, malformed(error, ctx));
+      return this.#badInput(ctx, malformed(error, ctx));
     }
     const { schema } = this.#settings;
     if (schema === null) return this.#handle(value, ctx);
@@ -194,7 +194,7 @@ export class MessageSession {
     try {
       checked = validate(schema, value);
     } catch (error) {
-      return this.#refuse(ctx, schemaFailure(error));
+      return this.#badInput(ctx, schemaFailure(error));
     }
     if (!(checked instanceof Promise)) return this.#handle(checked, ctx);
     if (ctx !== null) this.#answering.set(ctx.requestId!, ctx); // in flight while it validates
@@ -202,13 +202,13 @@ export class MessageSession {
       (valid) => this.#handle(valid, ctx),
       (error: unknown) => {
         if (ctx !== null) this.#answering.delete(ctx.requestId!);
-        this.#refuse(ctx, schemaFailure(error));
+        this.#badInput(ctx, schemaFailure(error));
       },
     );
   }
 
-  /** Reports bad input, and answers a request refused with its code, so that its caller fails at once. */
-  #refuse(ctx: HandlerContext | null, error: PulsarError): undefined {
+  /** Reports bad input, and answers a request that brought it with its code, so that its caller fails at once. */
+  #badInput(ctx: HandlerContext | null, error: PulsarError): undefined {
     if (ctx !== null) this.#writeError(ctx.requestId!, error.code, error.message);
     this.#invalid(error);
     return undefined;

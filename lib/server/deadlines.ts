@@ -1,4 +1,5 @@
 import { PulsarError } from '../errors.js';
+import { noteWriteProgress, type WriteProgress } from '../io/write-progress.js';
 import { sweepPeriod } from '../util/sweep.js';
 
 /** What the deadline sweep reads of a connection. `Connection` satisfies it; tests can fake it. */
@@ -17,12 +18,6 @@ export interface DeadlineLimits {
   readonly frameTimeout: number;
   /** Pending output must make progress within this long (`ERR_SLOW_CONSUMER`). */
   readonly writeTimeout: number;
-}
-
-/** Write progress last seen on a connection: `flushedBytes` then, and when it last moved. */
-interface WriteProgress {
-  flushed: number;
-  movedAt: number;
 }
 
 /**
@@ -93,9 +88,8 @@ export class DeadlineSweep<P extends DeadlinePeer> {
     if (!progress) {
       progress = { flushed: peer.flushedBytes, movedAt: now };
       this.#progress.set(peer, progress);
-    } else if (peer.flushedBytes !== progress.flushed) {
-      progress.flushed = peer.flushedBytes;
-      progress.movedAt = now;
+    } else {
+      noteWriteProgress(progress, peer, now);
     }
     return now - progress.movedAt;
   }
