@@ -1,22 +1,30 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { IdleHeartbeat, PulsarError, type FrameCodec, type LengthFieldLength, type PulsarServerOptions } from 'pulsar';
+import { IdleHeartbeat, LengthPrefixedCodec, PulsarError, PulsarServer, type FrameCodec, type LengthFieldLength, type PulsarServerOptions } from 'pulsar';
 import { codecOf, didYouMean, type CodecSpec } from 'pulsar/tools';
 
 /** The CLI's usage text. */
-export const USAGE = `Usage: pulsar [options]                       serve (below)
+/**
+ * The usage text; every default it states is the library's own, read from a server made with no options
+ * (it is never started) and a default codec and heartbeat.
+ */
+export function usage(): string {
+  const d = new PulsarServer().options;
+  const hb = new IdleHeartbeat();
+  const codec = new LengthPrefixedCodec();
+  return `Usage: pulsar [options]                       serve (below)
        pulsar send [host:]port [message…]     send frames to a server, print the replies (pulsar send --help)
        pulsar bench [host:]port               load a server, measure frames/s and latency (pulsar bench --help)
 
 A length-prefixed TCP echo server with heartbeats, connection reports and graceful shutdown.
 
 Options:
-  --host <addr>             bind address (default $HOST, else 127.0.0.1; IPv6 and 0.0.0.0 work too)
-  -p, --port <n>            TCP port, 0 for a free one (default $PORT, else 8080)
+  --host <addr>             bind address (default $HOST, else ${d.host}; IPv6 and 0.0.0.0 work too)
+  -p, --port <n>            TCP port, 0 for a free one (default $PORT, else ${d.port})
   --unix <path>             listen on this Unix domain socket instead of TCP (a stale file
                             from a crashed run is replaced, a live server's is not)
-  --heartbeat <ms>          heartbeat after this much client silence, 0 = off (default 5000)
-  --report <ms>             registry report interval, 0 = off (default 10000)
+  --heartbeat <ms>          heartbeat after this much client silence, 0 = off (default ${hb.interval})
+  --report <ms>             registry report interval, 0 = off (default ${d.reportInterval || 0})
   --codec <length|varint|lines>
                             framing: a length prefix, a protobuf varint length (it-length-prefixed),
                             or text lines ending \\n or \\r\\n (default length)
@@ -25,26 +33,26 @@ Options:
   --rpc                     with --messages (json unless given): requests answered by id, the
                             reply being the request (try it: pulsar send 8080 --rpc '{"a":1}')
   --length-field <1|2|3|4|8>
-                            size of the length prefix in bytes, for --codec length (default 4)
-  --byte-order <big|little> byte order of the length prefix, for --codec length (default big)
-  --max-frame <bytes>       largest frame payload (default 8m, or what --length-field can say)
-  --idle-timeout <ms>       close clients silent this long, 0 = never (default 0)
+                            size of the length prefix in bytes, for --codec length (default ${codec.lengthFieldLength})
+  --byte-order <big|little> byte order of the length prefix, for --codec length (default ${codec.byteOrder})
+  --max-frame <bytes>       largest frame payload (default ${size(codec.maxFrameLength)}, or what --length-field can say)
+  --idle-timeout <ms>       close clients silent this long, 0 = never (default ${hb.idleTimeout})
   --max-connections <n>     refuse connections beyond n (default unlimited)
   --max-per-address <n>     refuse connections beyond n from one address, IPv6 per /64 (default unlimited)
   --allow <cidr>            only clients in this block may connect (repeatable; default all)
   --deny <cidr>             refuse clients in this block; deny wins over allow (repeatable)
-  --shutdown-timeout <ms>   destroy what is still open this long after SIGINT/SIGTERM (default 10000)
+  --shutdown-timeout <ms>   destroy what is still open this long after SIGINT/SIGTERM (default ${d.shutdownTimeout})
   --max-buffered <bytes>    server-wide budget for partial frames and pending output;
-                            the biggest holders are closed past it, 0 = off (default 256m)
-  --frame-timeout <ms>      a frame begun must be complete within this, 0 = off (default 30000)
+                            the biggest holders are closed past it, 0 = off (default ${size(d.maxBufferedBytes)})
+  --frame-timeout <ms>      a frame begun must be complete within this, 0 = off (default ${d.frameTimeout})
   --max-pending-output <bytes>
-                            close a client whose pending output passes this, 0 = off (default 64m)
-  --write-timeout <ms>      close a client whose pending output stalls this long, 0 = off (default 10000)
+                            close a client whose pending output passes this, 0 = off (default ${size(d.maxPendingOutput)})
+  --write-timeout <ms>      close a client whose pending output stalls this long, 0 = off (default ${d.writeTimeout})
   --rate-limit <N/duration> frames a client may send per duration, e.g. 1000/s (default no limit)
   --rate-limit-bytes <size/duration>
                             bytes a client may send per duration, e.g. 1m/s (default no limit)
   --on-rate-limit <pause|close>
-                            over the rate: stop reading until it refills, or close (default pause)
+                            over the rate: stop reading until it refills, or close (default ${d.onRateLimit})
   --connection-rate <N/duration>
                             new connections one address may open per duration, e.g. 20/10s
                             (IPv6 per /64; default no limit)
@@ -60,7 +68,7 @@ Options:
                             unless given; port 0 picks a free one), and /livez and /readyz
   --health <[host:]port>    serve /livez and /readyz alone (Kubernetes probes)
   --drain-delay <ms>        on SIGTERM, /readyz turns 503 and the server keeps serving this long
-                            before it shuts down (default 0)
+                            before it shuts down (default ${d.drainDelay})
   --reuse-port              with --workers, each worker binds its own socket (SO_REUSEPORT; Node 22.12+)
   --log <text|json>         text logs on stderr, or JSON lines on stdout (default text)
   -h, --help                show this help
@@ -83,10 +91,19 @@ Examples:
   pulsar --max-frame 64k --max-buffered 64m     tighter limits for small frames
   pulsar --codec lines                          a line echo: try it with pulsar send 8080 --codec lines hi
   PORT=9000 pulsar --workers auto               one worker per CPU, port from the environment`;
+}
+
+/** A byte count as the flags write it: `256m`, `8m`, `64k`. */
+function size(bytes: number): string {
+  for (const [unit, factor] of [['g', 1024 ** 3], ['m', 1024 ** 2], ['k', 1024]] as const) {
+    if (bytes % factor === 0 && bytes >= factor) return `${bytes / factor}${unit}`;
+  }
+  return String(bytes);
+}
 
 /** The framing flags (`--codec`, `--length-field`, `--byte-order`, `--max-frame`), as the server and the tools share them. */
 export const CODEC_FLAGS = {
-  codec: { type: 'string', default: 'length' },
+  codec: { type: 'string' },
   'length-field': { type: 'string' },
   'byte-order': { type: 'string' },
   'max-frame': { type: 'string' },
@@ -97,21 +114,21 @@ const OPTIONS = {
   host: { type: 'string' },
   port: { type: 'string', short: 'p' },
   unix: { type: 'string' },
-  heartbeat: { type: 'string', default: '5000' },
-  report: { type: 'string', default: '10000' },
+  heartbeat: { type: 'string' },
+  report: { type: 'string' },
   ...CODEC_FLAGS,
   messages: { type: 'string' },
   rpc: { type: 'boolean', default: false },
-  'idle-timeout': { type: 'string', default: '0' },
+  'idle-timeout': { type: 'string' },
   'max-connections': { type: 'string' },
   'max-per-address': { type: 'string' },
   allow: { type: 'string', multiple: true, default: [] },
   deny: { type: 'string', multiple: true, default: [] },
-  'shutdown-timeout': { type: 'string', default: '10000' },
-  'max-buffered': { type: 'string', default: '256m' },
-  'frame-timeout': { type: 'string', default: '30000' },
-  'max-pending-output': { type: 'string', default: '64m' },
-  'write-timeout': { type: 'string', default: '10000' },
+  'shutdown-timeout': { type: 'string' },
+  'max-buffered': { type: 'string' },
+  'frame-timeout': { type: 'string' },
+  'max-pending-output': { type: 'string' },
+  'write-timeout': { type: 'string' },
   'rate-limit': { type: 'string' },
   'rate-limit-bytes': { type: 'string' },
   'on-rate-limit': { type: 'string' },
@@ -123,7 +140,7 @@ const OPTIONS = {
   'tls-key': { type: 'string' },
   metrics: { type: 'string' },
   health: { type: 'string' },
-  'drain-delay': { type: 'string', default: '0' },
+  'drain-delay': { type: 'string' },
   'reuse-port': { type: 'boolean', default: false },
   redis: { type: 'string' },
   'redis-ttl': { type: 'string' },
@@ -146,9 +163,9 @@ export interface CliOptions {
   /** `--redis` and `--redis-ttl`: the fleet's Redis, if any. */
   redis: { url: string; ttl: number | undefined } | undefined;
   /** Where to serve `/metrics` (`--metrics`), if anywhere. */
-  metrics: { host: string; port: number } | undefined;
+  metrics: { host?: string; port: number } | undefined;
   /** Where to serve `/livez` and `/readyz` alone (`--health`), if anywhere. */
-  health: { host: string; port: number } | undefined;
+  health: { host?: string; port: number } | undefined;
   /** True when systemd passed the listening socket (fd 3): served instead of binding. */
   socketActivated: boolean;
   log: 'text' | 'json';
@@ -164,7 +181,7 @@ const FLAG_OF_OPTION: Readonly<Record<string, string>> = {
   allow: '--allow', deny: '--deny', shutdownTimeout: '--shutdown-timeout', maxBufferedBytes: '--max-buffered',
   frameTimeout: '--frame-timeout', maxPendingOutput: '--max-pending-output', writeTimeout: '--write-timeout',
   proxyProtocol: '--proxy-protocol', trustedProxies: '--trusted-proxy', tls: '--tls-cert', workers: '--workers',
-  url: '--redis', ttl: '--redis-ttl', drainDelay: '--drain-delay', reusePort: '--reuse-port', 'rateLimit.frames': '--rate-limit', 'rateLimit.bytes': '--rate-limit-bytes',
+  url: '--redis', ttl: '--redis-ttl', kind: '--codec', drainDelay: '--drain-delay', reusePort: '--reuse-port', 'rateLimit.frames': '--rate-limit', 'rateLimit.bytes': '--rate-limit-bytes',
   'rateLimit.interval': '--rate-limit', onRateLimit: '--on-rate-limit', 'connectionRate.count': '--connection-rate',
   'connectionRate.interval': '--connection-rate',
 };
@@ -199,38 +216,47 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env, p
   if (values.log !== 'text' && values.log !== 'json') throw new UsageError(`--log must be 'text' or 'json', got '${values.log}'`);
   if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
   if (values['redis-ttl'] !== undefined && values.redis === undefined) throw new UsageError('--redis-ttl needs --redis');
-  const port = values.port ?? nonEmpty(env.PORT);
-  const host = values.host ?? nonEmpty(env.HOST);
+  // The environment's HOST and PORT do not apply to a Unix socket.
+  const port = values.port ?? (values.unix === undefined ? nonEmpty(env.PORT) : undefined);
+  const host = values.host ?? (values.unix === undefined ? nonEmpty(env.HOST) : undefined);
   // systemd socket activation (sd_listen_fds): the sockets are fds 3 on, for this very process.
   const socketActivated = env.LISTEN_PID === String(pid) && Number(env.LISTEN_FDS) >= 1;
   if (socketActivated && values.workers !== '1') throw new UsageError('--workers cannot serve a socket systemd passed (LISTEN_FDS): serve it in one process');
-  const address = socketActivated ? { fd: 3 } : values.unix !== undefined
-    ? { path: values.unix, ...(values.host === undefined ? {} : { host }), ...(values.port === undefined ? {} : { port: whole('--port', values.port) }) }
-    : { host: host ?? '127.0.0.1', port: port === undefined ? 8080 : whole(values.port === undefined ? 'PORT (environment)' : '--port', port) };
-  const heartbeat = whole('--heartbeat', values.heartbeat);
-  const idleTimeout = whole('--idle-timeout', values['idle-timeout']);
-  const report = whole('--report', values.report);
+  const address = socketActivated ? { fd: 3 } : {
+    ...(values.unix === undefined ? {} : { path: values.unix }),
+    ...(host === undefined ? {} : { host }),
+    ...(port === undefined ? {} : { port: whole(values.port === undefined ? 'PORT (environment)' : '--port', port) }),
+  };
+  // Only what was given: every default is the library's own.
+  const given = <T>(text: string | undefined, parse: (text: string) => T): T | undefined => (text === undefined ? undefined : parse(text));
+  const heartbeat = given(values.heartbeat, (text) => whole('--heartbeat', text));
+  const idleTimeout = given(values['idle-timeout'], (text) => whole('--idle-timeout', text));
+  const report = given(values.report, (text) => whole('--report', text));
   const server: PulsarServerOptions = {
     ...address,
-    codec: codecFrom(values.codec, values['length-field'], values['byte-order'], values['max-frame']),
-    heartbeat: heartbeat > 0 || idleTimeout > 0 ? asUsageError(() => new IdleHeartbeat({ interval: heartbeat, idleTimeout })) : false,
-    reportInterval: report > 0 ? report : false,
-    shutdownTimeout: whole('--shutdown-timeout', values['shutdown-timeout']),
-    maxBufferedBytes: byteSize('--max-buffered', values['max-buffered']),
-    frameTimeout: whole('--frame-timeout', values['frame-timeout']),
-    maxPendingOutput: byteSize('--max-pending-output', values['max-pending-output']),
-    writeTimeout: whole('--write-timeout', values['write-timeout']),
-    proxyProtocol: values['proxy-protocol'],
-    allow: values.allow,
-    deny: values.deny,
-    ...(values['trusted-proxy'].length === 0 ? {} : { trustedProxies: values['trusted-proxy'] }),
-    ...(values['max-connections'] === undefined ? {} : { maxConnections: whole('--max-connections', values['max-connections']) }),
-    ...(values['max-per-address'] === undefined ? {} : { maxConnectionsPerAddress: whole('--max-per-address', values['max-per-address']) }),
-    ...(values['tls-cert'] === undefined ? {} : { tls: tlsFiles(values['tls-cert'], values['tls-key']!) }),
-    drainDelay: whole('--drain-delay', values['drain-delay']),
-    ...(values['reuse-port'] ? { reusePort: true } : {}),
+    ...(values.codec === undefined && values['length-field'] === undefined && values['byte-order'] === undefined && values['max-frame'] === undefined
+      ? {}
+      : { codec: codecFrom(values.codec, values['length-field'], values['byte-order'], values['max-frame']) }),
+    ...(heartbeat === undefined && idleTimeout === undefined ? {} : { heartbeat: heartbeatFrom(heartbeat, idleTimeout) }),
+    ...(report === undefined ? {} : { reportInterval: report > 0 ? report : false }),
+    ...defined({
+      shutdownTimeout: given(values['shutdown-timeout'], (text) => whole('--shutdown-timeout', text)),
+      maxBufferedBytes: given(values['max-buffered'], (text) => byteSize('--max-buffered', text)),
+      frameTimeout: given(values['frame-timeout'], (text) => whole('--frame-timeout', text)),
+      maxPendingOutput: given(values['max-pending-output'], (text) => byteSize('--max-pending-output', text)),
+      writeTimeout: given(values['write-timeout'], (text) => whole('--write-timeout', text)),
+      drainDelay: given(values['drain-delay'], (text) => whole('--drain-delay', text)),
+      maxConnections: given(values['max-connections'], (text) => whole('--max-connections', text)),
+      maxConnectionsPerAddress: given(values['max-per-address'], (text) => whole('--max-per-address', text)),
+      connectionRate: given(values['connection-rate'], (text) => rate('--connection-rate', text)),
+      tls: values['tls-cert'] === undefined ? undefined : tlsFiles(values['tls-cert'], values['tls-key']!),
+      trustedProxies: values['trusted-proxy'].length === 0 ? undefined : values['trusted-proxy'],
+      allow: values.allow.length === 0 ? undefined : values.allow,
+      deny: values.deny.length === 0 ? undefined : values.deny,
+      proxyProtocol: values['proxy-protocol'] ? true : undefined,
+      reusePort: values['reuse-port'] ? true : undefined,
+    }),
     ...rateLimitFrom(values['rate-limit'], values['rate-limit-bytes'], values['on-rate-limit']),
-    ...(values['connection-rate'] === undefined ? {} : { connectionRate: rate('--connection-rate', values['connection-rate']) }),
   };
   const format = values.messages ?? (values.rpc ? 'json' : undefined);
   if (format !== undefined && format !== 'json' && format !== 'msgpack') throw new UsageError(`--messages must be json or msgpack, got '${format}'`);
@@ -257,14 +283,10 @@ export function usageMessage(error: Error, flags: readonly string[]): string {
   return `unknown option '${flag}'${hint === '' ? '' : ` (${hint})`}`;
 }
 
-/** The framing flags' codec, described; checked by building it (what the codec refuses names its flag). */
-export function codecSpecFrom(kind: string, lengthField: string | undefined, byteOrder: string | undefined, maxFrame: string | undefined): CodecSpec {
-  if (kind !== 'length' && (lengthField !== undefined || byteOrder !== undefined)) {
-    throw new UsageError(`--length-field and --byte-order apply to --codec length, not '${kind}'`);
-  }
-  if (kind !== 'length' && kind !== 'varint' && kind !== 'lines') throw new UsageError(`--codec must be length, varint or lines, got '${kind}'`);
+/** The framing flags' codec, described; checked by building it (what `codecOf` refuses names its flag). */
+export function codecSpecFrom(kind: string | undefined, lengthField: string | undefined, byteOrder: string | undefined, maxFrame: string | undefined): CodecSpec {
   const spec: CodecSpec = {
-    kind,
+    ...(kind === undefined ? {} : { kind: kind as 'length' }),
     ...(maxFrame === undefined ? {} : { maxFrameLength: byteSize('--max-frame', maxFrame, 2 ** 32 - 1) }),
     ...(lengthField === undefined ? {} : { lengthFieldLength: whole('--length-field', lengthField) as LengthFieldLength }),
     ...(byteOrder === undefined ? {} : { byteOrder: byteOrder as 'big' }),
@@ -274,7 +296,7 @@ export function codecSpecFrom(kind: string, lengthField: string | undefined, byt
 }
 
 /** The codec of the framing flags. */
-function codecFrom(kind: string, lengthField: string | undefined, byteOrder: string | undefined, maxFrame: string | undefined): FrameCodec {
+function codecFrom(kind: string | undefined, lengthField: string | undefined, byteOrder: string | undefined, maxFrame: string | undefined): FrameCodec {
   return codecOf(codecSpecFrom(kind, lengthField, byteOrder, maxFrame));
 }
 
@@ -308,7 +330,8 @@ function rate(flag: string, text: string, bytes = false): { count: number; inter
   }
   const count = bytes ? byteSize(flag, match[1]!) : Number(match[1]);
   const interval = Number(match[2] === '' ? 1 : match[2]) * DURATION_UNITS[match[3]!.toLowerCase()]!;
-  if (count === 0) throw new UsageError(`${flag} must allow at least 1 per duration, got '${text}'`);
+  // A rate over no time cannot be converted to another interval (--rate-limit-bytes to --rate-limit's):
+  // parsing, not the range check, which is the library's.
   if (interval === 0) throw new UsageError(`${flag} needs a duration above 0, got '${text}'`);
   return { count, interval };
 }
@@ -325,11 +348,23 @@ function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value === '' ? undefined : value;
 }
 
-/** `port`, `host:port` or `[v6]:port`; the host defaults to 127.0.0.1. */
-export function hostAndPort(flag: string, text: string): { host: string; port: number } {
-  const match = /^(?:(?:\[([^\]]+)\]|([^:]+)):)?(\d{1,5})$/.exec(text);
-  if (!match || Number(match[3]) > 65535) throw new UsageError(`${flag} must be a port or host:port, got '${text}'`);
-  return { host: match[1] ?? match[2] ?? '127.0.0.1', port: Number(match[3]) };
+/** `port`, `host:port` or `[v6]:port` (the host left to the library's default when not given); the range is the library's to check. */
+export function hostAndPort(flag: string, text: string): { host?: string; port: number } {
+  const match = /^(?:(?:\[([^\]]+)\]|([^:]+)):)?(\d+)$/.exec(text);
+  if (!match) throw new UsageError(`${flag} must be a port or host:port, got '${text}'`);
+  const host = match[1] ?? match[2];
+  return { ...(host === undefined ? {} : { host }), port: Number(match[3]) };
+}
+
+/** The options whose value is not `undefined`. */
+function defined<T extends object>(options: T): Partial<T> {
+  return Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as Partial<T>;
+}
+
+/** `--heartbeat` and `--idle-timeout`: the heartbeat, the library's defaults for what was not given; both 0: none. */
+function heartbeatFrom(interval: number | undefined, idleTimeout: number | undefined): IdleHeartbeat | false {
+  const heartbeat = asUsageError(() => new IdleHeartbeat({ ...(interval === undefined ? {} : { interval }), ...(idleTimeout === undefined ? {} : { idleTimeout }) }));
+  return heartbeat.interval === 0 && heartbeat.idleTimeout === 0 ? false : heartbeat;
 }
 
 const SIZE_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };

@@ -105,12 +105,12 @@ function parse<O extends NonNullable<ParseArgsConfig['options']>>(argv: string[]
 }
 
 /** `[host:]port`, the tools' first argument. */
-function target(positionals: string[]): { host: string; port: number } {
+function target(positionals: string[]): { host?: string; port: number } {
   const where = positionals[0];
   if (where === undefined) throw new UsageError('missing [host:]port: where the server listens');
-  const { host, port } = hostAndPort('[host:]port', where);
-  if (port === 0) throw new UsageError(`[host:]port needs a port above 0, got '${where}'`);
-  return { host, port };
+  const address = hostAndPort('[host:]port', where);
+  if (address.port === 0 || address.port > 65535) throw new UsageError(`[host:]port needs a port from 1 to 65535, got '${where}'`);
+  return address;
 }
 
 /** A whole number of at least `min`. */
@@ -140,9 +140,9 @@ export function parseSend(argv: string[], stdinIsTty: boolean): Parsed<SendOptio
   return {
     help: false,
     options: {
-      host, port,
+      ...(host === undefined ? {} : { host }), port,
       codec: codecOf(codecSpecFrom(values.codec, values['length-field'], values['byte-order'], values['max-frame'])),
-      tls: values.tls ? { ...(values.ca === undefined ? {} : { ca: readPem('--ca', values.ca) }), rejectUnauthorized: !values.insecure, ...(isIP(host) === 0 ? { servername: host } : {}) } : false,
+      tls: values.tls ? { ...(values.ca === undefined ? {} : { ca: readPem('--ca', values.ca) }), rejectUnauthorized: !values.insecure, ...(host !== undefined && isIP(host) === 0 ? { servername: host } : {}) } : false,
       messages,
       mode: values.hex ? 'hex' : values.json || values.rpc ? 'json' : 'auto',
       rpc: values.rpc,
@@ -163,7 +163,7 @@ export function parseBench(argv: string[]): Parsed<BenchOptions> & { json?: bool
     help: false,
     json: values.json,
     options: {
-      host, port,
+      ...(host === undefined ? {} : { host }), port,
       codec: codecSpecFrom(values.codec, values['length-field'], values['byte-order'], values['max-frame']),
       connections: atLeast('--connections', values.connections, 1),
       depth: atLeast('--depth', values.depth, 1),
@@ -201,8 +201,11 @@ export async function runBench(argv: string[]): Promise<number> {
       ...(live ? { onProgress: ({ second, framesPerSec }) => process.stderr.write(`\r\x1b[K  ${second <= 0 ? 'warming up' : `second ${second}`}: ${Math.round(framesPerSec).toLocaleString('en-US')} frames/s`) } : {}),
     });
   } catch (error) {
-    const { code, message } = error as NodeJS.ErrnoException;
-    process.stderr.write(`${live ? '\r\x1b[K' : ''}pulsar bench: cannot run against ${parsed.options.host}:${parsed.options.port}: ${message}${code && !message.includes(code) ? ` (${code})` : ''}\n`);
+    const { code, message, address } = error as NodeJS.ErrnoException & { address?: string };
+    // Node's error names the address it tried; the host is the library's default when none was given.
+    const host = parsed.options.host ?? address;
+    const at = host === undefined ? `port ${parsed.options.port}` : `${host}:${parsed.options.port}`;
+    process.stderr.write(`${live ? '\r\x1b[K' : ''}pulsar bench: cannot run against ${at}: ${message}${code && !message.includes(code) ? ` (${code})` : ''}\n`);
     return 1;
   }
   if (live) process.stderr.write('\r\x1b[K');

@@ -185,8 +185,8 @@ describe('codecs over sockets', function () {
     });
 
     for (const [args, reason] of [
-      [['--codec', 'json'], /^pulsar: --codec must be length, varint or lines, got 'json'$/],
-      [['--codec', 'lines', '--length-field', '2'], /^pulsar: --length-field and --byte-order apply to --codec length, not 'lines'$/],
+      [['--codec', 'json'], /^pulsar: --codec must be 'length', 'varint' or 'lines', got 'json' \(string\)$/],
+      [['--codec', 'lines', '--length-field', '2'], /^pulsar: --length-field applies to kind 'length', not 'lines', got 2 \(number\)$/],
       [['--length-field', '5'], /^pulsar: --length-field must be 1, 2, 3, 4 or 8, got 5/],
       [['--byte-order', 'middle'], /^pulsar: --byte-order must be 'big' or 'little', got 'middle'/],
       [['--length-field', '1', '--max-frame', '1k'], /^pulsar: --max-frame must be an integer from 0 to 255, got 1024/],

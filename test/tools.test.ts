@@ -258,7 +258,7 @@ describe('the tools\' usage', () => {
       [['send', 'nowhere', 'x'], '[host:]port must be a port or host:port'],
       [['send', '8080', '--hex', '--json', 'x'], '--hex reads and shows bytes'],
       [['send', '8080', '--ca', 'x.pem', 'x'], '--ca and --insecure go with --tls'],
-      [['send', '8080', '--codec', 'morse', 'x'], '--codec must be length, varint or lines'],
+      [['send', '8080', '--codec', 'morse', 'x'], "--codec must be 'length', 'varint' or 'lines'"],
     ] as const) {
       const run = await pulsar([...args]);
       expect(run.code, args.join(' ')).to.equal(2);

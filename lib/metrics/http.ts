@@ -1,5 +1,5 @@
 import { messageOf } from '../util/format.js';
-import { healthCheck, listenHttp, type HealthSource, type HttpEndpoint } from '../server/health.js';
+import { checkEndpoint, healthCheck, listenHttp, type HealthSource, type HttpEndpoint } from '../server/health.js';
 import { checkKnownOptions } from '../util/validate.js';
 
 /** The content type of Prometheus's text exposition format. */
@@ -29,6 +29,7 @@ export interface MetricsEndpoint extends HttpEndpoint {
  */
 export async function serveMetrics(collect: () => Promise<string>, options: MetricsEndpointOptions = {}): Promise<MetricsEndpoint> {
   checkKnownOptions('serveMetrics', options, { host: true, port: true, health: true });
+  const { host, port } = checkEndpoint('serveMetrics', options.host ?? '127.0.0.1', options.port ?? 9464);
   const health = options.health === undefined ? null : healthCheck(options.health);
   const endpoint = await listenHttp((request, response) => {
     if (health?.(request, response)) return;
@@ -41,6 +42,6 @@ export async function serveMetrics(collect: () => Promise<string>, options: Metr
       (text) => response.writeHead(200, { 'content-type': CONTENT_TYPE }).end(text),
       (error: unknown) => response.writeHead(500, { 'content-type': 'text/plain' }).end(`${messageOf(error)}\n`),
     );
-  }, options.host ?? '127.0.0.1', options.port ?? 9464, options.health);
+  }, host, port, options.health);
   return { ...endpoint, url: `${endpoint.url}/metrics` };
 }

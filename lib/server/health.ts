@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostPort } from '../util/format.js';
-import { checkKnownOptions } from '../util/validate.js';
+import { checkInteger, checkKnownOptions, invalidOption } from '../util/validate.js';
 
 /**
  * Where a server is in its life, as a load balancer or Kubernetes asks: `starting` (not listening yet),
@@ -87,10 +87,20 @@ export interface HttpEndpoint {
  */
 export function serveHealth(source: HealthSource, options: HealthEndpointOptions = {}): Promise<HttpEndpoint> {
   checkKnownOptions('serveHealth', options, { host: true, port: true });
+  const { host, port } = checkEndpoint('serveHealth', options.host ?? '127.0.0.1', options.port ?? 8081);
   const health = healthCheck(source);
   return listenHttp((request, response) => {
     if (!health(request, response)) response.writeHead(404, { 'content-type': 'text/plain' }).end('not found: GET /livez or /readyz\n');
-  }, options.host ?? '127.0.0.1', options.port ?? 8081, source);
+  }, host, port, source);
+}
+
+/**
+ * An HTTP endpoint's `host` and `port`, checked.
+ * @throws {PulsarError} `ERR_INVALID_OPTION` for an empty host or a port that is not 0–65535
+ */
+export function checkEndpoint(owner: string, host: unknown, port: unknown): { host: string; port: number } {
+  if (typeof host !== 'string' || host === '') throw invalidOption(owner, 'host', 'must be a non-empty string', host);
+  return { host, port: checkInteger(owner, 'port', port as number, 0, 65535) };
 }
 
 /**
