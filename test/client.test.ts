@@ -1,34 +1,15 @@
 // PulsarClient against a real PulsarServer over loopback. Every wait is on an event or a promise, bounded.
 import { expect } from 'chai';
-import { IdleHeartbeat, LengthPrefixedCodec, PulsarClient, PulsarError, PulsarServer, type PulsarClientOptions } from '../lib/index.js';
-import { onCleanup, rejection, startServer, when } from './helpers.js';
-
-/** A connected client, closed after the test. */
-async function connect(port: number, options: PulsarClientOptions = {}): Promise<PulsarClient> {
-  const client = new PulsarClient({ port, ...options });
-  onCleanup(() => client.close());
-  await client.connect();
-  return client;
-}
-
-/** Resolves with the client's next `event`, failing after `ms`. */
-function next<T extends unknown[]>(client: PulsarClient, event: 'frame' | 'heartbeat' | 'error' | 'close' | 'reconnecting' | 'reconnect', ms = 5000): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no '${event}' within ${ms} ms`)), ms);
-    client.once(event, (...args: unknown[]) => {
-      clearTimeout(timer);
-      resolve(args as T);
-    });
-  });
-}
+import { IdleHeartbeat, LengthPrefixedCodec, PulsarClient, PulsarError, PulsarServer } from '../lib/index.js';
+import { connectClient, nextEvent, onCleanup, rejection, startServer, when } from './helpers.js';
 
 describe('PulsarClient', () => {
   describe('frames', () => {
     it('sends frames and gets the echo through request(), frame events and the async iterator', async () => {
       const { port } = await startServer();
-      const client = await connect(port);
+      const client = await connectClient(port);
       expect(String(await client.request('ping'))).to.equal('ping');
-      const [frame] = await Promise.all([next<[Buffer]>(client, 'frame'), client.send('event')]);
+      const [frame] = await Promise.all([nextEvent(client, 'frame'), client.send('event')]);
       expect(String(frame[0])).to.equal('event');
       const frames = client[Symbol.asyncIterator]();
       const first = frames.next(); // iteration starts here, before anything more arrives
@@ -43,7 +24,7 @@ describe('PulsarClient', () => {
 
     it('answers concurrent requests in order, each with its own frame', async () => {
       const { port } = await startServer();
-      const client = await connect(port);
+      const client = await connectClient(port);
       const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => client.request(`request ${i}`)));
       expect(answers.map(String)).to.deep.equal(Array.from({ length: 50 }, (_, i) => `request ${i}`));
     });
@@ -51,7 +32,7 @@ describe('PulsarClient', () => {
     it('uses the codec it is given, as the server does', async () => {
       const codec = () => new LengthPrefixedCodec({ lengthFieldLength: 2, byteOrder: 'little', maxFrameLength: 65535 });
       const { port } = await startServer({ codec: codec() });
-      const client = await connect(port, { codec: codec() });
+      const client = await connectClient(port, { codec: codec() });
       const big = Buffer.alloc(60000, 0x42);
       expect((await client.request(big)).equals(big)).to.equal(true);
       expect(() => client.send(Buffer.alloc(65536))).to.throw(PulsarError).with.property('code', 'ERR_FRAME_TOO_LARGE');
@@ -61,10 +42,10 @@ describe('PulsarClient', () => {
   describe('heartbeats and dead servers', () => {
     it('surfaces server heartbeats as heartbeat events, not data, and not as answers to requests', async () => {
       const { port } = await startServer({ heartbeat: new IdleHeartbeat({ interval: 50 }) });
-      const client = await connect(port);
+      const client = await connectClient(port);
       const frames: Buffer[] = [];
       client.on('frame', (f) => frames.push(f));
-      const [beat] = await next<[Buffer]>(client, 'heartbeat');
+      const [beat] = await nextEvent(client, 'heartbeat');
       expect(String(beat)).to.equal('HEARTBEAT');
       expect(String(await client.request('after'))).to.equal('after');
       expect(frames).to.have.length(0);
@@ -72,22 +53,22 @@ describe('PulsarClient', () => {
 
     it('treats heartbeats as data with heartbeatPayload: false', async () => {
       const { port } = await startServer({ heartbeat: new IdleHeartbeat({ interval: 50 }) });
-      const client = await connect(port, { heartbeatPayload: false });
-      const [frame] = await next<[Buffer]>(client, 'frame');
+      const client = await connectClient(port, { heartbeatPayload: false });
+      const [frame] = await nextEvent(client, 'frame');
       expect(String(frame)).to.equal('HEARTBEAT');
     });
 
     it('reports a server silent for silenceTimeout as ERR_SERVER_SILENT and closes', async () => {
       const { port } = await startServer(); // heartbeats off: it never speaks first
-      const client = await connect(port, { silenceTimeout: 100 });
-      const [[error]] = await Promise.all([next<[PulsarError]>(client, 'error'), next(client, 'close')]);
+      const client = await connectClient(port, { silenceTimeout: 100 });
+      const [[error]] = await Promise.all([nextEvent(client, 'error'), nextEvent(client, 'close')]);
       expect(error.code).to.equal('ERR_SERVER_SILENT');
       expect(client.connected).to.equal(false);
     });
 
     it('keeps a server that sends heartbeats alive past silenceTimeout', async () => {
       const { port } = await startServer({ heartbeat: new IdleHeartbeat({ interval: 40 }) });
-      const client = await connect(port, { silenceTimeout: 400 });
+      const client = await connectClient(port, { silenceTimeout: 400 });
       let beats = 0;
       client.on('heartbeat', () => beats++);
       await when(client, ['heartbeat'], () => beats >= 15, '15 heartbeats (well past the silence timeout)');
@@ -108,10 +89,10 @@ describe('PulsarClient', () => {
           return answered;
         },
       });
-      const client = await connect(port);
+      const client = await connectClient(port);
       const slow = client.request('slow', { timeout: 50 });
       const queued = client.request('queued behind it', { timeout: 5000 });
-      const reconnected = next(client, 'reconnect');
+      const reconnected = nextEvent(client, 'reconnect');
       expect((await rejection(slow)).code).to.equal('ERR_REQUEST_TIMEOUT');
       const reset = await rejection(queued);
       expect(reset.code).to.equal('ERR_CONNECTION_CLOSED');
@@ -123,14 +104,14 @@ describe('PulsarClient', () => {
 
     it('refuses a request equal to the heartbeat payload, whose answer could not be told from a heartbeat', async () => {
       const { port } = await startServer();
-      const client = await connect(port);
+      const client = await connectClient(port);
       expect((await rejection(client.request('HEARTBEAT'))).code).to.equal('ERR_INVALID_PAYLOAD');
       expect(String(await client.request('ping'))).to.equal('ping');
     });
 
     it('rejects pending requests with ERR_CONNECTION_CLOSED when the connection is lost', async () => {
       const { server, port } = await startServer({ handler: () => {} }); // never answers
-      const client = await connect(port);
+      const client = await connectClient(port);
       const errors: PulsarError[] = [];
       client.on('error', (error) => errors.push(error));
       const pending = client.request('unanswered');
@@ -144,7 +125,7 @@ describe('PulsarClient', () => {
 
     it('rejects connect() with the real error, and a second connect() with ERR_CLIENT_STATE', async () => {
       const { server, port } = await startServer();
-      const client = await connect(port);
+      const client = await connectClient(port);
       expect((await rejection(client.connect())).code).to.equal('ERR_CLIENT_STATE');
       await server.close();
       const refused = new PulsarClient({ port });
@@ -162,7 +143,7 @@ describe('PulsarClient', () => {
 
     it('rejects a request() whose timeout a timer cannot hold, and still answers the next', async () => {
       const { port } = await startServer();
-      const client = await connect(port, { requestTimeout: 2 ** 31 - 1 });
+      const client = await connectClient(port, { requestTimeout: 2 ** 31 - 1 });
       expect((await rejection(client.request('x', { timeout: 2 ** 31 }))).code).to.equal('ERR_INVALID_OPTION');
       expect(String(await client.request('still here'))).to.equal('still here');
     });
@@ -181,12 +162,12 @@ describe('PulsarClient', () => {
       const delays: number[] = [];
       client.on('reconnecting', ({ delay }) => delays.push(delay));
       await first.server.close();
-      await next(client, 'reconnecting');
+      await nextEvent(client, 'reconnecting');
       expect(client.state).to.equal('reconnecting');
       const second = new PulsarServer({ port: first.port, heartbeat: false, reportInterval: false });
       onCleanup(() => second.close());
       await second.listen();
-      const [{ attempt }] = await next<[{ attempt: number }]>(client, 'reconnect');
+      const [{ attempt }] = await nextEvent(client, 'reconnect');
       expect(client.state).to.equal('open');
       expect(attempt).to.be.at.least(1);
       expect(delays.every((d, i) => d >= Math.min(100, 20 * 2 ** i) / 2 && d <= Math.min(100, 20 * 2 ** i))).to.equal(true);
@@ -200,12 +181,12 @@ describe('PulsarClient', () => {
 
     it('gives up after maxAttempts with an error, then closes', async () => {
       const { server, port } = await startServer();
-      const client = await connect(port, { reconnect: { initialDelay: 10, maxDelay: 20, maxAttempts: 2 } });
+      const client = await connectClient(port, { reconnect: { initialDelay: 10, maxDelay: 20, maxAttempts: 2 } });
       let attempts = 0;
       client.on('reconnecting', () => attempts++);
       const errors: PulsarError[] = [];
       client.on('error', (e) => errors.push(e as PulsarError));
-      const closed = next(client, 'close');
+      const closed = nextEvent(client, 'close');
       await server.close();
       await closed;
       expect(attempts).to.equal(2);
@@ -214,7 +195,7 @@ describe('PulsarClient', () => {
 
     it('does not reconnect after close()', async () => {
       const { port } = await startServer();
-      const client = await connect(port, { reconnect: { initialDelay: 10 } });
+      const client = await connectClient(port, { reconnect: { initialDelay: 10 } });
       let reconnecting = 0;
       client.on('reconnecting', () => reconnecting++);
       await client.close();

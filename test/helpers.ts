@@ -3,13 +3,13 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { once, type EventEmitter as NodeEmitter } from 'node:events';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { expect } from 'chai';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import net from 'node:net';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import type { EventEmitter } from 'eventemitter3';
-import { PulsarClient, PulsarServer, type ConnectionData, type PulsarClientOptions, type PulsarError, type PulsarServerEvents, type PulsarServerOptions } from '../lib/index.js';
+import { PulsarClient, PulsarServer, type ConnectionData, type Inbound, type PulsarClientEvents, type PulsarClientOptions, type PulsarError, type PulsarServerEvents, type PulsarServerOptions } from '../lib/index.js';
 
 v8.setFlagsFromString('--expose-gc');
 /** V8's collector, for tests that measure what stays referenced. */
@@ -72,26 +72,25 @@ export async function rejection(promise: Promise<unknown>): Promise<PulsarError>
   throw new Error('expected a rejection');
 }
 
-/** Waits for `event` on a pulsar server, failing after `ms`. */
-export function nextEvent<K extends keyof PulsarServerEvents>(
-  server: PulsarServer,
-  event: K,
-  ms = 5000,
-  filter: (...args: PulsarServerEvents[K]) => boolean = () => true,
-): Promise<PulsarServerEvents[K]> {
+/** Waits for `event` (the next one `filter` accepts) on a pulsar server, a client or any emitter, failing after `ms`. */
+export function nextEvent<K extends keyof PulsarServerEvents>(server: PulsarServer, event: K, ms?: number, filter?: (...args: PulsarServerEvents[K]) => boolean): Promise<PulsarServerEvents[K]>;
+export function nextEvent<M, S, K extends keyof PulsarClientEvents<Inbound<M, S>>>(client: PulsarClient<M, S>, event: K, ms?: number, filter?: (...args: PulsarClientEvents<Inbound<M, S>>[K]) => boolean): Promise<PulsarClientEvents<Inbound<M, S>>[K]>;
+export function nextEvent<T extends unknown[] = unknown[]>(emitter: NodeEmitter, event: string, ms?: number, filter?: (...args: T) => boolean): Promise<T>;
+export function nextEvent(source: PulsarServer | PulsarClient<unknown, unknown> | NodeEmitter, event: string, ms = 5000, filter: (...args: unknown[]) => boolean = () => true): Promise<unknown[]> {
+  // One way to listen for all three: their own typings of a generic event differ, their behaviour does not.
+  const emitter = source as NodeEmitter;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
-      server.off(event, listener);
-      reject(new Error(`no '${String(event)}' event within ${ms} ms`));
+      emitter.off(event, listener);
+      reject(new Error(`no '${event}' event within ${ms} ms`));
     }, ms);
-    // eventemitter3 types a listener of a generic event K by its own mapped type, not by the tuple.
-    const listener = ((...args: PulsarServerEvents[K]): void => {
+    const listener = (...args: unknown[]): void => {
       if (!filter(...args)) return;
       clearTimeout(timer);
-      server.off(event, listener);
+      emitter.off(event, listener);
       resolve(args);
-    }) as EventEmitter.EventListener<PulsarServerEvents, K>;
-    server.on(event, listener);
+    };
+    emitter.on(event, listener);
   });
 }
 
@@ -343,11 +342,11 @@ export function runCommand(command: string, args: string[], options: { input?: s
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
-/** Runs a command that must succeed, and returns its output; a failure throws with what it printed. */
+/** Runs a command that must succeed, and returns its output, trimmed; a failure throws with what it printed. */
 export function succeed(command: string, args: string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): string {
   const result = runCommand(command, args, options);
   if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} exited ${result.status}:\n${result.stdout}${result.stderr}`);
-  return result.stdout;
+  return result.stdout.trim();
 }
 
 /** A self-signed EC certificate and key made by `openssl` in `dir` (as `name.pem` and `name-key.pem`), valid for a day. */
@@ -368,4 +367,38 @@ export function record(server: PulsarServer) {
   server.on('clientError', (error, conn) => clientErrors.push({ code: (error as PulsarError).code, remote: conn.remote }));
   server.on('disconnect', (conn, reason, error) => disconnects.push({ id: conn.id, reason, code: (error as PulsarError | undefined)?.code }));
   return { clientErrors, disconnects };
+}
+
+/** GET `url`: its status, content type and body. */
+export async function httpGet(url: string): Promise<{ status: number; type: string | null; body: string }> {
+  const response = await fetch(url);
+  return { status: response.status, type: response.headers.get('content-type'), body: await response.text() };
+}
+
+/** The resident set size of process `pid` now and at its peak, in bytes (from /proc). */
+export function memoryOf(pid: number): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)![1]) * 1024;
+  return { rss: kib('VmRSS'), peak: kib('VmHWM') };
+}
+
+/** A payload of `size` bytes whose first 4 bytes number it `n` (the rest the low byte of `n`). */
+export function numbered(n: number, size: number): Buffer {
+  const payload = Buffer.alloc(size, n & 0xff);
+  payload.writeUInt32BE(n, 0);
+  return payload;
+}
+
+/** `n` frames of {@link numbered} payloads of `size` bytes, counting from `from`, as one buffer. */
+export function numberedFrames(n: number, size: number, from = 0): Buffer {
+  return Buffer.concat(Array.from({ length: n }, (_, i) => frame(numbered(from + i, size))));
+}
+
+/** Checks that `client` got the numbered frames 0..n-1, in order, each of `size` bytes when given. */
+export function expectNumbered(client: TestClient, n: number, who = 'the client', size?: number): void {
+  expect(client.frames.length, who).to.equal(n);
+  client.frames.forEach((f, i) => {
+    if (size !== undefined) expect(f.length, `${who}: frame ${i}'s size`).to.equal(size);
+    expect(f.readUInt32BE(0), `${who}: frame ${i}'s number`).to.equal(i);
+  });
 }

@@ -1,22 +1,15 @@
 // Resource limits (docs/limits.md) over real sockets: memory bounded whatever clients do. Every test keeps a well-behaved
 // client served while the attack goes on.
 import { expect } from 'chai';
-import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { Cli } from './cli-process.js';
 import type { Connection, PulsarServer } from '../lib/index.js';
 import { DeadlineSweep } from '../lib/server/deadlines.js';
-import { TestClient, clientErrors, frame, nextEvent, onCleanup, record, served, startServer, when } from './helpers.js';
+import { TestClient, clientErrors, frame, memoryOf, nextEvent, onCleanup, record, served, startServer, when } from './helpers.js';
 
 const MiB = 1024 * 1024;
 
 /** A process's resident memory now and at its peak (Linux: /proc/PID/status), in bytes. */
-function memoryOf(pid: number): { rss: number; peak: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)![1]) * 1024;
-  return { rss: kib('VmRSS'), peak: kib('VmHWM') };
-}
-
 /** A client that sends `wire` once; `settled` once it is all sent or the server closed the connection. */
 function attacker(port: number, wire: Buffer): { socket: net.Socket; closed: () => boolean; settled: Promise<void> } {
   const socket = net.connect({ port, host: '127.0.0.1' });

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { IdleHeartbeat, LengthPrefixedCodec, type PulsarServer } from '../lib/index.js';
 import { PulsarMetrics } from '../lib/metrics/index.js';
 import { Cli } from './cli-process.js';
-import { eventually, frame, freePort, needsProgram, nextEvent, onCleanup, startDaemon, startServer, TestClient, when, runCommand, succeed } from './helpers.js';
+import { eventually, frame, freePort, httpGet, needsProgram, nextEvent, onCleanup, startDaemon, startServer, TestClient, when, runCommand, succeed } from './helpers.js';
 
 type Sample = { value: number; labels: Record<string, string | number> };
 
@@ -27,11 +27,6 @@ function valueIn(text: string, name: string, labels = ''): number | undefined {
 async function metricsPort(cli: Cli): Promise<number> {
   const [, port] = await cli.line(/"event":"metrics".*"port":(\d+)/, 'stdout', 10000);
   return Number(port);
-}
-
-async function get(port: number, path = '/metrics'): Promise<{ status: number; type: string | null; text: string }> {
-  const response = await fetch(`http://127.0.0.1:${port}${path}`);
-  return { status: response.status, type: response.headers.get('content-type'), text: await response.text() };
 }
 
 /** The environment without the variables that force colours on (colorette obeys FORCE_COLOR whatever its value). */
@@ -134,14 +129,14 @@ describe('metrics', function () {
     const client = await TestClient.connect(Number(serverPort));
     client.send('x'.repeat(100));
     await client.waitFrames(1);
-    const { status, type, text } = await get(port);
+    const { status, type, body: text } = await httpGet(`http://127.0.0.1:${port}/metrics`);
     expect(status).to.equal(200);
     expect(type).to.equal('text/plain; version=0.0.4; charset=utf-8');
     expect(valueIn(text, 'pulsar_frames_received_total')).to.equal(1);
     expect(valueIn(text, 'pulsar_received_bytes_total')).to.equal(104);
     expect(text).to.match(/^process_cpu_seconds_total /m).and.match(/^nodejs_eventloop_lag_seconds /m);
-    expect((await get(port, '/')).status).to.equal(404);
-    expect((await get(port, '/metrics/x')).status).to.equal(404);
+    expect((await httpGet(`http://127.0.0.1:${port}/`)).status).to.equal(404);
+    expect((await httpGet(`http://127.0.0.1:${port}/metrics/x`)).status).to.equal(404);
 
     // promtool lints pulsar's series clean. Of the whole output it flags only prom-client's own
     // nodejs_active_*_total gauges (named like counters upstream).
@@ -180,7 +175,7 @@ describe('metrics', function () {
     await Promise.all(clients.map((c) => c.waitFrames(2)));
     await when(cli.child.stdout!, ['data'], () => cli.records().some((r) => r.event === 'report' && r.count === 6
       && (r.workers as Array<{ count: number }>).every((w) => w.count > 0)), 'both workers holding clients', 10000);
-    const { text } = await get(port);
+    const { body: text } = await httpGet(`http://127.0.0.1:${port}/metrics`);
     expect(valueIn(text, 'pulsar_connections')).to.equal(6);
     expect(valueIn(text, 'pulsar_connections_accepted_total')).to.equal(6);
     expect(valueIn(text, 'pulsar_frames_received_total')).to.equal(12);

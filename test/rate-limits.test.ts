@@ -6,22 +6,7 @@ import { channels, IdleHeartbeat, type PulsarServerOptions, type RateLimitedMess
 import { PulsarMetrics } from '../lib/metrics/index.js';
 import { TokenBucket } from '../lib/rate/token-bucket.js';
 import { Cli } from './cli-process.js';
-import { TestClient, clientErrors, frame, nextEvent, startServer, when } from './helpers.js';
-
-/** `n` frames of `size` bytes, each numbered in its first 4 bytes, as one buffer. */
-function numberedFrames(n: number, size: number, from = 0): Buffer {
-  return Buffer.concat(Array.from({ length: n }, (_, i) => {
-    const payload = Buffer.alloc(size, 0x61);
-    payload.writeUInt32BE(from + i, 0);
-    return frame(payload);
-  }));
-}
-
-/** Checks that `client` got frames numbered 0..n-1, in order. */
-function expectInOrder(client: TestClient, n: number): void {
-  expect(client.frames.length).to.equal(n);
-  client.frames.forEach((f, i) => expect(f.readUInt32BE(0), `frame ${i}`).to.equal(i));
-}
+import { TestClient, clientErrors, expectNumbered, frame, nextEvent, numberedFrames, startServer, when } from './helpers.js';
 
 /** Resolves with the time `client` has received `n` frames. */
 async function timeOfFrame(client: TestClient, n: number, ms = 15000): Promise<number> {
@@ -103,7 +88,7 @@ describe('rate limits', function () {
       // Charged per frame dispatched: never faster than the rate (a 10 % margin for timer rounding); a loaded
       // machine may be slower.
       expect(rate, `${Math.round(rate)} frames/s after the burst`).to.be.within(400, 1100);
-      expectInOrder(flooder, 4000);
+      expectNumbered(flooder, 4000);
       expect(duringFlood, `the polite client's median round trip (${alone.toFixed(2)} ms alone)`).to.be.below(Math.max(20, alone * 20));
       expect(errors, 'pausing is not an error').to.deep.equal([]);
       expect(await metrics.registry.getSingleMetricAsString('pulsar_rate_limited_total')).to.match(/^pulsar_rate_limited_total\{kind="frames",action="pause"\} [1-9]\d*$/m);
@@ -123,7 +108,7 @@ describe('rate limits', function () {
       // Charged per frame: its burst of 100, and what the bucket refilled (1 per 10 ms) while it lived.
       const allowance = 100 + Math.ceil((Date.now() - conn.connectedAt) / 10);
       expect(conn.framesIn, 'its burst and no more than its rate').to.be.within(100, allowance);
-      expectInOrder(flooder, conn.framesIn);
+      expectNumbered(flooder, conn.framesIn);
       // The frames left unanswered are the rate's doing, said once: not reported as a truncated frame.
       expect(errors.map((e) => e.code)).to.deep.equal(['ERR_RATE_LIMITED']);
       expect(errors[0]!.message).to.match(/^127\.0\.0\.1:\d+ \(connection \d+\): over its rate limit \(100 frames per 1000 ms\): closed after answering the frames it let through$/);
@@ -140,7 +125,7 @@ describe('rate limits', function () {
       const end = await timeOfFrame(client, 64);
       const rate = ((48 * (frameSize + 4)) / (end - afterBurst)) * 1000;
       expect(rate / 1024, `${Math.round(rate / 1024)} KiB/s after the burst`).to.be.within(256 * 0.8, 256 * 1.25);
-      expectInOrder(client, 64);
+      expectNumbered(client, 64);
     });
 
     it('never counts time held back against the client: no idle timeout, no heartbeat, no frame timeout', async () => {
@@ -152,7 +137,7 @@ describe('rate limits', function () {
       server.on('heartbeat', () => beats++);
       client.socket.write(numberedFrames(200, 1024)); // 4 s of its rate, most of it held back
       await client.waitFrames(200, 15000);
-      expectInOrder(client, 200);
+      expectNumbered(client, 200);
       expect(errors, 'not reaped while held back').to.deep.equal([]);
       expect(beats, 'no heartbeat while held back').to.equal(0);
     });

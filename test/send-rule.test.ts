@@ -4,17 +4,10 @@
 import { expect } from 'chai';
 import { PulsarMetrics } from '../lib/metrics/index.js';
 import type { Connection, PulsarServer, PulsarServerOptions } from '../lib/index.js';
-import { TestClient, clientErrors, nextEvent, runCommand, startServer, when } from './helpers.js';
+import { TestClient, clientErrors, expectNumbered, nextEvent, numbered, runCommand, startServer, when } from './helpers.js';
 
 const FRAME = 64 * 1024;
 const BURST = 20;
-
-/** A 64 KiB payload whose first 4 bytes number it. */
-function numbered(n: number): Buffer {
-  const payload = Buffer.alloc(FRAME, n & 0xff);
-  payload.writeUInt32BE(n, 0);
-  return payload;
-}
 
 type Loop = 'server.connections' | "the application's own set";
 
@@ -41,15 +34,6 @@ async function broadcastServer(loop: Loop, options: PulsarServerOptions): Promis
   server.on('connection', (c) => members.add(c));
   server.on('disconnect', (c) => members.delete(c));
   return { ...started, offeredAfterGone };
-}
-
-/** Checks that `client` got frames 0..n-1, each whole and in order. */
-function expectNumbered(client: TestClient, n: number, who: string): void {
-  expect(client.frames.length, who).to.equal(n);
-  client.frames.forEach((f, i) => {
-    expect(f.length, `${who}: frame ${i}'s size`).to.equal(FRAME);
-    expect(f.readUInt32BE(0), `${who}: frame ${i}'s number`).to.equal(i);
-  });
 }
 
 interface Victim {
@@ -109,7 +93,7 @@ describe('sending to a connection that is gone', function () {
         // Bursts until the victim is closed, then as many again: frames are offered to it after it is gone.
         let burstsAfter = -1;
         for (let burst = 0; burstsAfter < 3; burst++) {
-          for (let i = 0; i < BURST; i++) sender.send(numbered(sent++));
+          for (let i = 0; i < BURST; i++) sender.send(numbered(sent++, FRAME));
           await Promise.all(readers.map((r) => r.waitFrames(sent, 15000)));
           victimCase.afterBurst?.(victim, burst);
           if (burstsAfter >= 0) burstsAfter++;
@@ -118,7 +102,7 @@ describe('sending to a connection that is gone', function () {
         }
         const [error] = await gone;
         expect(error.message, 'the error names the victim').to.include(victimConn.remote);
-        readers.forEach((r, i) => expectNumbered(r, sent, `reader ${i}`));
+        readers.forEach((r, i) => expectNumbered(r, sent, `reader ${i}`, FRAME));
         expect(server.connections.has(victimConn.id), 'the victim left server.connections').to.equal(false);
         expect(errors.map((e) => e.code).filter((c) => c !== victimCase.code), 'no error for the sender or the readers').to.deep.equal([]);
         expect([...server.connections.values()].every((c) => c.state === 'open'), 'every reader still open').to.equal(true);
@@ -153,7 +137,7 @@ describe('sending to a connection that is gone', function () {
         if (n > 4000) throw new Error('the non-reader was never closed');
         for (const c of members) {
           const gone = !c.writable;
-          const written = c.send(numbered(n));
+          const written = c.send(numbered(n, FRAME));
           if (gone) dropped.set(c, (dropped.get(c) ?? 0) + 1);
           expect(gone && written, 'a dropped frame returns false').to.equal(false);
         }
@@ -161,7 +145,7 @@ describe('sending to a connection that is gone', function () {
         if (n % 16 === 0) await reader.waitFrames(n, 15000);
       }
       await reader.waitFrames(n, 15000);
-      expectNumbered(reader, n, 'the reader');
+      expectNumbered(reader, n, 'the reader', FRAME);
       expect(errors.map((e) => e.code)).to.deep.equal([code]);
       expect(dropped.get(deafConn), 'frames offered after it was gone').to.be.above(0);
       expect(deafConn.framesDropped).to.equal(dropped.get(deafConn));

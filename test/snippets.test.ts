@@ -20,11 +20,6 @@ function snippets(file: string): Array<{ line: number; code: string }> {
   return found;
 }
 
-function run(command: string, args: string[]): { status: number | null; output: string } {
-  const { status, stdout, stderr } = runCommand(command, args);
-  return { status, output: `${stdout}${stderr}` };
-}
-
 describe('documentation', function () {
   this.timeout(120000);
 
@@ -41,14 +36,14 @@ describe('documentation', function () {
       }
     }
     expect(written.length, 'snippets found').to.be.at.least(12);
-    const result = run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'test', 'snippets', 'tsconfig.json')]);
-    expect(result.output, 'tsc over the snippets').to.equal('');
+    const result = runCommand(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'test', 'snippets', 'tsconfig.json')]);
+    expect(`${result.stdout}${result.stderr}`, 'tsc over the snippets').to.equal('');
     expect(result.status).to.equal(0);
   });
 
   it('TypeDoc documents the API with no warning (npm run docs)', () => {
-    const result = run(process.execPath, [join(root, 'node_modules', 'typedoc', 'bin', 'typedoc'), '--emit', 'none']);
-    expect(result.output.split('\n').filter((l) => /warning|error/.test(l)), 'TypeDoc warnings').to.deep.equal([]);
+    const result = runCommand(process.execPath, [join(root, 'node_modules', 'typedoc', 'bin', 'typedoc'), '--emit', 'none']);
+    expect(`${result.stdout}${result.stderr}`.split('\n').filter((l) => /warning|error/.test(l)), 'TypeDoc warnings').to.deep.equal([]);
     expect(result.status).to.equal(0);
   });
 });

@@ -256,12 +256,12 @@ export class PulsarClient<M = Buffer, S = never> extends EventEmitter<PulsarClie
     });
   }
 
-  /** Writes one frame's payload (see {@link FrameWriter}): `false` when the socket, with what is gathered, is over its high-water mark. */
+  /** Writes one frame's payload (see {@link FrameWriter}): `false` when the socket is over its high-water mark (`drain` follows). */
   #write(payload: Uint8Array): boolean {
     const socket = this.#socket;
     if (socket === null || socket.destroyed || this.#state === 'closing') throw this.#notConnected();
     this.#output.add(payload);
-    return !socket.writableNeedDrain && socket.writableLength + this.#output.bytes < socket.writableHighWaterMark;
+    return this.#output.hasRoom(socket);
   }
 
   #notConnected(): PulsarError {

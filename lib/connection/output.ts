@@ -63,8 +63,9 @@ export class ConnectionOutput implements WriterHost {
    * @returns `false` when the socket, with what is gathered, is over its high-water mark
    */
   send(payload: Uint8Array): boolean {
-    this.#count(this.#writerOrNew().add(payload));
-    return this.#hasRoom();
+    const writer = this.#writerOrNew();
+    this.#count(writer.add(payload));
+    return writer.hasRoom(this.#conn.socket);
   }
 
   /** Sends one frame already encoded (a heartbeat, a group broadcast). */
@@ -154,12 +155,6 @@ export class ConnectionOutput implements WriterHost {
   #count(size: number): void {
     this.#framesOut++;
     this.#bytesOut += size;
-  }
-
-  /** What `send()` answers: whether the socket, with what is gathered for it, is under its high-water mark. */
-  #hasRoom(): boolean {
-    const socket = this.#conn.socket;
-    return !socket.writableNeedDrain && socket.writableLength + this.gathered < socket.writableHighWaterMark;
   }
 
   #pause(): void {

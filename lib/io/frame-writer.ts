@@ -70,6 +70,16 @@ export class FrameWriter {
     this.#added();
   }
 
+  /**
+   * What `send()` answers: whether the socket, with what is gathered for it, is under its high-water mark.
+   * Over it, what is gathered is written now, so that a `false` is always followed by the socket's `drain`
+   * (never a `false` that no write stands behind).
+   */
+  hasRoom(socket: Socket): boolean {
+    if (socket.writableLength + this.#batch.bytes >= socket.writableHighWaterMark) this.flush();
+    return !socket.writableNeedDrain;
+  }
+
   /** Until {@link release}, what is added leaves when 16 frames are gathered or at the release, not at the tick's end. */
   hold(): void {
     this.#held = true;

@@ -4,7 +4,7 @@
 // it from CPU 1 over loopback. Every cell runs --runs times, interleaved (every other run in reverse
 // order), and the median is shown.
 //
-//   npm run bench [-- --runs 5] [-- --seconds 3] [-- --only small,send,varint,lines,accept,refuse,acceptworkers,ratesmall,ratelarge,broadcast,latency,large,idle,heartbeat,metrics,workers,json,rpc]
+//   npm run bench [-- --runs 5] [-- --seconds 3] [-- --only small,send,varint,lines,accept,refuse,acceptworkers,ratesmall,ratelarge,broadcast,latency,large,idle,heartbeat,metrics,workers,json,rpc,push,push1000]
 //                 [-- --against DIR]
 //
 // --against DIR also measures the built checkout in DIR (another commit's `npm run build`) in the echo,
@@ -53,6 +53,9 @@ const SERVERS = {
   handRpc: { label: 'ids by hand on raw frames', short: 'by hand', args: [join(here, 'servers', 'rpc.mjs'), '--by-hand'], client: '--by-hand' },
   pulsarRpcJson: { label: 'pulsar rpc, json()', short: 'rpc json', args: [join(here, 'servers', 'rpc.mjs'), '--json'], client: '--json' },
   pulsarRpcMsgpack: { label: 'pulsar rpc, msgpack()', short: 'rpc msgpack', args: [join(here, 'servers', 'rpc.mjs'), '--msgpack'], client: '--msgpack' },
+  // One-way messages (the push cells), each driven by clients/push-load.mjs with the same flag.
+  pushToServer: { label: 'client → server, client.send()', short: 'to server', args: [join(here, 'servers', 'push.mjs'), '--to-server'], client: '--to-server' },
+  pushToClient: { label: 'server → client, conn.send()', short: 'to client', args: [join(here, 'servers', 'push.mjs'), '--to-client'], client: '--to-client' },
   pulsarWorkers2ReusePort: { label: 'pulsar --workers 2 --reuse-port', short: 'reuse-port', args: [join(root, 'dist', 'cli.js'), '--port', '39871', '--workers', '2', '--reuse-port'] },
 };
 
@@ -113,6 +116,22 @@ const LOADS = {
     loadgen: { mode: 'echo', depth: 64 },
     client: join(here, 'clients', 'rpc-load.mjs'),
   },
+  // One-way 64 B JSON messages as fast as backpressure lets them go: a server pushing (conn.send() in a loop,
+  // batched per tick as the client's sends are) against a client pushing the same messages the other way.
+  push: {
+    title: 'one-way 64 B JSON messages, 1 connection: server → client vs client → server (messages/s)',
+    servers: ['pushToServer', 'pushToClient'],
+    ratios: [['pushToClient', 'pushToServer']],
+    loadgen: { mode: 'echo', conns: 1 },
+    client: join(here, 'clients', 'push-load.mjs'),
+  },
+  push1000: {
+    title: 'one-way 64 B JSON messages, 1,000 connections: server → client vs client → server (messages/s)',
+    servers: ['pushToServer', 'pushToClient'],
+    ratios: [['pushToClient', 'pushToServer']],
+    loadgen: { mode: 'echo', conns: 1000 },
+    client: join(here, 'clients', 'push-load.mjs'),
+  },
   // Two workers need two cores: nothing is pinned, so the workers share the machine's cores with the
   // (single-threaded) load generator. CPU % counts the primary and its workers.
   workers: { title: '64 B frames, 50 connections × 16 in flight: one process vs --workers 2 (unpinned)', servers: ['pulsar', 'pulsarWorkers2'], baselines: ['pulsar'], loadgen: { mode: 'echo', conns: 50, depth: 16, size: 64 }, pinned: false },
@@ -139,6 +158,14 @@ function addComparison(dir) {
   SERVERS.againstRpc = { label: 'pulsar --against, rpc json()', short: 'against', args: [join(dir, 'test', 'bench', 'servers', 'rpc.mjs'), '--json'], client: '--json' };
   LOADS.json.servers = [...LOADS.json.servers, 'againstJson'];
   LOADS.json.baselines = [...LOADS.json.baselines, 'againstJson'];
+  // The push cells, when DIR has their server (a build from before them can be given a copy of it).
+  if (existsSync(join(dir, 'test', 'bench', 'servers', 'push.mjs'))) {
+    SERVERS.againstPushToClient = { label: 'pulsar --against, server → client', short: 'against', args: [join(dir, 'test', 'bench', 'servers', 'push.mjs'), '--to-client'], client: '--to-client' };
+    for (const name of ['push', 'push1000']) {
+      LOADS[name].servers = [...LOADS[name].servers, 'againstPushToClient'];
+      LOADS[name].ratios = [...LOADS[name].ratios, ['pushToClient', 'againstPushToClient']];
+    }
+  }
   LOADS.rpc.servers = [...LOADS.rpc.servers, 'againstRpc'];
   LOADS.rpc.ratios = [...LOADS.rpc.ratios, ['pulsarRpcJson', 'againstRpc']];
   for (const [name, load] of Object.entries(LOADS)) {
@@ -266,7 +293,7 @@ async function measure(serverName, load) {
   await delay(300); // let start-up work settle before the baseline figures
   const rssBefore = rssBytes(pid);
   const spec = load.client
-    ? { seconds, warmup: 1, depth: load.loadgen.depth }
+    ? { seconds, warmup: 1, ...(load.loadgen.depth === undefined ? {} : { depth: load.loadgen.depth }), ...(load.loadgen.conns === undefined ? {} : { conns: load.loadgen.conns }) }
     : { seconds, warmup: 1, ...load.loadgen, framing: SERVERS[serverName].framing ?? 'length' };
   const args = ['--port', String(server.port), ...Object.entries(spec).flatMap(([key, value]) => [`--${key}`, String(value)])];
   const generator = load.client
@@ -393,6 +420,8 @@ const TARGETS = [
   ['accept', 'new connections/s, address rules on ÷ off', (m) => m.pulsarRules.framesPerSec / m.pulsar.framesPerSec, '≥', 0.95],
   ['metrics', '64 B frames/s, --metrics ÷ without', (m) => m.pulsarMetrics.framesPerSec / m.pulsar.framesPerSec, '≥', 0.97],
   ['json', 'JSON messages/s, json() layer ÷ by hand', (m) => m.pulsarJson.framesPerSec / m.jsonHand.framesPerSec, '≥', 0.95],
+  ['push', 'messages/s, 1 connection, server → client ÷ client → server', (m) => m.pushToClient.framesPerSec / m.pushToServer.framesPerSec, '≥', 0.8],
+  ['push1000', 'messages/s, 1,000 conns, server → client ÷ client → server', (m) => m.pushToClient.framesPerSec / m.pushToServer.framesPerSec, '≥', 0.8],
   ['rpc', 'request round trips/s, 64 in flight, pulsar rpc ÷ socket.io emitWithAck', (m) => m.pulsarRpcJson.framesPerSec / m.socketio.framesPerSec, '≥', 3],
 ];
 
