@@ -35,7 +35,7 @@ describe('CLI', function () {
   });
 
   it('exits 130 at once on a second SIGINT during shutdown', async () => {
-    const cli = new Cli(['--port', '0', '--shutdown-timeout', '8000']);
+    const cli = new Cli(['--port', '0', '--shutdown-timeout', '60000']);
     const port = await cli.port();
     // A peer that ignores our FIN keeps the shutdown waiting, so there is time for a second Ctrl+C.
     const client = await TestClient.connect(port, '127.0.0.1', { allowHalfOpen: true });
@@ -46,7 +46,7 @@ describe('CLI', function () {
     const started = Date.now();
     cli.child.kill('SIGINT');
     expect(await cli.exit()).to.deep.equal({ code: 130, signal: null });
-    expect(Date.now() - started).to.be.below(900); // not the 8 s shutdown timeout
+    expect(Date.now() - started, 'at once, not after the 60 s shutdown timeout').to.be.below(10_000);
   });
 
   it('rejects an unknown flag with a one-line reason and the usage, exit 2', async () => {

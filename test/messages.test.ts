@@ -419,10 +419,11 @@ describe('messages and requests', () => {
       const client = await connect(port, { messages: json(), rpc: true });
       await when(server, ['connection'], () => server.connections.size === 1, 'the connection');
       const conn = server.connections.get(1)!;
+      const full = nextEvent<[Error & { code?: string }]>(process, 'warning', 5000, (warning) => warning.code === 'PULSAR_INBOX_FULL');
       for (let i = 0; i < total; i++) conn.send({ alert: i });
       // Nothing consumes yet: the client stops reading at 1,024 queued, and the rest waits in TCP.
-      await when(server, ['backpressure', 'drain'], () => conn.bytesOut > 0, 'the pushes to leave');
-      await sleep(100); // not a wait for a condition: time for a client that would drop them to do so
+      await full;
+      expect(client.inboxFull, 'reading stopped once, at the bound').to.equal(1);
       const got: number[] = [];
       for await (const message of client) {
         got.push((message as { alert: number }).alert);

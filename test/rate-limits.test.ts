@@ -124,7 +124,7 @@ describe('rate limits', function () {
       const afterBurst = await timeOfFrame(client, 16);
       const end = await timeOfFrame(client, 64);
       const rate = ((48 * (frameSize + 4)) / (end - afterBurst)) * 1000;
-      expect(rate / 1024, `${Math.round(rate / 1024)} KiB/s after the burst`).to.be.within(256 * 0.8, 256 * 1.25);
+      expect(rate / 1024, `${Math.round(rate / 1024)} KiB/s after the burst`).to.be.within(256 * 0.5, 256 * 1.25);
       expectNumbered(client, 64);
     });
 
@@ -216,7 +216,8 @@ describe('rate limits', function () {
       client.socket.write(numberedFrames(1000, 1024));
       const afterBurst = await timeOfFrame(client, 500);
       const end = await timeOfFrame(client, 1000);
-      expect((500 / (end - afterBurst)) * 1000).to.be.within(400, 600);
+      // A ceiling (the limit holds) with a loose floor (it is the limit that holds it back, not a stall).
+      expect((500 / (end - afterBurst)) * 1000, 'frames/s after the burst').to.be.within(250, 600);
       for (const [flag, value, reason] of [
         ['--rate-limit', 'fast', "must be N/DURATION (a count, a slash, a duration such as s, 10s, 500ms, 1m or 1h), got 'fast'"],
         ['--rate-limit', '0/s', 'must be a number above 0, got 0 (number)'],

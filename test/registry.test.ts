@@ -18,7 +18,9 @@ describe('registry and reports', () => {
     expect(ra).to.include({ remoteAddress: '127.0.0.1', framesIn: 2, framesOut: 2, bytesIn: 15, bytesOut: 15 });
     expect(rb).to.include({ framesIn: 0, bytesIn: 0, framesOut: 0, bytesOut: 0 });
     expect(ra.connectedAt).to.be.within(Date.now() - 5000, Date.now());
-    expect(rb.idleMs).to.be.at.least(0);
+    // b has been silent since it connected; a spoke after b connected, so it has been silent for no longer.
+    expect(rb.idleMs, "b's silence").to.be.within(0, report.time - rb.connectedAt);
+    expect(ra.idleMs, "a's silence, no longer than b's").to.be.at.most(rb.idleMs);
     expect(report.time).to.be.within(Date.now() - 5000, Date.now());
   });
 

@@ -226,7 +226,8 @@ describe('pulsar bench', function () {
   it('holds a --rate cap', async () => {
     const port = await cliServer();
     const { result } = await benchJson(port, '-c', '4', '-d', '4', '--rate', '2000', '-D', '1.5', '--warmup', '0.3');
-    expect(result.framesPerSec).to.be.within(1600, 2300);
+    // A cap is a ceiling: a loaded machine may send less, never more (its loose floor: the cap, not a stall, holds it).
+    expect(result.framesPerSec, 'frames/s under a cap of 2,000').to.be.within(500, 2200);
   });
 
   it('says in one line that it cannot connect, and exits 1', async () => {

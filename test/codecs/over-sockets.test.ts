@@ -8,9 +8,9 @@ import { createInterface } from 'node:readline';
 import split2 from 'split2';
 import {
   DelimiterCodec, LengthPrefixedCodec, LineCodec, PulsarClient, VarintCodec, type FrameCodec,
-} from '../lib/index.js';
-import { Cli } from './cli-process.js';
-import { TestClient, clientErrors, onCleanup, startServer, when, within } from './helpers.js';
+} from '../../lib/index.js';
+import { Cli } from '../cli-process.js';
+import { TestClient, clientErrors, onCleanup, startServer, when, within } from '../helpers.js';
 
 /** A plain client that keeps every byte it receives (no frame parsing: these are other framings). */
 function rawClient(port: number): Promise<TestClient> {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { DecodingError, LengthPrefixedCodec, PulsarError, type FrameDecoder, type LengthFieldLength } from '../lib/index.js';
+import { DecodingError, LengthPrefixedCodec, PulsarError, type FrameDecoder, type LengthFieldLength } from '../../lib/index.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 

@@ -5,8 +5,8 @@ import fc from 'fast-check';
 import {
   DelimiterCodec, LengthPrefixedCodec, LineCodec, VarintCodec, varintLength,
   type LengthFieldLength, type LengthPrefixedCodecOptions, type TooLongAction,
-} from '../lib/index.js';
-import { codecConformance, type ConformanceSubject, type ReferenceParse, type StreamOutcome } from '../lib/testing/index.js';
+} from '../../lib/index.js';
+import { codecConformance, type ConformanceSubject, type ReferenceParse, type StreamOutcome } from '../../lib/testing/index.js';
 
 const RUNS = { numRuns: 60 };
 type Items = Array<Buffer | 'skipped'>;
