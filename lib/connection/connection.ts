@@ -196,7 +196,8 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
   /**
    * Encodes `payload` with the server's codec and writes it: a string or a `Uint8Array`, or with
    * `messages` any value the message codec encodes (one message per frame). Sent from a handler, it
-   * leaves with the other answers to the same read in one write, once the handler returns. Like
+   * leaves with the other answers to the same read in one write, once the handler returns; sent from
+   * anywhere else, with the other frames sent in the same tick (or every 16 frames). Like
    * `socket.write()`, it may keep a reference to a large payload until it is written: do not modify it
    * afterwards.
    *
@@ -249,12 +250,12 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
   /**
    * @internal Sends one frame already encoded with the server's codec (a heartbeat or a group broadcast,
    * encoded once for all): it leaves with whatever else is sent before the tick ends, so a burst of
-   * broadcasts reaches each member in one write.
+   * broadcasts reaches each member in one write; `now` (a heartbeat) writes it at once.
    * @returns `false` when the frame was dropped (the writing side is closed)
    */
-  [kSendEncoded](wire: Buffer): boolean {
+  [kSendEncoded](wire: Buffer, now = false): boolean {
     if (!this.writable) return this.#drop(0);
-    this.#output!.sendEncoded(wire);
+    this.#output!.sendEncoded(wire, now);
     return true;
   }
 

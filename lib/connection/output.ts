@@ -68,10 +68,20 @@ export class ConnectionOutput implements WriterHost {
     return writer.hasRoom(this.#conn.socket);
   }
 
-  /** Sends one frame already encoded (a heartbeat, a group broadcast). */
-  sendEncoded(wire: Buffer): void {
+  /**
+   * Sends one frame already encoded: a group broadcast at the end of the tick; with `now` (a heartbeat, sent
+   * to a connection with nothing else going out), written at once, with nothing made for it.
+   */
+  sendEncoded(wire: Buffer, now: boolean): void {
     this.#count(wire.length);
-    this.#writerOrNew().addEncoded(wire);
+    const writer = this.#writer;
+    if (!now || (writer !== null && writer.bytes > 0)) {
+      this.#writerOrNew().addEncoded(wire);
+      if (now) writer!.flush();
+      return;
+    }
+    this.#conn.socket.write(wire);
+    this.wrote();
   }
 
   /** Queues received frames as they arrived, `frames` of them in `wire`: the default echo in bulk. */
@@ -91,7 +101,7 @@ export class ConnectionOutput implements WriterHost {
   release(): void {
     this.#holding = false;
     this.#writer?.release();
-    this.account();
+    this.account(); // once per read chunk: the writes while holding left it to here
   }
 
   /** Writes what was gathered now (before our FIN). */
@@ -131,7 +141,7 @@ export class ConnectionOutput implements WriterHost {
 
   /**
    * A write was made: closes a slow consumer whose pending output passed its limit, pauses reading if it
-   * passed the high-water mark, and reports the bytes now held.
+   * passed the high-water mark, and reports the bytes now held (at the release, while a chunk is answered).
    */
   wrote(): void {
     const socket = this.#conn.socket;
@@ -142,7 +152,7 @@ export class ConnectionOutput implements WriterHost {
       return;
     }
     if (!this.#paused && pending >= highWaterMark && this.#conn.state === 'open') this.#pause();
-    this.account();
+    if (!this.#holding) this.account();
   }
 
   #writerOrNew(): FrameWriter {

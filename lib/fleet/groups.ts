@@ -66,7 +66,7 @@ export class ConnectionGroup implements Iterable<Connection> {
 
   /**
    * Sends `payload` to every member: encoded once, the same bytes queued by reference on each member's
-   * connection (no copy per member), written when the current job ends, so that a burst of broadcasts
+   * connection (no copy per member), written when the current tick ends, so that a burst of broadcasts
    * (a read chunk's frames) reaches each member in one write. A member that cannot keep up
    * is closed by the slow-consumer limits (`maxPendingOutput`, `writeTimeout`), never buffered without
    * bound. Members leave the group the moment they can no longer be written. With a `relay` (`RedisRelay`),

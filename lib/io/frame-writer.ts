@@ -85,22 +85,23 @@ export class FrameWriter {
     this.#held = true;
   }
 
-  /** Writes what was gathered since {@link hold}. */
-  release(): void {
+  /** Writes what was gathered since {@link hold}. @returns whether a write was made */
+  release(): boolean {
     this.#held = false;
-    this.flush();
+    return this.flush();
   }
 
-  /** Writes what was gathered now; dropped if the socket is gone. */
-  flush(): void {
+  /** Writes what was gathered now; dropped if the socket is gone. @returns whether a write was made */
+  flush(): boolean {
     this.#frames = 0;
-    if (this.#batch.bytes === 0) return;
+    if (this.#batch.bytes === 0) return false;
     const socket = this.#host.writerSocket();
     if (socket === null || socket.destroyed) {
       this.#batch.clear();
-      return;
+      return false;
     }
     this.#host.wrote(this.#batch.writeTo(socket));
+    return true;
   }
 
   /** Drops what was gathered (the socket is gone). */

@@ -381,7 +381,7 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
     const { heartbeat, reportInterval } = this.#options;
     if (heartbeat) {
       const beat = (conn: Connection, wire: Buffer): void => {
-        conn[kSendEncoded](wire);
+        conn[kSendEncoded](wire, true);
         this.#totals.heartbeats++;
         this.emit('heartbeat', conn);
       };
