@@ -20,11 +20,15 @@ const MESSAGE = { device: 'sensor-17', temperature: 21.5, seq: 12345, unit: 'C' 
 const BYTES = Buffer.byteLength(JSON.stringify(MESSAGE));
 const port = Number(values.port);
 const clients = [];
-for (let i = 0; i < Number(values.conns); i++) {
-  const client = new PulsarClient({ port, messages: json(), silenceTimeout: 0 });
-  client.on('error', () => {});
-  await client.connect();
-  clients.push(client);
+// Connected 100 at a time (a server already pushing to the first ones still accepts the rest).
+for (let left = Number(values.conns); left > 0; left -= 100) {
+  const batch = Array.from({ length: Math.min(100, left) }, () => {
+    const client = new PulsarClient({ port, messages: json(), silenceTimeout: 0 });
+    client.on('error', () => {});
+    clients.push(client);
+    return client.connect();
+  });
+  await Promise.all(batch);
 }
 const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 let stopped = false;
