@@ -63,6 +63,17 @@ const SERVERS = {
 const [nodeMajor, nodeMinor] = process.versions.node.split('.').map(Number);
 const reusePortHere = nodeMajor > 23 || (nodeMajor === 23 && nodeMinor >= 1) || (nodeMajor === 22 && nodeMinor >= 12);
 
+/** A push cell over `conns` connections: server → client against client → server (clients/push-load.mjs). */
+function pushCell(conns) {
+  return {
+    title: `one-way 64 B JSON messages, ${conns.toLocaleString('en-US')} connection(s): server → client vs client → server (messages/s)`,
+    servers: ['pushToServer', 'pushToClient'],
+    ratios: [['pushToClient', 'pushToServer']],
+    loadgen: { mode: 'echo', conns },
+    client: join(here, 'clients', 'push-load.mjs'),
+  };
+}
+
 /** The servers pulsar is compared with. */
 const BASELINES = ['raw', 'naive'];
 
@@ -118,20 +129,8 @@ const LOADS = {
   },
   // One-way 64 B JSON messages as fast as backpressure lets them go: a server pushing (conn.send() in a loop,
   // batched per tick as the client's sends are) against a client pushing the same messages the other way.
-  push: {
-    title: 'one-way 64 B JSON messages, 1 connection: server → client vs client → server (messages/s)',
-    servers: ['pushToServer', 'pushToClient'],
-    ratios: [['pushToClient', 'pushToServer']],
-    loadgen: { mode: 'echo', conns: 1 },
-    client: join(here, 'clients', 'push-load.mjs'),
-  },
-  push1000: {
-    title: 'one-way 64 B JSON messages, 1,000 connections: server → client vs client → server (messages/s)',
-    servers: ['pushToServer', 'pushToClient'],
-    ratios: [['pushToClient', 'pushToServer']],
-    loadgen: { mode: 'echo', conns: 1000 },
-    client: join(here, 'clients', 'push-load.mjs'),
-  },
+  push: pushCell(1),
+  push1000: pushCell(1000),
   // Two workers need two cores: nothing is pinned, so the workers share the machine's cores with the
   // (single-threaded) load generator. CPU % counts the primary and its workers.
   workers: { title: '64 B frames, 50 connections × 16 in flight: one process vs --workers 2 (unpinned)', servers: ['pulsar', 'pulsarWorkers2'], baselines: ['pulsar'], loadgen: { mode: 'echo', conns: 50, depth: 16, size: 64 }, pinned: false },
