@@ -7,7 +7,7 @@ import { FrameBatch } from './frame-batch.js';
  * answered): the other side starts on the first while the rest are made (pipelining), instead of both
  * taking turns with the whole batch. 16 measured best (`npm run bench -- --only rpc`).
  */
-export const FLUSH_FRAMES = 16;
+const FLUSH_FRAMES = 16;
 
 /**
  * …or once this many bytes are gathered: large frames gain nothing from waiting (one syscall each is
