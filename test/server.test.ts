@@ -71,6 +71,24 @@ describe('PulsarServer', () => {
       expect([conn.framesIn, conn.framesOut, conn.bytesIn, conn.bytesOut]).to.deep.equal([200, 200, wire.length, wire.length]);
     });
 
+    it('echoes a frame cut by a read together with the frames after it, in one write', async () => {
+      const { server, port } = await startServer();
+      const connected = nextEvent(server, 'connection');
+      const client = await TestClient.connect(port);
+      const [conn] = await connected;
+      const writes: number[] = [];
+      const write = conn.socket.write.bind(conn.socket) as (chunk: Buffer) => boolean;
+      conn.socket.write = ((chunk: Buffer) => (writes.push(chunk.length), write(chunk))) as typeof conn.socket.write;
+      const payloads = Array.from({ length: 20 }, (_, i) => `frame ${i} `.repeat(9)); // 20 frames of 76-78 bytes
+      const wire = Buffer.concat(payloads.map(frame));
+      client.socket.write(wire.subarray(0, 40)); // half of the first frame
+      await when(conn.socket, ['data'], () => conn.bytesIn === 40, 'the first half read');
+      client.socket.write(wire.subarray(40)); // its other half and 19 more frames: one chunk
+      await client.waitFrames(20);
+      expect(client.received.equals(wire)).to.equal(true);
+      expect(writes, 'one write of the whole frames').to.deep.equal([wire.length]);
+    });
+
     it('emits a frame event for every inbound frame', async () => {
       const { server, port } = await startServer();
       const seen: string[] = [];

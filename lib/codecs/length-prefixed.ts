@@ -259,7 +259,8 @@ class LengthPrefixedDecoder extends QueuedDecoder {
   nextRun(): FrameRun | null {
     const queue = this.queue;
     const chunk = queue.head;
-    if (chunk === undefined || this.failures.busy || this.#bodyLength !== READING_HEADER) return null;
+    if (chunk === undefined || this.failures.busy) return null;
+    if (this.#bodyLength !== READING_HEADER || !queue.contiguous(this.#headerLength)) return this.#spanningRun();
     const headerLength = this.#headerLength;
     const fieldOffset = this.#fieldOffset;
     const adjustment = this.#adjustment;
@@ -273,7 +274,28 @@ class LengthPrefixedDecoder extends QueuedDecoder {
       end += headerLength + body;
       frames++;
     }
-    return this.takeRun(end, frames);
+    return frames > 0 ? this.takeRun(end, frames) : this.#spanningRun();
+  }
+
+  /**
+   * The frame at the front as a run of one, when it is whole but spans chunks (a read ended inside it) or
+   * its header was read by {@link next}: copied once if it spans, header included, so that relaying it
+   * costs no handler or encoding either.
+   * `null` when it is incomplete or not valid (then {@link next} reports it).
+   */
+  #spanningRun(): FrameRun | null {
+    const queue = this.queue;
+    const headerLength = this.#headerLength;
+    let body = this.#bodyLength;
+    if (body === READING_HEADER) {
+      if (queue.length < headerLength) return null;
+      body = this.#peekLength() + this.#adjustment;
+      if (!(body >= 0 && body <= this.#maxFrameLength)) return null;
+    }
+    const size = headerLength + body;
+    if (queue.length < size) return null;
+    this.#bodyLength = READING_HEADER;
+    return { wire: queue.take(size), frames: 1 }; // a view if it lies in one chunk after all
   }
 
   end(): void {

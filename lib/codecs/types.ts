@@ -32,9 +32,10 @@ export interface FrameDecoder {
   /**
    * Optional fast path for relaying frames unchanged (the server's default echo uses it when nobody
    * listens to `frame`): takes the whole frames at the front of the buffered bytes that lie in one
-   * piece of memory, without a view or a copy per frame.
+   * piece of memory, without a view or a copy per frame (a frame that spans chunks may be taken alone).
    * @returns their wire bytes, headers and delimiters included, and how many frames they are; `null`
-   * when the next frame is incomplete, spans chunks, or is not valid (then {@link FrameDecoder.next} reports it)
+   * when the next frame is incomplete or not valid (then {@link FrameDecoder.next} reports it), or spans
+   * chunks and the decoder leaves it to `next()`
    */
   nextRun?(): FrameRun | null;
 }

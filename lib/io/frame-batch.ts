@@ -5,6 +5,8 @@ import { isWrappingCodec, type FrameCodec, type WrappingFrameCodec } from '../co
 const BLOCK_SIZE = 16 * 1024;
 /** Payloads up to this size are copied into the block; larger ones are written as they are, uncopied. */
 const COPY_MAX = 1024;
+/** Encoded frames up to this size are copied to join a pending region rather than written as a part of their own. */
+const JOIN_MAX = 4 * 1024;
 
 let sharedBlock = Buffer.allocUnsafeSlow(BLOCK_SIZE);
 let sharedUsed = 0;
@@ -67,11 +69,21 @@ export class FrameBatch {
     return size;
   }
 
-  /** Queues bytes that are already frames on the wire, as they are. */
+  /**
+   * Queues bytes that are already frames on the wire: copied into the block when small, or when they can
+   * join what is pending there (an echoed frame that spanned reads, then the run after it, leave as one
+   * buffer: a copy of a few KiB costs less than a corked write of two), else queued as they are.
+   */
   addEncoded(wire: Buffer): void {
-    this.#closeRegion();
-    this.#parts.push(wire);
-    this.#bytes += wire.length;
+    const size = wire.length;
+    if (size <= COPY_MAX || (size <= JOIN_MAX && this.#pendingAtBlockEnd())) {
+      const offset = this.#reserve(size);
+      wire.copy(this.#block!, offset);
+    } else {
+      this.#closeRegion();
+      this.#parts.push(wire);
+    }
+    this.#bytes += size;
   }
 
   /**
@@ -141,6 +153,11 @@ export class FrameBatch {
     const offset = this.#used;
     this.#used = sharedUsed = offset + n;
     return offset;
+  }
+
+  /** Whether the pending region is open at the end of the shared block, where more can be appended. */
+  #pendingAtBlockEnd(): boolean {
+    return this.#used > this.#start && this.#block === sharedBlock && this.#used === sharedUsed;
   }
 
   /** Moves the pending region of the block to the parts. */

@@ -159,6 +159,35 @@ describe('LengthPrefixedCodec', () => {
       expect(decoder.bufferedBytes).to.equal(0);
     });
 
+    it('relays every frame as a run, a frame cut by the read as a run of one, whatever the cut', () => {
+      for (let cut = 1; cut < stream.length; cut++) {
+        const decoder = codec.createDecoder();
+        const wires: Buffer[] = [];
+        let frames = 0;
+        for (const chunk of [stream.subarray(0, cut), stream.subarray(cut)]) {
+          decoder.push(chunk);
+          for (let run = decoder.nextRun!(); run !== null; run = decoder.nextRun!()) {
+            wires.push(Buffer.from(run.wire));
+            frames += run.frames;
+          }
+        }
+        expect(Buffer.concat(wires).equals(stream), `cut at ${cut}`).to.equal(true);
+        expect(frames, `cut at ${cut}`).to.equal(payloads.length);
+        expect(decoder.bufferedBytes, `cut at ${cut}`).to.equal(0);
+      }
+    });
+
+    it('takes a frame whose header next() already read as a run of one', () => {
+      const decoder = codec.createDecoder();
+      decoder.push(hex('00000003 41'));
+      expect(decoder.next()).to.equal(null);
+      decoder.push(hex('4243 00000001 44'));
+      const run = decoder.nextRun!()!;
+      expect(run.frames).to.equal(1);
+      expect(run.wire.equals(hex('00000003 414243'))).to.equal(true);
+      expect(decoder.nextRun!()!.wire.equals(hex('00000001 44'))).to.equal(true);
+    });
+
     it('stops a run before an oversized header, which next() then reports', () => {
       const decoder = new LengthPrefixedCodec({ maxFrameLength: 8 }).createDecoder();
       decoder.push(hex('00000001 41 00000009 000000000000000000'));
