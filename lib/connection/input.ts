@@ -143,7 +143,7 @@ export class ConnectionInput {
         const run = inBulk ? decoder.nextRun!() : null;
         if (run !== null) {
           this.#framesIn += run.frames;
-          output.echo(run.wire, run.frames);
+          output.echo(run.wire, run.frames, decoder.bufferedBytes === 0);
           continue;
         }
         if (throttle !== null && !throttle.admit(now)) break; // held back (the rest waits in the decoder) or closing

@@ -84,11 +84,21 @@ export class ConnectionOutput implements WriterHost {
     this.wrote();
   }
 
-  /** Queues received frames as they arrived, `frames` of them in `wire`: the default echo in bulk. */
-  echo(wire: Buffer, frames: number): void {
+  /**
+   * Sends received frames back as they arrived, `frames` of them in `wire`: the default echo in bulk.
+   * The `last` of a read's frames, with nothing gathered before them (a read of whole frames, the common
+   * case), are written at once, with nothing gathered or made for them.
+   */
+  echo(wire: Buffer, frames: number, last: boolean): void {
     this.#framesOut += frames;
     this.#bytesOut += wire.length;
-    this.#writerOrNew().addEncoded(wire, frames);
+    const socket = this.#conn.socket;
+    if (!last || this.gathered > 0 || socket.destroyed) {
+      this.#writerOrNew().addEncoded(wire, frames);
+      return;
+    }
+    socket.write(wire);
+    this.wrote();
   }
 
   /** A read chunk's dispatch begins: what is sent is gathered until {@link release}. */
