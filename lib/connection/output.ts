@@ -94,7 +94,7 @@ export class ConnectionOutput implements WriterHost {
     this.#bytesOut += wire.length;
     const socket = this.#conn.socket;
     if (!last || this.gathered > 0 || socket.destroyed) {
-      this.#writerOrNew().addEncoded(wire, frames);
+      this.#writerOrNew().addReceived(wire, frames);
       return;
     }
     socket.write(wire);

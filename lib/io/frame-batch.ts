@@ -69,12 +69,19 @@ export class FrameBatch {
     return size;
   }
 
-  /**
-   * Queues bytes that are already frames on the wire: copied into the block when small, or when they can
-   * join what is pending there (an echoed frame that spanned reads, then the run after it, leave as one
-   * buffer: a copy of a few KiB costs less than a corked write of two), else queued as they are.
-   */
+  /** Queues bytes that are already frames on the wire (shared with other batches: a broadcast), as they are. */
   addEncoded(wire: Buffer): void {
+    this.#closeRegion();
+    this.#parts.push(wire);
+    this.#bytes += wire.length;
+  }
+
+  /**
+   * Adds received frames sent back as they are: copied into the block when small, or when they can join
+   * what is pending there (an echoed frame that spanned reads, then the run after it, leave as one buffer:
+   * a copy of a few KiB costs less than a corked write of two), else queued by reference.
+   */
+  addReceived(wire: Buffer): void {
     const size = wire.length;
     if (size <= COPY_MAX || (size <= JOIN_MAX && this.#pendingAtBlockEnd())) {
       const offset = this.#reserve(size);

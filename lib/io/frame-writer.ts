@@ -63,9 +63,15 @@ export class FrameWriter {
     return size;
   }
 
-  /** Adds bytes already encoded as frames (`frames` of them), as they are. */
-  addEncoded(wire: Buffer, frames = 1): void {
+  /** Adds one frame already encoded (shared with other writers: a broadcast), as it is. */
+  addEncoded(wire: Buffer): void {
     this.#batch.addEncoded(wire);
+    this.#added();
+  }
+
+  /** Adds received frames (`frames` of them) sent back as they are (see {@link FrameBatch.addReceived}). */
+  addReceived(wire: Buffer, frames: number): void {
+    this.#batch.addReceived(wire);
     this.#frames += frames - 1;
     this.#added();
   }

@@ -165,6 +165,9 @@ function addComparison(dir) {
       LOADS[name].ratios = [...LOADS[name].ratios, ['pushToClient', 'againstPushToClient']];
     }
   }
+  SERVERS.againstBroadcast = { label: 'pulsar --against, group, local', short: 'against', args: [join(dir, 'test', 'bench', 'servers', 'pulsar-broadcast.mjs')] };
+  LOADS.broadcast.servers = [...LOADS.broadcast.servers, 'againstBroadcast'];
+  LOADS.broadcast.ratios = [['pulsarBroadcastRedis', 'pulsarBroadcast'], ['pulsarBroadcast', 'againstBroadcast']];
   LOADS.rpc.servers = [...LOADS.rpc.servers, 'againstRpc'];
   LOADS.rpc.ratios = [...LOADS.rpc.ratios, ['pulsarRpcJson', 'againstRpc']];
   for (const [name, load] of Object.entries(LOADS)) {
