@@ -92,6 +92,14 @@ export type PulsarErrorCode =
   | 'ERR_LISTENER'
   /** `conn.request()` on a server without `rpc: true` (requests need the envelope's ids). */
   | 'ERR_RPC_DISABLED'
+  /** Something other than the hello came before the hello was accepted (the connection closes). */
+  | 'ERR_HELLO_REQUIRED'
+  /** No hello within the server's `hello.timeout` (the connection closes). */
+  | 'ERR_HELLO_TIMEOUT'
+  /** A second hello on one connection. */
+  | 'ERR_HELLO_REPEATED'
+  /** A name the contract has no entry of that kind for, or no route handles. */
+  | 'ERR_UNKNOWN_ROUTE'
   /** The server sent nothing, heartbeats included, for the client's `silenceTimeout`. */
   | 'ERR_SERVER_SILENT'
   /** `connect()` on a client that is connected, connecting or closed. */

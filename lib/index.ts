@@ -7,6 +7,11 @@ export type { ClientState, Inbound, PulsarClientEvents } from './client/types.js
 export type { ClientRequestHandler, PulsarClientOptions, ReconnectOptions, ResolvedClientOptions } from './client/options.js';
 export { Connection } from './connection/connection.js';
 export type { ConnectionData } from './connection/connection.js';
+export { contract, message, request } from './contract/contract.js';
+export type { CallInput, CallOutput, Contract, ContractEntries, EmitValue, InputOf, MessageEntry, MessageNames, MessageValue, OutputOf, RequestEntry, RequestNames, RoutesOf } from './contract/contract.js';
+export type { HelloOptions } from './contract/hello.js';
+export type { ResolvedApplication, ServerApplicationOptions } from './contract/options.js';
+export type { ClientApplicationOptions } from './contract/client-application.js';
 export { json } from './messages/codec.js';
 export type { JsonOptions, MessageCodec, ProtoAction } from './messages/codec.js';
 export { InvalidMessageError } from './messages/schema.js';

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import net from 'node:net';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { PulsarClient, PulsarServer, type ConnectionData, type Inbound, type PulsarClientEvents, type PulsarClientOptions, type PulsarError, type PulsarServerEvents, type PulsarServerOptions } from '../lib/index.js';
+import { PulsarClient, PulsarServer, type ConnectionData, type Contract, type Inbound, type PulsarClientEvents, type PulsarClientOptions, type PulsarError, type PulsarServerEvents, type PulsarServerOptions } from '../lib/index.js';
 
 v8.setFlagsFromString('--expose-gc');
 /** V8's collector, for tests that measure what stays referenced. */
@@ -55,8 +55,8 @@ export async function runCleanups(): Promise<void> {
 }
 
 /** Starts a server on 127.0.0.1:0 with reports and heartbeats off unless given; closed after the test. */
-export async function startServer<M = Buffer, S = never, D extends ConnectionData = ConnectionData>(options: PulsarServerOptions<M, S, D> = {}): Promise<{ server: PulsarServer<M, S, D>; port: number }> {
-  const server = new PulsarServer<M, S, D>({ port: 0, reportInterval: false, heartbeat: false, shutdownTimeout: 2000, ...options });
+export async function startServer<M = Buffer, S = never, D extends ConnectionData = ConnectionData, C extends Contract = Contract>(options: PulsarServerOptions<M, S, D, C> = {}): Promise<{ server: PulsarServer<M, S, D, C>; port: number }> {
+  const server = new PulsarServer<M, S, D, C>({ port: 0, reportInterval: false, heartbeat: false, shutdownTimeout: 2000, ...options });
   onCleanup(() => server.close());
   const { port } = await server.listen();
   return { server, port };

@@ -9,7 +9,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 // Every runtime export of lib/index.ts (types vanish at run time), kept in step by the test below.
 const EXPORTS = ['PulsarServer', 'PulsarClient', 'Connection', 'LengthPrefixedCodec', 'VarintCodec', 'varintLength', 'DelimiterCodec',
   'LineCodec', 'ByteQueue', 'MemoryRegistry', 'ConnectionGroup', 'IdleHeartbeat', 'DecodingError', 'PulsarError', 'PulsarCluster', 'serveWorker', 'closeOnSignals',
-  'reloadOnSignal', 'healthCheck', 'serveHealth', 'json', 'InvalidMessageError', 'RemoteError', 'decodeEnvelope', 'encodeEnvelope'];
+  'reloadOnSignal', 'healthCheck', 'serveHealth', 'json', 'InvalidMessageError', 'RemoteError', 'decodeEnvelope', 'encodeEnvelope', 'contract', 'request', 'message'];
 
 describe('package', () => {
   it('loads with require() and import, with the same exports', () => {

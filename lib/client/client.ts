@@ -1,6 +1,8 @@
 import type net from 'node:net';
 import { EventEmitter } from 'eventemitter3';
 import createDebug from 'debug';
+import { ClientApplication } from '../contract/client-application.js';
+import type { CallInput, CallOutput, Contract, RequestNames } from '../contract/contract.js';
 import { ClientInbox } from './inbox.js';
 import { resolveClientOptions, type PulsarClientOptions, type ResolvedClientOptions } from './options.js';
 import { FrameWriter } from '../io/frame-writer.js';
@@ -39,7 +41,7 @@ const RESET_ONLY = { initialDelay: 0, maxDelay: 0, maxAttempts: 1 } as const;
  * @typeParam M the messages' type, from `messages` (`Buffer`: frames)
  * @typeParam S the client's `schema` output, when it has one
  */
-export class PulsarClient<M = Buffer, S = never> extends EventEmitter<PulsarClientEvents<Inbound<M, S>>> {
+export class PulsarClient<M = Buffer, S = never, C extends Contract = Contract> extends EventEmitter<PulsarClientEvents<Inbound<M, S>>> {
   /** Where the client is in its lifecycle; see {@link ClientState}. */
   get state(): ClientState {
     return this.#state;
@@ -67,11 +69,18 @@ export class PulsarClient<M = Buffer, S = never> extends EventEmitter<PulsarClie
   /** The close under way, for a second `close()` to wait on. */
   #closing: Promise<void> | undefined;
   readonly #inbox: ClientInbox<Inbound<M, S>>;
+  /** The hello, contract and routes (SPEC section 17), or `null` without them. */
+  readonly #app: ClientApplication | null;
 
   /** @param options see {@link PulsarClientOptions} */
-  constructor(options: PulsarClientOptions<M, S> = {}) {
+  constructor(options: PulsarClientOptions<M, S, C> = {}) {
     super();
     this.options = resolveClientOptions(options);
+    const { application } = this.options;
+    this.#app = application && new ClientApplication(application, {
+      deliver: (name, value) => super.emit(name as 'message', value as Inbound<M, S>),
+      error: (error) => this.#error(error),
+    });
     this.#inbox = new ClientInbox({
       peer: this.#target(),
       pause: () => this.#socket?.pause(),
@@ -85,6 +94,31 @@ export class PulsarClient<M = Buffer, S = never> extends EventEmitter<PulsarClie
   /** Replies (with `rpc`) that came after their request had given up (timeout, abort): dropped, never handed to another. */
   get lateReplies(): number {
     return this.#lateReplies;
+  }
+
+  /** Contract messages that came with no listener for their name, dropped (a warning said so once). */
+  get droppedMessages(): number {
+    return this.#app?.dropped ?? 0;
+  }
+
+  /**
+   * Sends the contract's request `name` and resolves with its output, validated on arrival.
+   * @throws {PulsarError} (rejects) `ERR_UNKNOWN_ROUTE` for a name the contract's `client` side has no
+   * request for, `ERR_INVALID_MESSAGE` for an input or an output the contract refuses, or as {@link request}
+   */
+  call<K extends RequestNames<C['client']>>(name: K, input: CallInput<C['client'], K>, options?: RequestOptions): Promise<CallOutput<C['client'], K>> {
+    const caller = this.#app?.caller;
+    if (!caller) return Promise.reject(new PulsarError('ERR_UNKNOWN_ROUTE', 'client.call() needs a contract'));
+    return caller.call(name, input, options, (body, given) => this.request(body, given)) as Promise<CallOutput<C['client'], K>>;
+  }
+
+  /**
+   * With a contract, a name of its `client` messages sends that message (`[name, value]`, checked first
+   * with `validateOutgoing`) and returns as {@link send}; any other name raises the client's own event.
+   */
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    if (this.#app?.sends(event)) return this.send(this.#app.caller!.emitBody(event, args[0]));
+    return super.emit(event as 'message', ...(args as [Inbound<M, S>]));
   }
 
   /** True while a connection is established. */
@@ -210,11 +244,14 @@ export class PulsarClient<M = Buffer, S = never> extends EventEmitter<PulsarClie
   #open(): Promise<void> {
     const { socket, connected } = dial(this.options, this.#target());
     this.#socket = socket;
-    return connected.then(() => {
+    return connected.then(async () => {
       this.#attach(socket);
       if (this.#state === 'connecting' || this.#state === 'reconnecting') this.#state = 'open';
       debug('connected to %s', this.#target());
       this.emit('connect');
+      const hello = this.#app?.helloBody() ?? null;
+      if (hello !== null) await this.#session!.request(hello); // before anything else, on every connection
+      this.emit('ready');
     }, (error: Error) => {
       this.#socket = null;
       throw error;
@@ -241,8 +278,8 @@ export class PulsarClient<M = Buffer, S = never> extends EventEmitter<PulsarClie
       write: (payload) => {
         if (this.connected) this.#write(payload); // a reply for a connection already gone is dropped
       },
-      message: (message) => this.#inbound(message as Inbound<M, S>),
-      answer: handler,
+      message: (message) => (this.#app?.caller ? this.#app.message(message) : this.#inbound(message as Inbound<M, S>)),
+      answer: this.#app?.answer ?? handler,
       invalid: (error) => {
         this.#error(error);
         if (settings.onInvalid === 'close') this.#socket?.destroy();

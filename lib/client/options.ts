@@ -1,3 +1,5 @@
+import type { Contract } from '../contract/contract.js';
+import { CLIENT_APPLICATION_OPTIONS, type ClientApplicationOptions } from '../contract/client-application.js';
 import type { ConnectionOptions } from 'node:tls';
 import { LengthPrefixedCodec } from '../codecs/length-prefixed.js';
 import type { FrameCodec } from '../codecs/types.js';
@@ -28,7 +30,7 @@ export type ClientRequestHandler<M> = (message: M, ctx: MessageContext) => unkno
  * @typeParam M the messages' type, from `messages` (`Buffer`: frames)
  * @typeParam S the client's `schema` output, when it has one
  */
-export interface PulsarClientOptions<M = Buffer, S = never> extends Omit<MessageOptions, 'messages' | 'schema' | 'requestTimeout'> {
+export interface PulsarClientOptions<M = Buffer, S = never, C extends Contract = Contract> extends Omit<MessageOptions, 'messages' | 'schema' | 'requestTimeout'>, ClientApplicationOptions<C> {
   /**
    * Messages instead of frames, one per frame (`json()`, `msgpack()` from `pulsar/msgpack`): `send()`
    * and `request()` encode, the `message` event and async iteration yield decoded values. @default none
@@ -70,11 +72,13 @@ export interface PulsarClientOptions<M = Buffer, S = never> extends Omit<Message
 
 const CLIENT_OPTIONS: Record<keyof PulsarClientOptions, true> = {
   host: true, port: true, codec: true, connectTimeout: true, heartbeatPayload: true, silenceTimeout: true,
-  reconnect: true, tls: true, handler: true, ...MESSAGE_OPTIONS,
+  reconnect: true, tls: true, handler: true, ...MESSAGE_OPTIONS, ...CLIENT_APPLICATION_OPTIONS,
 };
 
 /** {@link PulsarClientOptions} with every default applied. */
-export type ResolvedClientOptions = Readonly<Required<Omit<PulsarClientOptions, 'reconnect' | 'heartbeatPayload' | 'tls' | 'handler' | keyof MessageOptions>>> & {
+export type ResolvedClientOptions = Readonly<Required<Omit<PulsarClientOptions, 'reconnect' | 'heartbeatPayload' | 'tls' | 'handler' | keyof MessageOptions | keyof ClientApplicationOptions>>> & {
+  /** The contract, routes and hello as given, or `null` without a contract or a hello. */
+  readonly application: ClientApplicationOptions | null;
   /** The message layer's settings, or `null` for frames. */
   readonly messages: MessageSettings | null;
   /** Answers the server's requests, or `null`. */
@@ -90,8 +94,10 @@ export type ResolvedClientOptions = Readonly<Required<Omit<PulsarClientOptions, 
 };
 
 /** Applies defaults and validates every option of `PulsarClient`, naming the bad one and its value. */
-export function resolveClientOptions<M, S>(options: PulsarClientOptions<M, S>): ResolvedClientOptions {
+export function resolveClientOptions<M, S, C extends Contract>(options: PulsarClientOptions<M, S, C>): ResolvedClientOptions {
   checkKnownOptions('PulsarClient', options, CLIENT_OPTIONS, CODEC_OPTION_HINTS);
+  const application = options.contract !== undefined || options.hello !== undefined;
+  if (!application && options.routes !== undefined) throw conflictingOption('PulsarClient', 'routes', 'needs a contract');
   const reconnect = options.reconnect ?? false;
   const heartbeat = options.heartbeatPayload ?? HEARTBEAT_PAYLOAD;
   if (typeof heartbeat !== 'string' && heartbeat !== false && !(heartbeat instanceof Uint8Array)) {
@@ -108,8 +114,9 @@ export function resolveClientOptions<M, S>(options: PulsarClientOptions<M, S>): 
     tls: resolveTls(options.tls ?? false),
     silenceTimeout: checkTimerMs('PulsarClient', 'silenceTimeout', options.silenceTimeout ?? 0),
     requestTimeout: checkTimerMs('PulsarClient', 'requestTimeout', options.requestTimeout ?? 30_000),
-    messages: resolveMessageSettings('PulsarClient', options as MessageOptions, options.codec),
-    handler: resolveHandler(options.handler, options.rpc ?? false),
+    messages: resolveMessageSettings('PulsarClient', (application ? { ...options, rpc: true } : options) as MessageOptions, options.codec),
+    handler: resolveHandler(options.handler, application || (options.rpc ?? false)),
+    application: application ? options as ClientApplicationOptions : null,
     reconnect: reconnect === false ? null : {
       initialDelay: checkTimerMs('PulsarClient', 'reconnect.initialDelay', backoff.initialDelay ?? 100, 1),
       maxDelay: checkTimerMs('PulsarClient', 'reconnect.maxDelay', backoff.maxDelay ?? 10000, 1),

@@ -10,6 +10,8 @@ export type Inbound<M, S> = [S] extends [never] ? M : S;
 export interface PulsarClientEvents<T = Buffer> {
   /** Connected (first time and after each reconnection). */
   connect: [];
+  /** Ready to talk: after each connect, once the `hello` (if any) was accepted. Re-join rooms here. */
+  ready: [];
   /** Without `messages`: a data frame that no `request()` was waiting for. A view: copy it to keep it long. */
   frame: [payload: Buffer];
   /** With `messages`: a one-way message from the server (not a reply, not a request). */

@@ -15,6 +15,7 @@ import {
   kAnswered, kCloseForError, kCreate, kFail, kFeed, kFlushed, kRecount, kRefuse, kResumed, kSendEncoded, kSendPayload, kSession, kShutdown, kStart,
   type ConnectionOwner, type ConnectionState,
 } from './owner.js';
+import { groupsOf } from '../fleet/groups.js';
 import { ConnectionLifecycle } from './lifecycle.js';
 import { connectionThrottle } from './throttle.js';
 import { snapshotOf, type ConnectionSnapshot } from './snapshot.js';
@@ -240,6 +241,33 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
     const { state } = this;
     if (state !== 'open') return Promise.reject(new PulsarError('ERR_CONNECTION_CLOSED', `${this}: cannot send a request: the connection is ${state}`));
     return this[kSession]()!.request(message, options) as Promise<R>;
+  }
+
+  /**
+   * Sends the contract's request `name` to the client and resolves with its output, validated on arrival.
+   * @throws {PulsarError} (rejects) `ERR_UNKNOWN_ROUTE` for a name the contract's `server` side has no
+   * request for, `ERR_INVALID_MESSAGE` for an input or an output the contract refuses, or as {@link request}
+   */
+  call(name: string, input: unknown, options?: RequestOptions): Promise<unknown> {
+    const { caller } = this.#owner.settings;
+    if (caller === null) return Promise.reject(new PulsarError('ERR_UNKNOWN_ROUTE', 'conn.call() needs a contract on the server'));
+    return caller.call(name, input, options, (body, given) => this.request(body, given));
+  }
+
+  /**
+   * Sends the contract's message `name` to the client, as `[name, value]` (checked first with `validateOutgoing`).
+   * @returns as {@link send}
+   * @throws {PulsarError} `ERR_UNKNOWN_ROUTE`, `ERR_INVALID_MESSAGE`
+   */
+  emit(name: string, value: unknown): boolean {
+    const { caller } = this.#owner.settings;
+    if (caller === null) throw new PulsarError('ERR_UNKNOWN_ROUTE', 'conn.emit() needs a contract on the server');
+    return this.send(caller.emitBody(name, value));
+  }
+
+  /** The names of the groups the connection is in; once it can no longer be written, those it was in then. */
+  get groups(): readonly string[] {
+    return groupsOf(this);
   }
 
   /** Replies to {@link request}s that came after the request had given up (timeout, abort): dropped, counted. */

@@ -1,3 +1,4 @@
+import type { ContractCaller } from '../contract/router.js';
 import type { FrameCodec } from '../codecs/types.js';
 import type { PulsarError } from '../errors.js';
 import type { MessageContext, MessageSettings } from '../messages/settings.js';
@@ -50,6 +51,8 @@ export interface ConnectionSettings {
   handler(input: unknown, conn: Connection, ctx?: MessageContext): unknown;
   /** True when the handler is the default echo of frames: received frames may then be echoed in bulk. */
   readonly echoes: boolean;
+  /** What `conn.call()` and `conn.emit()` send, checked against the contract; `null` without one. */
+  readonly caller: ContractCaller | null;
 }
 
 /**

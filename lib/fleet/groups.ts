@@ -92,10 +92,20 @@ export class ConnectionGroup implements Iterable<Connection> {
   }
 }
 
+/** The names of the groups a connection left when it became unwritable, still readable in `disconnect`. */
+const formerly = new WeakMap<Connection, readonly string[]>();
+
 /** Takes a closed connection out of every group it was in. */
 export function leaveGroups(conn: Connection): void {
   const groups = membership.get(conn);
   if (groups === undefined) return;
+  formerly.set(conn, Object.freeze([...groups].map((group) => group.name)));
   for (const group of groups) group.delete(conn);
   membership.delete(conn);
+}
+
+/** The names of the groups `conn` is in (or, once it left them all on closing, was in). */
+export function groupsOf(conn: Connection): readonly string[] {
+  const groups = membership.get(conn);
+  return groups === undefined ? (formerly.get(conn) ?? []) : [...groups].map((group) => group.name);
 }

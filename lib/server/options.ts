@@ -6,6 +6,8 @@ import type { FrameCodec } from '../codecs/types.js';
 import type { Connection, ConnectionData } from '../connection/connection.js';
 import type { MessageCodec } from '../messages/codec.js';
 import type { StandardSchemaV1 } from '../messages/schema.js';
+import type { Contract } from '../contract/contract.js';
+import { APPLICATION_OPTIONS, resolveApplication, type ResolvedApplication, type ServerApplicationOptions } from '../contract/options.js';
 import { MESSAGE_OPTIONS, resolveMessageSettings, type MessageContext, type MessageOptions, type MessageSettings } from '../messages/settings.js';
 import { PulsarError } from '../errors.js';
 import { IdleHeartbeat, type HeartbeatPolicy } from '../heartbeat.js';
@@ -25,7 +27,7 @@ import { checkInteger, checkKnownOptions, checkOneOf, checkTimerMs, CODEC_OPTION
  * @typeParam S the server's `schema` output, when it has one
  * @typeParam D the type of `conn.data`
  */
-export interface PulsarServerOptions<M = Buffer, S = never, D extends ConnectionData = ConnectionData> extends Omit<MessageOptions, 'messages' | 'schema'> {
+export interface PulsarServerOptions<M = Buffer, S = never, D extends ConnectionData = ConnectionData, C extends Contract = Contract, H = unknown> extends Omit<MessageOptions, 'messages' | 'schema'>, ServerApplicationOptions<C, D, H> {
   /**
    * Messages instead of frames, one per frame: `json()`, or `msgpack()` from `pulsar/msgpack`. The handler
    * gets decoded values; `conn.send(value)` and `group.broadcast(value)` encode them. @default none: frames
@@ -193,7 +195,9 @@ export interface PulsarServerOptions<M = Buffer, S = never, D extends Connection
 
 /** {@link PulsarServerOptions} with every default applied. */
 export type ResolvedServerOptions = Readonly<
-  Required<Omit<PulsarServerOptions, 'proxyProtocol' | 'admit' | 'path' | 'relay' | 'rateLimit' | 'connectionRate' | 'tls' | 'fd' | 'handler' | keyof MessageOptions>> & {
+  Required<Omit<PulsarServerOptions, 'proxyProtocol' | 'admit' | 'path' | 'relay' | 'rateLimit' | 'connectionRate' | 'tls' | 'fd' | 'handler' | keyof MessageOptions | keyof ServerApplicationOptions>> & {
+    /** The contract, routes and hello, or `null` without them. */
+    application: ResolvedApplication | null;
     /** The handler: a {@link FrameHandler}, or with `messages` a {@link MessageHandler}. */
     handler: (message: unknown, conn: Connection, ctx: MessageContext) => unknown;
     /** The message layer's settings, or `null` for frames. */
@@ -225,12 +229,12 @@ const SERVER_OPTIONS: Record<keyof PulsarServerOptions, true> = {
   maxBufferedBytes: true, frameTimeout: true, maxPendingOutput: true, writeTimeout: true,
   maxConnectionsPerAddress: true, allow: true, deny: true, trustedProxies: true, admit: true, admitTimeout: true, instanceId: true,
   rateLimit: true, onRateLimit: true, connectionRate: true, drainDelay: true, fd: true, reusePort: true,
-  ...MESSAGE_OPTIONS,
+  ...MESSAGE_OPTIONS, ...APPLICATION_OPTIONS,
 };
 const PROXY_OPTIONS: Record<keyof ProxyProtocolOptions, true> = { timeout: true, maxHeaderLength: true };
 
 /** Applies defaults and validates every option, naming the bad one and its value. */
-export function resolveServerOptions<M, S, D extends ConnectionData>(options: PulsarServerOptions<M, S, D> = {}): ResolvedServerOptions {
+export function resolveServerOptions<M, S, D extends ConnectionData, C extends Contract, H>(options: PulsarServerOptions<M, S, D, C, H> = {}): ResolvedServerOptions {
   if (typeof options !== 'object' || options === null) throw invalidOption(OWNER, 'options', 'must be an object', options);
   checkKnownOptions(OWNER, options, SERVER_OPTIONS, CODEC_OPTION_HINTS);
   const host = options.host ?? '127.0.0.1';
@@ -241,10 +245,11 @@ export function resolveServerOptions<M, S, D extends ConnectionData>(options: Pu
   if (maxConnectionsPerAddress !== Infinity) checkInteger(OWNER, 'maxConnectionsPerAddress', maxConnectionsPerAddress, 1);
   const reportInterval = options.reportInterval ?? 10_000;
   if (reportInterval !== false) checkTimerMs(OWNER, 'reportInterval', reportInterval, 1);
-  const messages = resolveMessageSettings(OWNER, options as MessageOptions, options.codec);
+  const application = resolveApplication(OWNER, options as ServerApplicationOptions);
+  const messages = resolveMessageSettings(OWNER, (application === null ? options : { ...options, rpc: true }) as MessageOptions, options.codec);
   const handler = (options.handler ?? (messages === null ? echo : echoMessage)) as ResolvedServerOptions['handler'];
   if (typeof handler !== 'function') throw invalidOption(OWNER, 'handler', 'must be a function', handler);
-  const path = resolvePath(options);
+  const path = resolvePath(options as PulsarServerOptions);
   return Object.freeze({
     host,
     port: checkInteger(OWNER, 'port', options.port ?? 8080, 0, 65535),
@@ -256,6 +261,7 @@ export function resolveServerOptions<M, S, D extends ConnectionData>(options: Pu
     reportInterval,
     handler,
     messages,
+    application,
     maxConnections,
     shutdownTimeout: checkTimerMs(OWNER, 'shutdownTimeout', options.shutdownTimeout ?? 10_000),
     highWaterMark: checkInteger(OWNER, 'highWaterMark', options.highWaterMark ?? 1024 * 1024, 1),
@@ -276,7 +282,7 @@ export function resolveServerOptions<M, S, D extends ConnectionData>(options: Pu
     onRateLimit: checkOneOf(OWNER, 'onRateLimit', options.onRateLimit ?? 'pause', ['pause', 'close'] as const),
     connectionRate: resolveConnectionRate(options.connectionRate),
     drainDelay: checkTimerMs(OWNER, 'drainDelay', options.drainDelay ?? 0),
-    fd: resolveFd(options),
+    fd: resolveFd(options as PulsarServerOptions),
     reusePort: resolveReusePort(options.reusePort ?? false),
   });
 }

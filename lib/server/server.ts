@@ -4,6 +4,9 @@ import { AcceptPath } from '../accept/handshakes.js';
 import { AdmissionGate } from '../admission/gate.js';
 import { channels, type BackpressureMessage, type ClientErrorMessage, type ConnectionMessage, type DisconnectMessage, type RateLimitedMessage, type RefusedMessage } from './channels.js';
 import { Connection, type ConnectionData } from '../connection/connection.js';
+import { ServerApplication } from '../contract/application.js';
+import type { Contract, RoutesOf } from '../contract/contract.js';
+import type { MessageContext } from '../messages/settings.js';
 import { sendPayload } from '../messages/session.js';
 import { kCreate, kFeed, kRecount, kSendEncoded, kStart, type ConnectionOwner, type DisconnectReason } from '../connection/owner.js';
 import { DeadlineSweep } from './deadlines.js';
@@ -47,7 +50,7 @@ type ServerState = 'idle' | 'starting' | 'listening' | 'closing' | 'closed';
  * await server.close();
  * ```
  */
-export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = ConnectionData> extends EventEmitter<PulsarServerEvents> {
+export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = ConnectionData, C extends Contract = Contract, H = unknown> extends EventEmitter<PulsarServerEvents<D>> {
   /**
    * The options in force, defaults applied: a frozen copy to read. The heartbeat policy in it is a view
    * whose `start` and `stop` throw: the server runs its heartbeat (`close()` stops it).
@@ -67,6 +70,8 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
   readonly #gate: AdmissionGate;
   readonly #fleet: Fleet;
   readonly #registry: RegistryDriver;
+  /** The hello, contract and routes (SPEC section 17), or `null` without them. */
+  readonly #application: ServerApplication | null;
   #state: ServerState = 'idle';
   #nextId = 1;
   #closing: Promise<CloseResult> | undefined;
@@ -81,9 +86,15 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
    * @param options see {@link PulsarServerOptions}
    * @throws {PulsarError} `ERR_INVALID_OPTION` naming the first bad option
    */
-  constructor(options?: PulsarServerOptions<M, S, D>) {
+  constructor(options?: PulsarServerOptions<M, S, D, C, H>) {
     super();
     this.#options = resolveServerOptions(options);
+    const { application } = this.#options;
+    this.#application = application && new ServerApplication('PulsarServer', { ...application, handler: this.#options.handler }, {
+      clientError: (error, conn) => this.#clientError(error, conn),
+      accepted: (conn, value) => this.emit('hello', conn as Connection<D>, value),
+    });
+    if (application !== null) this.#application!.route('PulsarServer', application.routes);
     this.#publicOptions = publicOptions(this.#options);
     const { codec, instanceId, registry, relay } = this.#options;
     const live = (): Iterable<Connection> => this.#served.live;
@@ -130,6 +141,17 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
    */
   group(name: string): ConnectionGroup {
     return this.#fleet.group(name);
+  }
+
+  /**
+   * Adds routes for the contract's `client` names, as the `routes` option does: the form for routes that
+   * use the server (inside the options, TypeScript cannot type them: TS7022).
+   * @throws {PulsarError} `ERR_INVALID_OPTION` without a contract, or for a name it does not give the client
+   */
+  routes(routes: RoutesOf<C['client'], [conn: Connection<D>, ctx: MessageContext]>): this {
+    if (this.#application === null) throw new PulsarError('ERR_INVALID_OPTION', 'PulsarServer: routes need a contract');
+    this.#application.route('PulsarServer.routes()', routes as Readonly<Record<string, unknown>>);
+    return this;
   }
 
   /** The live groups (with members, or held by the application), by name. */
@@ -294,7 +316,8 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
     this.#totals.accepted++;
     conn[kStart]();
     this.#registry.call('add', conn);
-    this.emit('connection', conn);
+    this.#application?.gate?.connected(conn);
+    this.emit('connection', conn as Connection<D>);
     if (channels.connection.hasSubscribers) channels.connection.publish({ server: this, connection: conn } satisfies ConnectionMessage);
     if (rest !== null) conn[kFeed](rest);
   }
@@ -309,19 +332,20 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
   #createOwner(): ConnectionOwner {
     const { codec, highWaterMark, shutdownTimeout, handler, maxPendingOutput, instanceId, rateLimit, onRateLimit, messages } = this.#options;
     const emitFrame = (frame: Buffer, conn: Connection): void => {
-      this.emit('frame', frame, conn);
+      this.emit('frame', frame, conn as Connection<D>);
     };
     return {
       settings: Object.freeze({
         instanceId, codec, highWaterMark, closeTimeout: shutdownTimeout, maxPendingOutput, rateLimit, onRateLimit, messages,
-        handler: handler as ConnectionOwner['settings']['handler'], echoes: handler === echo,
+        handler: (this.#application?.handle ?? handler) as ConnectionOwner['settings']['handler'], echoes: handler === echo,
+        caller: this.#application?.caller ?? null,
       }),
       frameListener: () => (this.listenerCount('frame') === 0 ? null : emitFrame),
       clientError: (error, conn) => this.#clientError(error, conn),
       rateLimited: (conn, kind, action) => this.#rateLimited(conn, kind, action),
       flowChanged: (conn, paused) => {
-        if (paused) this.emit('backpressure', conn);
-        else this.emit('drain', conn);
+        if (paused) this.emit('backpressure', conn as Connection<D>);
+        else this.emit('drain', conn as Connection<D>);
         if (channels.backpressure.hasSubscribers) channels.backpressure.publish({ server: this, connection: conn, paused } satisfies BackpressureMessage);
       },
       heldChanged: (delta) => this.#budget.change(delta),
@@ -362,13 +386,14 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
     if (!this.#served.closed(conn, reason, error)) return;
     this.#gate.release(conn.remoteAddress);
     this.#totals.retire(conn);
-    this.emit('disconnect', conn, reason, error);
+    this.#application?.gate?.closed(conn);
+    this.emit('disconnect', conn as Connection<D>, reason, error);
     if (channels.disconnect.hasSubscribers) channels.disconnect.publish({ server: this, connection: conn, reason, error } satisfies DisconnectMessage);
   }
 
   #clientError(error: PulsarError, conn: Connection): void {
     debug('client error: %s', error.message); // the message names the client
-    this.emit('clientError', error, conn);
+    this.emit('clientError', error, conn as Connection<D>);
     if (channels.clientError.hasSubscribers) channels.clientError.publish({ server: this, connection: conn, error } satisfies ClientErrorMessage);
   }
 
@@ -383,7 +408,7 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
       const beat = (conn: Connection, wire: Buffer): void => {
         conn[kSendEncoded](wire, true);
         this.#totals.heartbeats++;
-        this.emit('heartbeat', conn);
+        this.emit('heartbeat', conn as Connection<D>);
       };
       heartbeat.start(heartbeatHostFor(() => this.#served.writable.values(), (payload) => this.#options.codec.encode(payload), beat, (conn, error) => this.#expire(conn, error)));
     }

@@ -1,4 +1,4 @@
-import type { Connection } from '../connection/connection.js';
+import type { Connection, ConnectionData } from '../connection/connection.js';
 import type { DisconnectReason } from '../connection/owner.js';
 import type { PulsarError } from '../errors.js';
 import type { Readiness } from './health.js';
@@ -62,25 +62,27 @@ export interface ServerStats {
 }
 
 /** Events of {@link PulsarServer}, with their arguments. */
-export interface PulsarServerEvents {
+export interface PulsarServerEvents<D extends ConnectionData = ConnectionData> {
   /** The server is accepting connections. */
   listening: [address: ListenAddress];
+  /** A client's hello was accepted (`conn.data` filled by the hello's handler); `value` is what it said. */
+  hello: [conn: Connection<D>, value: unknown];
   /** A client connected. */
-  connection: [conn: Connection];
+  connection: [conn: Connection<D>];
   /** A frame arrived (emitted before the handler runs). */
-  frame: [frame: Buffer, conn: Connection];
+  frame: [frame: Buffer, conn: Connection<D>];
   /** A heartbeat frame was sent to a silent client. */
-  heartbeat: [conn: Connection];
+  heartbeat: [conn: Connection<D>];
   /** The periodic registry report. */
   report: [report: Report];
   /** Reading from `conn` paused: its pending output passed `highWaterMark`. */
-  backpressure: [conn: Connection];
+  backpressure: [conn: Connection<D>];
   /** `conn`'s output drained and reading resumed. */
-  drain: [conn: Connection];
+  drain: [conn: Connection<D>];
   /** A client went away, and why; `error` is set when it was a failure. */
-  disconnect: [conn: Connection, reason: DisconnectReason, error: Error | undefined];
+  disconnect: [conn: Connection<D>, reason: DisconnectReason, error: Error | undefined];
   /** A problem with one client (bad frame, reset, timeout, handler failure); other clients are untouched. Match on `error.code`. */
-  clientError: [error: PulsarError, conn: Connection];
+  clientError: [error: PulsarError, conn: Connection<D>];
   /** A problem with the server itself (not with one client). */
   error: [error: Error];
   /** Readiness changed (see `server.readiness`): `ready` once listening, `draining`, `closing`, `closed`. */

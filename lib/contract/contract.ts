@@ -1,0 +1,114 @@
+import { invalidOption } from '../util/validate.js';
+import { isStandardSchema, type StandardSchemaV1 } from '../messages/schema.js';
+
+/** A request in a contract: what the caller sends (`input`) and what the answer is (`output`). */
+export interface RequestEntry<I extends StandardSchemaV1 = StandardSchemaV1, O extends StandardSchemaV1 = StandardSchemaV1> {
+  /** Marks a request. */
+  readonly kind: 'request';
+  /** Validates what arrives at the side that answers. */
+  readonly input: I;
+  /** Validates the answer at the caller. */
+  readonly output: O;
+}
+
+/** A one-way message in a contract, validated where it arrives. */
+export interface MessageEntry<S extends StandardSchemaV1 = StandardSchemaV1> {
+  /** Marks a one-way message. */
+  readonly kind: 'message';
+  /** Validates it where it arrives. */
+  readonly schema: S;
+}
+
+/** The names one side may send, each a {@link RequestEntry} or a {@link MessageEntry}. */
+export type ContractEntries = Readonly<Record<string, RequestEntry | MessageEntry>>;
+
+/**
+ * What the two sides say to each other (SPEC section 17): `client` names what the client sends and the
+ * server handles, `server` what the server sends and the client handles. Made by {@link contract}.
+ */
+export interface Contract<C extends ContractEntries = ContractEntries, S extends ContractEntries = ContractEntries> {
+  /** What the client sends and the server handles. */
+  readonly client: C;
+  /** What the server sends and the client handles. */
+  readonly server: S;
+}
+
+/** What a schema takes. */
+export type InputOf<T> = T extends StandardSchemaV1<infer I, unknown> ? I : never;
+/** What a schema gives. */
+export type OutputOf<T> = T extends StandardSchemaV1<unknown, infer O> ? O : never;
+
+/** The names of `E` that are requests. */
+export type RequestNames<E extends ContractEntries> = { [K in keyof E]: E[K] extends RequestEntry ? K : never }[keyof E] & string;
+/** The names of `E` that are one-way messages. */
+export type MessageNames<E extends ContractEntries> = { [K in keyof E]: E[K] extends MessageEntry ? K : never }[keyof E] & string;
+/** What a caller sends for request `K` (the input schema's input). */
+export type CallInput<E extends ContractEntries, K extends keyof E> = E[K] extends RequestEntry<infer I, StandardSchemaV1> ? InputOf<I> : never;
+/** What a caller gets back for request `K` (the output schema's output). */
+export type CallOutput<E extends ContractEntries, K extends keyof E> = E[K] extends RequestEntry<StandardSchemaV1, infer O> ? OutputOf<O> : never;
+/** What is sent as message `K`. */
+export type EmitValue<E extends ContractEntries, K extends keyof E> = E[K] extends MessageEntry<infer S> ? InputOf<S> : never;
+/** What a receiver gets for message `K` (validated). */
+export type MessageValue<E extends ContractEntries, K extends keyof E> = E[K] extends MessageEntry<infer S> ? OutputOf<S> : never;
+
+/**
+ * The handlers of one side's names: a request's route returns (or resolves) its output, a message's
+ * route returns nothing that is used. `A` is what follows the value (the connection and context on the
+ * server, the context on the client).
+ */
+export type RoutesOf<E extends ContractEntries, A extends unknown[]> = string extends keyof E
+  ? Readonly<Record<string, (value: never, ...rest: A) => unknown>> // a contract not known to the compiler
+  : {
+  [K in keyof E]?: E[K] extends RequestEntry<infer I, infer O>
+    ? (input: OutputOf<I>, ...rest: A) => InputOf<O> | PromiseLike<InputOf<O>>
+    : E[K] extends MessageEntry<infer S> ? (value: OutputOf<S>, ...rest: A) => unknown : never;
+};
+
+/**
+ * A request entry of a contract.
+ * @example request({ input: z.object({ room: z.string() }), output: z.object({ members: z.number() }) })
+ */
+export function request<I extends StandardSchemaV1, O extends StandardSchemaV1>(entry: { input: I; output: O }): RequestEntry<I, O> {
+  for (const part of ['input', 'output'] as const) {
+    if (!isStandardSchema(entry?.[part])) throw invalidOption('request()', part, 'must be a Standard Schema (zod, valibot, arktype…)', entry?.[part]);
+  }
+  return Object.freeze({ kind: 'request', input: entry.input, output: entry.output });
+}
+
+/** A one-way message entry of a contract: its schema validates it where it arrives. */
+export function message<S extends StandardSchemaV1>(schema: S): MessageEntry<S> {
+  if (!isStandardSchema(schema)) throw invalidOption('message()', 'schema', 'must be a Standard Schema (zod, valibot, arktype…)', schema);
+  return Object.freeze({ kind: 'message', schema });
+}
+
+/**
+ * Names the client's own events cannot be taken by a contract: `client.emit(name, value)` sends, and the
+ * client raises its own events apart from it (as socket.io's `emitReserved`).
+ */
+const RESERVED = new Set(['connect', 'ready', 'close', 'error', 'message', 'frame', 'drain', 'heartbeat', 'reconnect', 'reconnecting', 'newListener', 'removeListener']);
+
+/**
+ * Declares what the two sides say to each other, each name a {@link request} or a {@link message}.
+ * @throws {PulsarError} `ERR_INVALID_OPTION` for an entry that is neither, a name starting with `$`
+ * (reserved: the hello is `$hello`), or a name that is one of the client's own events
+ */
+export function contract<C extends ContractEntries, S extends ContractEntries>(sides: { client?: C; server?: S }): Contract<C, S> {
+  const checked = (side: 'client' | 'server'): ContractEntries => {
+    const entries = sides?.[side] ?? {};
+    if (typeof entries !== 'object' || entries === null) throw invalidOption('contract()', side, 'must be an object of request() and message() entries', entries);
+    for (const [name, entry] of Object.entries(entries)) {
+      if (name.startsWith('$')) throw invalidOption('contract()', `${side}.${name}`, "names starting with '$' are reserved", name);
+      if (RESERVED.has(name)) throw invalidOption('contract()', `${side}.${name}`, "is one of the client's own events", name);
+      const kind = (entry as Partial<RequestEntry | MessageEntry> | null)?.kind;
+      if (kind !== 'request' && kind !== 'message') throw invalidOption('contract()', `${side}.${name}`, 'must be made by request() or message()', entry);
+    }
+    return Object.freeze({ ...entries });
+  };
+  return Object.freeze({ client: checked('client') as C, server: checked('server') as S });
+}
+
+/** Whether `value` was made by {@link contract}. */
+export function isContract(value: unknown): value is Contract {
+  const c = value as Partial<Contract> | null;
+  return typeof c === 'object' && c !== null && typeof c.client === 'object' && typeof c.server === 'object';
+}
