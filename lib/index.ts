@@ -35,6 +35,7 @@ export { ByteQueue } from './codecs/byte-queue.js';
 export { MemoryRegistry } from './registry/memory.js';
 export type { FleetSummary, Registry, RegistryContext } from './registry/types.js';
 export { ConnectionGroup } from './fleet/groups.js';
+export type { GroupAnswer, GroupAnswers } from './fleet/group-answers.js';
 export type { Relay, RelayContext, RelayMessage, RelayToConnection, RelayToGroup } from './fleet/relay.js';
 export { HEARTBEAT_PAYLOAD, IdleHeartbeat } from './heartbeat.js';
 export type { HeartbeatHost, HeartbeatPeer, HeartbeatPolicy, IdleHeartbeatOptions } from './heartbeat.js';

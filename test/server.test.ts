@@ -183,7 +183,7 @@ describe('PulsarServer', () => {
       expect(String((await client.waitFrames(1))[0])).to.equal('after');
       expect(errors).to.have.length(1);
       expect(errors[0]!.code).to.equal('ERR_HANDLER');
-      expect(errors[0]!.message).to.match(/^127\.0\.0\.1:\d+ \(connection 1\): the handler failed on a frame: boom$/);
+      expect(errors[0]!.message).to.match(/^127\.0\.0\.1:\d+ \(connection 1\): the handler failed: boom$/);
       expect((errors[0]!.cause as Error).message).to.equal('boom');
     });
 

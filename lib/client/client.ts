@@ -71,6 +71,8 @@ export class PulsarClient<M = Buffer, S = never, C extends Contract = Contract> 
   readonly #inbox: ClientInbox<Inbound<M, S>>;
   /** The hello, contract and routes (SPEC section 17), or `null` without them. */
   readonly #app: ClientApplication | null;
+  /** Aborted when `close()` begins: handlers' `ctx.closing`. */
+  readonly #stopping = new AbortController();
 
   /** @param options see {@link PulsarClientOptions} */
   constructor(options: PulsarClientOptions<M, S, C> = {}) {
@@ -208,6 +210,7 @@ export class PulsarClient<M = Buffer, S = never, C extends Contract = Contract> 
 
   async #close(): Promise<void> {
     this.#state = 'closing';
+    this.#stopping.abort(new PulsarError('ERR_CLIENT_STATE', 'the client is closing'));
     clearTimeout(this.#retryTimer);
     const socket = this.#socket;
     if (socket === null || socket.destroyed) {
@@ -290,6 +293,7 @@ export class PulsarClient<M = Buffer, S = never, C extends Contract = Contract> 
       },
       handlerFailed: (error) => this.#error(error),
       lateReply: () => this.#lateReplies++,
+      closing: this.#stopping.signal,
     });
   }
 

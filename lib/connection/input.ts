@@ -201,11 +201,13 @@ export class ConnectionInput {
     result.then(this.#onHandlerSettled, this.#onHandlerRejected);
   }
 
+  /** A handler threw: a pulsar error keeps its code; anything else is `ERR_HANDLER`, an application's own code named in its message. */
   #handlerFailed(error: unknown): void {
-    this.#owner.clientError(
-      new PulsarError('ERR_HANDLER', `${this.#conn}: the handler failed on a frame: ${messageOf(error)}`, { cause: error }),
-      this.#conn,
-    );
+    const conn = String(this.#conn);
+    const code = (error as { code?: unknown } | null)?.code;
+    const failure = error instanceof PulsarError ? aboutClient(error, conn)
+      : new PulsarError('ERR_HANDLER', `${conn}: the handler failed: ${typeof code === 'string' ? `[${code}] ` : ''}${messageOf(error)}`, { cause: error });
+    this.#owner.clientError(failure, this.#conn);
   }
 
   /** What the decoder threw, as reported: naming this client, with a code even from a faulty custom decoder. */

@@ -51,6 +51,8 @@ export interface ConnectionSettings {
   handler(input: unknown, conn: Connection, ctx?: MessageContext): unknown;
   /** True when the handler is the default echo of frames: received frames may then be echoed in bulk. */
   readonly echoes: boolean;
+  /** Aborts when the server stops serving: handlers' `ctx.closing`. */
+  readonly closing: AbortSignal;
   /** What `conn.call()` and `conn.emit()` send, checked against the contract; `null` without one. */
   readonly caller: ContractCaller | null;
 }

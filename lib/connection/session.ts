@@ -32,5 +32,6 @@ export function connectionSession(conn: Connection, owner: ConnectionOwner, sett
     },
     handlerFailed: (error) => owner.clientError(error, conn),
     lateReply: () => owner.lateReply(conn),
+    closing: own.closing,
   });
 }

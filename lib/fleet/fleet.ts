@@ -1,4 +1,5 @@
 import createDebug from 'debug';
+import type { ContractCaller } from '../contract/router.js';
 import type { FrameCodec } from '../codecs/types.js';
 import type { Connection } from '../connection/connection.js';
 import { kCreate, kDeliver, kSendPayload } from '../connection/owner.js';
@@ -19,6 +20,8 @@ export interface FleetHost {
   payloadOf(value: unknown): Uint8Array;
   /** Cross-instance delivery, or `null` for a server alone. */
   readonly relay: Relay | null;
+  /** What the server sends, checked against its contract, or `null` without one. */
+  readonly caller: ContractCaller | null;
   /** The connections that can be written, by id. */
   readonly connections: ReadonlyMap<number, Connection>;
   /** Counts a frame dropped because its connection is gone. */
@@ -82,6 +85,7 @@ export class Fleet {
       payloadOf: (value) => this.#host.payloadOf(value),
       encode: (payload) => this.#host.codec.encode(payload),
       relay: (groupName, payload) => this.#publish({ kind: 'group', group: groupName, origin: this.#host.instanceId, payload }),
+      caller: this.#host.caller,
     });
     const ref = new WeakRef(group);
     this.#groups.set(name, ref);

@@ -1,4 +1,8 @@
 import type { Connection } from '../connection/connection.js';
+import type { ContractCaller } from '../contract/router.js';
+import { PulsarError } from '../errors.js';
+import type { RequestOptions } from '../messages/settings.js';
+import { GroupAnswers } from './group-answers.js';
 import { kCreate, kDeliver, kSendEncoded } from '../connection/owner.js';
 
 /** What a group needs from its server. */
@@ -9,6 +13,8 @@ export interface GroupHost {
   encode(payload: Uint8Array): Buffer;
   /** Hands a broadcast to the other instances of a fleet, when the server has a `relay` (`RedisRelay`). */
   relay(group: string, payload: Buffer): void;
+  /** What the server sends, checked against its contract, or `null` without one. */
+  readonly caller: ContractCaller | null;
 }
 
 /** The groups each connection is in, so that it leaves them all when it closes. */
@@ -80,6 +86,38 @@ export class ConnectionGroup implements Iterable<Connection> {
     const sent = this[kDeliver](this.#host.encode(bytes), options.except);
     this.#host.relay(this.name, Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length));
     return sent;
+  }
+
+  /**
+   * Sends the contract's message `name` to every member, as {@link broadcast} does (encoded once, relayed
+   * to a fleet), checked first when `validateOutgoing`.
+   * @returns how many members on this instance it was queued for
+   * @throws {PulsarError} `ERR_UNKNOWN_ROUTE` (no such message, or no contract), `ERR_INVALID_MESSAGE`
+   */
+  emit(name: string, value: unknown, options: { except?: Connection } = {}): number {
+    return this.broadcast(this.#caller('emit').emitBody(name, value), options);
+  }
+
+  /**
+   * Calls the contract's request `name` on every member here at the time of the call, and yields their
+   * answers as they arrive: `{ conn, output }` (validated) or `{ conn, error }`; `.all()` collects them.
+   * `timeout` and `signal` apply to each member's call.
+   * @throws {PulsarError} `ERR_UNKNOWN_ROUTE` without a contract
+   */
+  call(name: string, input: unknown, options?: RequestOptions): GroupAnswers {
+    this.#caller('call'); // no contract: thrown here, not once per member
+    return new GroupAnswers([...this.#members].map((conn) => [conn, conn.call(name, input, options)] as const));
+  }
+
+  /** As {@link call}, without a contract: `conn.request(value)` to every member (`rpc`). */
+  request(value: unknown, options?: RequestOptions): GroupAnswers {
+    return new GroupAnswers([...this.#members].map((conn) => [conn, conn.request(value, options)] as const));
+  }
+
+  #caller(what: string): ContractCaller {
+    const { caller } = this.#host;
+    if (caller === null) throw new PulsarError('ERR_UNKNOWN_ROUTE', `group.${what}() needs a contract on the server`);
+    return caller;
   }
 
   /** @internal Queues frames already encoded for every member here but `except`; no relaying. */

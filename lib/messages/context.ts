@@ -12,9 +12,16 @@ export class HandlerContext implements MessageContext {
   /** Why it was given up, once it was (the controller, if made later, starts aborted). */
   #reason: PulsarError | undefined;
 
-  /** @param requestId the request's id; `undefined` for a connection's one-way messages */
-  constructor(requestId: number | undefined) {
+  /** Aborts when the server (or client) stops serving: answer a long wait early. */
+  readonly closing: AbortSignal;
+
+  /**
+   * @param requestId the request's id; `undefined` for a connection's one-way messages
+   * @param closing the owner's shutdown signal
+   */
+  constructor(requestId: number | undefined, closing: AbortSignal) {
     this.requestId = requestId;
+    this.closing = closing;
   }
 
   get signal(): AbortSignal {

@@ -33,6 +33,8 @@ export interface SessionHost {
   handlerFailed(error: PulsarError): void;
   /** A reply came after its request gave up, and was dropped. */
   lateReply(): void;
+  /** Aborts when the end it serves stops serving (what handlers get as `ctx.closing`). */
+  readonly closing: AbortSignal;
 }
 
 /** What an error reply's body holds. */
@@ -111,7 +113,7 @@ export class MessageSession {
       } catch (error) {
         return this.#badInput(null, malformed(error, null));
       }
-      return this.#host.message(value, (this.#messageContext ??= new HandlerContext(undefined)));
+      return this.#host.message(value, (this.#messageContext ??= new HandlerContext(undefined, this.#host.closing)));
     }
     if (!settings.rpc) return this.#inbound(frame, null);
     let envelope: Envelope;
@@ -177,7 +179,7 @@ export class MessageSession {
       this.#writeError(id, 'ERR_TOO_MANY_REQUESTS', `more than ${maxInflightRequests} requests in flight on this connection`);
       return undefined;
     }
-    return this.#inbound(body, new HandlerContext(id));
+    return this.#inbound(body, new HandlerContext(id, this.#host.closing));
   }
 
   /** Decodes and validates a message (`ctx` `null`) or a request, then hands it on. */
@@ -221,7 +223,7 @@ export class MessageSession {
   }
 
   #handle(value: unknown, ctx: HandlerContext | null): unknown {
-    if (ctx === null) return this.#host.message(value, (this.#messageContext ??= new HandlerContext(undefined)));
+    if (ctx === null) return this.#host.message(value, (this.#messageContext ??= new HandlerContext(undefined, this.#host.closing)));
     const id = ctx.requestId!;
     const answer = this.#host.answer;
     if (answer === null) {

@@ -19,6 +19,11 @@ export interface MessageContext {
    * the connection closes. Hand it to what the handler waits on (`fetch`, timers, queries) to stop early.
    */
   readonly signal: AbortSignal;
+  /**
+   * Aborts when the server stops serving (`close()`, after any `drainDelay`), or the client closes: a
+   * handler waiting on application state (a long poll) answers early instead of holding the shutdown.
+   */
+  readonly closing: AbortSignal;
 }
 
 /** Options of a `request()`. */

@@ -75,6 +75,8 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
   #state: ServerState = 'idle';
   #nextId = 1;
   #closing: Promise<CloseResult> | undefined;
+  /** Aborted when the server stops serving (after any drain): handlers' `ctx.closing`. */
+  readonly #stopping = new AbortController();
   /** True from a drain's start (`drainDelay`) until the shutdown begins. */
   #draining = false;
   /** Tells each change of {@link readiness}. */
@@ -112,7 +114,7 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
     const serverError = (error: PulsarError): void => this.#serverError(error);
     const { messages } = this.#options;
     this.#fleet = new Fleet({
-      instanceId, codec, relay, connections: this.#served.writable,
+      instanceId, codec, relay, connections: this.#served.writable, caller: this.#application?.caller ?? null,
       payloadOf: (value) => sendPayload(messages, value),
       dropped: () => this.#totals.framesDropped++,
       error: serverError,
@@ -288,6 +290,7 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
       debug('draining for %d ms', drainDelay);
       await new Promise((resolve) => setTimeout(resolve, drainDelay));
     }
+    this.#stopping.abort(new PulsarError('ERR_SERVER_STATE', 'the server is closing'));
     return this.#shutdown();
   }
 
@@ -338,7 +341,7 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
       settings: Object.freeze({
         instanceId, codec, highWaterMark, closeTimeout: shutdownTimeout, maxPendingOutput, rateLimit, onRateLimit, messages,
         handler: (this.#application?.handle ?? handler) as ConnectionOwner['settings']['handler'], echoes: handler === echo,
-        caller: this.#application?.caller ?? null,
+        caller: this.#application?.caller ?? null, closing: this.#stopping.signal,
       }),
       frameListener: () => (this.listenerCount('frame') === 0 ? null : emitFrame),
       clientError: (error, conn) => this.#clientError(error, conn),
