@@ -1,8 +1,14 @@
 // SPEC section 17: hello, contracts with routes, rooms and their names, over real sockets.
 import { expect } from 'chai';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { z } from 'zod';
 import { contract, json, message, PulsarClient, PulsarError, request, RemoteError, type Connection, type PulsarClientOptions } from '../lib/index.js';
 import { nextEvent, onCleanup, rejection, startServer } from './helpers.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 const api = contract({
   client: {
@@ -154,7 +160,21 @@ describe('applications without glue (contract, hello, rooms)', () => {
     expect(await ann.call('whoami', null)).to.equal('ann');
   });
 
-  it('refuses contracts that reuse reserved names, and routes without a contract', async () => {
+  it('speaks docs/protocol.md: a Python client written from it says hello, calls, emits, hears and answers', async () => {
+    const { server, port } = await lobby();
+    server.on('hello', (conn) => void conn.call('ping', null).catch(() => {}));
+    const run = await promisify(execFile)('python3', [join(ROOT, 'test', 'fixtures', 'rpc_client.py'), String(port), '--contract', 't2'], { timeout: 15_000 });
+    expect(JSON.parse(run.stdout)).to.deep.equal({
+      hello: { kind: 'reply', body: null },
+      join: { members: 1 },
+      said: ['said', { from: 'bob', text: 'hi from python' }],
+      pinged: ['ping', null],
+    });
+    const refused = await promisify(execFile)('python3', [join(ROOT, 'test', 'fixtures', 'rpc_client.py'), String(port), '--contract', 'nope'], { timeout: 15_000 });
+    expect(JSON.parse(refused.stdout).hello).to.deep.equal({ kind: 'error', body: { code: 'ERR_UNAUTHORIZED', message: 'unknown token' } });
+  });
+
+  it('refuses contracts that reuse reserved names, and routes without a contract', () => {
     expect(() => contract({ client: { $hello: message(z.null()) } })).to.throw(PulsarError).with.property('code', 'ERR_INVALID_OPTION');
     expect(() => contract({ server: { ready: message(z.null()) } })).to.throw(/client's own events/);
     expect(() => new PulsarClient({ messages: json(), routes: {} })).to.throw(/needs a contract/);

@@ -1,7 +1,7 @@
 import net, { type Socket } from 'node:net';
 import tls from 'node:tls';
 import { CidrList } from '../admission/address-rules.js';
-import { peerOf } from '../connection/connection.js';
+import { peerOf } from '../admission/address-rules.js';
 import { PulsarError } from '../errors.js';
 import type { ResolvedServerOptions } from '../server/options.js';
 import { withTlsDefaults } from './tls-options.js';

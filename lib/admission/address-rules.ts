@@ -1,3 +1,5 @@
+import type { Socket } from 'node:net';
+import type { ProxiedAddress } from '../accept/proxy-protocol.js';
 import net from 'node:net';
 import { invalidOption } from '../util/validate.js';
 
@@ -12,6 +14,12 @@ export function canonicalAddress(address: string): string {
   if (address.startsWith('::ffff:') && net.isIPv4(address.slice(7))) return address.slice(7); // as the kernel writes it
   const normal = new net.SocketAddress({ address, family: 'ipv6' }).address;
   return normal.startsWith('::ffff:') && net.isIPv4(normal.slice(7)) ? normal.slice(7) : normal;
+}
+
+/** Where a socket is connected from, as the socket itself says, in the address's one spelling (see canonicalAddress). */
+export function peerOf(socket: Socket): ProxiedAddress {
+  const address = canonicalAddress(socket.remoteAddress ?? '');
+  return { address, port: socket.remotePort ?? 0, family: address.includes(':') ? 'IPv6' : 'IPv4' };
 }
 
 /**

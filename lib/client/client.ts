@@ -4,13 +4,14 @@ import createDebug from 'debug';
 import { ClientApplication } from '../contract/client-application.js';
 import type { CallInput, CallOutput, Contract, RequestNames } from '../contract/contract.js';
 import { ClientInbox } from './inbox.js';
+import { ClientDelivery, type DeliveryHost } from './delivery.js';
 import { resolveClientOptions, type PulsarClientOptions, type ResolvedClientOptions } from './options.js';
 import { FrameWriter } from '../io/frame-writer.js';
 import { ClientInput } from './input.js';
 import { dial } from './dial.js';
 import { PendingRequests } from '../messages/pending.js';
 import { PulsarError } from '../errors.js';
-import { hostPort, messageOf } from '../util/format.js';
+import { hostPort } from '../util/format.js';
 import { MessageSession, sendPayload } from '../messages/session.js';
 import type { RequestOptions } from '../messages/settings.js';
 import { emitError } from '../util/unhandled-error.js';
@@ -69,6 +70,8 @@ export class PulsarClient<M = Buffer, S = never, C extends Contract = Contract> 
   /** The close under way, for a second `close()` to wait on. */
   #closing: Promise<void> | undefined;
   readonly #inbox: ClientInbox<Inbound<M, S>>;
+  /** Where what the server sends goes. */
+  readonly #delivery: ClientDelivery<Inbound<M, S>>;
   /** The hello, contract and routes (SPEC section 17), or `null` without them. */
   readonly #app: ClientApplication | null;
   /** Aborted when `close()` begins: handlers' `ctx.closing`. */
@@ -90,6 +93,10 @@ export class PulsarClient<M = Buffer, S = never, C extends Contract = Contract> 
       closed: () => this.#state === 'closed',
     });
     this.#ordered = new PendingRequests({ peer: this.#target(), gaveUp: (_id, error) => this.#outOfStep(error) });
+    this.#delivery = new ClientDelivery({
+      emitter: this as unknown as DeliveryHost<Inbound<M, S>>['emitter'], ordered: this.#ordered, inbox: this.#inbox,
+      heartbeat: this.options.heartbeatPayload, rpc: this.options.messages?.rpc ?? false, error: (error) => this.#error(error),
+    });
     this.#output = new FrameWriter(this.options.codec, { writerSocket: () => this.#socket, wrote: () => {} });
   }
 
@@ -262,7 +269,7 @@ export class PulsarClient<M = Buffer, S = never, C extends Contract = Contract> 
   }
 
   #attach(socket: net.Socket): void {
-    const input = (this.#input = new ClientInput(socket, this.options.codec.createDecoder(), this.options.silenceTimeout, this.#target(), (frame) => this.#deliver(frame)));
+    const input = (this.#input = new ClientInput(socket, this.options.codec.createDecoder(), this.options.silenceTimeout, this.#target(), (frame) => this.#delivery.frame(frame, this.#session)));
     socket.on('data', (chunk: Buffer) => input.receive(chunk));
     socket.on('drain', () => this.emit('drain'));
     socket.on('error', (error) => {
@@ -281,7 +288,7 @@ export class PulsarClient<M = Buffer, S = never, C extends Contract = Contract> 
       write: (payload) => {
         if (this.connected) this.#write(payload); // a reply for a connection already gone is dropped
       },
-      message: (message) => (this.#app?.caller ? this.#app.message(message) : this.#inbound(message as Inbound<M, S>)),
+      message: (message) => (this.#app?.caller ? this.#app.message(message) : this.#delivery.message(message as Inbound<M, S>)),
       answer: this.#app?.answer ?? handler,
       invalid: (error) => {
         this.#error(error);
@@ -307,52 +314,6 @@ export class PulsarClient<M = Buffer, S = never, C extends Contract = Contract> 
 
   #notConnected(): PulsarError {
     return new PulsarError('ERR_CONNECTION_CLOSED', `cannot send to ${this.#target()}: not connected`);
-  }
-
-  /**
-   * A frame goes to a heartbeat listener, or the message layer (with `messages`), or the oldest request
-   * waiting (without `rpc`), or `frame` listeners and iterators.
-   */
-  #deliver(frame: Buffer): void {
-    const heartbeat = this.options.heartbeatPayload;
-    if (heartbeat !== null && frame.equals(heartbeat)) {
-      this.emit('heartbeat', frame);
-      return;
-    }
-    if (this.#session !== null) {
-      this.#session.receive(frame);
-      return;
-    }
-    if (this.#ordered.waiting) {
-      this.#ordered.answerOldest(Buffer.from(frame));
-      return;
-    }
-    const heard = this.listenerCount('frame') > 0; // before the emit: a once() listener is gone after it
-    if (heard) this.#emitToListeners('frame', frame);
-    if (!heard || this.#inbox.iterating) this.#inbox.push(Buffer.from(frame) as Inbound<M, S>);
-  }
-
-  /** A message (not a reply, not a request): the oldest request's answer without `rpc`, else the `message` event and iterators. */
-  #inbound(message: Inbound<M, S>): void {
-    if (!this.options.messages!.rpc && this.#ordered.waiting) {
-      this.#ordered.answerOldest(message);
-      return;
-    }
-    const heard = this.listenerCount('message') > 0;
-    if (heard) this.#emitToListeners('message', message);
-    if (!heard || this.#inbox.iterating) this.#inbox.push(message);
-  }
-
-  /**
-   * Hands a frame or a message to its listeners. One that throws is the application's error, not the
-   * server's: reported as `ERR_LISTENER` (as ws reports a throwing listener apart), and the connection goes on.
-   */
-  #emitToListeners(event: 'frame' | 'message', item: unknown): void {
-    try {
-      (this.emit as (event: string, item: unknown) => boolean)(event, item);
-    } catch (error) {
-      this.#error(new PulsarError('ERR_LISTENER', `a '${event}' listener threw: ${messageOf(error)}`, { cause: error }));
-    }
   }
 
   /**

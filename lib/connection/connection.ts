@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { canonicalAddress } from '../admission/address-rules.js';
+import { peerOf } from '../admission/address-rules.js';
 import { frameTooLarge } from '../codecs/types.js';
 import { PulsarError } from '../errors.js';
 import { hostPort } from '../util/format.js';
@@ -21,17 +21,7 @@ import { connectionThrottle } from './throttle.js';
 import { snapshotOf, type ConnectionSnapshot } from './snapshot.js';
 import { kernelTakenBytes } from '../io/write-progress.js';
 
-const kConnection = Symbol('pulsar.connection');
-
-type OwnedSocket = Socket & { [kConnection]: Connection };
-
 function ignoreError(): void {}
-
-/** Where a socket is connected from, as the socket itself says, in the address's one spelling (see canonicalAddress). */
-export function peerOf(socket: Socket): ProxiedAddress {
-  const address = canonicalAddress(socket.remoteAddress ?? '');
-  return { address, port: socket.remotePort ?? 0, family: address.includes(':') ? 'IPv6' : 'IPv4' };
-}
 
 /** The default type of {@link Connection.data}: any application state, by name. */
 export type ConnectionData = Record<string, unknown>;
@@ -352,18 +342,12 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
 
   /** @internal Attaches the socket handlers and starts reading. */
   [kStart](): void {
-    const socket = this.socket as OwnedSocket;
-    socket[kConnection] = this;
-    socket.on('data', Connection.#socketOnData);
-    socket.on('end', Connection.#socketOnEnd);
-    socket.on('drain', Connection.#socketOnDrain);
-    socket.on('error', Connection.#socketOnError);
-    socket.on('close', Connection.#socketOnClose);
+    this.#lifecycle!.start();
   }
 
   /** @internal Handles bytes read before the connection started (those after a PROXY header). */
   [kFeed](chunk: Buffer): void {
-    if (chunk.length > 0) this.#receive(chunk);
+    if (chunk.length > 0) this.#lifecycle!.received(chunk);
   }
 
   /** @internal Turns the client away without starting it (e.g. `maxConnections`). */
@@ -401,28 +385,5 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
     this.#input!.restartFrameClock();
     if (rate) this.#input!.resumeAfterRate();
     if (this.state === 'open' && !this.#output!.paused && !this.#heldBack()) this.socket.resume();
-  }
-
-  static #socketOnData(this: OwnedSocket, chunk: Buffer): void {
-    this[kConnection].#receive(chunk);
-  }
-  static #socketOnEnd(this: OwnedSocket): void {
-    const conn = this[kConnection];
-    conn.#session?.peerEnded(); // with rpc: a peer gone is not worked for (answerAfterEnd keeps answering)
-    conn.#lifecycle!.beginClose('end'); // answer what was received, then close our side too
-  }
-  static #socketOnDrain(this: OwnedSocket): void {
-    this[kConnection].#output!.drained();
-  }
-  static #socketOnError(this: OwnedSocket, error: Error): void {
-    const conn = this[kConnection];
-    conn.#lifecycle!.fail(new PulsarError('ERR_CONNECTION_LOST', `${conn}: connection lost: ${error.message}`, { cause: error }));
-  }
-  static #socketOnClose(this: OwnedSocket): void {
-    this[kConnection].#lifecycle!.closed();
-  }
-  #receive(chunk: Buffer): void {
-    if (this.state !== 'open') return; // after close() began: discarded, only read to see the peer's FIN
-    this.#input!.receive(chunk);
   }
 }

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import createDebug from 'debug';
 import { PulsarError } from '../errors.js';
 import type { ReadThrottle } from '../rate/throttle.js';
@@ -7,6 +8,10 @@ import type { ConnectionOutput } from './output.js';
 import { kFlushed, kSession, type ConnectionOwner, type ConnectionState, type DisconnectReason } from './owner.js';
 
 const debug = createDebug('pulsar:connection:trace');
+
+/** Where a socket's static handlers find their connection's lifecycle. */
+const kLifecycle = Symbol('pulsar.lifecycle');
+type OwnedSocket = Socket & { [kLifecycle]: ConnectionLifecycle };
 
 /**
  * A served connection's way to its end (see {@link ConnectionState}): a graceful close answers what was
@@ -37,6 +42,22 @@ export class ConnectionLifecycle {
 
   get state(): ConnectionState {
     return this.#state;
+  }
+
+  /** Attaches the socket's handlers (static ones: no closure per connection) and starts reading. */
+  start(): void {
+    const socket = this.#conn.socket as OwnedSocket;
+    socket[kLifecycle] = this;
+    socket.on('data', ConnectionLifecycle.#onData);
+    socket.on('end', ConnectionLifecycle.#onEnd);
+    socket.on('drain', ConnectionLifecycle.#onDrain);
+    socket.on('error', ConnectionLifecycle.#onError);
+    socket.on('close', ConnectionLifecycle.#onClose);
+  }
+
+  /** Bytes read: decoded and dispatched while open; after close() began, discarded (read only to see the peer's FIN). */
+  received(chunk: Buffer): void {
+    if (this.#state === 'open') this.#input.receive(chunk);
   }
 
   /** Reads no more input, answers what was read, then ends our side. Idempotent. */
@@ -129,5 +150,24 @@ export class ConnectionLifecycle {
     const conn = lifecycle.#conn;
     const what = conn[kFlushed] ? 'the peer had not closed its side' : `${conn.socket.writableLength} byte(s) of output were still pending`;
     lifecycle.fail(new PulsarError('ERR_CLOSE_TIMEOUT', `${conn}: did not finish closing in ${lifecycle.#owner.settings.closeTimeout} ms (${what})`), 'timeout');
+  }
+
+  static #onData(this: OwnedSocket, chunk: Buffer): void {
+    this[kLifecycle].received(chunk);
+  }
+  static #onEnd(this: OwnedSocket): void {
+    const lifecycle = this[kLifecycle];
+    lifecycle.#conn[kSession](false)?.peerEnded(); // with rpc: a peer gone is not worked for (answerAfterEnd keeps answering)
+    lifecycle.beginClose('end'); // answer what was received, then close our side too
+  }
+  static #onDrain(this: OwnedSocket): void {
+    this[kLifecycle].#output.drained();
+  }
+  static #onError(this: OwnedSocket, error: Error): void {
+    const lifecycle = this[kLifecycle];
+    lifecycle.fail(new PulsarError('ERR_CONNECTION_LOST', `${lifecycle.#conn}: connection lost: ${error.message}`, { cause: error }));
+  }
+  static #onClose(this: OwnedSocket): void {
+    this[kLifecycle].closed();
   }
 }

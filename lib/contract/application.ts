@@ -4,6 +4,7 @@ import type { MessageContext } from '../messages/settings.js';
 import { isPromiseLike } from '../util/thenable.js';
 import type { Contract } from './contract.js';
 import { HelloGate, type HelloOptions } from './hello.js';
+import type { ResolvedApplication } from './options.js';
 import { ContractCaller, ContractRoutes, isHello } from './router.js';
 
 /** What a server's application layer reports. */
@@ -42,6 +43,15 @@ export class ServerApplication {
     this.caller = contract === null ? null : new ContractCaller(contract.server, validateOutgoing);
     this.#routes = contract === null ? null : new ContractRoutes(contract.client, validateOutgoing, (error, [conn]) => host.clientError(aboutClient(error, String(conn)), conn as Connection));
     this.#handler = options.handler;
+  }
+
+  /** The application of a server's resolved options, its routes added; `null` without a contract or a hello. */
+  static of(options: { application: ResolvedApplication | null; handler: (message: unknown, conn: Connection, ctx: MessageContext) => unknown }, host: ApplicationHost): ServerApplication | null {
+    const { application } = options;
+    if (application === null) return null;
+    const made = new ServerApplication('PulsarServer', { ...application, handler: options.handler }, host);
+    made.route('PulsarServer', application.routes);
+    return made;
   }
 
   /** The handler the connections call. */

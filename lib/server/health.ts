@@ -10,6 +10,16 @@ import { checkInteger, checkKnownOptions, invalidOption } from '../util/validate
  */
 export type Readiness = 'starting' | 'ready' | 'draining' | 'closing' | 'closed';
 
+/** A server's readiness from its state and whether it drains (see `PulsarServer#readiness`). */
+export function readinessOf(state: 'idle' | 'starting' | 'listening' | 'closing' | 'closed', draining: boolean): Readiness {
+  switch (state) {
+    case 'idle':
+    case 'starting': return 'starting';
+    case 'listening': return draining ? 'draining' : 'ready';
+    default: return state;
+  }
+}
+
 /** Tells each change of readiness once, as the `readiness` event of a server or a cluster. */
 export class ReadinessEvents {
   readonly #emit: (readiness: Readiness) => void;

@@ -1,3 +1,5 @@
+import { PulsarError } from '../errors.js';
+
 /**
  * The server-wide budget of bytes held for clients (docs/limits.md; Redis 7's `maxmemory-clients`).
  * Holders report each change as a delta, once per read chunk or write, so keeping the total costs an
@@ -59,4 +61,9 @@ export class MemoryBudget<H> {
     this.#total = total;
     return { total, held };
   }
+}
+
+/** Why a connection is evicted: it held `held` bytes when the server's buffers passed `limit`. */
+export function memoryLimitError(held: number, limit: number): PulsarError {
+  return new PulsarError('ERR_MEMORY_LIMIT', `evicted holding ${held} bytes: the server's buffers for its clients passed maxBufferedBytes (${limit} bytes)`);
 }

@@ -14,6 +14,7 @@ import { IdleHeartbeat, type HeartbeatPolicy } from '../heartbeat.js';
 import type { ConnectionRateOptions } from '../admission/connection-rate.js';
 import type { ProxyProtocolOptions } from '../accept/proxy-protocol.js';
 import type { RateLimitAction, RateLimitOptions } from '../rate/read-limiter.js';
+import { resolveConnectionRate, resolveRateLimit } from '../rate/options.js';
 import type { Relay } from '../fleet/relay.js';
 import { MemoryRegistry } from '../registry/memory.js';
 import type { Registry } from '../registry/types.js';
@@ -307,36 +308,6 @@ function resolveReusePort(reusePort: boolean): boolean {
   if (typeof reusePort !== 'boolean') throw invalidOption(OWNER, 'reusePort', 'must be a boolean', reusePort);
   if (reusePort && !reusePortSupported()) throw conflictingOption(OWNER, 'reusePort', `needs Node 22.12, 23.1 or later (this is ${process.versions.node})`);
   return reusePort;
-}
-
-/** A positive, finite number (a rate may be fractional: 1 MiB per 10 s). */
-function checkRate(option: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw invalidOption(OWNER, option, 'must be a number above 0', value);
-  return value;
-}
-
-function resolveRateLimit(option: RateLimitOptions | undefined): ResolvedServerOptions['rateLimit'] {
-  if (option === undefined) return null;
-  if (typeof option !== 'object' || option === null) throw invalidOption(OWNER, 'rateLimit', 'must be an object { frames, bytes, interval, burst }', option);
-  checkKnownOptions(`${OWNER} rateLimit`, option, { frames: true, bytes: true, interval: true, burst: true });
-  if (option.frames === undefined && option.bytes === undefined) throw conflictingOption(OWNER, 'rateLimit', 'needs frames, bytes or both');
-  return Object.freeze({
-    ...(option.frames === undefined ? {} : { frames: checkRate('rateLimit.frames', option.frames) }),
-    ...(option.bytes === undefined ? {} : { bytes: checkRate('rateLimit.bytes', option.bytes) }),
-    interval: checkTimerMs(OWNER, 'rateLimit.interval', option.interval ?? 1000, 1),
-    burst: checkRate('rateLimit.burst', option.burst ?? 1),
-  });
-}
-
-function resolveConnectionRate(option: ConnectionRateOptions | undefined): ResolvedServerOptions['connectionRate'] {
-  if (option === undefined) return null;
-  if (typeof option !== 'object' || option === null) throw invalidOption(OWNER, 'connectionRate', 'must be an object { count, interval }', option);
-  checkKnownOptions(`${OWNER} connectionRate`, option, { count: true, interval: true, maxAddresses: true });
-  return Object.freeze({
-    count: checkInteger(OWNER, 'connectionRate.count', option.count, 1),
-    interval: checkTimerMs(OWNER, 'connectionRate.interval', option.interval ?? 1000, 1),
-    maxAddresses: checkInteger(OWNER, 'connectionRate.maxAddresses', option.maxAddresses ?? 100_000, 1),
-  });
 }
 
 /** `path`, when given: a non-empty string, without `host`/`port`, and address rules only with a PROXY header to judge. */

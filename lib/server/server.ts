@@ -8,21 +8,20 @@ import { ServerApplication } from '../contract/application.js';
 import type { Contract, RoutesOf } from '../contract/contract.js';
 import type { MessageContext } from '../messages/settings.js';
 import { sendPayload } from '../messages/session.js';
-import { kCreate, kFeed, kRecount, kSendEncoded, kStart, type ConnectionOwner, type DisconnectReason } from '../connection/owner.js';
-import { DeadlineSweep } from './deadlines.js';
+import { kCreate, kFeed, kRecount, kStart, type ConnectionOwner, type DisconnectReason } from '../connection/owner.js';
 import { aboutClient, PulsarError } from '../errors.js';
 import { Fleet } from '../fleet/fleet.js';
 import { leaveGroups, type ConnectionGroup } from '../fleet/groups.js';
 import { hostPort, messageOf } from '../util/format.js';
-import { ReadinessEvents, type Readiness } from './health.js';
-import { heartbeatHostFor } from '../heartbeat.js';
+import { readinessOf, ReadinessEvents, type Readiness } from './health.js';
 import { ServedConnections } from './connections.js';
 import { Listener } from './listener.js';
-import { MemoryBudget } from './memory-budget.js';
+import { memoryLimitError, MemoryBudget } from './memory-budget.js';
 import { echo } from './handlers.js';
 import { publicOptions, resolveServerOptions, type PulsarServerOptions, type ResolvedServerOptions } from './options.js';
 import { RegistryDriver } from '../registry/driver.js';
 import type { CloseResult, ListenAddress, PulsarServerEvents, ServerStats } from './types.js';
+import { ServerTimers } from './timers.js';
 import { ServerTotals } from './totals.js';
 import { emitError } from '../util/unhandled-error.js';
 
@@ -65,7 +64,8 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
   readonly #served = new ServedConnections();
   readonly #owner: ConnectionOwner;
   readonly #budget: MemoryBudget<Connection>;
-  readonly #deadlines: DeadlineSweep<Connection>;
+  /** Heartbeats, deadlines and reports, while listening. */
+  readonly #timers: ServerTimers;
   readonly #accept: AcceptPath;
   readonly #gate: AdmissionGate;
   readonly #fleet: Fleet;
@@ -91,17 +91,14 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
   constructor(options?: PulsarServerOptions<M, S, D, C, H>) {
     super();
     this.#options = resolveServerOptions(options);
-    const { application } = this.#options;
-    this.#application = application && new ServerApplication('PulsarServer', { ...application, handler: this.#options.handler }, {
+    this.#application = ServerApplication.of(this.#options, {
       clientError: (error, conn) => this.#clientError(error, conn),
       accepted: (conn, value) => this.emit('hello', conn as Connection<D>, value),
     });
-    if (application !== null) this.#application!.route('PulsarServer', application.routes);
     this.#publicOptions = publicOptions(this.#options);
     const { codec, instanceId, registry, relay } = this.#options;
     const live = (): Iterable<Connection> => this.#served.live;
-    this.#budget = new MemoryBudget(this.#options.maxBufferedBytes, live, (conn) => conn[kRecount](), (conn, held) => this.#evict(conn, held));
-    this.#deadlines = new DeadlineSweep(this.#options, live, (conn, error) => this.#expire(conn, error));
+    this.#budget = new MemoryBudget(this.#options.maxBufferedBytes, live, (conn) => conn[kRecount](), (conn, held) => this.#expire(conn, memoryLimitError(held, this.#options.maxBufferedBytes)));
     this.#gate = new AdmissionGate(this.#options, {
       serving: () => this.#state === 'listening',
       served: () => this.#served.live.size,
@@ -127,6 +124,14 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
       error: serverError,
     });
     this.#owner = this.#createOwner();
+    this.#timers = new ServerTimers(this.#options, live, this.#registry, {
+      writable: () => this.#served.writable.values(),
+      beat: (conn) => {
+        this.#totals.heartbeats++;
+        this.emit('heartbeat', conn as Connection<D>);
+      },
+      expire: (conn, error) => this.#expire(conn, error),
+    });
     this.#listener = new Listener(this.#accept.createListener(), this.#options);
   }
 
@@ -147,8 +152,7 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
 
   /**
    * Adds routes for the contract's `client` names, as the `routes` option does: the form for routes that
-   * use the server (inside the options, TypeScript cannot type them: TS7022).
-   * @throws {PulsarError} `ERR_INVALID_OPTION` without a contract, or for a name it does not give the client
+   * use the server (TypeScript cannot type those inside the options: TS7022). @throws {PulsarError} `ERR_INVALID_OPTION`
    */
   routes(routes: RoutesOf<C['client'], [conn: Connection<D>, ctx: MessageContext]>): this {
     if (this.#application === null) throw new PulsarError('ERR_INVALID_OPTION', 'PulsarServer: routes need a contract');
@@ -204,12 +208,7 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
    * The `readiness` event tells each change.
    */
   get readiness(): Readiness {
-    switch (this.#state) {
-      case 'idle':
-      case 'starting': return 'starting';
-      case 'listening': return this.#draining ? 'draining' : 'ready';
-      default: return this.#state;
-    }
+    return readinessOf(this.#state, this.#draining);
   }
 
   /**
@@ -256,7 +255,7 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
       .then((address) => {
         this.#state = 'listening';
         this.#readinessEvents.update(this.readiness);
-        this.#startTimers();
+        this.#timers.start();
         debug('listening on %s', address.family === 'unix' ? `unix:${address.address}` : hostPort(address.address, address.port));
         this.emit('listening', address);
         return address;
@@ -299,7 +298,7 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
     this.#state = 'closing';
     this.#readinessEvents.update(this.readiness);
     const stopped = this.#listener.close(wasStarted);
-    this.#stopTimers();
+    this.#timers.stop();
     this.#accept.destroyPending(); // nothing accepted from them yet
     this.#gate.refuseWaiting(); // not admitted yet either
     debug('closing: %d connection(s) to drain', this.#served.live.size);
@@ -372,12 +371,6 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
     conn.destroy(named);
   }
 
-  /** Closes one of the connections holding the most when the server's buffers pass `maxBufferedBytes`. */
-  #evict(conn: Connection, held: number): void {
-    const { maxBufferedBytes } = this.#options;
-    this.#expire(conn, new PulsarError('ERR_MEMORY_LIMIT', `evicted holding ${held} bytes: the server's buffers for its clients passed maxBufferedBytes (${maxBufferedBytes} bytes)`));
-  }
-
   /** A connection that can no longer be written leaves the live map, its groups and the registry at once. */
   #unwritable(conn: Connection): void {
     if (!this.#served.unwritable(conn)) return;
@@ -403,25 +396,5 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
   #serverError(error: Error): void {
     debug('server error: %s', error.message);
     emitError(this, 'PulsarServer', error);
-  }
-
-  #startTimers(): void {
-    const { heartbeat, reportInterval } = this.#options;
-    if (heartbeat) {
-      const beat = (conn: Connection, wire: Buffer): void => {
-        conn[kSendEncoded](wire, true);
-        this.#totals.heartbeats++;
-        this.emit('heartbeat', conn as Connection<D>);
-      };
-      heartbeat.start(heartbeatHostFor(() => this.#served.writable.values(), (payload) => this.#options.codec.encode(payload), beat, (conn, error) => this.#expire(conn, error)));
-    }
-    this.#deadlines.start();
-    if (reportInterval !== false) this.#registry.startReports(reportInterval);
-  }
-
-  #stopTimers(): void {
-    if (this.#options.heartbeat) this.#options.heartbeat.stop();
-    this.#deadlines.stop();
-    this.#registry.stopReports();
   }
 }
