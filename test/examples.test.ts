@@ -7,12 +7,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IdleHeartbeat, PulsarClient, json, type RemoteError } from '../lib/index.js';
 import { TestClient, onCleanup, startServer, when } from './helpers.js';
+import { lobby } from '../examples/lobby-contract.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
 /** Starts `node examples/<file> ...args`; killed after the test if still running. */
 function runExample(file: string, ...args: string[]) {
-  const child = spawn(process.execPath, [`examples/${file}`, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+  const runner = file.endsWith('.ts') ? ['--import', 'tsx'] : []; // TypeScript examples run through tsx (npx tsx)
+  const child = spawn(process.execPath, [...runner, `examples/${file}`, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
   onCleanup(() => { child.kill('SIGKILL'); return exited; });
   const example = {
@@ -143,6 +145,30 @@ describe('examples', function () {
     expect(latest['d1']!.temperature).to.equal(91);
     const refused = await device.request({ type: 'telemetry', temperature: 'hot' }).catch((error: RemoteError) => error.remoteCode);
     expect(refused).to.equal('ERR_INVALID_MESSAGE');
+    example.child.kill('SIGINT');
+    expect(await example.exited).to.equal(0);
+  });
+  it('lobby (TypeScript): hello, rooms by contract, a ready-check gathering every answer, departures announced', async () => {
+    const example = runExample('lobby.ts', '0');
+    const port = await example.port();
+    const player = (name: string, ready: boolean) => {
+      const client = new PulsarClient({ port, messages: json(), contract: lobby, hello: { name }, routes: { areYouReady: () => ready } });
+      onCleanup(() => client.close());
+      return client;
+    };
+    const ann = player('ann', true);
+    const bob = player('bob', false);
+    await ann.connect();
+    expect(await ann.call('join', { room: 'lobby' })).to.deep.equal({ members: ['ann'] });
+    await bob.connect();
+    expect(await bob.call('join', { room: 'lobby' })).to.deep.equal({ members: ['ann', 'bob'] });
+    const heard = new Promise((resolve) => bob.on('said', resolve));
+    ann.emit('say', { text: 'gl hf' });
+    expect(await heard).to.deep.equal({ room: 'lobby', from: 'ann', text: 'gl hf' });
+    expect(await bob.call('readyCheck', null)).to.deep.equal({ ready: ['ann'], notReady: ['bob'] });
+    const left = new Promise((resolve) => ann.on('left', resolve));
+    await bob.close();
+    expect(await left).to.deep.equal({ room: 'lobby', who: 'bob' });
     example.child.kill('SIGINT');
     expect(await example.exited).to.equal(0);
   });

@@ -51,6 +51,9 @@ export type EmitValue<E extends ContractEntries, K extends keyof E> = E[K] exten
 /** What a receiver gets for message `K` (validated). */
 export type MessageValue<E extends ContractEntries, K extends keyof E> = E[K] extends MessageEntry<infer S> ? OutputOf<S> : never;
 
+/** The events a side's contract messages raise where they arrive (`client.on(name, value => …)`). */
+export type ContractEvents<E extends ContractEntries> = { [K in MessageNames<E>]: [value: MessageValue<E, K>] };
+
 /**
  * The handlers of one side's names: a request's route returns (or resolves) its output, a message's
  * route returns nothing that is used. `A` is what follows the value (the connection and context on the

@@ -1,4 +1,4 @@
-import type { Connection } from '../connection/connection.js';
+import type { Connection, ConnectionData } from '../connection/connection.js';
 import type { ContractCaller } from '../contract/router.js';
 import { PulsarError } from '../errors.js';
 import type { RequestOptions } from '../messages/settings.js';
@@ -25,7 +25,7 @@ const membership = new WeakMap<Connection, Set<ConnectionGroup>>();
  * Set-like: `add`, `delete`, `has`, `size`, iteration. A connection leaves every group when it closes.
  * Get one with `server.group(name)`.
  */
-export class ConnectionGroup implements Iterable<Connection> {
+export class ConnectionGroup<D extends ConnectionData = ConnectionData> implements Iterable<Connection<D>> {
   /** The group's name, unique within its server (and across a fleet, for relayed broadcasts). */
   readonly name: string;
   readonly #host: GroupHost;
@@ -44,7 +44,7 @@ export class ConnectionGroup implements Iterable<Connection> {
   }
 
   /** Adds an open connection (a closed or closing one is not added: it could never leave). */
-  add(conn: Connection): this {
+  add(conn: Connection<D>): this {
     if (conn.state !== 'open' || this.#members.has(conn)) return this;
     this.#members.add(conn);
     let groups = membership.get(conn);
@@ -54,20 +54,20 @@ export class ConnectionGroup implements Iterable<Connection> {
   }
 
   /** Removes a connection; `false` if it was not a member. */
-  delete(conn: Connection): boolean {
+  delete(conn: Connection<D>): boolean {
     if (!this.#members.delete(conn)) return false;
     membership.get(conn)?.delete(this);
     return true;
   }
 
   /** Whether `conn` is a member. */
-  has(conn: Connection): boolean {
+  has(conn: Connection<D>): boolean {
     return this.#members.has(conn);
   }
 
   /** The members on this instance. */
-  [Symbol.iterator](): Iterator<Connection> {
-    return this.#members.values();
+  [Symbol.iterator](): Iterator<Connection<D>> {
+    return this.#members.values() as Iterator<Connection<D>>;
   }
 
   /**
@@ -81,7 +81,7 @@ export class ConnectionGroup implements Iterable<Connection> {
    * @param options `except`: a connection not to send it to (the sender, in a chat)
    * @returns how many members on this instance it was queued for
    */
-  broadcast(payload: unknown, options: { except?: Connection } = {}): number {
+  broadcast(payload: unknown, options: { except?: Connection<D> } = {}): number {
     const bytes = this.#host.payloadOf(payload);
     const sent = this[kDeliver](this.#host.encode(bytes), options.except);
     this.#host.relay(this.name, Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length));
@@ -94,7 +94,7 @@ export class ConnectionGroup implements Iterable<Connection> {
    * @returns how many members on this instance it was queued for
    * @throws {PulsarError} `ERR_UNKNOWN_ROUTE` (no such message, or no contract), `ERR_INVALID_MESSAGE`
    */
-  emit(name: string, value: unknown, options: { except?: Connection } = {}): number {
+  emit(name: string, value: unknown, options: { except?: Connection<D> } = {}): number {
     return this.broadcast(this.#caller('emit').emitBody(name, value), options);
   }
 
@@ -104,14 +104,14 @@ export class ConnectionGroup implements Iterable<Connection> {
    * `timeout` and `signal` apply to each member's call.
    * @throws {PulsarError} `ERR_UNKNOWN_ROUTE` without a contract
    */
-  call(name: string, input: unknown, options?: RequestOptions): GroupAnswers {
+  call(name: string, input: unknown, options?: RequestOptions): GroupAnswers<unknown, Connection<D>> {
     this.#caller('call'); // no contract: thrown here, not once per member
-    return new GroupAnswers([...this.#members].map((conn) => [conn, conn.call(name, input, options)] as const));
+    return new GroupAnswers([...this].map((conn) => [conn, conn.call(name, input, options)] as const));
   }
 
   /** As {@link call}, without a contract: `conn.request(value)` to every member (`rpc`). */
-  request(value: unknown, options?: RequestOptions): GroupAnswers {
-    return new GroupAnswers([...this.#members].map((conn) => [conn, conn.request(value, options)] as const));
+  request(value: unknown, options?: RequestOptions): GroupAnswers<unknown, Connection<D>> {
+    return new GroupAnswers([...this].map((conn) => [conn, conn.request(value, options)] as const));
   }
 
   #caller(what: string): ContractCaller {

@@ -146,8 +146,8 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
    * no member that the application no longer holds is forgotten (garbage collected), and made anew by
    * the next call.
    */
-  group(name: string): ConnectionGroup {
-    return this.#fleet.group(name);
+  group(name: string): ConnectionGroup<D> {
+    return this.#fleet.group(name) as ConnectionGroup<D>;
   }
 
   /**
@@ -161,8 +161,8 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
   }
 
   /** The live groups (with members, or held by the application), by name. */
-  get groups(): ReadonlyMap<string, ConnectionGroup> {
-    return this.#fleet.groups;
+  get groups(): ReadonlyMap<string, ConnectionGroup<D>> {
+    return this.#fleet.groups as ReadonlyMap<string, ConnectionGroup<D>>;
   }
 
   /**
@@ -185,8 +185,8 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
    * no longer be written (our FIN sent, destroyed, lost), before its `disconnect` event, so a loop over
    * it meets only connections a `send()` reaches. A read-only view of the server's own map.
    */
-  get connections(): ReadonlyMap<number, Connection> {
-    return this.#served.writable;
+  get connections(): ReadonlyMap<number, Connection<D>> {
+    return this.#served.writable as ReadonlyMap<number, Connection<D>>;
   }
 
   /**
