@@ -121,10 +121,7 @@ export class PulsarClient<M = Buffer, S = never, C extends Contract = Contract> 
     return caller.call(name, input, options, (body, given) => this.request(body, given)) as Promise<CallOutput<C['client'], K>>;
   }
 
-  /**
-   * With a contract, a name of its `client` messages sends that message (`[name, value]`, checked first
-   * with `validateOutgoing`) and returns as {@link send}; any other name raises the client's own event.
-   */
+  /** A contract's `client` message name sends it (`[name, value]`, checked with `validateOutgoing`; returns as {@link send}); any other raises the client's own event. */
   override emit(event: string | symbol, ...args: unknown[]): boolean {
     if (this.#app?.sends(event)) return this.send(this.#app.caller!.emitBody(event, args[0]));
     return super.emit(event as 'message', ...(args as [Inbound<M, S>]));
