@@ -2,7 +2,7 @@ import type net from 'node:net';
 import { EventEmitter } from 'eventemitter3';
 import createDebug from 'debug';
 import { ClientApplication } from '../contract/client-application.js';
-import type { CallInput, CallOutput, Contract, MessageNames, MessageValue, RequestNames } from '../contract/contract.js';
+import type { CallInput, CallOutput, Contract, ContractEventNames, MessageValue, RequestNames } from '../contract/contract.js';
 import { ClientInbox } from './inbox.js';
 import { ClientDelivery, type DeliveryHost } from './delivery.js';
 import { resolveClientOptions, type PulsarClientOptions, type ResolvedClientOptions } from './options.js';
@@ -128,8 +128,8 @@ export class PulsarClient<M = Buffer, S = never, C extends Contract = Contract> 
   }
 
   /** Listens to a contract message of the server's by name (`client.on('said', ({ from, text }) => …)`), or to the client's own events. */
-  override on<K extends MessageNames<C['server']>>(event: K, fn: (value: MessageValue<C['server'], K>) => void): this;
   override on<K extends keyof PulsarClientEvents<Inbound<M, S>>>(event: K, fn: (...args: PulsarClientEvents<Inbound<M, S>>[K]) => void, context?: unknown): this;
+  override on<K extends ContractEventNames<C['server']>>(event: K, fn: (value: MessageValue<C['server'], K>) => void): this;
   override on(event: string, fn: (...args: never[]) => void, context?: unknown): this {
     return super.on(event as 'message', fn as () => void, context);
   }

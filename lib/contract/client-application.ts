@@ -11,7 +11,7 @@ export interface ClientApplicationOptions<C extends Contract = Contract> {
   /** What the two sides say to each other ({@link contract}); the server's must be the same. Turns `rpc` on. */
   contract?: C;
   /** The handlers of the requests in `contract.server` (its messages are events: `client.on(name, …)`). */
-  routes?: RoutesOf<C['server'], [ctx: MessageContext]>;
+  routes?: RoutesOf<NoInfer<C>['server'], [ctx: MessageContext]>;
   /** What the client says first on every connect and reconnect (`connect()` resolves after its reply). Turns `rpc` on. */
   hello?: unknown;
   /** Check what leaves against the contract. @default true unless NODE_ENV is production */

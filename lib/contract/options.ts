@@ -10,7 +10,7 @@ export interface ServerApplicationOptions<C extends Contract = Contract, D exten
   /** What the two sides say to each other ({@link contract}): turns `rpc` on, bodies are `[name, value]`. */
   contract?: C;
   /** The handlers of `contract.client`'s names (more with `server.routes()`). Not with `handler`. */
-  routes?: RoutesOf<C['client'], [conn: Connection<D>, ctx: MessageContext]>;
+  routes?: RoutesOf<NoInfer<C>['client'], [conn: Connection<D>, ctx: MessageContext]>;
   /** The first request of every connection, whose handler fills `conn.data`: turns `rpc` on. */
   hello?: HelloOptions<H, D>;
   /** Check what leaves (inputs, outputs, messages) against the contract. @default true unless NODE_ENV is production */

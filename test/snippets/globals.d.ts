@@ -5,3 +5,5 @@ declare const conn: import('pulsar').Connection;
 declare const codec: import('pulsar').FrameCodec;
 declare const reference: import('pulsar/testing').ReferenceFormat;
 declare function lookup(key: string): Promise<Buffer>;
+declare function userOf(token: string): Promise<string>;
+declare const token: string;
