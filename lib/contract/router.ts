@@ -68,16 +68,22 @@ export class ContractCaller {
    * `ERR_INVALID_MESSAGE` for an input refused before it leaves or an output refused on arrival, or what
    * `send` rejects with
    */
-  async call(name: string, input: unknown, options: RequestOptions | undefined, send: (body: [string, unknown], options?: RequestOptions) => Promise<unknown>): Promise<unknown> {
-    const entry = this.#entry(name, 'request') as RequestEntry;
-    if (this.#validateOutgoing) checkOutgoing(entry.input, input, `the input of '${name}'`);
-    const output = await send([name, input], options);
+  call(name: string, input: unknown, options: RequestOptions | undefined, send: (body: [string, unknown], options?: RequestOptions) => Promise<unknown>): Promise<unknown> {
+    let entry: RequestEntry;
     try {
-      return await validate(entry.output, output);
+      entry = this.#entry(name, 'request') as RequestEntry;
+      if (this.#validateOutgoing) checkOutgoing(entry.input, input, `the input of '${name}'`);
     } catch (error) {
-      const refused = error as InvalidMessageError;
-      throw new InvalidMessageError(`the output of '${name}' is refused by the contract: ${refused.message}`, refused.issues ?? []);
+      return Promise.reject(error as Error);
     }
+    // One step after the reply, not an async function's: a call costs a promise more than request(), no more.
+    return send([name, input], options).then((output) => {
+      try {
+        return validate(entry.output, output);
+      } catch (error) {
+        throw refusedOutput(name, error);
+      }
+    });
   }
 
   /**
@@ -144,11 +150,14 @@ export class ContractRoutes {
     if (entry?.kind !== 'request') throw unknownRoute(name, entry, 'request');
     const route = this.#route(name);
     const input = validate(entry.input, value);
-    const answer = (valid: unknown): unknown => {
-      const output = route(valid, ...(rest as never[]));
-      return isPromiseLike(output) ? Promise.resolve(output).then((o) => this.#checkOutput(name, entry, o, rest)) : this.#checkOutput(name, entry, output, rest);
-    };
-    return isPromiseLike(input) ? Promise.resolve(input).then(answer) : answer(input);
+    if (isPromiseLike(input)) return Promise.resolve(input).then((valid) => this.#answer(name, entry, route, valid, rest));
+    return this.#answer(name, entry, route, input, rest);
+  }
+
+  #answer(name: string, entry: RequestEntry, route: Route, input: unknown, rest: unknown[]): unknown {
+    const output = route(input, ...(rest as never[]));
+    if (!this.#validateOutgoing) return output;
+    return isPromiseLike(output) ? Promise.resolve(output).then((o) => this.#checkOutput(name, entry, o, rest)) : this.#checkOutput(name, entry, output, rest);
   }
 
   /**
@@ -176,7 +185,6 @@ export class ContractRoutes {
   }
 
   #checkOutput(name: string, entry: RequestEntry, output: unknown, rest: unknown[]): unknown {
-    if (!this.#validateOutgoing) return output;
     try {
       checkOutgoing(entry.output, output, `the output of '${name}'`);
     } catch (error) {
@@ -194,4 +202,10 @@ function unknownRoute(name: string, entry: RequestEntry | MessageEntry | undefin
 /** The entry named `name`, own properties only (`constructor` is no route). */
 function entryOf(entries: ContractEntries, name: string): RequestEntry | MessageEntry | undefined {
   return Object.hasOwn(entries, name) ? entries[name] : undefined;
+}
+
+/** An output the contract refuses at the caller, saying which request's. */
+function refusedOutput(name: string, error: unknown): InvalidMessageError {
+  const refused = error as InvalidMessageError;
+  return new InvalidMessageError(`the output of '${name}' is refused by the contract: ${refused.message}`, refused.issues ?? []);
 }

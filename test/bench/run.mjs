@@ -53,6 +53,7 @@ const SERVERS = {
   handRpc: { label: 'ids by hand on raw frames', short: 'by hand', args: [join(here, 'servers', 'rpc.mjs'), '--by-hand'], client: '--by-hand' },
   pulsarRpcJson: { label: 'pulsar rpc, json()', short: 'rpc json', args: [join(here, 'servers', 'rpc.mjs'), '--json'], client: '--json' },
   pulsarRpcMsgpack: { label: 'pulsar rpc, msgpack()', short: 'rpc msgpack', args: [join(here, 'servers', 'rpc.mjs'), '--msgpack'], client: '--msgpack' },
+  pulsarRpcContract: { label: 'pulsar contract call(), json() + zod', short: 'contract', args: [join(here, 'servers', 'rpc.mjs'), '--contract'], client: '--contract' },
   // One-way messages (the push cells), each driven by clients/push-load.mjs with the same flag.
   pushToServer: { label: 'client → server, client.send()', short: 'to server', args: [join(here, 'servers', 'push.mjs'), '--to-server'], client: '--to-server' },
   pushToClient: { label: 'server → client, conn.send()', short: 'to client', args: [join(here, 'servers', 'push.mjs'), '--to-client'], client: '--to-client' },
@@ -122,8 +123,8 @@ const LOADS = {
   // (clients/rpc-load.mjs, pinned to CPU 1) instead of the C load generator, every answer checked.
   rpc: {
     title: 'requests, 1 connection × 64 in flight, small JSON request and reply (round trips/s)',
-    servers: ['socketio', 'handRpc', 'pulsarRpcJson', 'pulsarRpcMsgpack'],
-    ratios: [['pulsarRpcJson', 'socketio'], ['pulsarRpcJson', 'handRpc'], ['pulsarRpcMsgpack', 'pulsarRpcJson']],
+    servers: ['socketio', 'handRpc', 'pulsarRpcJson', 'pulsarRpcMsgpack', 'pulsarRpcContract'],
+    ratios: [['pulsarRpcJson', 'socketio'], ['pulsarRpcJson', 'handRpc'], ['pulsarRpcMsgpack', 'pulsarRpcJson'], ['pulsarRpcContract', 'pulsarRpcJson']],
     loadgen: { mode: 'echo', depth: 64 },
     client: join(here, 'clients', 'rpc-load.mjs'),
   },
@@ -429,6 +430,7 @@ const TARGETS = [
   ['push', 'messages/s, 1 connection, server → client ÷ client → server', (m) => m.pushToClient.framesPerSec / m.pushToServer.framesPerSec, '≥', 0.8],
   ['push1000', 'messages/s, 1,000 conns, server → client ÷ client → server', (m) => m.pushToClient.framesPerSec / m.pushToServer.framesPerSec, '≥', 0.8],
   ['rpc', 'request round trips/s, 64 in flight, pulsar rpc ÷ socket.io emitWithAck', (m) => m.pulsarRpcJson.framesPerSec / m.socketio.framesPerSec, '≥', 3],
+  ['rpc', 'contract call() (zod both ways, hello) ÷ request() with json()', (m) => m.pulsarRpcContract.framesPerSec / m.pulsarRpcJson.framesPerSec, '≥', 0.9],
 ];
 
 // Each run measures every server of a cell back to back, so a ratio taken within a run is free of the

@@ -3,12 +3,12 @@
 // {"measuring":true}, counts for `seconds` s and prints {"frames","bytes","seconds","p50_us","p99_us"}
 // (frames: requests answered; bytes: 0, not measured). Exit status 1 on a wrong answer.
 //
-//   node rpc-load.mjs --json|--msgpack|--by-hand|--socket.io --port P [--depth 64] [--warmup 1] [--seconds 3]
+//   node rpc-load.mjs --json|--msgpack|--contract|--by-hand|--socket.io --port P [--depth 64] [--warmup 1] [--seconds 3]
 import { parseArgs } from 'node:util';
 
 const { values } = parseArgs({
   options: {
-    json: { type: 'boolean' }, msgpack: { type: 'boolean' }, 'by-hand': { type: 'boolean' }, 'socket.io': { type: 'boolean' },
+    json: { type: 'boolean' }, msgpack: { type: 'boolean' }, 'by-hand': { type: 'boolean' }, 'socket.io': { type: 'boolean' }, contract: { type: 'boolean' },
     port: { type: 'string' }, depth: { type: 'string', default: '64' }, warmup: { type: 'string', default: '1' }, seconds: { type: 'string', default: '3' },
   },
 });
@@ -45,6 +45,12 @@ async function connect() {
       pending.set(id, resolve);
       client.send(frame);
     });
+  }
+  if (values.contract) {
+    const { calculator } = await import('../contract.mjs');
+    const client = new PulsarClient({ port, messages: json(), contract: calculator, hello: {} });
+    await client.connect();
+    return (m) => client.call('add', m);
   }
   const messages = values.msgpack ? (await import('pulsar/msgpack')).msgpack() : json();
   const client = new PulsarClient({ port, messages, rpc: true });

@@ -1,6 +1,8 @@
 // The server side of `npm run bench`'s rpc cell: one request type, { a, b } answered with { sum }.
 //   --json       pulsar: messages: json(), rpc: true, the handler's return value is the reply
 //   --msgpack    the same with msgpack() from pulsar/msgpack
+//   --contract   json() with a contract (zod input and output schemas, validated both ways) and a hello:
+//                the client's call('add', …) against the same load
 //   --by-hand    the same load hand-rolled on pulsar's raw frames: a 4-byte request id, then JSON
 //   --socket.io  socket.io 4, websocket transport only: socket.on('add', (m, ack) => ack({ sum }))
 import { createServer } from 'node:http';
@@ -27,7 +29,9 @@ if (kind === '--socket.io') {
         conn.send(out);
       },
     }
-    : { messages: kind === '--msgpack' ? (await import('pulsar/msgpack')).msgpack() : json(), rpc: true, handler: add };
+    : kind === '--contract'
+      ? { messages: json(), contract: (await import('../contract.mjs')).calculator, routes: { add }, hello: { handler: () => ({ ok: true }) } }
+      : { messages: kind === '--msgpack' ? (await import('pulsar/msgpack')).msgpack() : json(), rpc: true, handler: add };
   const server = new PulsarServer({ port: 0, ...options });
   server.on('clientError', () => {});
   port = (await server.listen()).port;
