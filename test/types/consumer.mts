@@ -77,3 +77,41 @@ export const sum: Promise<number> = rpcClient.request<{ sum: number }>({ a: 1, b
 export const remote = (error: unknown): string | undefined => (error instanceof RemoteError ? error.remoteCode : undefined);
 // @ts-expect-error the schema has no `c`
 export const wrong = new PulsarServer({ messages: json({ schema: AddRequest }), handler: (msg) => msg.c });
+
+// Applications without glue (docs/applications.md): one contract types both sides end to end, with no
+// annotation: routes' inputs and conn.data (from the hello's return), events, groups, the client's calls and
+// the server's messages as events.
+import { contract, message, request, type GroupAnswer } from 'pulsar';
+const game = contract({
+  client: {
+    join: request({ input: z.object({ room: z.string() }), output: z.object({ members: z.number() }) }),
+    say: message(z.object({ text: z.string() })),
+  },
+  server: {
+    said: message(z.object({ from: z.string(), text: z.string() })),
+    vote: request({ input: z.number(), output: z.boolean() }),
+  },
+});
+export const host = new PulsarServer({
+  messages: json(), contract: game,
+  hello: { schema: z.object({ token: z.string() }), handler: ({ token }) => ({ user: token.toUpperCase(), since: Date.now() }) },
+});
+host.routes({
+  join: ({ room }, conn) => ({ members: host.group(room).add(conn).size }),
+  say: ({ text }, conn) => void host.group('lobby').emit('said', { from: conn.data.user, text }),
+});
+host.on('disconnect', (conn) => conn.data.user.toLowerCase() + conn.groups.join());
+host.on('hello', (conn) => conn.data.since.toFixed());
+export const users: string[] = [...host.connections.values(), ...host.group('lobby')].map((conn) => conn.data.user);
+export const votes: Promise<Array<GroupAnswer>> = host.group('lobby').call('vote', 1, { timeout: 1000 }).all();
+export const player = new PulsarClient({ messages: json(), contract: game, hello: () => ({ token: 't' }), routes: { vote: (round) => round > 1 } });
+player.on('said', ({ from, text }) => from.length + text.length);
+export const members: Promise<number> = player.call('join', { room: 'lobby' }).then(({ members: n }) => n);
+// @ts-expect-error join takes { room: string }
+export const badCall = player.call('join', { room: 1 });
+// @ts-expect-error no request 'leave' in the contract
+export const unknownCall = player.call('leave', null);
+// @ts-expect-error conn.data has no `name`: the hello returned { user, since }
+host.on('connection', (conn) => conn.data.name);
+// @ts-expect-error a route's output must match the contract
+host.routes({ join: () => ({ members: 'many' }) });
