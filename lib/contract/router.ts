@@ -145,10 +145,7 @@ export class ContractRoutes {
    * name, or no route for it), `ERR_INVALID_MESSAGE` (the input); `ERR_HANDLER` for an output the contract refuses
    */
   request(body: unknown, rest: unknown[]): unknown {
-    const [name, value] = namedBody(body);
-    const entry = entryOf(this.#entries, name);
-    if (entry?.kind !== 'request') throw unknownRoute(name, entry, 'request');
-    const route = this.#route(name);
+    const { name, value, entry, route } = this.#lookup(body, 'request');
     const input = validate(entry.input, value);
     if (isPromiseLike(input)) return Promise.resolve(input).then((valid) => this.#answer(name, entry, route, valid, rest));
     return this.#answer(name, entry, route, input, rest);
@@ -165,10 +162,7 @@ export class ContractRoutes {
    * @throws {PulsarError} `ERR_MALFORMED_MESSAGE`, `ERR_UNKNOWN_ROUTE`, `ERR_INVALID_MESSAGE`
    */
   message(body: unknown, rest: unknown[]): unknown {
-    const [name, value] = namedBody(body);
-    const entry = entryOf(this.#entries, name);
-    if (entry?.kind !== 'message') throw unknownRoute(name, entry, 'message');
-    const route = this.#route(name);
+    const { value, entry, route } = this.#lookup(body, 'message');
     const checked = validate(entry.schema, value);
     return isPromiseLike(checked) ? Promise.resolve(checked).then((valid) => route(valid, ...(rest as never[]))) : route(checked, ...(rest as never[]));
   }
@@ -178,10 +172,14 @@ export class ContractRoutes {
     return this.#routes.has(name);
   }
 
-  #route(name: string): Route {
+  /** A body's name, value, entry of `kind` and route. @throws {PulsarError} `ERR_MALFORMED_MESSAGE`, `ERR_UNKNOWN_ROUTE` */
+  #lookup<K extends 'request' | 'message'>(body: unknown, kind: K): { name: string; value: unknown; entry: Extract<RequestEntry | MessageEntry, { kind: K }>; route: Route } {
+    const [name, value] = namedBody(body);
+    const entry = entryOf(this.#entries, name);
+    if (entry?.kind !== kind) throw unknownRoute(name, entry, kind);
     const route = this.#routes.get(name);
     if (route === undefined) throw new PulsarError('ERR_UNKNOWN_ROUTE', `no route handles '${name}'`);
-    return route;
+    return { name, value, entry: entry as Extract<RequestEntry | MessageEntry, { kind: K }>, route };
   }
 
   #checkOutput(name: string, entry: RequestEntry, output: unknown, rest: unknown[]): unknown {

@@ -57,13 +57,7 @@ export class FrameBatch {
     } else {
       const wire = this.#codec.encode(payload);
       size = wire.length;
-      if (size <= COPY_MAX) {
-        const offset = this.#reserve(size);
-        wire.copy(this.#block!, offset);
-      } else {
-        this.#closeRegion();
-        this.#parts.push(wire);
-      }
+      this.#put(wire, size <= COPY_MAX);
     }
     this.#bytes += size;
     return size;
@@ -71,8 +65,7 @@ export class FrameBatch {
 
   /** Queues bytes that are already frames on the wire (shared with other batches: a broadcast), as they are. */
   addEncoded(wire: Buffer): void {
-    this.#closeRegion();
-    this.#parts.push(wire);
+    this.#put(wire, false);
     this.#bytes += wire.length;
   }
 
@@ -83,14 +76,19 @@ export class FrameBatch {
    */
   addReceived(wire: Buffer): void {
     const size = wire.length;
-    if (size <= COPY_MAX || (size <= JOIN_MAX && this.#pendingAtBlockEnd())) {
-      const offset = this.#reserve(size);
+    this.#put(wire, size <= COPY_MAX || (size <= JOIN_MAX && this.#pendingAtBlockEnd()));
+    this.#bytes += size;
+  }
+
+  /** Copies encoded bytes to the end of the pending region of the block, or queues them by reference. */
+  #put(wire: Buffer, copy: boolean): void {
+    if (copy) {
+      const offset = this.#reserve(wire.length);
       wire.copy(this.#block!, offset);
     } else {
       this.#closeRegion();
       this.#parts.push(wire);
     }
-    this.#bytes += size;
   }
 
   /**
