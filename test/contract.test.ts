@@ -134,6 +134,48 @@ describe('applications without glue (contract, hello, rooms)', () => {
     expect(local.code, 'checked before it leaves').to.equal('ERR_INVALID_MESSAGE');
   });
 
+  it('answers ERR_HANDLER for an output its own contract refuses (reported here as ERR_INVALID_MESSAGE), and ERR_UNKNOWN_ROUTE for a request to a message', async () => {
+    const { server, port } = await startServer({ messages: json(), contract: api, validateOutgoing: true });
+    const errors: string[] = [];
+    server.on('clientError', (error) => errors.push(error.code));
+    server.routes({ join: () => ({ members: -0.5 as number }), whoami: () => 7 as unknown as string });
+    const c = new PulsarClient({ port, messages: json(), contract: api });
+    onCleanup(() => c.close());
+    await c.connect();
+    const refused = await rejection(c.call('whoami', null));
+    expect((refused as RemoteError).remoteCode).to.equal('ERR_HANDLER');
+    expect(errors).to.deep.equal(['ERR_INVALID_MESSAGE']);
+    const asRequest = await rejection(c.request(['say', { text: 'x' }]));
+    expect((asRequest as RemoteError).remoteCode).to.equal('ERR_UNKNOWN_ROUTE');
+    expect(errors).to.deep.equal(['ERR_INVALID_MESSAGE', 'ERR_UNKNOWN_ROUTE']);
+  });
+
+  it('costs one round trip per connection for the hello, and no frame per message', async () => {
+    const { server, port } = await lobby();
+    const ann = client(port, 't1');
+    await ann.connect();
+    const [conn] = [...server.connections.values()];
+    expect([conn!.framesIn, conn!.framesOut], 'the hello and its reply').to.deep.equal([1, 1]);
+    for (let i = 0; i < 10; i++) await ann.call('whoami', null);
+    expect([conn!.framesIn, conn!.framesOut], 'then one frame each way per call').to.deep.equal([11, 11]);
+  });
+
+  it('drops and counts a contract message nobody listens to, warning once', async () => {
+    const { server, port } = await lobby();
+    const ann = client(port, 't1');
+    const warnings: string[] = [];
+    const onWarning = (warning: Error & { code?: string }): void => void warnings.push(warning.code ?? '');
+    process.on('warning', onWarning);
+    onCleanup(() => void process.off('warning', onWarning));
+    await ann.connect();
+    await ann.call('join', { room: 'lobby' });
+    for (let i = 0; i < 3; i++) server.group('lobby').broadcast(['said', { from: 'x', text: String(i) }]);
+    await ann.call('whoami', null); // its reply comes after the three messages, on the same connection
+    expect(ann.droppedMessages).to.equal(3);
+    await new Promise((resolve) => setImmediate(resolve)); // process warnings are emitted on the next tick
+    expect(warnings.filter((code) => code === 'PULSAR_MESSAGE_DROPPED')).to.have.length(1);
+  });
+
   it('lets the server call the client\'s routes (conn.call), with the output validated', async () => {
     const { server, port } = await lobby();
     const connected = nextEvent(server, 'hello');
