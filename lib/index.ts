@@ -1,5 +1,5 @@
 export { PulsarServer } from './server/server.js';
-export type { CloseResult, ListenAddress, PulsarServerEvents, Report, ServerStats } from './server/server.js';
+export type { CloseResult, DisconnectError, ListenAddress, PulsarServerEvents, Report, ServerStats } from './server/server.js';
 export type { AdmitHook, FrameHandler, HandlerFor, MessageHandler } from './server/handlers.js';
 export type { PulsarServerOptions, ResolvedServerOptions } from './server/options.js';
 export { PulsarClient } from './client/client.js';

@@ -2,7 +2,7 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 import type { Connection } from '../connection/connection.js';
 import type { DisconnectReason } from '../connection/owner.js';
 import type { PulsarError } from '../errors.js';
-import type { ServerStats } from './types.js';
+import type { DisconnectError, ServerStats } from './types.js';
 
 /**
  * The server a message comes from: a `PulsarServer`, seen through what an observer needs (typed
@@ -44,7 +44,7 @@ export interface DisconnectMessage {
   /** Why it ended. */
   readonly reason: DisconnectReason;
   /** Set when the connection ended in a failure. */
-  readonly error: Error | undefined;
+  readonly error: DisconnectError | undefined;
 }
 
 /** Published on `pulsar:client-error` for every `clientError` event, refusals included. */

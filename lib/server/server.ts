@@ -28,7 +28,7 @@ import { emitError } from '../util/unhandled-error.js';
 const debug = createDebug('pulsar:server:trace');
 
 export type { Report } from '../registry/driver.js';
-export type { CloseResult, ListenAddress, PulsarServerEvents, ServerStats } from './types.js';
+export type { CloseResult, DisconnectError, ListenAddress, PulsarServerEvents, ServerStats } from './types.js';
 
 type ServerState = 'idle' | 'starting' | 'listening' | 'closing' | 'closed';
 

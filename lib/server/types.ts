@@ -61,6 +61,12 @@ export interface ServerStats {
   lateReplies: number;
 }
 
+/**
+ * Why a connection ended when it was a failure: a `PulsarError` with its `code` (`ERR_CONNECTION_LOST`,
+ * `ERR_SLOW_CONSUMER`…), or the error given to `conn.destroy(error)`, whose `code`, if it has one, is kept.
+ */
+export type DisconnectError = Error & { readonly code?: string };
+
 /** Events of {@link PulsarServer}, with their arguments. */
 export interface PulsarServerEvents<D extends ConnectionData = ConnectionData> {
   /** The server is accepting connections. */
@@ -80,7 +86,7 @@ export interface PulsarServerEvents<D extends ConnectionData = ConnectionData> {
   /** `conn`'s output drained and reading resumed. */
   drain: [conn: Connection<D>];
   /** A client went away, and why; `error` is set when it was a failure. */
-  disconnect: [conn: Connection<D>, reason: DisconnectReason, error: Error | undefined];
+  disconnect: [conn: Connection<D>, reason: DisconnectReason, error: DisconnectError | undefined];
   /** A problem with one client (bad frame, reset, timeout, handler failure); other clients are untouched. Match on `error.code`. */
   clientError: [error: PulsarError, conn: Connection<D>];
   /** A problem with the server itself (not with one client). */

@@ -115,3 +115,5 @@ export const unknownCall = player.call('leave', null);
 host.on('connection', (conn) => conn.data.name);
 // @ts-expect-error a route's output must match the contract
 host.routes({ join: () => ({ members: 'many' }) });
+// The disconnect error says its code (a PulsarError's, or the one given to conn.destroy(error)).
+host.on('disconnect', (_conn, _reason, error) => error?.code?.startsWith('ERR_'));
