@@ -39,8 +39,9 @@ const RESET_ONLY = { initialDelay: 0, maxDelay: 0, maxAttempts: 1 } as const;
  * const answer = await client.request('ping'); // echo server: 'ping'
  * for await (const frame of client) console.log(String(frame));
  * ```
- * @typeParam M the messages' type, from `messages` (`Buffer`: frames)
+ * @typeParam M the messages' type, from `messages` (`Buffer`: frames; `unknown` with `json()`: annotate a JSON client `PulsarClient<unknown>`)
  * @typeParam S the client's `schema` output, when it has one
+ * @typeParam C the contract, when it has one
  */
 export class PulsarClient<M = Buffer, S = never, C extends Contract = Contract> extends EventEmitter<PulsarClientEvents<Inbound<M, S>>> {
   /** Where the client is in its lifecycle; see {@link ClientState}. */

@@ -65,7 +65,10 @@ export interface ServerStats {
  * Why a connection ended when it was a failure: a `PulsarError` with its `code` (`ERR_CONNECTION_LOST`,
  * `ERR_SLOW_CONSUMER`…), or the error given to `conn.destroy(error)`, whose `code`, if it has one, is kept.
  */
-export type DisconnectError = Error & { readonly code?: string };
+export type DisconnectError = Error & {
+  /** pulsar's code (`ERR_…`), or the given error's own, if any. */
+  readonly code?: string;
+};
 
 /** Events of {@link PulsarServer}, with their arguments. */
 export interface PulsarServerEvents<D extends ConnectionData = ConnectionData> {
