@@ -26,7 +26,7 @@ describe('groups', function () {
     const { server, port } = await startServer({ heartbeat: false });
     const [a, b] = (await clients(port, 2)) as [TestClient, TestClient];
     await when(server, ['connection'], () => server.connections.size === 2, 'two connections');
-    const [ca, cb] = [...server.connections.values()] as [Connection, Connection];
+    const [ca, cb] = [...server.connections.values()] as Connection[] as [Connection, Connection];
     const room = server.group('room');
     expect(server.group('room')).to.equal(room);
     room.add(ca).add(cb).add(ca);

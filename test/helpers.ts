@@ -73,10 +73,10 @@ export async function rejection(promise: Promise<unknown>): Promise<PulsarError>
 }
 
 /** Waits for `event` (the next one `filter` accepts) on a pulsar server, a client or any emitter, failing after `ms`. */
-export function nextEvent<K extends keyof PulsarServerEvents>(server: PulsarServer, event: K, ms?: number, filter?: (...args: PulsarServerEvents[K]) => boolean): Promise<PulsarServerEvents[K]>;
+export function nextEvent<M, S, D extends ConnectionData, C extends Contract, H, K extends keyof PulsarServerEvents<D, C>>(server: PulsarServer<M, S, D, C, H>, event: K, ms?: number, filter?: (...args: PulsarServerEvents<D, C>[K]) => boolean): Promise<PulsarServerEvents<D, C>[K]>;
 export function nextEvent<M, S, C extends Contract, K extends keyof PulsarClientEvents<Inbound<M, S>>>(client: PulsarClient<M, S, C>, event: K, ms?: number, filter?: (...args: PulsarClientEvents<Inbound<M, S>>[K]) => boolean): Promise<PulsarClientEvents<Inbound<M, S>>[K]>;
 export function nextEvent<T extends unknown[] = unknown[]>(emitter: NodeEmitter, event: string, ms?: number, filter?: (...args: T) => boolean): Promise<T>;
-export function nextEvent(source: PulsarServer | PulsarClient<unknown, unknown, Contract> | NodeEmitter, event: string, ms = 5000, filter: (...args: unknown[]) => boolean = () => true): Promise<unknown[]> {
+export function nextEvent(source: PulsarServer<unknown, unknown, ConnectionData, Contract, unknown> | PulsarClient<unknown, unknown, Contract> | NodeEmitter, event: string, ms = 5000, filter: (...args: unknown[]) => boolean = () => true): Promise<unknown[]> {
   // One way to listen for all three: their own typings of a generic event differ, their behaviour does not.
   const emitter = source as NodeEmitter;
   return new Promise((resolve, reject) => {

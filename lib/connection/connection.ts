@@ -16,6 +16,7 @@ import {
   type ConnectionOwner, type ConnectionState,
 } from './owner.js';
 import { groupsOf } from '../fleet/groups.js';
+import type { Untyped } from '../contract/typed.js';
 import { ConnectionLifecycle } from './lifecycle.js';
 import { connectionThrottle } from './throttle.js';
 import { snapshotOf, type ConnectionSnapshot } from './snapshot.js';
@@ -238,7 +239,7 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
    * @throws {PulsarError} (rejects) `ERR_UNKNOWN_ROUTE` for a name the contract's `server` side has no
    * request for, `ERR_INVALID_MESSAGE` for an input or an output the contract refuses, or as {@link request}
    */
-  call(name: string, input: unknown, options?: RequestOptions): Promise<unknown> {
+  call(this: Connection<D> & Untyped, name: string, input: unknown, options?: RequestOptions): Promise<unknown> {
     const { caller } = this.#owner.settings;
     if (caller === null) return Promise.reject(new PulsarError('ERR_UNKNOWN_ROUTE', 'conn.call() needs a contract on the server'));
     return caller.call(name, input, options, (body, given) => this.request(body, given));
@@ -249,7 +250,7 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
    * @returns as {@link send}
    * @throws {PulsarError} `ERR_UNKNOWN_ROUTE`, `ERR_INVALID_MESSAGE`
    */
-  emit(name: string, value: unknown): boolean {
+  emit(this: Connection<D> & Untyped, name: string, value: unknown): boolean {
     const { caller } = this.#owner.settings;
     if (caller === null) throw new PulsarError('ERR_UNKNOWN_ROUTE', 'conn.emit() needs a contract on the server');
     return this.send(caller.emitBody(name, value));

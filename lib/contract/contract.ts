@@ -43,13 +43,13 @@ export type RequestNames<E extends ContractEntries> = string extends keyof E ? s
 /** The names of `E` that are one-way messages (any name for a contract the compiler does not know). */
 export type MessageNames<E extends ContractEntries> = string extends keyof E ? string : { [K in keyof E]: E[K] extends MessageEntry ? K : never }[keyof E] & string;
 /** What a caller sends for request `K` (the input schema's input). */
-export type CallInput<E extends ContractEntries, K extends keyof E> = string extends keyof E ? unknown : E[K] extends RequestEntry<infer I, StandardSchemaV1> ? InputOf<I> : never;
+export type CallInput<E extends ContractEntries, K extends PropertyKey> = string extends keyof E ? unknown : E[K & keyof E] extends RequestEntry<infer I, StandardSchemaV1> ? InputOf<I> : never;
 /** What a caller gets back for request `K` (the output schema's output). */
-export type CallOutput<E extends ContractEntries, K extends keyof E> = string extends keyof E ? unknown : E[K] extends RequestEntry<StandardSchemaV1, infer O> ? OutputOf<O> : never;
+export type CallOutput<E extends ContractEntries, K extends PropertyKey> = string extends keyof E ? unknown : E[K & keyof E] extends RequestEntry<StandardSchemaV1, infer O> ? OutputOf<O> : never;
 /** What is sent as message `K`. */
-export type EmitValue<E extends ContractEntries, K extends keyof E> = string extends keyof E ? unknown : E[K] extends MessageEntry<infer S> ? InputOf<S> : never;
+export type EmitValue<E extends ContractEntries, K extends PropertyKey> = string extends keyof E ? unknown : E[K & keyof E] extends MessageEntry<infer S> ? InputOf<S> : never;
 /** What a receiver gets for message `K` (validated). */
-export type MessageValue<E extends ContractEntries, K extends keyof E> = string extends keyof E ? unknown : E[K] extends MessageEntry<infer S> ? OutputOf<S> : never;
+export type MessageValue<E extends ContractEntries, K extends PropertyKey> = string extends keyof E ? unknown : E[K & keyof E] extends MessageEntry<infer S> ? OutputOf<S> : never;
 
 /** The message names of a contract the compiler knows, as events where they arrive (`client.on(name, value => …)`); none otherwise. */
 export type ContractEventNames<E extends ContractEntries> = string extends keyof E ? never : MessageNames<E>;

@@ -1,4 +1,5 @@
-import type { Connection, ConnectionData } from '../connection/connection.js';
+import type { ConnectionData } from '../connection/connection.js';
+import type { ContractConnection } from './typed.js';
 import type { MessageContext } from '../messages/settings.js';
 import { conflictingOption, invalidOption } from '../util/validate.js';
 import { isContract, type Contract, type RoutesOf } from './contract.js';
@@ -10,7 +11,7 @@ export interface ServerApplicationOptions<C extends Contract = Contract, D exten
   /** What the two sides say to each other ({@link contract}): turns `rpc` on, bodies are `[name, value]`. */
   contract?: C;
   /** The handlers of `contract.client`'s names (more with `server.routes()`). Not with `handler`. */
-  routes?: RoutesOf<NoInfer<C>['client'], [conn: Connection<D>, ctx: MessageContext]>;
+  routes?: RoutesOf<NoInfer<C>['client'], [conn: ContractConnection<D, NoInfer<C>>, ctx: MessageContext]>;
   /** The first request of every connection, whose handler fills `conn.data`: turns `rpc` on. */
   hello?: HelloOptions<H, D>;
   /** Check what leaves (inputs, outputs, messages) against the contract. @default true unless NODE_ENV is production */

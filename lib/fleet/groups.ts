@@ -1,5 +1,6 @@
 import type { Connection, ConnectionData } from '../connection/connection.js';
 import type { ContractCaller } from '../contract/router.js';
+import type { Untyped } from '../contract/typed.js';
 import { PulsarError } from '../errors.js';
 import type { RequestOptions } from '../messages/settings.js';
 import { GroupAnswers } from './group-answers.js';
@@ -94,7 +95,7 @@ export class ConnectionGroup<D extends ConnectionData = ConnectionData> implemen
    * @returns how many members on this instance it was queued for
    * @throws {PulsarError} `ERR_UNKNOWN_ROUTE` (no such message, or no contract), `ERR_INVALID_MESSAGE`
    */
-  emit(name: string, value: unknown, options: { except?: Connection<D> } = {}): number {
+  emit(this: ConnectionGroup<D> & Untyped, name: string, value: unknown, options: { except?: Connection<D> } = {}): number {
     return this.broadcast(this.#caller('emit').emitBody(name, value), options);
   }
 
@@ -104,7 +105,7 @@ export class ConnectionGroup<D extends ConnectionData = ConnectionData> implemen
    * `timeout` and `signal` apply to each member's call.
    * @throws {PulsarError} `ERR_UNKNOWN_ROUTE` without a contract
    */
-  call(name: string, input: unknown, options?: RequestOptions): GroupAnswers<unknown, Connection<D>> {
+  call(this: ConnectionGroup<D> & Untyped, name: string, input: unknown, options?: RequestOptions): GroupAnswers<unknown, Connection<D>> {
     this.#caller('call'); // no contract: thrown here, not once per member
     return new GroupAnswers([...this].map((conn) => [conn, conn.call(name, input, options)] as const));
   }

@@ -6,6 +6,7 @@ import { channels, type BackpressureMessage, type ClientErrorMessage, type Conne
 import { Connection, type ConnectionData } from '../connection/connection.js';
 import { ServerApplication } from '../contract/application.js';
 import type { Contract, RoutesOf } from '../contract/contract.js';
+import type { ContractConnection } from '../contract/typed.js';
 import type { MessageContext } from '../messages/settings.js';
 import { sendPayload } from '../messages/session.js';
 import { kCreate, kFeed, kRecount, kStart, type ConnectionOwner, type DisconnectReason } from '../connection/owner.js';
@@ -49,7 +50,7 @@ type ServerState = 'idle' | 'starting' | 'listening' | 'closing' | 'closed';
  * await server.close();
  * ```
  */
-export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = ConnectionData, C extends Contract = Contract, H = unknown> extends EventEmitter<PulsarServerEvents<D>> {
+export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = ConnectionData, C extends Contract = Contract, H = unknown> extends EventEmitter<PulsarServerEvents<D, C>> {
   /**
    * The options in force, defaults applied: a frozen copy to read. The heartbeat policy in it is a view
    * whose `start` and `stop` throw: the server runs its heartbeat (`close()` stops it).
@@ -93,7 +94,7 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
     this.#options = resolveServerOptions(options);
     this.#application = ServerApplication.of(this.#options, {
       clientError: (error, conn) => this.#clientError(error, conn),
-      accepted: (conn, value) => this.emit('hello', conn as Connection<D>, value),
+      accepted: (conn, value) => this.emit('hello', conn as ContractConnection<D, C>, value),
     });
     this.#publicOptions = publicOptions(this.#options);
     const { codec, instanceId, registry, relay } = this.#options;
@@ -128,7 +129,7 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
       writable: () => this.#served.writable.values(),
       beat: (conn) => {
         this.#totals.heartbeats++;
-        this.emit('heartbeat', conn as Connection<D>);
+        this.emit('heartbeat', conn as ContractConnection<D, C>);
       },
       expire: (conn, error) => this.#expire(conn, error),
     });
@@ -154,7 +155,7 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
    * Adds routes for the contract's `client` names, as the `routes` option does: the form for routes that
    * use the server (TypeScript cannot type those inside the options: TS7022). @throws {PulsarError} `ERR_INVALID_OPTION`
    */
-  routes(routes: RoutesOf<C['client'], [conn: Connection<D>, ctx: MessageContext]>): this {
+  routes(routes: RoutesOf<C['client'], [conn: ContractConnection<D, C>, ctx: MessageContext]>): this {
     if (this.#application === null) throw new PulsarError('ERR_INVALID_OPTION', 'PulsarServer: routes need a contract');
     this.#application.route('PulsarServer.routes()', routes as Readonly<Record<string, unknown>>);
     return this;
@@ -185,8 +186,8 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
    * no longer be written (our FIN sent, destroyed, lost), before its `disconnect` event, so a loop over
    * it meets only connections a `send()` reaches. A read-only view of the server's own map.
    */
-  get connections(): ReadonlyMap<number, Connection<D>> {
-    return this.#served.writable as ReadonlyMap<number, Connection<D>>;
+  get connections(): ReadonlyMap<number, ContractConnection<D, C>> {
+    return this.#served.writable as ReadonlyMap<number, ContractConnection<D, C>>;
   }
 
   /**
@@ -319,7 +320,7 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
     conn[kStart]();
     this.#registry.call('add', conn);
     this.#application?.gate?.connected(conn);
-    this.emit('connection', conn as Connection<D>);
+    this.emit('connection', conn as ContractConnection<D, C>);
     if (channels.connection.hasSubscribers) channels.connection.publish({ server: this, connection: conn } satisfies ConnectionMessage);
     if (rest !== null) conn[kFeed](rest);
   }
@@ -334,7 +335,7 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
   #createOwner(): ConnectionOwner {
     const { codec, highWaterMark, shutdownTimeout, handler, maxPendingOutput, instanceId, rateLimit, onRateLimit, messages } = this.#options;
     const emitFrame = (frame: Buffer, conn: Connection): void => {
-      this.emit('frame', frame, conn as Connection<D>);
+      this.emit('frame', frame, conn as ContractConnection<D, C>);
     };
     return {
       settings: Object.freeze({
@@ -346,8 +347,8 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
       clientError: (error, conn) => this.#clientError(error, conn),
       rateLimited: (conn, kind, action) => this.#rateLimited(conn, kind, action),
       flowChanged: (conn, paused) => {
-        if (paused) this.emit('backpressure', conn as Connection<D>);
-        else this.emit('drain', conn as Connection<D>);
+        if (paused) this.emit('backpressure', conn as ContractConnection<D, C>);
+        else this.emit('drain', conn as ContractConnection<D, C>);
         if (channels.backpressure.hasSubscribers) channels.backpressure.publish({ server: this, connection: conn, paused } satisfies BackpressureMessage);
       },
       heldChanged: (delta) => this.#budget.change(delta),
@@ -383,13 +384,13 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
     this.#gate.release(conn.remoteAddress);
     this.#totals.retire(conn);
     this.#application?.gate?.closed(conn);
-    this.emit('disconnect', conn as Connection<D>, reason, error);
+    this.emit('disconnect', conn as ContractConnection<D, C>, reason, error);
     if (channels.disconnect.hasSubscribers) channels.disconnect.publish({ server: this, connection: conn, reason, error } satisfies DisconnectMessage);
   }
 
   #clientError(error: PulsarError, conn: Connection): void {
     debug('client error: %s', error.message); // the message names the client
-    this.emit('clientError', error, conn as Connection<D>);
+    this.emit('clientError', error, conn as ContractConnection<D, C>);
     if (channels.clientError.hasSubscribers) channels.clientError.publish({ server: this, connection: conn, error } satisfies ClientErrorMessage);
   }
 

@@ -1,4 +1,6 @@
-import type { Connection, ConnectionData } from '../connection/connection.js';
+import type { ConnectionData } from '../connection/connection.js';
+import type { Contract } from '../contract/contract.js';
+import type { ContractConnection } from '../contract/typed.js';
 import type { DisconnectReason } from '../connection/owner.js';
 import type { PulsarError } from '../errors.js';
 import type { Readiness } from './health.js';
@@ -71,27 +73,27 @@ export type DisconnectError = Error & {
 };
 
 /** Events of {@link PulsarServer}, with their arguments. */
-export interface PulsarServerEvents<D extends ConnectionData = ConnectionData> {
+export interface PulsarServerEvents<D extends ConnectionData = ConnectionData, C extends Contract = Contract> {
   /** The server is accepting connections. */
   listening: [address: ListenAddress];
   /** A client's hello was accepted (`conn.data` filled by the hello's handler); `value` is what it said. */
-  hello: [conn: Connection<D>, value: unknown];
+  hello: [conn: ContractConnection<D, C>, value: unknown];
   /** A client connected. */
-  connection: [conn: Connection<D>];
+  connection: [conn: ContractConnection<D, C>];
   /** A frame arrived (emitted before the handler runs). */
-  frame: [frame: Buffer, conn: Connection<D>];
+  frame: [frame: Buffer, conn: ContractConnection<D, C>];
   /** A heartbeat frame was sent to a silent client. */
-  heartbeat: [conn: Connection<D>];
+  heartbeat: [conn: ContractConnection<D, C>];
   /** The periodic registry report. */
   report: [report: Report];
   /** Reading from `conn` paused: its pending output passed `highWaterMark`. */
-  backpressure: [conn: Connection<D>];
+  backpressure: [conn: ContractConnection<D, C>];
   /** `conn`'s output drained and reading resumed. */
-  drain: [conn: Connection<D>];
+  drain: [conn: ContractConnection<D, C>];
   /** A client went away, and why; `error` is set when it was a failure. */
-  disconnect: [conn: Connection<D>, reason: DisconnectReason, error: DisconnectError | undefined];
+  disconnect: [conn: ContractConnection<D, C>, reason: DisconnectReason, error: DisconnectError | undefined];
   /** A problem with one client (bad frame, reset, timeout, handler failure); other clients are untouched. Match on `error.code`. */
-  clientError: [error: PulsarError, conn: Connection<D>];
+  clientError: [error: PulsarError, conn: ContractConnection<D, C>];
   /** A problem with the server itself (not with one client). */
   error: [error: Error];
   /** Readiness changed (see `server.readiness`): `ready` once listening, `draining`, `closing`, `closed`. */

@@ -117,3 +117,19 @@ host.on('connection', (conn) => conn.data.name);
 host.routes({ join: () => ({ members: 'many' }) });
 // The disconnect error says its code (a PulsarError's, or the one given to conn.destroy(error)).
 host.on('disconnect', (_conn, _reason, error) => error?.code?.startsWith('ERR_'));
+// What the server sends is typed by the contract too: conn.call/emit and group.call/emit.
+host.on('hello', (conn) => {
+  const voted: Promise<boolean> = conn.call('vote', 2);
+  conn.emit('said', { from: 'server', text: 'welcome' });
+  // @ts-expect-error vote takes a number
+  void conn.call('vote', 'two');
+  // @ts-expect-error no request 'kick' in the contract's server side
+  void conn.call('kick', null);
+  // @ts-expect-error said needs { from, text }
+  conn.emit('said', { text: 'x' });
+  const plain: Connection = conn; // a typed connection passes wherever a Connection is expected
+  return [voted, plain];
+});
+export const tally: Promise<unknown[]> = host.group('lobby').call('vote', 3).all().then((answers) => answers.map((a) => a.output));
+// A server with a contract passes wherever a PulsarServer is expected (metrics, signals, health).
+export const metered = new PulsarMetrics(host);
