@@ -26,7 +26,6 @@ const CLOSE_TIMEOUT_MS = 5000;
 /** Reconnection without the `reconnect` option: one attempt, after a reset (see `request()`). */
 const RESET_ONLY = { initialDelay: 0, maxDelay: 0, maxAttempts: 1 } as const;
 
-
 /**
  * The other end of a pulsar server: connects, frames what it sends with the same {@link FrameCodec},
  * decodes what comes back, tells heartbeats apart, and can reconnect. With `messages` it sends and

@@ -115,3 +115,5 @@ export function isContract(value: unknown): value is Contract {
   const c = value as Partial<Contract> | null;
   return typeof c === 'object' && c !== null && typeof c.client === 'object' && typeof c.server === 'object';
 }
+
+export type { ContractConnection } from './typed.js';
