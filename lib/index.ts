@@ -10,7 +10,7 @@ export type { ConnectionData } from './connection/connection.js';
 export { contract, message, request } from './contract/contract.js';
 export type { CallInput, CallOutput, Contract, ContractEntries, ContractEventNames, EmitValue, InputOf, MessageEntry, MessageNames, MessageValue, OutputOf, RequestEntry, RequestNames, RoutesOf } from './contract/contract.js';
 export type { HelloOptions } from './contract/hello.js';
-export type { ContractConnection, Untyped } from './contract/typed.js';
+export type { ContractConnection, ContractGroup, Untyped } from './contract/typed.js';
 export type { ResolvedApplication, ServerApplicationOptions } from './contract/options.js';
 export type { ClientApplicationOptions } from './contract/client-application.js';
 export { json } from './messages/codec.js';

@@ -116,4 +116,4 @@ export function isContract(value: unknown): value is Contract {
   return typeof c === 'object' && c !== null && typeof c.client === 'object' && typeof c.server === 'object';
 }
 
-export type { ContractConnection } from './typed.js';
+export type { ContractConnection, ContractGroup } from './typed.js';

@@ -1,4 +1,6 @@
 import type { Connection, ConnectionData } from '../connection/connection.js';
+import type { GroupAnswers } from '../fleet/group-answers.js';
+import type { ConnectionGroup } from '../fleet/groups.js';
 import type { RequestOptions } from '../messages/settings.js';
 import type { CallInput, CallOutput, Contract, EmitValue, MessageNames, RequestNames } from './contract.js';
 
@@ -26,4 +28,14 @@ export type ContractConnection<D extends ConnectionData = ConnectionData, C exte
   call<K extends string>(name: K, input: K extends RequestNames<C['server']> ? CallInput<C['server'], K> : never, options?: RequestOptions): Promise<CallOutput<C['server'], K>>;
   /** Sends the contract's message `name`. @returns as `send()` */
   emit<K extends string>(name: K, value: K extends MessageNames<C['server']> ? EmitValue<C['server'], K> : never): boolean;
+};
+
+/** A group as a server with a contract gives it: `emit()` and `call()` typed by the contract's `server` side. */
+export type ContractGroup<D extends ConnectionData = ConnectionData, C extends Contract = Contract> = ConnectionGroup<D> & {
+  /** The contract this view is typed by. */
+  readonly [kContract]: C;
+  /** Sends the contract's message `name` to every member, encoded once. @returns how many members here it was queued for */
+  emit<K extends string>(name: K, value: K extends MessageNames<C['server']> ? EmitValue<C['server'], K> : never, options?: { except?: Connection<D> }): number;
+  /** Calls the contract's request `name` on every member here; yields their answers (typed outputs) as they arrive. */
+  call<K extends string>(name: K, input: K extends RequestNames<C['server']> ? CallInput<C['server'], K> : never, options?: RequestOptions): GroupAnswers<CallOutput<C['server'], K>, Connection<D>>;
 };

@@ -5,7 +5,7 @@ import { AdmissionGate } from '../admission/gate.js';
 import { channels, type BackpressureMessage, type ClientErrorMessage, type ConnectionMessage, type DisconnectMessage, type RateLimitedMessage, type RefusedMessage } from './channels.js';
 import { Connection, type ConnectionData } from '../connection/connection.js';
 import { ServerApplication } from '../contract/application.js';
-import type { Contract, ContractConnection, RoutesOf } from '../contract/contract.js';
+import type { Contract, ContractConnection, ContractGroup, RoutesOf } from '../contract/contract.js';
 import type { MessageContext } from '../messages/settings.js';
 import { sendPayload } from '../messages/session.js';
 import { kCreate, kFeed, kRecount, kStart, type ConnectionOwner, type DisconnectReason } from '../connection/owner.js';
@@ -141,13 +141,13 @@ export class PulsarServer<M = Buffer, S = never, D extends ConnectionData = Conn
   }
 
   /**
-   * The group called `name`, made on first use: a Set-like of connections with an encode-once
-   * `broadcast()`. Connections leave their groups the moment they can no longer be written; a group with
-   * no member that the application no longer holds is forgotten (garbage collected), and made anew by
-   * the next call.
+   * The group called `name`, made on first use: a Set-like of connections with an encode-once `broadcast()`;
+   * they leave it the moment they can no longer be written; one with no member that the application no
+   * longer holds is forgotten (garbage collected), and made anew by the next call.
+   * @typeParam T the server's contract, which types its `emit()` and `call()`
    */
-  group(name: string): ConnectionGroup<D> {
-    return this.#fleet.group(name) as ConnectionGroup<D>;
+  group<T extends Contract = C>(name: string): ContractGroup<D, T> {
+    return this.#fleet.group(name) as ContractGroup<D, T>;
   }
 
   /**

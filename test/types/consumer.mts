@@ -130,6 +130,11 @@ host.on('hello', (conn) => {
   const plain: Connection = conn; // a typed connection passes wherever a Connection is expected
   return [voted, plain];
 });
-export const tally: Promise<unknown[]> = host.group('lobby').call('vote', 3).all().then((answers) => answers.map((a) => a.output));
+export const tally: Promise<boolean[]> = host.group('lobby').call('vote', 3).all().then((answers) => answers.map((a) => a.output ?? false));
+host.group('lobby').emit('said', { from: 'server', text: 'hi all' });
+// @ts-expect-error said needs { from, text }
+host.group('lobby').emit('said', 'hi');
+// @ts-expect-error vote takes a number
+void host.group('lobby').call('vote', 'x');
 // A server with a contract passes wherever a PulsarServer is expected (metrics, signals, health).
 export const metered = new PulsarMetrics(host);
