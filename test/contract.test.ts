@@ -150,6 +150,19 @@ describe('applications without glue (contract, hello, rooms)', () => {
     expect(errors).to.deep.equal(['ERR_INVALID_MESSAGE', 'ERR_UNKNOWN_ROUTE']);
   });
 
+  it('closes a connection that sends what the contract refuses with onInvalid: \'close\', after answering it', async () => {
+    const { server, port } = await startServer({ messages: json(), contract: api, onInvalid: 'close' });
+    server.routes({ whoami: () => 'x' });
+    const c = new PulsarClient({ port, messages: json(), contract: api });
+    onCleanup(() => c.close());
+    await c.connect();
+    const gone = nextEvent(server, 'disconnect');
+    const refused = await rejection(c.request(['nosuch', null]));
+    expect((refused as RemoteError).remoteCode, 'answered first').to.equal('ERR_UNKNOWN_ROUTE');
+    const [, reason, error] = await gone;
+    expect([reason, error?.code]).to.deep.equal(['error', 'ERR_UNKNOWN_ROUTE']);
+  });
+
   it('costs one round trip per connection for the hello, and no frame per message', async () => {
     const { server, port } = await lobby();
     const ann = client(port, 't1');

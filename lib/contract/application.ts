@@ -1,4 +1,5 @@
 import type { Connection } from '../connection/connection.js';
+import { kCloseForError } from '../connection/owner.js';
 import { aboutClient, PulsarError } from '../errors.js';
 import type { MessageContext } from '../messages/settings.js';
 import { isPromiseLike } from '../util/thenable.js';
@@ -30,15 +31,18 @@ export class ServerApplication {
   readonly #routes: ContractRoutes | null;
   readonly #handler: (message: unknown, conn: Connection, ctx: MessageContext) => unknown;
   readonly #host: ApplicationHost;
+  /** `onInvalid: 'close'`: bad input closes the connection (gracefully, after reporting it). */
+  readonly #closeOnInvalid: boolean;
 
   /**
    * @param owner who is configured (for errors)
-   * @param options the server's `contract`, `hello` and `handler` (used without a contract)
+   * @param options the server's `contract`, `hello`, `onInvalid` and `handler` (used without a contract)
    * @param host who hears of bad input and hellos
    */
-  constructor(owner: string, options: { contract: Contract | null; hello: HelloOptions | null; validateOutgoing: boolean; handler: (message: unknown, conn: Connection, ctx: MessageContext) => unknown }, host: ApplicationHost) {
+  constructor(owner: string, options: { contract: Contract | null; hello: HelloOptions | null; validateOutgoing: boolean; closeOnInvalid: boolean; handler: (message: unknown, conn: Connection, ctx: MessageContext) => unknown }, host: ApplicationHost) {
     const { contract, validateOutgoing } = options;
     this.#host = host;
+    this.#closeOnInvalid = options.closeOnInvalid;
     this.gate = options.hello === null ? null : new HelloGate(owner, options.hello, host);
     this.caller = contract === null ? null : new ContractCaller(contract.server, validateOutgoing);
     this.#routes = contract === null ? null : new ContractRoutes(contract.client, validateOutgoing, (error, [conn]) => host.clientError(aboutClient(error, String(conn)), conn as Connection));
@@ -46,10 +50,11 @@ export class ServerApplication {
   }
 
   /** The application of a server's resolved options, its routes added; `null` without a contract or a hello. */
-  static of(options: { application: ResolvedApplication | null; handler: (message: unknown, conn: Connection, ctx: MessageContext) => unknown }, host: ApplicationHost): ServerApplication | null {
+  static of(options: { application: ResolvedApplication | null; messages: { onInvalid: string } | null; handler: (message: unknown, conn: Connection, ctx: MessageContext) => unknown }, host: ApplicationHost): ServerApplication | null {
     const { application } = options;
     if (application === null) return null;
-    const made = new ServerApplication('PulsarServer', { ...application, handler: options.handler }, host);
+    const closeOnInvalid = options.messages?.onInvalid === 'close';
+    const made = new ServerApplication('PulsarServer', { ...application, closeOnInvalid, handler: options.handler }, host);
     made.route('PulsarServer', application.routes);
     return made;
   }
@@ -86,7 +91,10 @@ export class ServerApplication {
   /** Bad input is reported as the client's (and a request is answered with its code); anything else is the route's failure. */
   #failed(error: unknown, conn: Connection, request: boolean): undefined {
     if (error instanceof PulsarError && BAD_INPUT.has(error.code)) {
-      this.#host.clientError(aboutClient(error, String(conn)), conn);
+      const named = aboutClient(error, String(conn));
+      // onInvalid: 'close' as without a contract: reported, then closed gracefully (a request's answer leaves first).
+      if (this.#closeOnInvalid) conn[kCloseForError](named);
+      else this.#host.clientError(named, conn);
       if (!request) return undefined;
     }
     throw error;
