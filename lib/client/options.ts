@@ -1,5 +1,6 @@
 import type { Contract } from '../contract/contract.js';
 import { CLIENT_APPLICATION_OPTIONS, type ClientApplicationOptions } from '../contract/client-application.js';
+import { resolveApplication, type ResolvedApplication } from '../contract/options.js';
 import type { ConnectionOptions } from 'node:tls';
 import { LengthPrefixedCodec } from '../codecs/length-prefixed.js';
 import type { FrameCodec } from '../codecs/types.js';
@@ -77,8 +78,8 @@ const CLIENT_OPTIONS: Record<keyof PulsarClientOptions, true> = {
 
 /** {@link PulsarClientOptions} with every default applied. */
 export type ResolvedClientOptions = Readonly<Required<Omit<PulsarClientOptions, 'reconnect' | 'heartbeatPayload' | 'tls' | 'handler' | keyof MessageOptions | keyof ClientApplicationOptions>>> & {
-  /** The contract, routes and hello as given, or `null` without a contract or a hello. */
-  readonly application: ClientApplicationOptions | null;
+  /** The contract, routes and hello, or `null` without a contract or a hello. */
+  readonly application: ResolvedApplication | null;
   /** The message layer's settings, or `null` for frames. */
   readonly messages: MessageSettings | null;
   /** Answers the server's requests, or `null`. */
@@ -96,8 +97,7 @@ export type ResolvedClientOptions = Readonly<Required<Omit<PulsarClientOptions, 
 /** Applies defaults and validates every option of `PulsarClient`, naming the bad one and its value. */
 export function resolveClientOptions<M, S, C extends Contract>(options: PulsarClientOptions<M, S, C>): ResolvedClientOptions {
   checkKnownOptions('PulsarClient', options, CLIENT_OPTIONS, CODEC_OPTION_HINTS);
-  const application = options.contract !== undefined || options.hello !== undefined;
-  if (!application && options.routes !== undefined) throw conflictingOption('PulsarClient', 'routes', 'needs a contract');
+  const application = resolveApplication('PulsarClient', options);
   const reconnect = options.reconnect ?? false;
   const heartbeat = options.heartbeatPayload ?? HEARTBEAT_PAYLOAD;
   if (typeof heartbeat !== 'string' && heartbeat !== false && !(heartbeat instanceof Uint8Array)) {
@@ -114,9 +114,9 @@ export function resolveClientOptions<M, S, C extends Contract>(options: PulsarCl
     tls: resolveTls(options.tls ?? false),
     silenceTimeout: checkTimerMs('PulsarClient', 'silenceTimeout', options.silenceTimeout ?? 0),
     requestTimeout: checkTimerMs('PulsarClient', 'requestTimeout', options.requestTimeout ?? 30_000),
-    messages: resolveMessageSettings('PulsarClient', (application ? { ...options, rpc: true } : options) as MessageOptions, options.codec),
-    handler: resolveHandler(options.handler, application || (options.rpc ?? false)),
-    application: application ? options as ClientApplicationOptions : null,
+    messages: resolveMessageSettings('PulsarClient', (application === null ? options : { ...options, rpc: true }) as MessageOptions, options.codec),
+    handler: resolveHandler(options.handler, application !== null || (options.rpc ?? false)),
+    application,
     reconnect: reconnect === false ? null : {
       initialDelay: checkTimerMs('PulsarClient', 'reconnect.initialDelay', backoff.initialDelay ?? 100, 1),
       maxDelay: checkTimerMs('PulsarClient', 'reconnect.maxDelay', backoff.maxDelay ?? 10000, 1),

@@ -39,11 +39,11 @@ export class ServerApplication {
    * @param options the server's `contract`, `hello`, `onInvalid` and `handler` (used without a contract)
    * @param host who hears of bad input and hellos
    */
-  constructor(owner: string, options: { contract: Contract | null; hello: HelloOptions | null; validateOutgoing: boolean; closeOnInvalid: boolean; handler: (message: unknown, conn: Connection, ctx: MessageContext) => unknown }, host: ApplicationHost) {
+  constructor(owner: string, options: { contract: Contract | null; hello: unknown; validateOutgoing: boolean; closeOnInvalid: boolean; handler: (message: unknown, conn: Connection, ctx: MessageContext) => unknown }, host: ApplicationHost) {
     const { contract, validateOutgoing } = options;
     this.#host = host;
     this.#closeOnInvalid = options.closeOnInvalid;
-    this.gate = options.hello === null ? null : new HelloGate(owner, options.hello, host);
+    this.gate = options.hello === null ? null : new HelloGate(owner, options.hello as HelloOptions, host);
     this.caller = contract === null ? null : new ContractCaller(contract.server, validateOutgoing);
     this.#routes = contract === null ? null : new ContractRoutes(contract.client, validateOutgoing, (error, [conn]) => host.clientError(aboutClient(error, String(conn)), conn as Connection));
     this.#handler = options.handler;

@@ -2,9 +2,9 @@ import { PulsarError } from '../errors.js';
 import { validate } from '../messages/schema.js';
 import type { MessageContext } from '../messages/settings.js';
 import { isPromiseLike } from '../util/thenable.js';
-import { conflictingOption, invalidOption } from '../util/validate.js';
-import { isContract, type Contract, type RoutesOf } from './contract.js';
-import { ContractCaller, ContractRoutes, defaultValidateOutgoing, HELLO, namedBody } from './router.js';
+import type { Contract, RoutesOf } from './contract.js';
+import type { ResolvedApplication } from './options.js';
+import { ContractCaller, ContractRoutes, HELLO, namedBody } from './router.js';
 
 /** The client's application options (SPEC section 17). */
 export interface ClientApplicationOptions<C extends Contract = Contract> {
@@ -43,28 +43,24 @@ export class ClientApplication {
   /** Contract messages dropped for want of a listener. */
   dropped = 0;
 
-  /** @throws {PulsarError} `ERR_INVALID_OPTION` */
-  constructor(options: ClientApplicationOptions & { messages?: unknown; rpc?: boolean; schema?: unknown; handler?: unknown }, host: ClientApplicationHost) {
-    const owner = 'PulsarClient';
-    const { contract, routes, hello } = options;
-    if (options.messages === undefined) throw conflictingOption(owner, contract !== undefined ? 'contract' : 'hello', 'needs messages (json(), or msgpack() from pulsar/msgpack)');
-    if (options.rpc === false) throw conflictingOption(owner, 'rpc', 'cannot be false with a contract or a hello');
-    if (options.schema !== undefined) throw conflictingOption(owner, 'schema', "does not apply with a contract or a hello: the contract's schemas validate");
-    if (contract !== undefined && !isContract(contract)) throw invalidOption(owner, 'contract', 'must be made by contract()', contract);
-    if (routes !== undefined && contract === undefined) throw conflictingOption(owner, 'routes', 'needs a contract');
-    if (routes !== undefined && options.handler !== undefined) throw conflictingOption(owner, 'routes', 'and handler cannot both answer: give one');
-    const validateOutgoing = options.validateOutgoing ?? defaultValidateOutgoing();
-    this.#contract = contract ?? null;
-    this.caller = contract === undefined ? null : new ContractCaller(contract.client, validateOutgoing);
-    this.#routes = contract === undefined ? null : new ContractRoutes(contract.server, validateOutgoing, (error) => host.error(error));
-    this.#routes?.add(owner, (routes ?? {}) as Readonly<Record<string, unknown>>);
-    this.#hello = hello;
+  /**
+   * @param options the client's application options, resolved ({@link resolveApplication})
+   * @param host where messages and errors go
+   * @throws {PulsarError} `ERR_INVALID_OPTION` for a route the contract does not give the client
+   */
+  constructor(options: ResolvedApplication, host: ClientApplicationHost) {
+    const { contract, validateOutgoing } = options;
+    this.#contract = contract;
+    this.caller = contract === null ? null : new ContractCaller(contract.client, validateOutgoing);
+    this.#routes = contract === null ? null : new ContractRoutes(contract.server, validateOutgoing, (error) => host.error(error));
+    this.#routes?.add('PulsarClient', options.routes);
+    this.#hello = options.hello;
     this.#host = host;
   }
 
   /** The hello's body for this connection (`["$hello", value]`), or `null` without a hello. */
   helloBody(): [string, unknown] | null {
-    if (this.#hello === undefined) return null;
+    if (this.#hello === null) return null;
     return [HELLO, typeof this.#hello === 'function' ? (this.#hello as () => unknown)() : this.#hello];
   }
 

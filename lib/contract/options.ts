@@ -18,14 +18,14 @@ export interface ServerApplicationOptions<C extends Contract = Contract, D exten
   validateOutgoing?: boolean;
 }
 
-/** {@link ServerApplicationOptions} resolved. */
+/** The application options of either end ({@link ServerApplicationOptions}, the client's) resolved. */
 export interface ResolvedApplication {
   /** The contract, or `null` (a hello alone). */
   readonly contract: Contract | null;
   /** The routes given with the options (`server.routes()` adds more). */
   readonly routes: Readonly<Record<string, unknown>>;
-  /** The hello, or `null`. */
-  readonly hello: HelloOptions | null;
+  /** The hello as given, or `null`: the server's `HelloOptions` (checked by its gate), the client's value or function. */
+  readonly hello: unknown;
   /** Whether what leaves is checked against the contract. */
   readonly validateOutgoing: boolean;
 }
@@ -34,11 +34,11 @@ export interface ResolvedApplication {
 export const APPLICATION_OPTIONS: Record<keyof ServerApplicationOptions, true> = { contract: true, routes: true, hello: true, validateOutgoing: true };
 
 /**
- * Checks the application options of `owner`: `null` when none is given. A contract or a hello needs
+ * Checks the application options of `owner` (a server or a client): `null` when none is given. A contract or a hello needs
  * `messages` and turns `rpc` on; they take no `schema` (the contract's schemas, or the hello's, apply) and
  * `routes` take no `handler`.
  */
-export function resolveApplication(owner: string, options: ServerApplicationOptions & { messages?: unknown; rpc?: boolean; schema?: unknown; handler?: unknown }): ResolvedApplication | null {
+export function resolveApplication(owner: string, options: Omit<ServerApplicationOptions, 'hello' | 'routes'> & { hello?: unknown; routes?: object; messages?: unknown; rpc?: boolean; schema?: unknown; handler?: unknown }): ResolvedApplication | null {
   const { contract, routes, hello, validateOutgoing } = options;
   if (contract === undefined && hello === undefined) {
     if (routes !== undefined) throw conflictingOption(owner, 'routes', 'needs a contract');
@@ -58,7 +58,7 @@ export function resolveApplication(owner: string, options: ServerApplicationOpti
   return {
     contract: contract ?? null,
     routes: (routes ?? {}) as Readonly<Record<string, unknown>>,
-    hello: (hello ?? null) as HelloOptions | null,
+    hello: hello ?? null,
     validateOutgoing: validateOutgoing ?? defaultValidateOutgoing(),
   };
 }
