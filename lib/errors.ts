@@ -100,6 +100,10 @@ export type PulsarErrorCode =
   | 'ERR_HELLO_REPEATED'
   /** A name the contract has no entry of that kind for, or no route handles. */
   | 'ERR_UNKNOWN_ROUTE'
+  /** A stream call met a handler that answers once, a request or a one-way message one that streams. */
+  | 'ERR_STREAM_MISMATCH'
+  /** The other side sent a stream item past the credit it was granted (the connection ends). */
+  | 'ERR_FLOW_CONTROL'
   /** The server sent nothing, heartbeats included, for the client's `silenceTimeout`. */
   | 'ERR_SERVER_SILENT'
   /** `connect()` on a client that is connected, connecting or closed. */

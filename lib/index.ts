@@ -7,8 +7,11 @@ export type { ClientState, Inbound, PulsarClientEvents } from './client/types.js
 export type { ClientRequestHandler, PulsarClientOptions, ReconnectOptions, ResolvedClientOptions } from './client/options.js';
 export { Connection } from './connection/connection.js';
 export type { ConnectionData } from './connection/connection.js';
-export { contract, message, request } from './contract/contract.js';
-export type { CallInput, CallOutput, Contract, ContractEntries, ContractEventNames, EmitValue, InputOf, MessageEntry, MessageNames, MessageValue, OutputOf, RequestEntry, RequestNames, RoutesOf } from './contract/contract.js';
+export { contract, message, request, stream, streamOf } from './contract/contract.js';
+export type {
+  CallInput, CallOutput, Contract, ContractEntries, ContractEntry, ContractEventNames, EmitValue, InputOf, InputSchema, MessageEntry, MessageNames, MessageValue, OutputOf,
+  ReceivedInput, RequestEntry, RequestNames, RoutesOf, SentInput, StreamEntry, StreamInput, StreamItem, StreamNames, UploadOf,
+} from './contract/contract.js';
 export type { HelloOptions } from './contract/hello.js';
 export type { ContractConnection, ContractGroup, Untyped } from './contract/typed.js';
 export type { ResolvedApplication, ServerApplicationOptions } from './contract/options.js';
@@ -17,9 +20,11 @@ export { json } from './messages/codec.js';
 export type { JsonOptions, MessageCodec, ProtoAction } from './messages/codec.js';
 export { InvalidMessageError } from './messages/schema.js';
 export type { MessageIssue, SchemaOutput, StandardIssue, StandardResult, StandardSchemaV1 } from './messages/schema.js';
-export { decodeEnvelope, encodeEnvelope, EnvelopeKind, MAX_REQUEST_ID } from './messages/envelope.js';
+export { decodeEnvelope, encodeEnvelope, EnvelopeKind, HEADERS_FLAG, MAX_REQUEST_ID } from './messages/envelope.js';
+export type { HeaderLimits, Headers } from './messages/headers.js';
+export type { TracedKind, TraceSpan, Tracing } from './messages/tracing.js';
 export type { Envelope } from './messages/envelope.js';
-export type { InvalidMessageAction, MessageContext, MessageOptions, MessageSettings, RequestOptions } from './messages/settings.js';
+export type { InvalidMessageAction, MessageContext, MessageOptions, MessageSettings, RequestOptions, StreamOptions } from './messages/settings.js';
 export type { ConnectionState, DisconnectReason } from './connection/owner.js';
 export type { ConnectionSnapshot, ProxySnapshot } from './connection/snapshot.js';
 export { LengthPrefixedCodec } from './codecs/length-prefixed.js';

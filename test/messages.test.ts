@@ -12,7 +12,7 @@ import * as v from 'valibot';
 import { z } from 'zod';
 import {
   EnvelopeKind, IdleHeartbeat, InvalidMessageError, PulsarClient, PulsarError, PulsarServer, RemoteError, decodeEnvelope, encodeEnvelope, json,
-  type Connection,
+  type Connection, type MessageContext,
 } from '../lib/index.js';
 import { msgpack } from '../lib/messages/msgpack.js';
 import { clientErrors, connectClient, eventually, nextEvent, rejection, ROOT, startServer, TestClient, when } from './helpers.js';
@@ -354,7 +354,7 @@ describe('messages and requests', () => {
       const { server, port } = await startServer({ messages: json(), rpc: true });
       const errors = clientErrors(server);
       const raw = await rawRpc(port);
-      raw.socket.send(Buffer.from([9, 1]), Buffer.from([1, 0x80]), Buffer.alloc(0));
+      raw.socket.send(Buffer.from([0x0c, 1]), Buffer.from([1, 0x80]), Buffer.alloc(0));
       raw.send(EnvelopeKind.reply, 5, '1');
       raw.send(EnvelopeKind.request, 6, '"still here"');
       const reply = await raw.frame(0);
@@ -486,32 +486,47 @@ describe('messages and requests', () => {
         z.object({ op: z.literal('sleep'), ms: z.number() }),
         z.object({ op: z.literal('fail') }),
         z.object({ op: z.literal('ask me') }),
+        z.object({ op: z.literal('headers') }),
+        z.object({ op: z.literal('count'), n: z.number() }),
       ]);
       const { port } = await startServer({
         messages: json({ schema: Call }),
         rpc: true,
         heartbeat: new IdleHeartbeat({ interval: 20 }), // heartbeats among the replies, as a real server sends
-        handler: async (call, conn) => {
-          switch (call.op) {
-            case 'add': return { sum: call.a + call.b };
-            case 'sleep': await sleep(call.ms); return { slept: call.ms };
-            case 'fail': throw Object.assign(new Error('failed on purpose'), { code: 'E_PURPOSE' });
-            case 'ask me': {
-              const { answer } = await conn.request<{ answer: string }>({ question: 'who are you' }, { timeout: 5000 });
-              conn.send({ told: answer });
-              return undefined;
-            }
+        handler: (call, conn, ctx) => {
+          if (call.op === 'count') {
+            return (async function* () {
+              for (let i = 1; i <= call.n; i++) yield i;
+            })();
           }
+          return answer(call, conn, ctx);
         },
       });
+      async function answer(call: z.infer<typeof Call>, conn: Connection, ctx: MessageContext): Promise<unknown> {
+        switch (call.op) {
+          case 'headers': return { ...ctx.headers };
+          case 'add': return { sum: call.a + call.b };
+          case 'sleep': await sleep(call.ms); return { slept: call.ms };
+          case 'fail': throw Object.assign(new Error('failed on purpose'), { code: 'E_PURPOSE' });
+          case 'ask me': {
+            const { answer } = await conn.request<{ answer: string }>({ question: 'who are you' }, { timeout: 5000 });
+            conn.send({ told: answer });
+            return undefined;
+          }
+          default: return undefined;
+        }
+      }
       // Asynchronously: the server runs in this process.
       const run = await promisify(execFile)('python3', [join(ROOT, 'test', 'fixtures', 'rpc_client.py'), String(port)], { timeout: 15_000 });
-      const out = JSON.parse(run.stdout) as { answers: Record<string, { kind: string; body: { code?: string; message?: string } & Record<string, unknown> }>; told: unknown };
+      const out = JSON.parse(run.stdout) as { answers: Record<string, { kind: string; body: { code?: string; message?: string } & Record<string, unknown> }>; items: unknown[]; asked_with: unknown; told: unknown };
       expect(out.answers['1']).to.deep.equal({ kind: 'reply', body: { slept: 100 } });
       expect(out.answers['300']).to.deep.equal({ kind: 'reply', body: { sum: 42 } });
       expect(out.answers['2']).to.deep.equal({ kind: 'error', body: { code: 'E_PURPOSE', message: 'failed on purpose' } });
       expect(out.answers['3']!.kind).to.equal('error');
       expect(out.answers['3']!.body.code).to.equal('ERR_INVALID_MESSAGE');
+      expect(out.answers['4']).to.deep.equal({ kind: 'reply', body: { 'x-user': 'ann', 'x-note': 'café' } });
+      expect(out.items).to.deep.equal([1, 2, 3, 4, 5]);
+      expect(out.asked_with).to.deep.equal({ 'pulsar-timeout': '5000' }); // the server's explicit timeout travels
       expect(out.told).to.deep.equal({ told: 'WHO ARE YOU' });
     });
   });

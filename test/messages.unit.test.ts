@@ -33,7 +33,7 @@ describe('rpc envelope', () => {
 
   it('refuses broken frames with ERR_MALFORMED_MESSAGE', () => {
     for (const [hex, reason] of [
-      ['', /empty frame/], ['05', /unknown kind 5/], ['0180', /runs past the end/],
+      ['', /empty frame/], ['0c', /unknown kind 12/], ['0180', /runs past the end/],
       ['01ffffffffffffff01', /longer than 7 bytes/], ['040178', /a cancel carries no body/],
     ] as const) {
       expect(() => decodeEnvelope(Buffer.from(hex, 'hex')), hex).to.throw(reason).with.property('code', 'ERR_MALFORMED_MESSAGE');

@@ -2,21 +2,23 @@ import type net from 'node:net';
 import { EventEmitter } from 'eventemitter3';
 import createDebug from 'debug';
 import { ClientApplication } from '../contract/client-application.js';
-import type { CallInput, CallOutput, Contract, ContractEventNames, MessageValue, RequestNames } from '../contract/contract.js';
+import type { CallInput, CallOutput, Contract, ContractEventNames, MessageValue, RequestNames, StreamInput, StreamItem, StreamNames } from '../contract/contract.js';
 import { ClientInbox } from './inbox.js';
 import { ClientDelivery, type DeliveryHost } from './delivery.js';
 import { resolveClientOptions, type PulsarClientOptions, type ResolvedClientOptions } from './options.js';
 import { FrameWriter } from '../io/frame-writer.js';
 import { ClientInput } from './input.js';
-import { dial } from './dial.js';
+import { backoffDelay, dial } from './dial.js';
 import { PendingRequests } from '../messages/pending.js';
 import { PulsarError } from '../errors.js';
 import { hostPort } from '../util/format.js';
-import { MessageSession, sendPayload } from '../messages/session.js';
-import type { RequestOptions } from '../messages/settings.js';
+import { sendPayload, type MessageSession } from '../messages/session.js';
+import { clientSession } from './session.js';
+import type { RequestOptions, StreamOptions } from '../messages/settings.js';
+import { failedStream } from '../messages/inbound-stream.js';
 import { emitError } from '../util/unhandled-error.js';
+import { promised } from '../util/thenable.js';
 import type { ClientState, Inbound, PulsarClientEvents } from './types.js';
-import { checkTimerMs } from '../util/validate.js';
 
 const debug = createDebug('pulsar:client:trace');
 
@@ -118,7 +120,24 @@ export class PulsarClient<M = Buffer, S = never, C extends Contract = Contract> 
   call<K extends RequestNames<C['client']>>(name: K, input: CallInput<C['client'], K>, options?: RequestOptions): Promise<CallOutput<C['client'], K>> {
     const caller = this.#app?.caller;
     if (!caller) return Promise.reject(new PulsarError('ERR_UNKNOWN_ROUTE', 'client.call() needs a contract'));
-    return caller.call(name, input, options, (body, given) => this.request(body, given)) as Promise<CallOutput<C['client'], K>>;
+    return caller.call(name, input, options, (body, given, upload) => promised(() => this.#rpcSession().request(body, given, upload))) as Promise<CallOutput<C['client'], K>>;
+  }
+
+  /**
+   * Calls a stream (`rpc`): with a contract, `stream(name, input, options)`, its items typed and validated
+   * by the contract's `stream()` entry; without, `stream(value, options)`. Loop over what it returns:
+   * items come under a window of credit (`window`, 16 by default); `break` (or `signal`) cancels the
+   * stream, and the producer's generator is returned; a producer's error ends the loop as a `RemoteError`.
+   * @throws {PulsarError} (from the loop) `ERR_RPC_DISABLED`, `ERR_CONNECTION_CLOSED`, `ERR_ABORTED`,
+   * `ERR_REQUEST_TIMEOUT` (`timeout`: for the whole stream), `ERR_REMOTE`, `ERR_UNKNOWN_ROUTE`, `ERR_INVALID_MESSAGE`
+   */
+  stream<K extends StreamNames<C['client']>>(name: K, input: StreamInput<C['client'], K>, options?: StreamOptions): AsyncIterable<StreamItem<C['client'], K>>;
+  stream<T = unknown>(value: unknown, options?: StreamOptions): AsyncIterable<T>;
+  stream(first: unknown, second?: unknown, third?: StreamOptions): AsyncIterable<unknown> {
+    const caller = this.#app?.caller;
+    return failedStream(() => (caller
+      ? caller.stream(first as string, second, third, (body, options, check, upload) => this.#rpcSession().stream(body, options, check, upload))
+      : this.#rpcSession().stream(first, second as StreamOptions | undefined)));
   }
 
   /** A contract's `client` message name sends it (`[name, value]`, checked with `validateOutgoing`; returns as {@link send}); any other raises the client's own event. */
@@ -186,19 +205,7 @@ export class PulsarClient<M = Buffer, S = never, C extends Contract = Contract> 
       if (!this.connected) return Promise.reject(this.#notConnected());
       return session.request(payload, options) as Promise<R>;
     }
-    try {
-      const timeout = options.timeout === undefined ? this.options.requestTimeout : checkTimerMs('PulsarClient', 'request() timeout', options.timeout);
-      const bytes = sendPayload(this.options.messages, payload);
-      const heartbeat = this.options.heartbeatPayload;
-      if (session === null && heartbeat !== null && heartbeat.equals(bytes)) {
-        throw new PulsarError('ERR_INVALID_PAYLOAD', 'a request equal to the heartbeat payload cannot be told from a heartbeat: its answer would never arrive');
-      }
-      if (options.signal?.aborted) throw new PulsarError('ERR_ABORTED', `request to ${this.#target()} aborted before it was sent`, { cause: options.signal.reason });
-      this.#write(bytes);
-      return this.#ordered.wait(this.#ordered.nextId(), timeout, options.signal) as Promise<R>;
-    } catch (error) {
-      return Promise.reject(error as Error);
-    }
+    return this.#delivery.requestInOrder(payload, options, this.options, (bytes) => this.#write(bytes)) as Promise<R>;
   }
 
   /**
@@ -210,10 +217,7 @@ export class PulsarClient<M = Buffer, S = never, C extends Contract = Contract> 
     return this.#inbox.timesFull;
   }
 
-  /**
-   * Closes gracefully: ends our side, waits for the server to close its own. Resolves once closed.
-   * Idempotent: a second call resolves with the first, and nothing of the client outlives the close.
-   */
+  /** Closes gracefully: ends our side, waits for the server to close its own; open streams are cancelled. Resolves once closed (a second call with the first). */
   close(): Promise<void> {
     if (this.#state === 'closed') return Promise.resolve();
     return (this.#closing ??= this.#close());
@@ -282,27 +286,16 @@ export class PulsarClient<M = Buffer, S = never, C extends Contract = Contract> 
     });
     socket.on('close', () => this.#lost());
     const { messages } = this.options;
-    if (messages !== null) this.#session = this.#createSession(messages);
-  }
-
-  #createSession(settings: NonNullable<ResolvedClientOptions['messages']>): MessageSession {
-    const { handler } = this.options;
-    return new MessageSession(settings, {
+    if (messages === null) return;
+    this.#session = clientSession(messages, {
       peer: this.#target(),
       write: (payload) => {
         if (this.connected) this.#write(payload); // a reply for a connection already gone is dropped
       },
       message: (message) => (this.#app?.caller ? this.#app.message(message) : this.#delivery.message(message as Inbound<M, S>)),
-      answer: this.#app?.answer ?? handler,
-      invalid: (error) => {
-        this.#error(error);
-        if (settings.onInvalid === 'close') this.#socket?.destroy();
-      },
-      abort: (error) => {
-        this.#error(error);
-        this.#socket?.destroy();
-      },
-      handlerFailed: (error) => this.#error(error),
+      answer: this.#app?.answer ?? this.options.handler,
+      error: (error) => this.#error(error),
+      destroy: () => socket.destroy(),
       lateReply: () => this.#lateReplies++,
       closing: this.#stopping.signal,
     });
@@ -314,6 +307,13 @@ export class PulsarClient<M = Buffer, S = never, C extends Contract = Contract> 
     if (socket === null || socket.destroyed || this.#state === 'closing') throw this.#notConnected();
     this.#output.add(payload);
     return this.#output.hasRoom(socket);
+  }
+
+  /** The session, for a call. @throws {PulsarError} `ERR_RPC_DISABLED` without `rpc`, `ERR_CONNECTION_CLOSED` when not connected */
+  #rpcSession(): MessageSession {
+    if (!this.options.messages?.rpc) throw new PulsarError('ERR_RPC_DISABLED', 'calls need rpc: true (and messages) on the client');
+    if (!this.connected || this.#session === null) throw this.#notConnected();
+    return this.#session;
   }
 
   #notConnected(): PulsarError {
@@ -370,8 +370,7 @@ export class PulsarClient<M = Buffer, S = never, C extends Contract = Contract> 
       this.#finish();
       return;
     }
-    const ceiling = Math.min(maxDelay, initialDelay * 2 ** (this.#attempt - 1));
-    const delay = now ? 0 : Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+    const delay = now ? 0 : backoffDelay(initialDelay, maxDelay, this.#attempt);
     const attempt = this.#attempt;
     debug('reconnecting to %s: attempt %d in %d ms', this.#target(), attempt, delay);
     this.emit('reconnecting', { attempt, delay, error: this.#lastError });

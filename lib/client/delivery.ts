@@ -1,6 +1,9 @@
 import type { EventEmitter } from 'eventemitter3';
 import { PulsarError } from '../errors.js';
-import type { MessageSession } from '../messages/session.js';
+import { sendPayload, type MessageSession } from '../messages/session.js';
+import type { RequestOptions } from '../messages/settings.js';
+import { checkTimerMs } from '../util/validate.js';
+import type { ResolvedClientOptions } from './options.js';
 import type { PendingRequests } from '../messages/pending.js';
 import { messageOf } from '../util/format.js';
 import type { ClientInbox } from './inbox.js';
@@ -31,6 +34,28 @@ export class ClientDelivery<T> {
 
   constructor(host: DeliveryHost<T>) {
     this.#host = host;
+  }
+
+  /**
+   * A request answered in order (without `rpc`): written through `write`, the next data frame (or message)
+   * is its answer.
+   * @throws {PulsarError} (rejects) `ERR_INVALID_PAYLOAD` for what cannot be sent or equals the heartbeat,
+   * `ERR_ABORTED`, `ERR_INVALID_OPTION`, or as `write` throws
+   */
+  requestInOrder(payload: unknown, options: RequestOptions, client: Pick<ResolvedClientOptions, 'requestTimeout' | 'messages'>, write: (bytes: Uint8Array) => void): Promise<unknown> {
+    try {
+      const { ordered, heartbeat } = this.#host;
+      const timeout = options.timeout === undefined ? client.requestTimeout : checkTimerMs('PulsarClient', 'request() timeout', options.timeout);
+      const bytes = sendPayload(client.messages, payload);
+      if (client.messages === null && heartbeat !== null && heartbeat.equals(bytes)) {
+        throw new PulsarError('ERR_INVALID_PAYLOAD', 'a request equal to the heartbeat payload cannot be told from a heartbeat: its answer would never arrive');
+      }
+      if (options.signal?.aborted) throw new PulsarError('ERR_ABORTED', 'request aborted before it was sent', { cause: options.signal.reason });
+      write(bytes);
+      return ordered.wait(ordered.nextId(), timeout, options.signal);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
   }
 
   /** A frame: a heartbeat, or the session's (with `messages`), or the oldest request's answer, or a data frame. */

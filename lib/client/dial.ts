@@ -30,3 +30,9 @@ export function dial(options: ResolvedClientOptions, target: string): { socket: 
   });
   return { socket, connected };
 }
+
+/** The wait before reconnection attempt `attempt` (from 1): capped exponential backoff, half of it random ("equal jitter"). */
+export function backoffDelay(initialDelay: number, maxDelay: number, attempt: number): number {
+  const ceiling = Math.min(maxDelay, initialDelay * 2 ** (attempt - 1));
+  return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+}

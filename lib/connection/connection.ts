@@ -7,9 +7,11 @@ import type { HeartbeatPeer } from '../heartbeat.js';
 import type { ProxiedAddress, ProxyInfo } from '../accept/proxy-protocol.js';
 import type { ReadThrottle } from '../rate/throttle.js';
 import { sendPayload, type MessageSession } from '../messages/session.js';
-import type { RequestOptions } from '../messages/settings.js';
+import type { RequestOptions, StreamOptions } from '../messages/settings.js';
+import { failedStream } from '../messages/inbound-stream.js';
+import { promised } from '../util/thenable.js';
 import { ConnectionInput } from './input.js';
-import { connectionSession } from './session.js';
+import { callSession, connectionSession } from './session.js';
 import { ConnectionOutput } from './output.js';
 import {
   kAnswered, kCloseForError, kCreate, kFail, kFeed, kFlushed, kRecount, kRefuse, kResumed, kSendEncoded, kSendPayload, kSession, kShutdown, kStart,
@@ -226,12 +228,19 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
    * `ERR_RPC_DISABLED` on a server without `rpc`
    */
   request<R = unknown>(message: unknown, options?: RequestOptions): Promise<R> {
-    if (!this.#owner.settings.messages?.rpc) {
-      return Promise.reject(new PulsarError('ERR_RPC_DISABLED', 'conn.request() needs rpc: true (and messages) on the server'));
-    }
-    const { state } = this;
-    if (state !== 'open') return Promise.reject(new PulsarError('ERR_CONNECTION_CLOSED', `${this}: cannot send a request: the connection is ${state}`));
-    return this[kSession]()!.request(message, options) as Promise<R>;
+    return promised(() => callSession(this).request(message, options)) as Promise<R>;
+  }
+
+  /**
+   * Calls a stream of the client's: with a contract, `stream(name, input, options)` (typed and validated by
+   * its `stream()` entry); without, `stream(value, options)`. Loop over what it returns; `break` cancels.
+   * @throws {PulsarError} (from the loop) as {@link request}, and `ERR_UNKNOWN_ROUTE`, `ERR_INVALID_MESSAGE` with a contract
+   */
+  stream<T = unknown>(this: Connection<D> & Untyped, first: unknown, second?: unknown, third?: StreamOptions): AsyncIterable<T> {
+    const { caller } = this.#owner.settings;
+    return failedStream(() => (caller !== null
+      ? caller.stream(first as string, second, third, (body, options, check, upload) => callSession(this).stream(body, options, check, upload))
+      : callSession(this).stream(first, second as StreamOptions | undefined))) as AsyncIterable<T>;
   }
 
   /**
@@ -242,7 +251,7 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
   call(this: Connection<D> & Untyped, name: string, input: unknown, options?: RequestOptions): Promise<unknown> {
     const { caller } = this.#owner.settings;
     if (caller === null) return Promise.reject(new PulsarError('ERR_UNKNOWN_ROUTE', 'conn.call() needs a contract on the server'));
-    return caller.call(name, input, options, (body, given) => this.request(body, given));
+    return caller.call(name, input, options, (body, given, upload) => promised(() => callSession(this).request(body, given, upload)));
   }
 
   /**

@@ -1,7 +1,8 @@
+import { PulsarError } from '../errors.js';
 import { MessageSession } from '../messages/session.js';
 import type { MessageContext, MessageSettings } from '../messages/settings.js';
 import type { Connection } from './connection.js';
-import { kCloseForError, type ConnectionOwner } from './owner.js';
+import { kCloseForError, kSession, type ConnectionOwner } from './owner.js';
 
 /**
  * The message session of a server's connection, made on its first use: it writes through `write` (the
@@ -34,4 +35,15 @@ export function connectionSession(conn: Connection, owner: ConnectionOwner, sett
     lateReply: () => owner.lateReply(conn),
     closing: own.closing,
   });
+}
+
+/**
+ * The session of `conn`, for a request or a stream the server makes.
+ * @throws {PulsarError} `ERR_RPC_DISABLED` without `rpc`, `ERR_CONNECTION_CLOSED` unless the connection is open
+ */
+export function callSession(conn: Connection): MessageSession {
+  const session = conn[kSession]();
+  if (session === null || !session.rpc) throw new PulsarError('ERR_RPC_DISABLED', 'conn.request() and conn.stream() need rpc: true (and messages) on the server');
+  if (conn.state !== 'open') throw new PulsarError('ERR_CONNECTION_CLOSED', `${conn}: cannot send a request: the connection is ${conn.state}`);
+  return session;
 }

@@ -81,7 +81,7 @@ export class ServerApplication {
     if (routes === null) return this.#handler(message, conn, ctx);
     const request = ctx.requestId !== undefined;
     try {
-      const result = request ? routes.request(message, [conn, ctx]) : routes.message(message, [conn, ctx]);
+      const result = !request ? routes.message(message, [conn, ctx]) : ctx.streaming ? routes.stream(message, [conn, ctx]) : routes.request(message, [conn, ctx]);
       return isPromiseLike(result) ? Promise.resolve(result).catch((error: unknown) => this.#failed(error, conn, request)) : result;
     } catch (error) {
       return this.#failed(error, conn, request);

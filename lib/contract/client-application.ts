@@ -72,7 +72,7 @@ export class ClientApplication {
   /** Answers a request from the server through the routes; `null` without a contract (the client's handler answers). */
   get answer(): ((message: unknown, ctx: MessageContext) => unknown) | null {
     const routes = this.#routes;
-    return routes === null ? null : (message, ctx) => routes.request(message, [ctx]);
+    return routes === null ? null : (message, ctx) => (ctx.streaming ? routes.stream(message, [ctx]) : routes.request(message, [ctx]));
   }
 
   /** A one-way message from the server: raised as its name's event once validated. */

@@ -1,8 +1,15 @@
 import { PulsarError } from '../errors.js';
+import type { HandlerContext } from '../messages/context.js';
+import type { ItemCheck } from '../messages/inbound-stream.js';
 import { InvalidMessageError, validate, type StandardSchemaV1 } from '../messages/schema.js';
-import type { RequestOptions } from '../messages/settings.js';
+import type { RequestOptions, StreamOptions } from '../messages/settings.js';
 import { isPromiseLike } from '../util/thenable.js';
-import type { ContractEntries, MessageEntry, RequestEntry } from './contract.js';
+import { isUpload, type ContractEntries, type ContractEntry, type InputSchema, type MessageEntry, type RequestEntry, type StreamEntry } from './contract.js';
+
+/** How a side sends a request: its body, options, and an upload for an input that is one. */
+export type SendRequest = (body: [string, unknown], options: RequestOptions | undefined, upload: AsyncIterable<unknown> | undefined) => Promise<unknown>;
+/** How a side calls a stream: as {@link SendRequest}, and the check of each item where it arrives. */
+export type SendStream = (body: [string, unknown], options: StreamOptions | undefined, check: ItemCheck, upload: AsyncIterable<unknown> | undefined) => AsyncIterable<unknown>;
 
 /** The name a hello travels under (docs/protocol.md): `["$hello", value]`, answered `null`. */
 export const HELLO = '$hello';
@@ -68,22 +75,43 @@ export class ContractCaller {
    * `ERR_INVALID_MESSAGE` for an input refused before it leaves or an output refused on arrival, or what
    * `send` rejects with
    */
-  call(name: string, input: unknown, options: RequestOptions | undefined, send: (body: [string, unknown], options?: RequestOptions) => Promise<unknown>): Promise<unknown> {
+  call(name: string, input: unknown, options: RequestOptions | undefined, send: SendRequest): Promise<unknown> {
     let entry: RequestEntry;
+    let sent: { value: unknown; upload: AsyncIterable<unknown> | undefined };
     try {
       entry = this.#entry(name, 'request') as RequestEntry;
-      if (this.#validateOutgoing) checkOutgoing(entry.input, input, `the input of '${name}'`);
+      sent = this.#input(name, entry.input, input);
     } catch (error) {
       return Promise.reject(error as Error);
     }
     // One step after the reply, not an async function's: a call costs a promise more than request(), no more.
-    return send([name, input], options).then((output) => {
+    return send([name, sent.value], options, sent.upload).then((output) => {
       try {
         return validate(entry.output, output);
       } catch (error) {
         throw refusedOutput(name, error);
       }
     });
+  }
+
+  /**
+   * Calls stream `name` through `send`: its items, each validated on arrival.
+   * @throws {PulsarError} `ERR_UNKNOWN_ROUTE`, `ERR_INVALID_MESSAGE` (an input refused before it leaves)
+   */
+  stream(name: string, input: unknown, options: StreamOptions | undefined, send: SendStream): AsyncIterable<unknown> {
+    const entry = this.#entry(name, 'stream') as StreamEntry;
+    const { value, upload } = this.#input(name, entry.input, input);
+    return send([name, value], options, (item) => checkItem(entry.item, item, name), upload);
+  }
+
+  /** What a call sends for `input`: the value (checked), or `null` and the upload. */
+  #input(name: string, schema: InputSchema, input: unknown): { value: unknown; upload: AsyncIterable<unknown> | undefined } {
+    if (!isUpload(schema)) {
+      if (this.#validateOutgoing) checkOutgoing(schema, input, `the input of '${name}'`);
+      return { value: input, upload: undefined };
+    }
+    const upload = asyncIterableOf(input, name);
+    return { value: null, upload: this.#validateOutgoing ? checkedItems(upload, schema.item, `an upload item of '${name}'`) : upload };
   }
 
   /**
@@ -96,7 +124,7 @@ export class ContractCaller {
     return [name, value];
   }
 
-  #entry(name: string, kind: 'request' | 'message'): RequestEntry | MessageEntry {
+  #entry(name: string, kind: ContractEntry['kind']): ContractEntry {
     const entry = entryOf(this.#entries, name);
     if (entry?.kind !== kind) {
       throw new PulsarError('ERR_UNKNOWN_ROUTE', `the contract has no ${kind} '${name}'${entry === undefined ? '' : ` ('${name}' is a ${entry.kind})`}`);
@@ -146,9 +174,26 @@ export class ContractRoutes {
    */
   request(body: unknown, rest: unknown[]): unknown {
     const { name, value, entry, route } = this.#lookup(body, 'request');
-    const input = validate(entry.input, value);
+    const input = received(entry.input, value, rest);
     if (isPromiseLike(input)) return Promise.resolve(input).then((valid) => this.#answer(name, entry, route, valid, rest));
     return this.#answer(name, entry, route, input, rest);
+  }
+
+  /**
+   * Handles a stream call's body: its route's `AsyncIterable` (or a promise of it), each item checked before it
+   * leaves when `validateOutgoing`.
+   * @throws {PulsarError} as {@link request}
+   */
+  stream(body: unknown, rest: unknown[]): unknown {
+    const { name, value, entry, route } = this.#lookup(body, 'stream');
+    const input = received(entry.input, value, rest);
+    const start = (valid: unknown): unknown => {
+      const items = route(valid, ...(rest as never[]));
+      if (!this.#validateOutgoing) return items;
+      const check = (iterable: unknown): unknown => (isAsyncIterableValue(iterable) ? checkedItems(iterable, entry.item, `an item of '${name}'`) : iterable);
+      return isPromiseLike(items) ? Promise.resolve(items).then(check) : check(items);
+    };
+    return isPromiseLike(input) ? Promise.resolve(input).then(start) : start(input);
   }
 
   #answer(name: string, entry: RequestEntry, route: Route, input: unknown, rest: unknown[]): unknown {
@@ -173,13 +218,13 @@ export class ContractRoutes {
   }
 
   /** A body's name, value, entry of `kind` and route. @throws {PulsarError} `ERR_MALFORMED_MESSAGE`, `ERR_UNKNOWN_ROUTE` */
-  #lookup<K extends 'request' | 'message'>(body: unknown, kind: K): { name: string; value: unknown; entry: Extract<RequestEntry | MessageEntry, { kind: K }>; route: Route } {
+  #lookup<K extends ContractEntry['kind']>(body: unknown, kind: K): { name: string; value: unknown; entry: Extract<ContractEntry, { kind: K }>; route: Route } {
     const [name, value] = namedBody(body);
     const entry = entryOf(this.#entries, name);
     if (entry?.kind !== kind) throw unknownRoute(name, entry, kind);
     const route = this.#routes.get(name);
     if (route === undefined) throw new PulsarError('ERR_UNKNOWN_ROUTE', `no route handles '${name}'`);
-    return { name, value, entry: entry as Extract<RequestEntry | MessageEntry, { kind: K }>, route };
+    return { name, value, entry: entry as Extract<ContractEntry, { kind: K }>, route };
   }
 
   #checkOutput(name: string, entry: RequestEntry, output: unknown, rest: unknown[]): unknown {
@@ -193,12 +238,12 @@ export class ContractRoutes {
   }
 }
 
-function unknownRoute(name: string, entry: RequestEntry | MessageEntry | undefined, kind: string): PulsarError {
+function unknownRoute(name: string, entry: ContractEntry | undefined, kind: string): PulsarError {
   return new PulsarError('ERR_UNKNOWN_ROUTE', entry === undefined ? `no ${kind} '${name}' in the contract` : `'${name}' is a ${entry.kind}, not a ${kind}`);
 }
 
 /** The entry named `name`, own properties only (`constructor` is no route). */
-function entryOf(entries: ContractEntries, name: string): RequestEntry | MessageEntry | undefined {
+function entryOf(entries: ContractEntries, name: string): ContractEntry | undefined {
   return Object.hasOwn(entries, name) ? entries[name] : undefined;
 }
 
@@ -206,4 +251,53 @@ function entryOf(entries: ContractEntries, name: string): RequestEntry | Message
 function refusedOutput(name: string, error: unknown): InvalidMessageError {
   const refused = error as InvalidMessageError;
   return new InvalidMessageError(`the output of '${name}' is refused by the contract: ${refused.message}`, refused.issues ?? []);
+}
+
+/** What a route gets for `value`: validated by its schema, or for an upload the caller's items (its context opens it). */
+function received(schema: InputSchema, value: unknown, rest: unknown[]): unknown {
+  if (!isUpload(schema)) return validate(schema, value);
+  const ctx = rest[rest.length - 1] as HandlerContext;
+  return ctx.openUpload((item) => validate(schema.item, item));
+}
+
+/** An item as it arrives at the caller, validated (a refusal names the stream). */
+function checkItem(schema: StandardSchemaV1, item: unknown, name: string): unknown {
+  try {
+    const checked = validate(schema, item);
+    return isPromiseLike(checked) ? Promise.resolve(checked).catch((error: unknown) => { throw refusedItem(name, error); }) : checked;
+  } catch (error) {
+    throw refusedItem(name, error);
+  }
+}
+
+function refusedItem(name: string, error: unknown): InvalidMessageError {
+  const refused = error as InvalidMessageError;
+  return new InvalidMessageError(`an item of '${name}' is refused by the contract: ${refused.message}`, refused.issues ?? []);
+}
+
+/** Whether `value` is an `AsyncIterable`. */
+function isAsyncIterableValue(value: unknown): value is AsyncIterable<unknown> {
+  return typeof (value as Partial<AsyncIterable<unknown>> | null)?.[Symbol.asyncIterator] === 'function';
+}
+
+/**
+ * An upload as an `AsyncIterable` (an `Iterable` is taken too).
+ * @throws {PulsarError} `ERR_INVALID_MESSAGE` for anything else
+ */
+function asyncIterableOf(input: unknown, name: string): AsyncIterable<unknown> {
+  if (isAsyncIterableValue(input)) return input;
+  if (typeof (input as Partial<Iterable<unknown>> | null)?.[Symbol.iterator] === 'function') {
+    return (async function* () {
+      yield* input as Iterable<unknown>;
+    })();
+  }
+  throw new InvalidMessageError(`the input of '${name}' is an upload: pass an AsyncIterable or an Iterable of its items`, []);
+}
+
+/** `items` with each checked by `schema` before it goes on (`what` names them in a refusal). */
+async function* checkedItems(items: AsyncIterable<unknown>, schema: StandardSchemaV1, what: string): AsyncGenerator<unknown> {
+  for await (const item of items) {
+    checkOutgoing(schema, item, what);
+    yield item;
+  }
 }

@@ -1,8 +1,8 @@
 import type { Connection, ConnectionData } from '../connection/connection.js';
 import type { GroupAnswers } from '../fleet/group-answers.js';
 import type { ConnectionGroup } from '../fleet/groups.js';
-import type { RequestOptions } from '../messages/settings.js';
-import type { CallInput, CallOutput, Contract, EmitValue, MessageNames, RequestNames } from './contract.js';
+import type { RequestOptions, StreamOptions } from '../messages/settings.js';
+import type { CallInput, CallOutput, Contract, EmitValue, MessageNames, RequestNames, StreamInput, StreamItem, StreamNames } from './contract.js';
 
 /** Marks a view typed by a contract (types only: nothing at run time carries it). */
 declare const kContract: unique symbol;
@@ -28,6 +28,8 @@ export type ContractConnection<D extends ConnectionData = ConnectionData, C exte
   call<K extends string>(name: K, input: K extends RequestNames<C['server']> ? CallInput<C['server'], K> : never, options?: RequestOptions): Promise<CallOutput<C['server'], K>>;
   /** Sends the contract's message `name`. @returns as `send()` */
   emit<K extends string>(name: K, value: K extends MessageNames<C['server']> ? EmitValue<C['server'], K> : never): boolean;
+  /** Calls the contract's stream `name` on the client: loop over its items (typed, validated on arrival); `break` cancels. */
+  stream<K extends string>(name: K, input: K extends StreamNames<C['server']> ? StreamInput<C['server'], K> : never, options?: StreamOptions): AsyncIterable<StreamItem<C['server'], K>>;
 };
 
 /** A group as a server with a contract gives it: `emit()` and `call()` typed by the contract's `server` side. */

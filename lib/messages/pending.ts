@@ -1,10 +1,17 @@
 import { PulsarError } from '../errors.js';
+import { EarliestTimer } from '../util/earliest-timer.js';
 import { MAX_REQUEST_ID } from './envelope.js';
+import type { InboundStream } from './inbound-stream.js';
+import type { OutboundStream } from './outbound-stream.js';
 
-/** A request sent and not answered yet. */
-interface Pending {
+/** How a call sent is settled: a request's promise, or a stream's end. */
+export interface Settle {
   resolve(value: unknown): void;
   reject(error: Error): void;
+}
+
+/** A request sent and not answered yet. */
+interface Pending extends Settle {
   /** Epoch ms when it times out; `Infinity` for never. */
   deadline: number;
   /** Its timeout, in ms, for the error. */
@@ -12,7 +19,14 @@ interface Pending {
   /** The caller's signal, and the listener to take off it once settled. */
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
+  /** A stream call's items, where they go. */
+  stream: InboundStream | undefined;
+  /** The call's upload, pumped under the other side's credit. */
+  upload: OutboundStream | undefined;
 }
+
+/** What travels with a call besides its settling: its stream and its upload. */
+export type CallParts = Pick<Pending, 'stream' | 'upload'>;
 
 /** What the table needs from the end that sent the requests. */
 export interface PendingHost {
@@ -29,16 +43,13 @@ export interface PendingHost {
  * The requests one side has sent and waits on, for both styles of request: matched by id (`rpc`), where
  * ids are given in order, so an id below the next one that is not waited on belongs to a request that
  * gave up (its late reply is dropped and counted); or answered in order ({@link answerOldest}, a client
- * without `rpc`). Timeouts share one unref'd timer per table, set for the earliest deadline (no timer
- * per request): the socket keeps the process alive while answers can come, not the timer.
+ * without `rpc`). Timeouts share one {@link EarliestTimer} per table (no timer per request).
  */
 export class PendingRequests {
   readonly #host: PendingHost;
   readonly #waiting = new Map<number, Pending>();
   #nextId = 1;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  /** When the timer fires; `Infinity` when it is not set. */
-  #timerAt = Infinity;
+  readonly #timer = new EarliestTimer((now) => this.#sweep(now));
   /** Replies that came after their request gave up, dropped. */
   late = 0;
 
@@ -59,16 +70,32 @@ export class PendingRequests {
    * @returns a promise of the reply, settled through {@link take}
    */
   wait(id: number, timeout: number, signal: AbortSignal | undefined): Promise<unknown> {
-    return new Promise<unknown>((resolve, reject) => {
-      const deadline = timeout === 0 ? Infinity : Date.now() + timeout;
-      const pending: Pending = { resolve, reject, deadline, timeout, signal, onAbort: undefined };
-      if (signal !== undefined) {
-        pending.onAbort = () => this.#giveUp(id, new PulsarError('ERR_ABORTED', `request ${id} to ${this.#host.peer} aborted`, { cause: signal.reason }));
-        signal.addEventListener('abort', pending.onAbort, { once: true });
-      }
-      this.#waiting.set(id, pending);
-      if (deadline < this.#timerAt) this.#arm(deadline);
-    });
+    return new Promise<unknown>((resolve, reject) => this.track(id, { resolve, reject }, timeout, signal));
+  }
+
+  /**
+   * Waits on call `id` (a request, or a stream with its `parts`), settled through `settle`, for `timeout` ms
+   * (`0`: no limit), or until `signal` aborts.
+   */
+  track(id: number, settle: Settle, timeout: number, signal: AbortSignal | undefined, parts?: CallParts): void {
+    const deadline = timeout === 0 ? Infinity : Date.now() + timeout;
+    const pending: Pending = { resolve: settle.resolve, reject: settle.reject, deadline, timeout, signal, onAbort: undefined, stream: parts?.stream, upload: parts?.upload };
+    if (signal !== undefined) {
+      pending.onAbort = () => this.#giveUp(id, new PulsarError('ERR_ABORTED', `request ${id} to ${this.#host.peer} aborted`, { cause: signal.reason }));
+      signal.addEventListener('abort', pending.onAbort, { once: true });
+    }
+    this.#waiting.set(id, pending);
+    this.#timer.arm(deadline);
+  }
+
+  /** The stream and upload of call `id` while it waits, or what {@link take} says of an id not waited on. */
+  parts(id: number): CallParts | 'late' | 'unknown' {
+    return this.#waiting.get(id) ?? (id >= this.#nextId ? 'unknown' : 'late');
+  }
+
+  /** Call `id` gives up with `error` (its reader left, its upload failed): rejected, and the host told. */
+  giveUp(id: number, error: PulsarError): void {
+    this.#giveUp(id, error);
   }
 
   /**
@@ -104,11 +131,10 @@ export class PendingRequests {
       this.#forget(id, pending);
       pending.reject(error());
     }
-    clearTimeout(this.#timer);
-    this.#timerAt = Infinity;
+    this.#timer.clear();
   }
 
-  /** The request gives up (timeout, abort): rejected, and the host told. */
+  /** The request gives up (timeout, abort, its reader left): rejected, and the host told. */
   #giveUp(id: number, error: PulsarError): void {
     const pending = this.#waiting.get(id);
     if (pending === undefined) return;
@@ -119,25 +145,17 @@ export class PendingRequests {
 
   #forget(id: number, pending: Pending): void {
     this.#waiting.delete(id);
+    pending.upload?.stop(); // the answer came (or none will): the rest of the upload is not wanted
     if (pending.onAbort !== undefined) pending.signal!.removeEventListener('abort', pending.onAbort);
   }
 
-  #arm(at: number): void {
-    clearTimeout(this.#timer);
-    this.#timerAt = at;
-    this.#timer = setTimeout(() => this.#sweep(), Math.max(0, at - Date.now()));
-    this.#timer.unref(); // the socket keeps the process alive while requests can be answered, not the timer
-  }
-
-  /** Times out every request past its deadline, then sets the timer for the earliest left. */
-  #sweep(): void {
-    this.#timerAt = Infinity;
-    const now = Date.now();
+  /** Times out every request past its deadline. @returns the earliest deadline left */
+  #sweep(now: number): number {
     let earliest = Infinity;
     for (const [id, { deadline, timeout }] of this.#waiting) {
       if (deadline <= now) this.#giveUp(id, new PulsarError('ERR_REQUEST_TIMEOUT', `no reply to request ${id} from ${this.#host.peer} in ${timeout} ms`));
       else if (deadline < earliest) earliest = deadline;
     }
-    if (earliest !== Infinity) this.#arm(earliest);
+    return earliest;
   }
 }

@@ -1,14 +1,20 @@
 import createDebug from 'debug';
-import { aboutClient, PulsarError, RemoteError } from '../errors.js';
-import { framePayload } from '../io/payload.js';
-import { messageOf } from '../util/format.js';
-import { isPromiseLike } from '../util/thenable.js';
-import { checkTimerMs } from '../util/validate.js';
+import { aboutClient, PulsarError } from '../errors.js';
+import { checkInteger } from '../util/validate.js';
+import { Answers, isAsyncIterable } from './answers.js';
 import { HandlerContext } from './context.js';
-import { decodeEnvelope, encodeEnvelope, EnvelopeKind, type Envelope } from './envelope.js';
-import { PendingRequests } from './pending.js';
+import { encodeMessage, remoteError, schemaFailure, undecodable } from './encoding.js';
+import { decodeCredit, decodeEnvelope, encodeCredit, encodeEnvelope, EnvelopeKind, type Envelope } from './envelope.js';
+import { NO_HEADERS, type Headers } from './headers.js';
+import { InboundStream, type ItemCheck } from './inbound-stream.js';
+import { OutboundStream } from './outbound-stream.js';
+import { PendingRequests, type Settle } from './pending.js';
 import { InvalidMessageError, validate } from './schema.js';
-import type { MessageContext, MessageSettings, RequestOptions } from './settings.js';
+import type { MessageContext, MessageSettings, RequestOptions, StreamOptions } from './settings.js';
+import { tracedName } from './tracing.js';
+import { outgoing, traced } from './outgoing.js';
+
+export { encodeMessage, sendPayload } from './encoding.js';
 
 const debug = createDebug('pulsar:messages:trace');
 
@@ -20,13 +26,14 @@ export interface SessionHost {
   write(payload: Uint8Array): void;
   /** A one-way message came, decoded and validated. A returned promise is the host's to watch. */
   message(message: unknown, ctx: MessageContext): unknown;
-  /** Answers a request: the reply, or a promise of it; a throw is an error reply. `null`: nothing answers requests here. */
+  /** Answers a request or stream call: the reply (or an `AsyncIterable` of items), or a promise of it; a throw is an error reply. `null`: nothing answers here. */
   readonly answer: ((message: unknown, ctx: MessageContext) => unknown) | null;
   /** The other side sent something wrong (`ERR_MALFORMED_MESSAGE`, `ERR_INVALID_MESSAGE`, naming it): report it, close if so set. */
   invalid(error: PulsarError): void;
   /**
-   * The connection cannot go on (`ERR_DUPLICATE_REQUEST` from the other side, or an answer that cannot be
-   * sent at all): report it and end the connection at once, as HTTP/2 ends one on a connection error.
+   * The connection cannot go on (`ERR_DUPLICATE_REQUEST` or `ERR_FLOW_CONTROL` from the other side, or an
+   * answer that cannot be sent at all): report it and end the connection at once, as HTTP/2 ends one on a
+   * connection error.
    */
   abort(error: PulsarError): void;
   /** A request handler failed with an error without a `code`: a bug, reported (the requester got `ERR_HANDLER`). */
@@ -37,26 +44,20 @@ export interface SessionHost {
   readonly closing: AbortSignal;
 }
 
-/** What an error reply's body holds. */
-interface ErrorBody {
-  code: string;
-  message: string;
-}
-
 /**
- * The message layer of one connection (SPEC section 12, docs/protocol.md): decodes and validates inbound
- * messages, and with `rpc` takes every frame's envelope apart and keeps the requests in flight both
- * ways: those this side sent (matched to their replies by id, timed out, cancelled) and those it
- * answers (bounded by `maxInflightRequests`, their `ctx.signal` aborted on cancel or close).
+ * The message layer of one connection (SPEC sections 12 and 18): decodes and validates inbound messages,
+ * and with `rpc` takes every frame's envelope apart and keeps the calls in flight both ways: those this
+ * side made (requests matched to their replies by id, streams read under our credit, uploads pumped under
+ * theirs; timed out, cancelled) and those it answers ({@link Answers}).
  */
 export class MessageSession {
   readonly #settings: MessageSettings;
   readonly #host: SessionHost;
-  /** Requests sent, waiting for replies; made by the first. */
+  /** Calls made, waiting for their answers; made by the first. */
   #sent: PendingRequests | undefined;
-  /** Requests being answered by a handler that has not settled, by id. */
-  readonly #answering = new Map<number, HandlerContext>();
-  /** The context of one-way messages; made by the first. */
+  /** Calls being answered. */
+  readonly #answers: Answers;
+  /** The context of one-way messages without headers; made by the first. */
   #messageContext: HandlerContext | undefined;
   /** Why the session ended, once it has. */
   #closed: PulsarError | undefined;
@@ -68,6 +69,22 @@ export class MessageSession {
   constructor(settings: MessageSettings, host: SessionHost) {
     this.#settings = settings;
     this.#host = host;
+    this.#answers = new Answers(settings, {
+      get peer() {
+        return host.peer;
+      },
+      closing: host.closing,
+      answer: host.answer,
+      write: (kind, id, value) => host.write(encodeMessage(settings, kind, id, value)),
+      writeRaw: (payload) => host.write(payload),
+      handlerFailed: (error) => host.handlerFailed(error),
+      abort: (error) => host.abort(error),
+    });
+  }
+
+  /** Whether frames carry envelopes: requests and streams can be made. */
+  get rpc(): boolean {
+    return this.#settings.rpc;
   }
 
   /** Replies that came after their request had given up (timeout, abort): dropped, counted here. */
@@ -76,25 +93,44 @@ export class MessageSession {
   }
 
   /**
-   * Sends a request (`rpc` only) and resolves with its reply, matched by id.
+   * Sends a request (`rpc` only) and resolves with its reply, matched by id; with `upload`, its items
+   * follow under the other side's credit.
    * @throws {PulsarError} (rejects) `ERR_REQUEST_TIMEOUT`, `ERR_ABORTED`, `ERR_CONNECTION_CLOSED`,
    * `ERR_REMOTE` (a {@link RemoteError}), `ERR_MALFORMED_MESSAGE` (a reply that does not decode)
    */
-  request(value: unknown, options: RequestOptions = {}): Promise<unknown> {
+  request(value: unknown, options: RequestOptions = {}, upload?: AsyncIterable<unknown>): Promise<unknown> {
     try {
-      if (this.#closed !== undefined) throw this.#closed;
-      const timeout = options.timeout === undefined ? this.#settings.requestTimeout : checkTimerMs('request()', 'timeout', options.timeout);
-      const { signal } = options;
-      if (signal?.aborted) throw new PulsarError('ERR_ABORTED', `request to ${this.#host.peer} aborted before it was sent`, { cause: signal.reason });
-      const sent = (this.#sent ??= new PendingRequests({ peer: this.#host.peer, gaveUp: (id) => this.#write(EnvelopeKind.cancel, id, null) }));
+      const call = outgoing(this.#settings, this.#checkOpen(), 'request()', 'request', value, options, this.#settings.requestTimeout);
+      const sent = this.#sentTable();
       const id = sent.nextId();
       // Written before it waits: a frame the codec refuses throws here and leaves nothing pending (no reply
       // can come before this function returns).
-      this.#host.write(this.#payload(EnvelopeKind.request, id, value));
-      return sent.wait(id, timeout, signal);
+      this.#host.write(encodeMessage(this.#settings, EnvelopeKind.request, id, value, call.headers));
+      if (upload === undefined && call.span === undefined) return sent.wait(id, call.timeout, call.signal);
+      return new Promise((resolve, reject) => sent.track(id, traced({ resolve, reject }, call.span), call.timeout, call.signal, { stream: undefined, upload: upload && this.#upload(id, upload) }));
     } catch (error) {
       return Promise.reject(error as Error);
     }
+  }
+
+  /**
+   * Calls a stream (`rpc` only): its items, as they come, under a window of credit. What fails later (the
+   * producer, the deadline, the connection) ends the loop with its error; leaving the loop cancels the stream.
+   * @throws {PulsarError} `ERR_CONNECTION_CLOSED`, `ERR_INVALID_OPTION`, `ERR_ABORTED`, `ERR_INVALID_PAYLOAD`: the call was not made
+   */
+  stream(value: unknown, options: StreamOptions = {}, check: ItemCheck | null = null, upload?: AsyncIterable<unknown>): InboundStream {
+    const window = options.window === undefined ? this.#settings.streamWindow : checkInteger('stream()', 'window', options.window, 1);
+    const call = outgoing(this.#settings, this.#checkOpen(), 'stream()', 'stream', value, options, 0);
+    const sent = this.#sentTable();
+    const id = sent.nextId();
+    const reader = new InboundStream({
+      grant: (count) => this.#host.write(encodeCredit(EnvelopeKind.credit, id, count)),
+      leave: () => sent.giveUp(id, new PulsarError('ERR_ABORTED', `stream ${id} to ${this.#host.peer}: the loop left`)),
+    }, window, check);
+    this.#host.write(encodeMessage(this.#settings, EnvelopeKind.stream, id, value, call.headers));
+    sent.track(id, traced({ resolve: () => reader.finish(), reject: (error) => reader.finish(error) }, call.span), call.timeout, call.signal, { stream: reader, upload: upload && this.#upload(id, upload) });
+    reader.open(); // the first window goes right after the call
+    return reader;
   }
 
   /**
@@ -111,35 +147,52 @@ export class MessageSession {
       try {
         value = settings.codec.decode(frame);
       } catch (error) {
-        return this.#badInput(null, malformed(error, null));
+        this.#invalid(undecodable(error, 'a message'));
+        return undefined;
       }
-      return this.#host.message(value, (this.#messageContext ??= new HandlerContext(undefined, this.#host.closing)));
+      return this.#message(value, this.#messageContextFor(NO_HEADERS));
     }
-    if (!settings.rpc) return this.#inbound(frame, null);
+    if (!settings.rpc) return this.#inbound(frame, null, NO_HEADERS);
     let envelope: Envelope;
     try {
-      envelope = decodeEnvelope(frame);
+      envelope = decodeEnvelope(frame, settings.headerLimits);
     } catch (error) {
       this.#invalid(error as PulsarError);
       return undefined;
     }
-    switch (envelope.kind) {
+    const { kind, id, body } = envelope;
+    switch (kind) {
       case EnvelopeKind.message:
-        return this.#inbound(envelope.body, null);
+        return this.#inbound(body, null, envelope.headers);
       case EnvelopeKind.request:
-        return this.#request(envelope.id, envelope.body);
+      case EnvelopeKind.stream:
+        return this.#call(envelope);
       case EnvelopeKind.cancel:
-        this.#answering.get(envelope.id)?.abandon(new PulsarError('ERR_ABORTED', `request ${envelope.id} cancelled by ${this.#host.peer}`));
+        this.#answers.cancel(id);
+        return undefined;
+      case EnvelopeKind.credit:
+        this.#withCredit(body, (count) => this.#answers.credit(id, count));
+        return undefined;
+      case EnvelopeKind.uploadItem:
+      case EnvelopeKind.uploadEnd:
+        this.#uploaded(envelope);
+        return undefined;
+      case EnvelopeKind.uploadCredit:
+        this.#withCredit(body, (count) => {
+          const parts = this.#sent?.parts(id) ?? 'unknown';
+          if (typeof parts === 'object' && parts.upload !== undefined) parts.upload.grant(count);
+          else if (parts !== 'late') this.#invalid(new PulsarError('ERR_MALFORMED_MESSAGE', `upload credit for call ${id}, which has no upload`));
+        });
         return undefined;
       default:
-        this.#reply(envelope);
+        this.#answered(envelope);
         return undefined;
     }
   }
 
   /**
-   * Nothing more will be read (the connection is closing): every request sent fails at once with
-   * `ERR_CONNECTION_CLOSED`, and no new one is sent; the requests being answered go on. Idempotent.
+   * Nothing more will be read (the connection is closing): every call made fails at once with
+   * `ERR_CONNECTION_CLOSED`, and no new one is made; the calls being answered go on. Idempotent.
    */
   stopReading(): void {
     this.#closed ??= new PulsarError('ERR_CONNECTION_CLOSED', `the connection to ${this.#host.peer} is closing: no reply could be read`);
@@ -147,71 +200,87 @@ export class MessageSession {
   }
 
   /**
-   * The other side sent its FIN. With `rpc` (unless `answerAfterEnd`), it is taken as gone: the requests
-   * it sent that are running have their signals aborted and will not be answered (see {@link close}).
+   * The other side sent its FIN. With `rpc` (unless `answerAfterEnd`), it is taken as gone: the calls
+   * it made that are running have their signals aborted and will not be answered (see {@link close}).
    */
   peerEnded(): void {
     if (this.#settings.rpc && !this.#settings.answerAfterEnd) this.close();
   }
 
   /**
-   * The connection is gone: every request sent fails at once with `ERR_CONNECTION_CLOSED`, and the
-   * signals of the requests being answered (and of one-way messages) abort. Idempotent.
+   * The connection is gone: every call made fails at once with `ERR_CONNECTION_CLOSED`, and the signals
+   * of the calls being answered (and of one-way messages) abort, their streams stopped. Idempotent.
    */
   close(): void {
     this.stopReading();
     const closed = new PulsarError('ERR_CONNECTION_CLOSED', `the connection to ${this.#host.peer} closed`);
-    for (const ctx of this.#answering.values()) ctx.abandon(closed);
+    this.#answers.abandonAll(closed);
     this.#messageContext?.abandon(closed);
   }
 
-  /** A request: bounded, decoded, validated, answered. */
-  #request(id: number, body: Buffer): unknown {
-    if (this.#answering.has(id)) {
+  /** The other side's name, once it is sure calls can still be made. @throws {PulsarError} `ERR_CONNECTION_CLOSED` */
+  #checkOpen(): string {
+    if (this.#closed !== undefined) throw this.#closed;
+    return this.#host.peer;
+  }
+
+  #sentTable(): PendingRequests {
+    if (this.#closed !== undefined) throw this.#closed;
+    return (this.#sent ??= new PendingRequests({ peer: this.#host.peer, gaveUp: (id) => this.#host.write(encodeEnvelope(EnvelopeKind.cancel, id, '')) }));
+  }
+
+  /** Pumps `upload` as call `id`'s input once the other side grants credit; its failure gives the call up with it. */
+  #upload(id: number, upload: AsyncIterable<unknown>): OutboundStream {
+    const sent = this.#sent!;
+    return new OutboundStream(upload, {
+      item: (value) => this.#host.write(encodeMessage(this.#settings, EnvelopeKind.uploadItem, id, value)),
+      end: () => this.#host.write(encodeEnvelope(EnvelopeKind.uploadEnd, id, '')),
+      failed: (error) => sent.giveUp(id, error instanceof PulsarError ? error : new PulsarError('ERR_ABORTED', `the upload of call ${id} failed: ${(error as Error)?.message ?? String(error)}`, { cause: error })),
+    });
+  }
+
+  /** A request or a stream call: bounded, decoded, validated, answered. */
+  #call({ kind, id, headers, body }: Envelope): unknown {
+    const answers = this.#answers;
+    if (answers.has(id)) {
       // HTTP/2 (RFC 9113 §5.1.1) makes a reused stream id a connection error: two answers with one id could
       // not be told apart, and the first handler would escape the in-flight bound and its cancel.
       this.#host.abort(aboutClient(new PulsarError('ERR_DUPLICATE_REQUEST', `request id ${id} reused while that request is still in flight`), this.#host.peer));
       return undefined;
     }
     const { maxInflightRequests } = this.#settings;
-    if (this.#answering.size >= maxInflightRequests) {
+    if (answers.size >= maxInflightRequests) {
       debug('%s: request %d refused, %d in flight', this.#host.peer, id, maxInflightRequests);
-      this.#writeError(id, 'ERR_TOO_MANY_REQUESTS', `more than ${maxInflightRequests} requests in flight on this connection`);
+      answers.writeError(id, 'ERR_TOO_MANY_REQUESTS', `more than ${maxInflightRequests} requests in flight on this connection`);
       return undefined;
     }
-    return this.#inbound(body, new HandlerContext(id, this.#host.closing));
+    return this.#inbound(body, answers.context(id, kind, headers), headers);
   }
 
-  /** Decodes and validates a message (`ctx` `null`) or a request, then hands it on. */
-  #inbound(body: Buffer, ctx: HandlerContext | null): unknown {
+  /** Decodes and validates a message (`ctx` `null`) or a call, then hands it on. */
+  #inbound(body: Buffer, ctx: HandlerContext | null, headers: Headers): unknown {
     let value: unknown;
     try {
       value = this.#settings.codec.decode(body);
     } catch (error) {
-      return this.#badInput(ctx, malformed(error, ctx));
+      return this.#badInput(ctx, undecodable(error, ctx === null ? 'a message' : 'a request'));
     }
     const { schema } = this.#settings;
-    if (schema === null) return this.#handle(value, ctx);
+    if (schema === null) return this.#handle(value, ctx, headers);
     let checked: unknown;
     try {
       checked = validate(schema, value);
     } catch (error) {
       return this.#badInput(ctx, schemaFailure(error));
     }
-    if (!(checked instanceof Promise)) return this.#handle(checked, ctx);
-    if (ctx !== null) this.#answering.set(ctx.requestId!, ctx); // in flight while it validates
-    return checked.then(
-      (valid) => this.#handle(valid, ctx),
-      (error: unknown) => {
-        if (ctx !== null) this.#answering.delete(ctx.requestId!);
-        this.#badInput(ctx, schemaFailure(error));
-      },
-    );
+    if (!(checked instanceof Promise)) return this.#handle(checked, ctx, headers);
+    if (ctx !== null) this.#answers.hold(ctx); // in flight while it validates
+    return checked.then((valid) => this.#handle(valid, ctx, headers), (error: unknown) => this.#badInput(ctx, schemaFailure(error)));
   }
 
-  /** Reports bad input, and answers a request that brought it with its code, so that its caller fails at once. */
+  /** Reports bad input, and answers a call that brought it with its code, so that its caller fails at once. */
   #badInput(ctx: HandlerContext | null, error: PulsarError): undefined {
-    if (ctx !== null) this.#writeError(ctx.requestId!, error.code, error.message);
+    if (ctx !== null) this.#answers.refuse(ctx, error.code, error.message);
     this.#invalid(error);
     return undefined;
   }
@@ -222,175 +291,104 @@ export class MessageSession {
     this.#host.invalid(error instanceof InvalidMessageError ? new InvalidMessageError(`${peer}: ${error.message}`, error.issues) : aboutClient(error, peer));
   }
 
-  #handle(value: unknown, ctx: HandlerContext | null): unknown {
-    if (ctx === null) return this.#host.message(value, (this.#messageContext ??= new HandlerContext(undefined, this.#host.closing)));
-    const id = ctx.requestId!;
-    const answer = this.#host.answer;
-    if (answer === null) {
-      this.#answering.delete(id);
-      this.#writeError(id, 'ERR_NO_HANDLER', 'nothing answers requests here (no handler)');
-      return undefined;
-    }
-    let result: unknown;
+  #handle(value: unknown, ctx: HandlerContext | null, headers: Headers): unknown {
+    return ctx === null ? this.#message(value, this.#messageContextFor(headers)) : this.#answers.answer(value, ctx);
+  }
+
+  /** A one-way message to the host; a handler that streams is refused (nobody reads its items). */
+  #message(value: unknown, ctx: HandlerContext): unknown {
+    const { tracing } = this.#settings;
+    const span = tracing === null || ctx.headers === NO_HEADERS ? undefined : tracing.answer(tracedName('message', value), 'message', ctx.headers);
+    const result = span === undefined ? this.#host.message(value, ctx) : span.run(() => this.#host.message(value, ctx));
+    span?.end();
+    if (!isAsyncIterable(result)) return result;
+    new OutboundStream(result, { item() {}, end() {}, failed() {} }).stop();
+    this.#host.handlerFailed(aboutClient(new PulsarError('ERR_STREAM_MISMATCH', 'a one-way message met a handler that streams (call it with stream())'), this.#host.peer));
+    return undefined;
+  }
+
+  #messageContextFor(headers: Headers): HandlerContext {
+    if (headers === NO_HEADERS) return (this.#messageContext ??= new HandlerContext(undefined, this.#host.closing));
+    return new HandlerContext(undefined, this.#host.closing, headers);
+  }
+
+  /** A credit frame's count handed to `grant`; a broken one is the other side's bad input. */
+  #withCredit(body: Buffer, grant: (count: number) => void): void {
     try {
-      result = answer(value, ctx);
+      grant(decodeCredit(body));
     } catch (error) {
-      this.#answering.delete(id);
-      this.#failed(ctx, error);
-      return undefined;
+      this.#invalid(error as PulsarError);
     }
-    if (!isPromiseLike(result)) {
-      this.#answering.delete(id);
-      this.#replyWith(ctx, result);
-      return undefined;
-    }
-    this.#answering.set(id, ctx);
-    return result.then(
-      (reply) => {
-        this.#answering.delete(id);
-        this.#replyWith(ctx, reply);
-      },
-      (error: unknown) => {
-        this.#answering.delete(id);
-        this.#failed(ctx, error);
-      },
-    );
   }
 
-  #replyWith(ctx: HandlerContext, reply: unknown): void {
-    if (ctx.abandoned) return; // the requester gave up, or the connection is gone: nobody waits for it
-    const id = ctx.requestId!;
+  /** An item or the end of a call's upload, for the side answering it. */
+  #uploaded({ kind, id, body }: Envelope): void {
+    const upload = this.#answers.get(id)?.upload;
+    if (upload === undefined) {
+      // Its call was answered (what the caller sent within its credit is still in flight), or never asked for one.
+      debug('%s: upload frame for call %d dropped', this.#host.peer, id);
+      return;
+    }
+    if (kind === EnvelopeKind.uploadEnd) {
+      upload.finish();
+      return;
+    }
+    this.#item(upload, id, body);
+  }
+
+  /** An item for `stream`: decoded, and held to its credit (past it, the connection ends: `ERR_FLOW_CONTROL`). */
+  #item(stream: InboundStream, id: number, body: Buffer): void {
+    let value: unknown;
     try {
-      this.#host.write(this.#payload(EnvelopeKind.reply, id, reply === undefined ? null : reply));
+      value = this.#settings.codec.decode(body);
     } catch (error) {
-      // Exactly one answer per request: a reply that cannot leave is answered with why (its code), and the
-      // cause stays here.
-      const failure = error instanceof PulsarError ? error : cannotEncode(error);
-      this.#host.handlerFailed(new PulsarError(failure.code, `${this.#host.peer}: the reply to request ${id} could not be sent: ${failure.message}`, { cause: error }));
-      this.#writeError(id, failure.code, failure.code === 'ERR_FRAME_TOO_LARGE' ? 'the reply is over the frame limit' : 'the reply could not be encoded');
+      const failure = undecodable(error, `an item of stream ${id}`);
+      stream.finish(failure);
+      this.#invalid(failure);
+      return;
+    }
+    if (!stream.push(value)) {
+      this.#host.abort(aboutClient(new PulsarError('ERR_FLOW_CONTROL', `stream ${id}: an item past the credit granted`), this.#host.peer));
     }
   }
 
-  /**
-   * A handler threw: an error reply that speaks only for coded errors (gRPC answers an unexpected error as
-   * `UNKNOWN` without its internals): a string `code` that is not a Node system error's sends its code and
-   * message; anything else is `ERR_HANDLER` with a fixed message, the error itself reported here only.
-   */
-  #failed(ctx: HandlerContext, error: unknown): void {
-    const coded = isCodedError(error);
-    if (!coded) {
-      this.#host.handlerFailed(new PulsarError('ERR_HANDLER', `${this.#host.peer}: the handler failed on request ${ctx.requestId}: ${messageOf(error)}`, { cause: error }));
-    }
-    if (!ctx.abandoned) this.#writeError(ctx.requestId!, coded ? error.code : 'ERR_HANDLER', coded ? messageOf(error) : 'the handler failed');
-  }
-
-  /** A reply or an error reply: settles its request, if it still waits. */
-  #reply({ kind, id, body }: Envelope): void {
-    const pending = this.#sent?.take(id) ?? 'unknown';
-    if (pending === 'late') {
+  /** A reply, an error reply, an item or an end: for the call it answers, if it still waits. */
+  #answered(envelope: Envelope): void {
+    const { kind, id, body } = envelope;
+    const parts = this.#sent?.parts(id) ?? 'unknown';
+    if (parts === 'late') {
+      if (kind !== EnvelopeKind.reply && kind !== EnvelopeKind.error) return; // a stream's tail, after a cancel
       debug('%s: late reply to request %d dropped', this.#host.peer, id);
+      this.#sent!.late++;
       this.#host.lateReply();
       return;
     }
-    if (pending === 'unknown') {
-      this.#invalid(new PulsarError('ERR_MALFORMED_MESSAGE', `a reply to request ${id}, which was never sent`));
+    const streaming = typeof parts === 'object' && parts.stream !== undefined;
+    if (parts === 'unknown' || (kind === EnvelopeKind.reply && streaming) || ((kind === EnvelopeKind.item || kind === EnvelopeKind.end) && !streaming)) {
+      this.#invalid(new PulsarError('ERR_MALFORMED_MESSAGE', `${kindName(kind)} for call ${id}, ${parts === 'unknown' ? 'which was never made' : `which is ${streaming ? 'a stream' : 'a request'}`}`));
+      return;
+    }
+    if (kind === EnvelopeKind.item) {
+      this.#item(parts.stream!, id, body);
+      return;
+    }
+    const pending = this.#sent!.take(id) as Settle;
+    if (kind === EnvelopeKind.end) {
+      pending.resolve(undefined);
       return;
     }
     let value: unknown;
     try {
       value = this.#settings.codec.decode(body);
     } catch (error) {
-      pending.reject(new PulsarError('ERR_MALFORMED_MESSAGE', `the reply to request ${id} from ${this.#host.peer} does not decode: ${messageOf(error)}`, { cause: error }));
+      pending.reject(new PulsarError('ERR_MALFORMED_MESSAGE', `the reply to request ${id} from ${this.#host.peer} does not decode: ${(error as Error)?.message}`, { cause: error }));
       return;
     }
     if (kind === EnvelopeKind.reply) pending.resolve(value);
     else pending.reject(remoteError(value, id, this.#host.peer));
   }
-
-  /** An error reply; one that cannot leave either (a frame limit below its size) closes the connection. */
-  #writeError(id: number, code: string, message: string): void {
-    try {
-      this.#write(EnvelopeKind.error, id, { code, message: message.length > MAX_ERROR_MESSAGE ? `${message.slice(0, MAX_ERROR_MESSAGE)}…` : message } satisfies ErrorBody);
-    } catch (error) {
-      this.#host.abort(new PulsarError('ERR_FRAME_TOO_LARGE', `${this.#host.peer}: the error reply to request ${id} (${code}) cannot be sent: ${messageOf(error)}`, { cause: error }));
-    }
-  }
-
-  #write(kind: EnvelopeKind, id: number, value: unknown): void {
-    this.#host.write(this.#payload(kind, id, value));
-  }
-
-  #payload(kind: EnvelopeKind, id: number, value: unknown): Uint8Array {
-    return encodeMessage(this.#settings, kind, id, value);
-  }
 }
 
-/** Longest message an error reply carries (a longer one is cut): an error quoting its input cannot outgrow a frame. */
-const MAX_ERROR_MESSAGE = 1024;
-
-/** A thrown value whose code and message may go to the other side: a string `code`, and not a Node system error. */
-function isCodedError(error: unknown): error is { code: string } {
-  if (typeof error !== 'object' || error === null) return false;
-  const { code, errno, syscall } = error as { code?: unknown; errno?: unknown; syscall?: unknown };
-  return typeof code === 'string' && code !== '' && errno === undefined && syscall === undefined;
-}
-
-/** What a schema threw or rejected with, as `ERR_INVALID_MESSAGE` unless it has a pulsar code (never without a code). */
-function schemaFailure(error: unknown): PulsarError {
-  if (error instanceof PulsarError) return error;
-  return new PulsarError('ERR_INVALID_MESSAGE', `the schema failed: ${messageOf(error)}`, { cause: error });
-}
-
-/**
- * What `send()` puts in a frame for `value`, on either end: the bytes of a frame without `messages` (a string or
- * a `Uint8Array`), else a one-way message (in its envelope with `rpc`).
- * @throws {PulsarError} `ERR_INVALID_PAYLOAD` for what cannot be sent
- */
-export function sendPayload(messages: MessageSettings | null, value: unknown): Uint8Array {
-  return messages === null ? framePayload(value) : encodeMessage(messages, EnvelopeKind.message, 0, value);
-}
-
-/**
- * A frame's payload for `value`: with `rpc`, the envelope (`kind`, `id`) and the encoded body in one
- * buffer (a cancel has no body); without, the encoded body.
- * @throws {PulsarError} `ERR_INVALID_PAYLOAD` for a value the codec cannot encode (its error as `cause`)
- */
-export function encodeMessage(settings: MessageSettings, kind: EnvelopeKind, id: number, value: unknown): Uint8Array {
-  if (kind === EnvelopeKind.cancel) return encodeEnvelope(kind, id, '');
-  const body = encodeBody(settings.codec, value);
-  if (!settings.rpc) return typeof body === 'string' ? Buffer.from(body) : body;
-  return encodeEnvelope(kind, id, body);
-}
-
-/**
- * What the codec makes of `value`.
- * @throws {PulsarError} `ERR_INVALID_PAYLOAD` for a value it cannot encode (its error as `cause`)
- */
-function encodeBody(codec: MessageSettings['codec'], value: unknown): Uint8Array | string {
-  try {
-    return codec.encode(value);
-  } catch (error) {
-    throw cannotEncode(error);
-  }
-}
-
-/** What a codec's encoder threw, as `send()` reports it: `ERR_INVALID_PAYLOAD` unless it has a pulsar code. */
-function cannotEncode(error: unknown): PulsarError {
-  if (error instanceof PulsarError) return error;
-  return new PulsarError('ERR_INVALID_PAYLOAD', `the message codec cannot encode this value: ${messageOf(error)}`, { cause: error });
-}
-
-/** What a codec's decoder threw, as `ERR_MALFORMED_MESSAGE` (a message, or with `ctx` a request). */
-function malformed(error: unknown, ctx: HandlerContext | null): PulsarError {
-  if (error instanceof PulsarError && error.code === 'ERR_MALFORMED_MESSAGE') return error;
-  return new PulsarError('ERR_MALFORMED_MESSAGE', `a ${ctx === null ? 'message' : 'request'} that does not decode: ${messageOf(error)}`, { cause: error });
-}
-
-/** The error an error reply's body stands for; a body that is not `{ code, message }` is a broken peer. */
-function remoteError(body: unknown, id: number, peer: string): PulsarError {
-  const { code, message } = (body ?? {}) as Partial<ErrorBody>;
-  if (typeof code !== 'string' || typeof message !== 'string') {
-    return new PulsarError('ERR_MALFORMED_MESSAGE', `the error reply to request ${id} from ${peer} is not { code, message }`);
-  }
-  return new RemoteError(code, message, `request ${id} to ${peer}`);
+function kindName(kind: EnvelopeKind): string {
+  return kind === EnvelopeKind.reply ? 'a reply' : kind === EnvelopeKind.error ? 'an error reply' : kind === EnvelopeKind.item ? 'an item' : 'a stream end';
 }

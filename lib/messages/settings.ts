@@ -2,6 +2,8 @@ import { checkInteger, checkOneOf, checkTimerMs, conflictingOption, invalidOptio
 import type { FrameCodec } from '../codecs/types.js';
 import type { MessageCodec } from './codec.js';
 import { isStandardSchema, type StandardSchemaV1 } from './schema.js';
+import { DEFAULT_HEADER_LIMITS, type HeaderLimits, type Headers } from './headers.js';
+import type { Tracing } from './tracing.js';
 
 /**
  * What happens to a connection that sends a message that does not decode (`ERR_MALFORMED_MESSAGE`) or
@@ -14,6 +16,8 @@ export type InvalidMessageAction = 'skip' | 'close';
 export interface MessageContext {
   /** The request's id, or `undefined` for a one-way message (whose handler's return value is ignored). */
   readonly requestId: number | undefined;
+  /** Whether it is a stream call: the handler answers with an `AsyncIterable` (an async generator) of items. */
+  readonly streaming: boolean;
   /**
    * Aborts when the requester gives the request up (a cancel: its timeout or its `AbortSignal`), or when
    * the connection closes. Hand it to what the handler waits on (`fetch`, timers, queries) to stop early.
@@ -24,14 +28,42 @@ export interface MessageContext {
    * handler waiting on application state (a long poll) answers early instead of holding the shutdown.
    */
   readonly closing: AbortSignal;
+  /** The headers that came with the request, stream call or message ({@link Headers}); empty when none did. */
+  readonly headers: Headers;
+  /**
+   * Epoch ms of the caller's deadline, when it sent one (`Infinity` otherwise): `signal` aborts then with
+   * `ERR_REQUEST_TIMEOUT`. A request made with `{ parent: ctx }` passes on what is left of it.
+   */
+  readonly deadline: number;
 }
 
-/** Options of a `request()`. */
+/** Options of a `request()` or `call()`. */
 export interface RequestOptions {
-  /** Ms to wait for the reply; `0` waits as long as the connection lasts. @default the `requestTimeout` option */
+  /**
+   * Ms to wait for the answer; `0` waits as long as the connection lasts. A timeout given here travels
+   * to the other side as its deadline (`ctx.deadline`). @default the `requestTimeout` option (which does not travel)
+   */
   timeout?: number;
   /** Gives the request up when it aborts: rejects with `ERR_ABORTED`, and a cancel tells the other side. */
   signal?: AbortSignal;
+  /** Headers sent with it (lowercase ASCII keys, string values; within the other side's `headerLimits`). */
+  headers?: Record<string, string>;
+  /**
+   * The context of the handler this call is made from: the call passes on what is left of its deadline
+   * (as gRPC propagates deadlines), is cancelled with it, and with tracing its span is the parent.
+   */
+  parent?: MessageContext;
+}
+
+/** Options of a `stream()`: those of a request, and the flow control window. */
+export interface StreamOptions extends RequestOptions {
+  /**
+   * Items the producer may send ahead of the loop (credit, granted again as they are taken): memory
+   * held for the stream is at most `window` items. @default the `streamWindow` option (16)
+   */
+  window?: number;
+  /** Ms the whole stream may take (`0`: no limit); travels as a deadline. @default 0 */
+  timeout?: number;
 }
 
 /** The message options both ends share (see `PulsarServerOptions` and `PulsarClientOptions`). */
@@ -55,11 +87,18 @@ export interface MessageOptions {
    * a FIN always lets what was read be answered. @default false
    */
   answerAfterEnd?: boolean;
+  /** What headers a frame from the other side may carry: more is `ERR_MALFORMED_MESSAGE`. @default { count: 32, bytes: 4096 } */
+  headerLimits?: { count?: number; bytes?: number };
+  /** Items a `stream()` lets the producer send ahead of the loop, unless told otherwise. @default 16 */
+  streamWindow?: number;
+  /** Client and server spans of requests and streams, `traceparent` in headers: `openTelemetry()` from `pulsar/opentelemetry`. @default none */
+  tracing?: Tracing;
 }
 
 /** The names of {@link MessageOptions}, for the owners' lists of known options. */
 export const MESSAGE_OPTIONS: Record<keyof MessageOptions, true> = {
   messages: true, schema: true, rpc: true, onInvalid: true, maxInflightRequests: true, requestTimeout: true, answerAfterEnd: true,
+  headerLimits: true, streamWindow: true, tracing: true,
 };
 
 /** {@link MessageOptions} resolved: what a message session runs with. */
@@ -78,6 +117,12 @@ export interface MessageSettings {
   readonly requestTimeout: number;
   /** With `rpc`: keep answering the other side's requests after its FIN. */
   readonly answerAfterEnd: boolean;
+  /** Held to what arrives. */
+  readonly headerLimits: HeaderLimits;
+  /** A stream's window unless its call says otherwise. */
+  readonly streamWindow: number;
+  /** Tracing, or `null`. */
+  readonly tracing: Tracing | null;
 }
 
 /**
@@ -88,7 +133,7 @@ export interface MessageSettings {
 export function resolveMessageSettings(owner: string, options: MessageOptions, frames: FrameCodec | undefined): MessageSettings | null {
   const { messages } = options;
   if (messages === undefined) {
-    for (const name of ['schema', 'rpc', 'onInvalid', 'maxInflightRequests', 'answerAfterEnd'] as const) {
+    for (const name of ['schema', 'rpc', 'onInvalid', 'maxInflightRequests', 'answerAfterEnd', 'headerLimits', 'streamWindow', 'tracing'] as const) {
       if (options[name] !== undefined) throw conflictingOption(owner, name, 'needs messages (json(), or msgpack() from pulsar/msgpack)');
     }
     return null;
@@ -115,5 +160,23 @@ export function resolveMessageSettings(owner: string, options: MessageOptions, f
     maxInflightRequests: checkInteger(owner, 'maxInflightRequests', options.maxInflightRequests ?? 1024, 1),
     requestTimeout: checkTimerMs(owner, 'requestTimeout', options.requestTimeout ?? 30_000),
     answerAfterEnd,
+    headerLimits: resolveHeaderLimits(owner, options.headerLimits),
+    streamWindow: checkInteger(owner, 'streamWindow', options.streamWindow ?? 16, 1),
+    tracing: resolveTracing(owner, options.tracing),
   };
+}
+
+function resolveHeaderLimits(owner: string, limits: MessageOptions['headerLimits']): HeaderLimits {
+  if (limits === undefined) return DEFAULT_HEADER_LIMITS;
+  if (typeof limits !== 'object' || limits === null) throw invalidOption(owner, 'headerLimits', 'must be { count?, bytes? }', limits);
+  return Object.freeze({
+    count: checkInteger(owner, 'headerLimits.count', limits.count ?? DEFAULT_HEADER_LIMITS.count, 0),
+    bytes: checkInteger(owner, 'headerLimits.bytes', limits.bytes ?? DEFAULT_HEADER_LIMITS.bytes, 0),
+  });
+}
+
+function resolveTracing(owner: string, tracing: Tracing | undefined): Tracing | null {
+  if (tracing === undefined) return null;
+  if (typeof tracing?.call !== 'function' || typeof tracing.answer !== 'function') throw invalidOption(owner, 'tracing', 'must be made by openTelemetry() (pulsar/opentelemetry), or be { call, answer }', tracing);
+  return tracing;
 }
