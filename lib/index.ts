@@ -25,6 +25,7 @@ export type { HeaderLimits, Headers } from './messages/headers.js';
 export type { TracedKind, TraceSpan, Tracing } from './messages/tracing.js';
 export type { Envelope } from './messages/envelope.js';
 export type { InvalidMessageAction, MessageContext, MessageOptions, MessageSettings, RequestOptions, StreamOptions } from './messages/settings.js';
+export type { SendOptions } from './messages/encoding.js';
 export type { ConnectionState, DisconnectReason } from './connection/owner.js';
 export type { ConnectionSnapshot, ProxySnapshot } from './connection/snapshot.js';
 export { LengthPrefixedCodec } from './codecs/length-prefixed.js';

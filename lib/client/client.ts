@@ -13,6 +13,7 @@ import { PendingRequests } from '../messages/pending.js';
 import { PulsarError } from '../errors.js';
 import { hostPort } from '../util/format.js';
 import { sendPayload, type MessageSession } from '../messages/session.js';
+import type { SendOptions } from '../messages/encoding.js';
 import { clientSession } from './session.js';
 import type { RequestOptions, StreamOptions } from '../messages/settings.js';
 import { failedStream } from '../messages/inbound-stream.js';
@@ -94,7 +95,7 @@ export class PulsarClient<M = Buffer, S = never, C extends Contract = Contract> 
       resume: () => this.#socket?.resume(),
       closed: () => this.#state === 'closed',
     });
-    this.#ordered = new PendingRequests({ peer: this.#target(), gaveUp: (_id, error) => this.#outOfStep(error) });
+    this.#ordered = new PendingRequests({ peer: this.#target(), gaveUp: (_id, error) => this.#outOfStep(error as PulsarError) });
     this.#delivery = new ClientDelivery({
       emitter: this as unknown as DeliveryHost<Inbound<M, S>>['emitter'], ordered: this.#ordered, inbox: this.#inbox,
       heartbeat: this.options.heartbeatPayload, rpc: this.options.messages?.rpc ?? false, error: (error) => this.#error(error),
@@ -180,10 +181,10 @@ export class PulsarClient<M = Buffer, S = never, C extends Contract = Contract> 
    * codec encodes. Writes made in the same tick leave together, in one write.
    * @returns `false` when the socket's buffer is full: wait for `drain` before sending much more
    * @throws {PulsarError} `ERR_CONNECTION_CLOSED` when not connected, `ERR_FRAME_TOO_LARGE` over the
-   * codec's limit, `ERR_INVALID_PAYLOAD` for what cannot be sent
+   * codec's limit, `ERR_INVALID_PAYLOAD` for what cannot be sent, `ERR_INVALID_OPTION` for bad `headers`
    */
-  send(payload: unknown): boolean {
-    return this.#write(sendPayload(this.options.messages, payload));
+  send(payload: unknown, options?: SendOptions): boolean {
+    return this.#write(sendPayload(this.options.messages, payload, options));
   }
 
   /**

@@ -7,6 +7,7 @@ import type { HeartbeatPeer } from '../heartbeat.js';
 import type { ProxiedAddress, ProxyInfo } from '../accept/proxy-protocol.js';
 import type { ReadThrottle } from '../rate/throttle.js';
 import { sendPayload, type MessageSession } from '../messages/session.js';
+import type { SendOptions } from '../messages/encoding.js';
 import type { RequestOptions, StreamOptions } from '../messages/settings.js';
 import { failedStream } from '../messages/inbound-stream.js';
 import { promised } from '../util/thenable.js';
@@ -203,10 +204,10 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
    * `drain` event or the socket's before sending much more), or when the frame was dropped
    * @throws {PulsarError} only for programming errors: `ERR_FRAME_TOO_LARGE` for a payload over the
    * codec's limit, `ERR_INVALID_PAYLOAD` for one that is neither a string nor a `Uint8Array` (or, with
-   * `messages`, a value its codec cannot encode)
+   * `messages`, a value its codec cannot encode); `ERR_INVALID_OPTION` for bad `headers`
    */
-  send(payload: unknown): boolean {
-    return this.#sendPayload(sendPayload(this.#owner.settings.messages, payload));
+  send(payload: unknown, options?: SendOptions): boolean {
+    return this.#sendPayload(sendPayload(this.#owner.settings.messages, payload, options));
   }
 
   /** @internal Sends one frame's payload as it is (a message already encoded, with its envelope). */

@@ -28,8 +28,13 @@ export type ContractConnection<D extends ConnectionData = ConnectionData, C exte
   call<K extends string>(name: K, input: K extends RequestNames<C['server']> ? CallInput<C['server'], K> : never, options?: RequestOptions): Promise<CallOutput<C['server'], K>>;
   /** Sends the contract's message `name`. @returns as `send()` */
   emit<K extends string>(name: K, value: K extends MessageNames<C['server']> ? EmitValue<C['server'], K> : never): boolean;
-  /** Calls the contract's stream `name` on the client: loop over its items (typed, validated on arrival); `break` cancels. */
-  stream<K extends string>(name: K, input: K extends StreamNames<C['server']> ? StreamInput<C['server'], K> : never, options?: StreamOptions): AsyncIterable<StreamItem<C['server'], K>>;
+  /**
+   * Calls the contract's stream `name` on the client: loop over its items (typed, validated on arrival);
+   * `break` cancels. Without a contract the compiler knows, `stream(value, options)`.
+   */
+  stream: string extends keyof C['server']
+    ? <T = unknown>(value: unknown, options?: StreamOptions) => AsyncIterable<T>
+    : <K extends string>(name: K, input: K extends StreamNames<C['server']> ? StreamInput<C['server'], K> : never, options?: StreamOptions) => AsyncIterable<StreamItem<C['server'], K>>;
 };
 
 /** A group as a server with a contract gives it: `emit()` and `call()` typed by the contract's `server` side. */

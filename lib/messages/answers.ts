@@ -141,6 +141,19 @@ export class Answers {
     this.#refuse(ctx, code, message);
   }
 
+  /**
+   * Nothing more is read: streams being produced (no credit can come) and calls reading an upload end with
+   * `error` (an error answer, their signals aborted); requests go on, to be answered.
+   */
+  stopStreams(error: PulsarError): void {
+    for (const ctx of this.#inFlight.values()) {
+      if (!ctx.streaming && ctx.upload === undefined) continue;
+      if (!ctx.abandoned) this.writeError(ctx.requestId!, error.code, 'the connection is closing');
+      this.#abandon(ctx, error);
+      if (ctx.producer === undefined) this.#done(ctx, error);
+    }
+  }
+
   /** The connection is gone: every call's signal aborts with `error`. */
   abandonAll(error: PulsarError): void {
     for (const ctx of this.#inFlight.values()) this.#abandon(ctx, error);

@@ -2,7 +2,8 @@ import { RemoteError, PulsarError } from '../errors.js';
 import { framePayload } from '../io/payload.js';
 import { messageOf } from '../util/format.js';
 import { encodeEnvelope, EnvelopeKind } from './envelope.js';
-import type { Headers } from './headers.js';
+import { checkHeaders, type Headers } from './headers.js';
+import { invalidOption } from '../util/validate.js';
 import type { MessageSettings } from './settings.js';
 
 /** What an error reply's body holds. */
@@ -27,13 +28,26 @@ export function schemaFailure(error: unknown): PulsarError {
   return new PulsarError('ERR_INVALID_MESSAGE', `the schema failed: ${messageOf(error)}`, { cause: error });
 }
 
+/** Options of `send()`. */
+export interface SendOptions {
+  /** Headers for the message (`rpc` only): the handler's `ctx.headers` on the other side. */
+  headers?: Record<string, string>;
+}
+
 /**
  * What `send()` puts in a frame for `value`, on either end: the bytes of a frame without `messages` (a string or
- * a `Uint8Array`), else a one-way message (in its envelope with `rpc`).
- * @throws {PulsarError} `ERR_INVALID_PAYLOAD` for what cannot be sent
+ * a `Uint8Array`), else a one-way message (in its envelope with `rpc`, with headers when `options` give some).
+ * @throws {PulsarError} `ERR_INVALID_PAYLOAD` for what cannot be sent; `ERR_INVALID_OPTION` for headers
+ * that are not lowercase ASCII keys and string values within `headerLimits`, or headers without `rpc`
  */
-export function sendPayload(messages: MessageSettings | null, value: unknown): Uint8Array {
-  return messages === null ? framePayload(value) : encodeMessage(messages, EnvelopeKind.message, 0, value);
+export function sendPayload(messages: MessageSettings | null, value: unknown, options?: SendOptions): Uint8Array {
+  if (messages === null) {
+    if (options?.headers !== undefined) throw invalidOption('send()', 'headers', 'need rpc: true (and messages): plain frames carry none', options.headers);
+    return framePayload(value);
+  }
+  if (options?.headers === undefined) return encodeMessage(messages, EnvelopeKind.message, 0, value);
+  if (!messages.rpc) throw invalidOption('send()', 'headers', 'need rpc: true: a message carries headers in its envelope', options.headers);
+  return encodeMessage(messages, EnvelopeKind.message, 0, value, checkHeaders('send()', options.headers, messages.headerLimits));
 }
 
 /**

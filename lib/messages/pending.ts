@@ -34,7 +34,7 @@ export interface PendingHost {
    * Request `id` gave up (`error`: its timeout, its signal) and was rejected: with `rpc`, tell the other
    * side (a cancel); answered in order, nobody can tell which answer is whose any more (reset).
    */
-  gaveUp(id: number, error: PulsarError): void;
+  gaveUp(id: number, error: Error): void;
   /** Names the other side, for errors. */
   readonly peer: string;
 }
@@ -94,7 +94,7 @@ export class PendingRequests {
   }
 
   /** Call `id` gives up with `error` (its reader left, its upload failed): rejected, and the host told. */
-  giveUp(id: number, error: PulsarError): void {
+  giveUp(id: number, error: Error): void {
     this.#giveUp(id, error);
   }
 
@@ -135,7 +135,7 @@ export class PendingRequests {
   }
 
   /** The request gives up (timeout, abort, its reader left): rejected, and the host told. */
-  #giveUp(id: number, error: PulsarError): void {
+  #giveUp(id: number, error: Error): void {
     const pending = this.#waiting.get(id);
     if (pending === undefined) return;
     this.#forget(id, pending);

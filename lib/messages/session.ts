@@ -192,11 +192,14 @@ export class MessageSession {
 
   /**
    * Nothing more will be read (the connection is closing): every call made fails at once with
-   * `ERR_CONNECTION_CLOSED`, and no new one is made; the calls being answered go on. Idempotent.
+   * `ERR_CONNECTION_CLOSED`, and no new one is made; the requests being answered go on, the streams
+   * (and the requests reading an upload) are cancelled. Idempotent.
    */
   stopReading(): void {
-    this.#closed ??= new PulsarError('ERR_CONNECTION_CLOSED', `the connection to ${this.#host.peer} is closing: no reply could be read`);
+    if (this.#closed !== undefined) return;
+    this.#closed = new PulsarError('ERR_CONNECTION_CLOSED', `the connection to ${this.#host.peer} is closing: no reply could be read`);
     this.#sent?.failAll(() => new PulsarError('ERR_CONNECTION_CLOSED', `the connection to ${this.#host.peer} closed before the reply`));
+    this.#answers.stopStreams(this.#closed); // no more credit (or upload) can be read: they would wait for nothing
   }
 
   /**
@@ -235,7 +238,7 @@ export class MessageSession {
     return new OutboundStream(upload, {
       item: (value) => this.#host.write(encodeMessage(this.#settings, EnvelopeKind.uploadItem, id, value)),
       end: () => this.#host.write(encodeEnvelope(EnvelopeKind.uploadEnd, id, '')),
-      failed: (error) => sent.giveUp(id, error instanceof PulsarError ? error : new PulsarError('ERR_ABORTED', `the upload of call ${id} failed: ${(error as Error)?.message ?? String(error)}`, { cause: error })),
+      failed: (error) => sent.giveUp(id, error instanceof Error ? error : new PulsarError('ERR_ABORTED', `the upload of call ${id} failed: ${String(error)}`, { cause: error })),
     });
   }
 
