@@ -290,9 +290,7 @@ export class PulsarClient<M = Buffer, S = never, C extends Contract = Contract> 
     if (messages === null) return;
     this.#session = clientSession(messages, {
       peer: this.#target(),
-      write: (payload) => {
-        if (this.connected) this.#write(payload); // a reply for a connection already gone is dropped
-      },
+      write: (payload, now) => this.connected && this.#write(payload, now), // a reply for a connection already gone is dropped
       message: (message) => (this.#app?.caller ? this.#app.message(message) : this.#delivery.message(message as Inbound<M, S>)),
       answer: this.#app?.answer ?? this.options.handler,
       error: (error) => this.#error(error),
@@ -303,10 +301,11 @@ export class PulsarClient<M = Buffer, S = never, C extends Contract = Contract> 
   }
 
   /** Writes one frame's payload (see {@link FrameWriter}): `false` when the socket is over its high-water mark (`drain` follows). */
-  #write(payload: Uint8Array): boolean {
+  #write(payload: Uint8Array, now = false): boolean {
     const socket = this.#socket;
     if (socket === null || socket.destroyed || this.#state === 'closing') throw this.#notConnected();
     this.#output.add(payload);
+    if (now) this.#output.flush();
     return this.#output.hasRoom(socket);
   }
 

@@ -6,8 +6,8 @@ import type { MessageContext, MessageSettings } from '../messages/settings.js';
 export interface ClientSessionHost {
   /** Names the server. */
   readonly peer: string;
-  /** Writes a frame's payload (dropped when the connection is gone). */
-  write(payload: Uint8Array): void;
+  /** Writes a frame's payload (dropped when the connection is gone); `now`: flushed at once. */
+  write(payload: Uint8Array, now?: boolean): void;
   /** A one-way message from the server. */
   message(message: unknown): unknown;
   /** Answers the server's requests and streams, or `null`. */

@@ -215,9 +215,9 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
     return this.#sendPayload(bytes);
   }
 
-  #sendPayload(bytes: Uint8Array): boolean {
+  #sendPayload(bytes: Uint8Array, now = false): boolean {
     if (!this.writable) return this.#drop(bytes.length);
-    return this.#output!.send(bytes);
+    return this.#output!.send(bytes, now);
   }
 
   /**
@@ -292,7 +292,7 @@ export class Connection<D extends ConnectionData = ConnectionData> implements He
   [kSession](create = true): MessageSession | null {
     if (this.#session !== undefined || !create) return this.#session ?? null;
     const { messages } = this.#owner.settings;
-    return (this.#session = messages === null ? null : connectionSession(this, this.#owner, messages, (payload) => this.#sendPayload(payload)));
+    return (this.#session = messages === null ? null : connectionSession(this, this.#owner, messages, (payload, now) => this.#sendPayload(payload, now)));
   }
 
   /** Whether {@link send} can still write: the writing side is not closed. */

@@ -59,12 +59,13 @@ export class ConnectionOutput implements WriterHost {
 
   /**
    * Encodes and sends one payload: it leaves with the other answers to the read chunk being dispatched, or
-   * at the end of the tick, or with 15 more.
+   * at the end of the tick, or with 15 more; with `now` (a stream's credit, which the producer waits on), at once.
    * @returns `false` when the socket, with what is gathered, is over its high-water mark
    */
-  send(payload: Uint8Array): boolean {
+  send(payload: Uint8Array, now = false): boolean {
     const writer = this.#writerOrNew();
     this.#count(writer.add(payload));
+    if (now) writer.flush();
     return writer.hasRoom(this.#conn.socket);
   }
 

@@ -24,8 +24,8 @@ export interface AnswersHost {
   readonly answer: ((message: unknown, ctx: HandlerContext) => unknown) | null;
   /** Writes a frame: `kind`, `id`, and a value the codec encodes. */
   write(kind: EnvelopeKind, id: number, value: unknown): void;
-  /** Writes a frame already encoded (a credit, an end). */
-  writeRaw(payload: Uint8Array): void;
+  /** Writes a frame already encoded (a credit, an end); `now`: at once. */
+  writeRaw(payload: Uint8Array, now?: boolean): void;
   /** A handler failed without a code, or an answer could not leave: reported. */
   handlerFailed(error: PulsarError): void;
   /** The connection cannot go on: reported, and ended at once. */
@@ -246,7 +246,7 @@ export class Answers {
   /** The route reads the caller's upload: its first window is granted now. */
   #openUpload(ctx: HandlerContext, check: ItemCheck | null): InboundStream {
     const id = ctx.requestId!;
-    const upload = new InboundStream({ grant: (count) => this.#host.writeRaw(encodeCredit(EnvelopeKind.uploadCredit, id, count)), leave: () => {} }, this.#settings.streamWindow, check);
+    const upload = new InboundStream({ grant: (count) => this.#host.writeRaw(encodeCredit(EnvelopeKind.uploadCredit, id, count), true), leave: () => {} }, this.#settings.streamWindow, check);
     ctx.upload = upload;
     upload.open();
     return upload;

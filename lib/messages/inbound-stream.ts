@@ -63,7 +63,9 @@ export class InboundStream<T = unknown> implements AsyncIterableIterator<T> {
     const waiter = this.#waiter;
     if (waiter !== undefined) {
       this.#waiter = undefined;
-      this.#deliver(item, waiter);
+      const taken = this.#take(item);
+      if (taken instanceof Promise) taken.then(waiter.resolve, waiter.reject);
+      else waiter.resolve(taken);
     } else {
       this.#queue.push(item);
     }
@@ -95,7 +97,8 @@ export class InboundStream<T = unknown> implements AsyncIterableIterator<T> {
         this.#queue.length = 0;
         this.#head = 0;
       }
-      return new Promise((resolve, reject) => this.#deliver(item, { resolve, reject }));
+      const taken = this.#take(item);
+      return taken instanceof Promise ? taken : Promise.resolve(taken);
     }
     const finished = this.#finished;
     if (finished === true || this.#left) return Promise.resolve({ value: undefined, done: true });
@@ -132,33 +135,25 @@ export class InboundStream<T = unknown> implements AsyncIterableIterator<T> {
     if (this.#finished === undefined) this.#host.leave();
   }
 
-  /** Hands `item` to the reader (checked), and grants credit once half the window was taken. */
-  #deliver(item: unknown, to: { resolve(result: IteratorResult<T>): void; reject(error: Error): void }): void {
+  /** `item` for the reader (checked); credit is granted once half the window was taken. */
+  #take(item: unknown): IteratorResult<T> | Promise<IteratorResult<T>> {
     if (++this.#taken >= (this.#window + 1) >> 1 && this.#finished === undefined) {
       this.#credit += this.#taken;
       this.#host.grant(this.#taken);
       this.#taken = 0;
     }
-    if (this.#check === null) {
-      to.resolve({ value: item as T, done: false });
-      return;
-    }
+    if (this.#check === null) return { value: item as T, done: false };
     try {
-      const checked = this.#check(item);
-      if (checked instanceof Promise) {
-        checked.then((value) => to.resolve({ value: value as T, done: false }), (error: Error) => this.#refused(error, to));
-      } else {
-        to.resolve({ value: checked as T, done: false });
-      }
+      return Promise.resolve(this.#check(item)).then((value) => ({ value: value as T, done: false }), (error: Error) => this.#refused(error));
     } catch (error) {
-      this.#refused(error as Error, to);
+      return this.#refused(error as Error);
     }
   }
 
   /** An item the check refused: the reader's loop ends with the error, and the producer is cancelled. */
-  #refused(error: Error, to: { reject(error: Error): void }): void {
+  #refused(error: Error): Promise<never> {
     this.#leave();
-    to.reject(error);
+    return Promise.reject(error);
   }
 }
 

@@ -22,8 +22,8 @@ const debug = createDebug('pulsar:messages:trace');
 export interface SessionHost {
   /** Names the other side, for errors and logs. */
   readonly peer: string;
-  /** Sends one frame's payload (the session made it). */
-  write(payload: Uint8Array): void;
+  /** Sends one frame's payload (the session made it); `now`: at once, not with the rest of the tick's (a credit). */
+  write(payload: Uint8Array, now?: boolean): void;
   /** A one-way message came, decoded and validated. A returned promise is the host's to watch. */
   message(message: unknown, ctx: MessageContext): unknown;
   /** Answers a request or stream call: the reply (or an `AsyncIterable` of items), or a promise of it; a throw is an error reply. `null`: nothing answers here. */
@@ -76,7 +76,7 @@ export class MessageSession {
       closing: host.closing,
       answer: host.answer,
       write: (kind, id, value) => host.write(encodeMessage(settings, kind, id, value)),
-      writeRaw: (payload) => host.write(payload),
+      writeRaw: (payload, now) => host.write(payload, now),
       handlerFailed: (error) => host.handlerFailed(error),
       abort: (error) => host.abort(error),
     });
@@ -124,7 +124,7 @@ export class MessageSession {
     const sent = this.#sentTable();
     const id = sent.nextId();
     const reader = new InboundStream({
-      grant: (count) => this.#host.write(encodeCredit(EnvelopeKind.credit, id, count)),
+      grant: (count) => this.#host.write(encodeCredit(EnvelopeKind.credit, id, count), true),
       leave: () => sent.giveUp(id, new PulsarError('ERR_ABORTED', `stream ${id} to ${this.#host.peer}: the loop left`)),
     }, window, check);
     this.#host.write(encodeMessage(this.#settings, EnvelopeKind.stream, id, value, call.headers));

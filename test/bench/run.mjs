@@ -4,7 +4,7 @@
 // it from CPU 1 over loopback. Every cell runs --runs times, interleaved (every other run in reverse
 // order), and the median is shown.
 //
-//   npm run bench [-- --runs 5] [-- --seconds 3] [-- --only small,send,varint,lines,accept,refuse,acceptworkers,ratesmall,ratelarge,broadcast,latency,large,idle,heartbeat,metrics,workers,json,rpc,push,push1000]
+//   npm run bench [-- --runs 5] [-- --seconds 3] [-- --only small,send,varint,lines,accept,refuse,acceptworkers,ratesmall,ratelarge,broadcast,latency,large,idle,heartbeat,metrics,workers,json,rpc,push,push1000,stream]
 //                 [-- --against DIR]
 //
 // --against DIR also measures the built checkout in DIR (another commit's `npm run build`) in the echo,
@@ -57,6 +57,9 @@ const SERVERS = {
   // One-way messages (the push cells), each driven by clients/push-load.mjs with the same flag.
   pushToServer: { label: 'client → server, client.send()', short: 'to server', args: [join(here, 'servers', 'push.mjs'), '--to-server'], client: '--to-server' },
   pushToClient: { label: 'server → client, conn.send()', short: 'to client', args: [join(here, 'servers', 'push.mjs'), '--to-client'], client: '--to-client' },
+  // Streams (the stream cell), each driven by its own client script with its flag.
+  pulsarStream: { label: 'pulsar client.stream(), window 16', short: 'stream', args: [join(here, 'servers', 'stream.mjs'), '--pulsar'], client: '--pulsar', clientScript: join(here, 'clients', 'stream-load.mjs') },
+  grpcStream: { label: '@grpc/grpc-js server streaming', short: 'grpc-js', args: [join(here, 'servers', 'stream.mjs'), '--grpc'], client: '--grpc', clientScript: join(here, 'clients', 'stream-load.mjs') },
   pulsarWorkers2ReusePort: { label: 'pulsar --workers 2 --reuse-port', short: 'reuse-port', args: [join(root, 'dist', 'cli.js'), '--port', '39871', '--workers', '2', '--reuse-port'] },
 };
 
@@ -132,6 +135,15 @@ const LOADS = {
   // batched per tick as the client's sends are) against a client pushing the same messages the other way.
   push: pushCell(1),
   push1000: pushCell(1000),
+  // 64 B JSON items server → client on one connection: a stream under credit (window 16) against one-way pushes
+  // (conn.send() until backpressure) and against @grpc/grpc-js server streaming, all read by a Node client.
+  stream: {
+    title: 'server → client, 1 connection, 64 B JSON items: client.stream() vs conn.send() pushes vs grpc-js streaming (items/s)',
+    servers: ['pushToClient', 'pulsarStream', 'grpcStream'],
+    ratios: [['pulsarStream', 'pushToClient'], ['pulsarStream', 'grpcStream']],
+    loadgen: { mode: 'echo', conns: 1 },
+    client: join(here, 'clients', 'push-load.mjs'),
+  },
   // Two workers need two cores: nothing is pinned, so the workers share the machine's cores with the
   // (single-threaded) load generator. CPU % counts the primary and its workers.
   workers: { title: '64 B frames, 50 connections × 16 in flight: one process vs --workers 2 (unpinned)', servers: ['pulsar', 'pulsarWorkers2'], baselines: ['pulsar'], loadgen: { mode: 'echo', conns: 50, depth: 16, size: 64 }, pinned: false },
@@ -300,7 +312,7 @@ async function measure(serverName, load) {
     : { seconds, warmup: 1, ...load.loadgen, framing: SERVERS[serverName].framing ?? 'length' };
   const args = ['--port', String(server.port), ...Object.entries(spec).flatMap(([key, value]) => [`--${key}`, String(value)])];
   const generator = load.client
-    ? spawnOn(load.pinned === false ? null : 1, process.execPath, [load.client, SERVERS[serverName].client, ...args])
+    ? spawnOn(load.pinned === false ? null : 1, process.execPath, [SERVERS[serverName].clientScript ?? load.client, SERVERS[serverName].client, ...args])
     : spawnOn(load.pinned === false ? null : 1, loadgen, args);
 
   let stderr = '';
@@ -429,6 +441,8 @@ const TARGETS = [
   ['json', 'JSON messages/s, json() layer ÷ by hand', (m) => m.pulsarJson.framesPerSec / m.jsonHand.framesPerSec, '≥', 0.95],
   ['push', 'messages/s, 1 connection, server → client ÷ client → server', (m) => m.pushToClient.framesPerSec / m.pushToServer.framesPerSec, '≥', 0.8],
   ['push1000', 'messages/s, 1,000 conns, server → client ÷ client → server', (m) => m.pushToClient.framesPerSec / m.pushToServer.framesPerSec, '≥', 0.8],
+  ['stream', 'stream items/s ÷ server → client pushes, 1 conn', (m) => m.pulsarStream.framesPerSec / m.pushToClient.framesPerSec, '≥', 0.9],
+  ['stream', 'stream items/s ÷ @grpc/grpc-js server streaming', (m) => m.pulsarStream.framesPerSec / m.grpcStream.framesPerSec, '≥', 3],
   ['rpc', 'request round trips/s, 64 in flight, pulsar rpc ÷ socket.io emitWithAck', (m) => m.pulsarRpcJson.framesPerSec / m.socketio.framesPerSec, '≥', 3],
   ['rpc', 'contract call() (zod both ways, hello) ÷ request() with json()', (m) => m.pulsarRpcContract.framesPerSec / m.pulsarRpcJson.framesPerSec, '≥', 0.9],
 ];
