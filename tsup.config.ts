@@ -3,13 +3,15 @@ import { defineConfig } from 'tsup';
 
 const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
 
-// The library's entry points. `pulsar/metrics`, `pulsar/testing`, `pulsar/redis` and `pulsar/msgpack` are
-// entries of their own, so that importing `pulsar` never loads prom-client, fast-check, ioredis or msgpackr.
+// The library's entry points. `pulsar/metrics`, `pulsar/testing`, `pulsar/redis`, `pulsar/opentelemetry` and
+// `pulsar/msgpack` are entries of their own, so that importing `pulsar` never loads prom-client, fast-check,
+// ioredis, @opentelemetry/api or msgpackr.
 const library = {
   index: 'lib/index.ts',
   metrics: 'lib/metrics/index.ts',
   testing: 'lib/testing/index.ts',
   redis: 'lib/redis/index.ts',
+  opentelemetry: 'lib/opentelemetry/index.ts',
   msgpack: 'lib/messages/msgpack.ts',
   tools: 'lib/tools/index.ts',
 };

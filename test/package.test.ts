@@ -9,7 +9,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 // Every runtime export of lib/index.ts (types vanish at run time), kept in step by the test below.
 const EXPORTS = ['PulsarServer', 'PulsarClient', 'Connection', 'LengthPrefixedCodec', 'VarintCodec', 'varintLength', 'DelimiterCodec',
   'LineCodec', 'ByteQueue', 'MemoryRegistry', 'ConnectionGroup', 'IdleHeartbeat', 'DecodingError', 'PulsarError', 'PulsarCluster', 'serveWorker', 'closeOnSignals',
-  'reloadOnSignal', 'healthCheck', 'serveHealth', 'json', 'InvalidMessageError', 'RemoteError', 'decodeEnvelope', 'encodeEnvelope', 'contract', 'request', 'message'];
+  'reloadOnSignal', 'healthCheck', 'serveHealth', 'json', 'InvalidMessageError', 'RemoteError', 'decodeEnvelope', 'encodeEnvelope', 'contract', 'request', 'message', 'stream', 'streamOf'];
 
 describe('package', () => {
   it('loads with require() and import, with the same exports', () => {
@@ -22,7 +22,7 @@ describe('package', () => {
 
   it('exports exactly the values the list above names, besides constants and the channels', () => {
     const names = JSON.parse(succeed(process.execPath, ['-e', `console.log(JSON.stringify(Object.keys(require('pulsar'))))`])) as string[];
-    expect(names.filter((n) => !['DEFAULT_MAX_FRAME_LENGTH', 'HEARTBEAT_PAYLOAD', 'PROXY_TLV_NAMES', 'channels', 'EnvelopeKind', 'MAX_REQUEST_ID'].includes(n)).sort()).to.deep.equal([...EXPORTS].sort());
+    expect(names.filter((n) => !['DEFAULT_MAX_FRAME_LENGTH', 'HEARTBEAT_PAYLOAD', 'PROXY_TLV_NAMES', 'channels', 'EnvelopeKind', 'MAX_REQUEST_ID', 'HEADERS_FLAG'].includes(n)).sort()).to.deep.equal([...EXPORTS].sort());
   });
 
   it('offers pulsar/metrics in both module systems, and never loads prom-client for pulsar alone', () => {
@@ -50,6 +50,15 @@ describe('package', () => {
     const loaded = succeed(process.execPath, ['-e', `require('pulsar'); console.log(Object.keys(require.cache).filter((p) => p.includes('msgpackr')).length)`]);
     expect(loaded, 'msgpackr modules loaded by require("pulsar")').to.equal('0');
     expect(readFileSync(join(root, 'dist', 'index.js'), 'utf8')).to.not.include('msgpackr');
+  });
+
+  it('offers pulsar/opentelemetry in both module systems, loading @opentelemetry/api only there', () => {
+    const script = `const t = m.openTelemetry(); console.log([typeof t.call, typeof t.answer, typeof t.inject].join())`;
+    expect(succeed(process.execPath, ['-e', `const m = require('pulsar/opentelemetry'); ${script}`])).to.equal('function,function,function');
+    expect(succeed(process.execPath, ['--input-type=module', '-e', `import * as m from 'pulsar/opentelemetry'; ${script}`])).to.equal('function,function,function');
+    const loaded = succeed(process.execPath, ['-e', `require('pulsar'); console.log(Object.keys(require.cache).filter((p) => p.includes('@opentelemetry')).length)`]);
+    expect(loaded, '@opentelemetry modules loaded by require("pulsar")').to.equal('0');
+    expect(readFileSync(join(root, 'dist', 'index.js'), 'utf8')).to.not.include('@opentelemetry');
   });
 
   it('offers pulsar/tools in both module systems, without loading hdr-histogram-js until a bench runs', () => {

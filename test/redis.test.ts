@@ -4,11 +4,14 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { PulsarServer, type PulsarError, type Report } from '../lib/index.js';
+import { SpanKind, trace } from '@opentelemetry/api';
+import { json, PulsarClient, PulsarServer, type PulsarError, type Report } from '../lib/index.js';
+import { openTelemetry } from '../lib/opentelemetry/index.js';
+import { recordSpans } from './otel.js';
 import { redisFleet } from '../lib/redis/index.js';
 import { Cli } from './cli-process.js';
 import { startHaproxy } from './haproxy-process.js';
-import { TestClient, eventually, freePort, needsProgram, onCleanup, runCommand, when, within } from './helpers.js';
+import { TestClient, eventually, freePort, needsProgram, nextEvent, onCleanup, runCommand, when, within } from './helpers.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -84,6 +87,43 @@ describe('RedisRegistry (real redis-server)', function () {
 
     await b.server.close();
     await fleetOfReports(a.server, { connections: 2, instances: 1 });
+  });
+
+  it('carries a trace across the relay: a group message sent from a traced handler reaches another instance\'s client with its traceparent', async () => {
+    const recording = recordSpans();
+    onCleanup(() => recording.stop());
+    const traced = async (instanceId: string) => {
+      const server: PulsarServer<unknown> = new PulsarServer<unknown>({
+        port: 0, instanceId, heartbeat: false, reportInterval: 100, messages: json(), rpc: true, tracing: openTelemetry(),
+        handler: (said) => server.group('room').broadcast({ said }),
+        ...redisFleet({ url: redis.url, prefix, ttl: 1000 }),
+      });
+      server.on('connection', (conn) => server.group('room').add(conn));
+      onCleanup(() => server.close());
+      const client = new PulsarClient<unknown>({ port: (await server.listen()).port, messages: json(), rpc: true, tracing: openTelemetry() });
+      onCleanup(() => client.close());
+      await client.connect();
+      return { server, client };
+    };
+    const a = await traced('a');
+    const b = await traced('b');
+    await fleetOfReports(a.server as never, { connections: 2, instances: 2 });
+    const heard = nextEvent(b.client, 'message');
+    await trace.getTracer('test').startActiveSpan('say', async (root) => {
+      await a.client.request('hello');
+      root.end();
+    });
+    expect((await heard)[0]).to.deep.equal({ said: 'hello' });
+    const spans = await eventually(async () => {
+      const all = recording.spans();
+      return all.filter((span) => span.name === 'pulsar message').length === 2 ? all : undefined;
+    }, 'a message span on each client');
+    const traceId = spans.find((span) => span.name === 'say')!.spanContext().traceId;
+    const handler = spans.find((span) => span.name === 'pulsar request' && span.kind === SpanKind.SERVER)!;
+    for (const span of spans.filter((s) => s.name === 'pulsar message')) {
+      expect(span.spanContext().traceId).to.equal(traceId);
+      expect(span.parentSpanContext?.spanId).to.equal(handler.spanContext().spanId);
+    }
   });
 
   it('keeps serving its own clients while Redis is down, refuses to relay (ERR_RELAY), and recovers when it is back', async () => {

@@ -45,9 +45,20 @@ export function sendPayload(messages: MessageSettings | null, value: unknown, op
     if (options?.headers !== undefined) throw invalidOption('send()', 'headers', 'need rpc: true (and messages): plain frames carry none', options.headers);
     return framePayload(value);
   }
-  if (options?.headers === undefined) return encodeMessage(messages, EnvelopeKind.message, 0, value);
-  if (!messages.rpc) throw invalidOption('send()', 'headers', 'need rpc: true: a message carries headers in its envelope', options.headers);
-  return encodeMessage(messages, EnvelopeKind.message, 0, value, checkHeaders('send()', options.headers, messages.headerLimits));
+  const { tracing } = messages;
+  if (options?.headers === undefined && tracing === null) return encodeMessage(messages, EnvelopeKind.message, 0, value);
+  if (!messages.rpc) {
+    if (options?.headers === undefined) return encodeMessage(messages, EnvelopeKind.message, 0, value);
+    throw invalidOption('send()', 'headers', 'need rpc: true: a message carries headers in its envelope', options.headers);
+  }
+  let headers = checkHeaders('send()', options?.headers, messages.headerLimits);
+  if (tracing !== null) {
+    // The trace the message is sent from (a handler's span, say) travels with it, to each member of a broadcast too.
+    const carried: Record<string, string> = { ...headers };
+    tracing.inject(carried);
+    headers = Object.keys(carried).length === 0 ? null : carried;
+  }
+  return encodeMessage(messages, EnvelopeKind.message, 0, value, headers);
 }
 
 /**

@@ -37,7 +37,7 @@ export function outgoing(settings: MessageSettings, peer: string, owner: string,
   const { tracing } = settings;
   if (tracing !== null) {
     const carried: Record<string, string> = { ...headers };
-    span = tracing.call(tracedName(kind, value), kind, carried, parent);
+    span = tracing.call(tracedName(kind, value), kind, carried, (parent as { span?: TraceSpan } | undefined)?.span);
     headers = carried;
   }
   return { timeout: timeout ?? defaultTimeout, signal, headers, span };

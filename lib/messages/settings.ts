@@ -177,6 +177,6 @@ function resolveHeaderLimits(owner: string, limits: MessageOptions['headerLimits
 
 function resolveTracing(owner: string, tracing: Tracing | undefined): Tracing | null {
   if (tracing === undefined) return null;
-  if (typeof tracing?.call !== 'function' || typeof tracing.answer !== 'function') throw invalidOption(owner, 'tracing', 'must be made by openTelemetry() (pulsar/opentelemetry), or be { call, answer }', tracing);
+  if (typeof tracing?.call !== 'function' || typeof tracing.answer !== 'function' || typeof tracing.inject !== 'function') throw invalidOption(owner, 'tracing', 'must be made by openTelemetry() (pulsar/opentelemetry), or be { call, answer, inject }', tracing);
   return tracing;
 }

@@ -1,5 +1,4 @@
 import type { Headers } from './headers.js';
-import type { MessageContext } from './settings.js';
 
 /** What a traced call is. */
 export type TracedKind = 'request' | 'stream' | 'message';
@@ -18,12 +17,14 @@ export interface TraceSpan {
  */
 export interface Tracing {
   /**
-   * A call this side makes (`parent`: the handler context it is made from, if any): starts its client span
-   * and adds the span's context (`traceparent`) to `headers`.
+   * A call this side makes (`parent`: the span of the handler it is made from with `{ parent: ctx }`, if
+   * any; else the active context): starts its client span and adds its context (`traceparent`) to `headers`.
    */
-  call(name: string, kind: TracedKind, headers: Record<string, string>, parent: MessageContext | undefined): TraceSpan;
+  call(name: string, kind: TracedKind, headers: Record<string, string>, parent: TraceSpan | undefined): TraceSpan;
   /** A call or message that came with `headers`: starts its server span, a child of the caller's. */
   answer(name: string, kind: TracedKind, headers: Headers): TraceSpan;
+  /** A message or broadcast about to leave: adds the active context (if any) to `headers`. */
+  inject(headers: Record<string, string>): void;
 }
 
 /** The span name of a body: a contract's `[name, value]` gives its name; anything else the kind alone. */
