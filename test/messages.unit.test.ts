@@ -1,6 +1,6 @@
 // The message layer's pure parts: the rpc envelope (docs/protocol.md), json(), Standard Schema validation.
 import { expect } from 'chai';
-import { decodeEnvelope, encodeEnvelope, EnvelopeKind, MAX_REQUEST_ID } from '../lib/messages/envelope.js';
+import { decodeCredit, decodeEnvelope, encodeCredit, encodeEnvelope, EnvelopeKind, MAX_REQUEST_ID } from '../lib/messages/envelope.js';
 import { json } from '../lib/messages/codec.js';
 import { InvalidMessageError, validate, type StandardSchemaV1 } from '../lib/messages/schema.js';
 
@@ -20,6 +20,33 @@ describe('rpc envelope', () => {
     expect(encodeEnvelope(EnvelopeKind.request, 300, body).toString('hex')).to.equal(`01ac02${body.toString('hex')}`);
     expect(encodeEnvelope(EnvelopeKind.message, 0, body).toString('hex')).to.equal(`00${body.toString('hex')}`);
     expect(encodeEnvelope(EnvelopeKind.cancel, 1, Buffer.alloc(0)).toString('hex')).to.equal('0401');
+  });
+
+  it('writes the stream, header and upload examples of docs/protocol.md byte for byte, and reads them back', () => {
+    const call = encodeEnvelope(EnvelopeKind.stream, 5, '{"limit":3}', { 'pulsar-timeout': '2000' });
+    expect(call.toString('hex')).to.equal('8505140e70756c7361722d74696d656f757404323030307b226c696d6974223a337d');
+    expect(decodeEnvelope(call)).to.deep.include({ kind: EnvelopeKind.stream, id: 5, headers: { 'pulsar-timeout': '2000' } });
+    expect(encodeCredit(EnvelopeKind.credit, 5, 16).toString('hex')).to.equal('080510');
+    expect(decodeCredit(decodeEnvelope(encodeCredit(EnvelopeKind.uploadCredit, 6, 16)).body)).to.equal(16);
+    expect(encodeEnvelope(EnvelopeKind.item, 5, '{"id":1}').toString('hex')).to.equal('06057b226964223a317d');
+    expect(encodeEnvelope(EnvelopeKind.end, 5, '').toString('hex')).to.equal('0705');
+    expect(encodeEnvelope(EnvelopeKind.message, 0, '"hi"', { 'x-user': 'ann' }).toString('hex')).to.equal('800b06782d7573657203616e6e22686922');
+    expect(encodeEnvelope(EnvelopeKind.uploadItem, 6, '2').toString('hex')).to.equal('090632');
+    expect(encodeEnvelope(EnvelopeKind.uploadEnd, 6, '').toString('hex')).to.equal('0a06');
+  });
+
+  it('refuses broken header blocks and credits with ERR_MALFORMED_MESSAGE', () => {
+    for (const [hex, reason] of [
+      ['8001', /header block runs past the end/], ['8004016105622222', /header 'a''s value runs past the header block/],
+      ['8006016101310161013200', /header 'a' twice/], ['80040141013100', /not a lowercase ASCII token/],
+      ['800301618022', /header 'a''s value length runs past the end/], ['8004016101ff', /not UTF-8/], ['070501', /a stream end carries no body/],
+    ] as const) {
+      expect(() => decodeEnvelope(Buffer.from(hex, 'hex')), hex).to.throw(reason).with.property('code', 'ERR_MALFORMED_MESSAGE');
+    }
+    expect(() => decodeEnvelope(Buffer.from('80050161016122', 'hex'), { count: 32, bytes: 4 })).to.throw(/a header block of 5 bytes \(at most 4\)/);
+    expect(() => decodeEnvelope(Buffer.from('800801610131016201322222', 'hex'), { count: 1, bytes: 64 })).to.throw(/more than 1 headers/);
+    expect(() => decodeCredit(Buffer.from('00', 'hex'))).to.throw(/one varint above 0/);
+    expect(() => decodeCredit(Buffer.from('0101', 'hex'))).to.throw(/one varint above 0/);
   });
 
   it('round-trips every kind and ids at every varint length up to the largest', () => {

@@ -138,3 +138,49 @@ host.group('lobby').emit('said', 'hi');
 void host.group('lobby').call('vote', 'x');
 // A server with a contract passes wherever a PulsarServer is expected (metrics, signals, health).
 export const metered = new PulsarMetrics(host);
+
+// Streams (docs/streams.md): stream() entries type the route (an async generator), the caller's loop and
+// uploads (streamOf) end to end; conn.stream() calls the client's.
+import { stream, streamOf } from 'pulsar';
+const rows = contract({
+  client: {
+    query: stream({ input: z.object({ sql: z.string() }), item: z.object({ id: z.number(), name: z.string() }) }),
+    ingest: request({ input: streamOf(z.object({ at: z.number(), value: z.number() })), output: z.object({ count: z.number() }) }),
+  },
+  server: { tail: stream({ input: z.number(), item: z.string() }) },
+});
+export const database = new PulsarServer({
+  messages: json(), contract: rows,
+  routes: {
+    query: async function* ({ sql }, _conn, ctx) {
+      for (let id = 1; !ctx.signal.aborted; id++) yield { id, name: `${sql} ${id}` };
+    },
+    ingest: async (samples) => {
+      let count = 0;
+      for await (const { value } of samples) count += value >= 0 ? 1 : 0;
+      return { count };
+    },
+  },
+});
+export const reader = new PulsarClient({
+  messages: json(), contract: rows,
+  routes: { tail: async function* (lines) { for (let i = 0; i < lines; i++) yield `line ${i}`; } },
+});
+export async function readRows(): Promise<string[]> {
+  const names: string[] = [];
+  for await (const row of reader.stream('query', { sql: 'select' }, { window: 32, timeout: 5000 })) names.push(row.name + row.id.toFixed());
+  const { count }: { count: number } = await reader.call('ingest', [{ at: 1, value: 2 }]);
+  names.push(String(count));
+  return names;
+}
+// @ts-expect-error query takes { sql: string }
+void reader.stream('query', { sql: 1 });
+// @ts-expect-error an upload takes an iterable of { at, value }
+void reader.call('ingest', { at: 1, value: 2 });
+// @ts-expect-error a stream route yields the contract's items
+database.routes({ query: async function* () { yield { id: 'one', name: 'x' }; } });
+database.on('connection', async (conn) => {
+  for await (const line of conn.stream('tail', 3)) line.toUpperCase();
+  // @ts-expect-error tail takes a number
+  void conn.stream('tail', 'three');
+});
