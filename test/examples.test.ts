@@ -172,4 +172,16 @@ describe('examples', function () {
     example.child.kill('SIGINT');
     expect(await example.exited).to.equal(0);
   });
+
+  it('query-stream (TypeScript): a client reads half the rows and leaves; the server\'s query is cancelled, never far ahead', async () => {
+    const example = runExample('query-stream.ts', '0');
+    const port = await example.port();
+    const client = runExample('query-stream.ts', '--client', String(port));
+    expect(await client.exited).to.equal(0);
+    expect(client.out).to.match(/read 50 rows, the last city 50; left the loop/);
+    const [, sent] = await example.waitFor(/query cancelled after (\d+) rows \(.*cancelled by/, 'the cancel');
+    expect(Number(sent)).to.be.within(50, 50 + 8); // the window: 8 rows ahead at most
+    example.child.kill('SIGINT');
+    expect(await example.exited).to.equal(0);
+  });
 });
