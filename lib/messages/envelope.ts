@@ -53,7 +53,7 @@ export interface Envelope {
   readonly kind: EnvelopeKind;
   /** The id (every kind but messages); `0` for a message. */
   readonly id: number;
-  /** Its headers ({@link NO_HEADERS} when it has none). */
+  /** Its headers (an empty object when it has none). */
   readonly headers: Headers;
   /** The body, as `messages` encoded it (empty for a cancel or an end); a view into the frame. */
   readonly body: Buffer;

@@ -88,7 +88,7 @@ export interface MessageOptions {
    */
   answerAfterEnd?: boolean;
   /** What headers a frame from the other side may carry: more is `ERR_MALFORMED_MESSAGE`. @default { count: 32, bytes: 4096 } */
-  headerLimits?: { count?: number; bytes?: number };
+  headerLimits?: Partial<HeaderLimits>;
   /** Items a `stream()` lets the producer send ahead of the loop, unless told otherwise. @default 16 */
   streamWindow?: number;
   /** Client and server spans of requests and streams, `traceparent` in headers: `openTelemetry()` from `pulsar/opentelemetry`. @default none */
