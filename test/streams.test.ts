@@ -5,7 +5,7 @@ import {
   EnvelopeKind, PulsarClient, contract, decodeEnvelope, encodeEnvelope, json, request, stream, streamOf,
   type Contract, type MessageContext, type PulsarServerOptions, type RemoteError,
 } from '../lib/index.js';
-import { clientErrors, connectClient, eventually, nextEvent, onCleanup, rejection, startServer, TestClient } from './helpers.js';
+import { clientErrors, connectClient, eventually, nextEvent, onCleanup, rawSockets, rejection, startServer, TestClient } from './helpers.js';
 
 /** A producer that counts how far it was pulled, and whether its `finally` ran. */
 function counter(limit = Infinity, size = 0) {
@@ -213,6 +213,26 @@ describe('streams (SPEC section 18)', () => {
       expect((await reading).code).to.equal('ERR_CONNECTION_CLOSED');
       await raw.waitClosed();
       expect(errors.map((e) => e.code)).to.include('ERR_FLOW_CONTROL');
+    });
+  });
+
+  describe('a hostile consumer', () => {
+    it('is held to the slow-consumer limit when it grants credit it never reads: ERR_SLOW_CONSUMER, the producer returned', async () => {
+      const produced = counter(Infinity, 4096);
+      const { server, port } = await startServer<unknown>({
+        messages: json(), rpc: true, maxPendingOutput: 256 * 1024, writeTimeout: 0, handler: (_m, _c, ctx) => produced.items(ctx),
+      });
+      const errors = clientErrors(server as never);
+      const [socket] = await rawSockets(port, 1);
+      const frame = (payload: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, payload.length]), payload]);
+      // A stream call, then credit for 2^42 items; and never a byte read.
+      socket!.write(Buffer.concat([frame(encodeEnvelope(EnvelopeKind.stream, 1, 'null')), frame(Buffer.from([EnvelopeKind.credit, 1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]))]));
+      socket!.pause();
+      await eventually(async () => errors.some((e) => e.code === 'ERR_SLOW_CONSUMER'), 'ERR_SLOW_CONSUMER');
+      await eventually(async () => produced.state.finished, 'the producer\'s finally');
+      expect(produced.state.aborted).to.equal('ERR_CONNECTION_CLOSED');
+      // What it could make the producer write: the pending-output limit, plus what the kernel's buffers took.
+      expect(produced.state.pulled * 4096).to.be.below(32 * 1024 * 1024);
     });
   });
 

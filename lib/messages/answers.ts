@@ -78,7 +78,8 @@ export class Answers {
   /** A context for call `id` with its headers; its deadline, when one came, is watched. */
   context(id: number, kind: EnvelopeKind, headers: Headers): HandlerContext {
     const timeout = headers[TIMEOUT_HEADER];
-    const deadline = timeout === undefined ? Infinity : Date.now() + Math.max(0, Number(timeout) || 0);
+    // Milliseconds in decimal, as gRPC's grpc-timeout is digits; anything else sets no deadline.
+    const deadline = timeout === undefined || !/^\d{1,15}$/.test(timeout) ? Infinity : Date.now() + Number(timeout);
     const ctx: HandlerContext = new HandlerContext(id, this.#host.closing, headers, deadline, kind === EnvelopeKind.stream, (check): InboundStream => this.#openUpload(ctx, check));
     if (deadline !== Infinity) {
       this.#timed.add(ctx);

@@ -8,6 +8,7 @@
 //   node push-load.mjs --to-client|--to-server --port P [--conns 1] [--warmup 1] [--seconds 3]
 import { parseArgs } from 'node:util';
 import { json, PulsarClient } from 'pulsar';
+import { countReceived } from './count-received.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -36,14 +37,7 @@ let stopped = false;
 if (values['to-client']) {
   let received = 0;
   for (const client of clients) client.on('message', () => received++);
-  await delay(Number(values.warmup) * 1000);
-  console.log(JSON.stringify({ measuring: true }));
-  const from = performance.now();
-  const before = received;
-  await delay(Number(values.seconds) * 1000);
-  const frames = received - before;
-  const seconds = (performance.now() - from) / 1000;
-  console.log(JSON.stringify({ frames, bytes: frames * BYTES, seconds }));
+  await countReceived(() => received, { warmup: values.warmup, seconds: values.seconds, bytes: BYTES });
 } else {
   // At most 1,024 in one turn of the event loop, as the server's pump (servers/push.mjs).
   const pump = (client) => {

@@ -7,6 +7,7 @@
 //   node stream-load.mjs --pulsar|--grpc --port P [--warmup 1] [--seconds 3]
 import { parseArgs } from 'node:util';
 import { json, PulsarClient } from 'pulsar';
+import { countReceived } from './count-received.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -16,7 +17,6 @@ const { values } = parseArgs({
 });
 const BYTES = 64;
 const port = Number(values.port);
-const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 let received = 0;
 let stop;
 
@@ -46,13 +46,6 @@ if (values.grpc) {
   };
 }
 
-await delay(Number(values.warmup) * 1000);
-console.log(JSON.stringify({ measuring: true }));
-const from = performance.now();
-const before = received;
-await delay(Number(values.seconds) * 1000);
-const frames = received - before;
-const seconds = (performance.now() - from) / 1000;
-console.log(JSON.stringify({ frames, bytes: frames * BYTES, seconds }));
+await countReceived(() => received, { warmup: values.warmup, seconds: values.seconds, bytes: BYTES });
 stop();
 setTimeout(() => process.exit(0), 200).unref();
