@@ -59,6 +59,8 @@ const SERVERS = {
   pushToClient: { label: 'server → client, conn.send()', short: 'to client', args: [join(here, 'servers', 'push.mjs'), '--to-client'], client: '--to-client' },
   // Streams (the stream cell), each driven by its own client script with its flag.
   pulsarStream: { label: 'pulsar client.stream(), window 16', short: 'stream', args: [join(here, 'servers', 'stream.mjs'), '--pulsar'], client: '--pulsar', clientScript: join(here, 'clients', 'stream-load.mjs') },
+  // The same stream with a window of 256 items: what the window (one round trip per window) costs at 16.
+  pulsarStream256: { label: 'pulsar client.stream(), window 256', short: 'window 256', args: [join(here, 'servers', 'stream.mjs'), '--pulsar'], client: ['--pulsar', '--window', '256'], clientScript: join(here, 'clients', 'stream-load.mjs') },
   grpcStream: { label: '@grpc/grpc-js server streaming', short: 'grpc-js', args: [join(here, 'servers', 'stream.mjs'), '--grpc'], client: '--grpc', clientScript: join(here, 'clients', 'stream-load.mjs') },
   pulsarWorkers2ReusePort: { label: 'pulsar --workers 2 --reuse-port', short: 'reuse-port', args: [join(root, 'dist', 'cli.js'), '--port', '39871', '--workers', '2', '--reuse-port'] },
 };
@@ -135,12 +137,13 @@ const LOADS = {
   // batched per tick as the client's sends are) against a client pushing the same messages the other way.
   push: pushCell(1),
   push1000: pushCell(1000),
-  // 64 B JSON items server → client on one connection: a stream under credit (window 16) against one-way pushes
-  // (conn.send() until backpressure) and against @grpc/grpc-js server streaming, all read by a Node client.
+  // 64 B JSON items server → client on one connection: a stream under credit (window 16, and 256 to show what
+  // the window costs) against one-way pushes (conn.send() until backpressure) and against @grpc/grpc-js server
+  // streaming, all read by a Node client.
   stream: {
     title: 'server → client, 1 connection, 64 B JSON items: client.stream() vs conn.send() pushes vs grpc-js streaming (items/s)',
-    servers: ['pushToClient', 'pulsarStream', 'grpcStream'],
-    ratios: [['pulsarStream', 'pushToClient'], ['pulsarStream', 'grpcStream']],
+    servers: ['pushToClient', 'pulsarStream', 'pulsarStream256', 'grpcStream'],
+    ratios: [['pulsarStream', 'pushToClient'], ['pulsarStream', 'grpcStream'], ['pulsarStream256', 'pushToClient']],
     loadgen: { mode: 'echo', conns: 1 },
     client: join(here, 'clients', 'push-load.mjs'),
   },
@@ -312,7 +315,7 @@ async function measure(serverName, load) {
     : { seconds, warmup: 1, ...load.loadgen, framing: SERVERS[serverName].framing ?? 'length' };
   const args = ['--port', String(server.port), ...Object.entries(spec).flatMap(([key, value]) => [`--${key}`, String(value)])];
   const generator = load.client
-    ? spawnOn(load.pinned === false ? null : 1, process.execPath, [SERVERS[serverName].clientScript ?? load.client, SERVERS[serverName].client, ...args])
+    ? spawnOn(load.pinned === false ? null : 1, process.execPath, [SERVERS[serverName].clientScript ?? load.client, ...[SERVERS[serverName].client].flat(), ...args])
     : spawnOn(load.pinned === false ? null : 1, loadgen, args);
 
   let stderr = '';
