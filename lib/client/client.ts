@@ -291,6 +291,7 @@ export class PulsarClient<M = Buffer, S = never, C extends Contract = Contract> 
     this.#session = clientSession(messages, {
       peer: this.#target(),
       write: (payload, now) => this.connected && this.#write(payload, now), // a reply for a connection already gone is dropped
+      drained: () => new Promise((resolve) => socket.once('drain', resolve)),
       message: (message) => (this.#app?.caller ? this.#app.message(message) : this.#delivery.message(message as Inbound<M, S>)),
       answer: this.#app?.answer ?? this.options.handler,
       error: (error) => this.#error(error),

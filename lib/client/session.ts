@@ -6,8 +6,10 @@ import type { MessageContext, MessageSettings } from '../messages/settings.js';
 export interface ClientSessionHost {
   /** Names the server. */
   readonly peer: string;
-  /** Writes a frame's payload (dropped when the connection is gone); `now`: flushed at once. */
-  write(payload: Uint8Array, now?: boolean): void;
+  /** Writes a frame's payload (dropped when the connection is gone); `now`: flushed at once. @returns `false` when the socket is full */
+  write(payload: Uint8Array, now?: boolean): boolean;
+  /** Resolves when the socket's buffer has drained. */
+  drained(): Promise<void>;
   /** A one-way message from the server. */
   message(message: unknown): unknown;
   /** Answers the server's requests and streams, or `null`. */
@@ -30,6 +32,7 @@ export function clientSession(settings: MessageSettings, host: ClientSessionHost
   return new MessageSession(settings, {
     peer: host.peer,
     write: host.write,
+    drained: host.drained,
     message: host.message,
     answer: host.answer,
     invalid: (error) => {

@@ -10,7 +10,7 @@ import { kCloseForError, kSession, type ConnectionOwner } from './owner.js';
  * the server's handler, and reports bad input as the connection's client errors (closing it with
  * `onInvalid: 'close'`).
  */
-export function connectionSession(conn: Connection, owner: ConnectionOwner, settings: MessageSettings, write: (payload: Uint8Array, now?: boolean) => void): MessageSession {
+export function connectionSession(conn: Connection, owner: ConnectionOwner, settings: MessageSettings, write: (payload: Uint8Array, now?: boolean) => boolean): MessageSession {
   const { settings: own } = owner;
   const handle = (message: unknown, ctx: MessageContext): unknown => own.handler(message, conn, ctx);
   return new MessageSession(settings, {
@@ -18,6 +18,7 @@ export function connectionSession(conn: Connection, owner: ConnectionOwner, sett
       return String(conn);
     },
     write,
+    drained: () => new Promise((resolve) => conn.socket.once('drain', resolve)),
     message: handle,
     answer: handle,
     invalid: (error) => {

@@ -8,7 +8,7 @@ import { cannotEncode, isCodedError, MAX_ERROR_MESSAGE, type ErrorBody } from '.
 import { EnvelopeKind, encodeCredit, encodeEnvelope } from './envelope.js';
 import { TIMEOUT_HEADER, type Headers } from './headers.js';
 import { InboundStream, type ItemCheck } from './inbound-stream.js';
-import { OutboundStream } from './outbound-stream.js';
+import { OutboundStream, returnIterator } from './outbound-stream.js';
 import type { MessageSettings } from './settings.js';
 import { tracedName } from './tracing.js';
 
@@ -22,10 +22,12 @@ export interface AnswersHost {
   readonly closing: AbortSignal;
   /** The handler of requests and stream calls, or `null`: nothing answers here. */
   readonly answer: ((message: unknown, ctx: HandlerContext) => unknown) | null;
-  /** Writes a frame: `kind`, `id`, and a value the codec encodes. */
-  write(kind: EnvelopeKind, id: number, value: unknown): void;
+  /** Writes a frame: `kind`, `id`, and a value the codec encodes. @returns `false` when the socket's buffer is full */
+  write(kind: EnvelopeKind, id: number, value: unknown): boolean;
+  /** Resolves when the socket's buffer has drained. */
+  drained(): Promise<void>;
   /** Writes a frame already encoded (a credit, an end); `now`: at once. */
-  writeRaw(payload: Uint8Array, now?: boolean): void;
+  writeRaw(payload: Uint8Array, now?: boolean): boolean;
   /** A handler failed without a code, or an answer could not leave: reported. */
   handlerFailed(error: PulsarError): void;
   /** The connection cannot go on: reported, and ended at once. */
@@ -176,7 +178,7 @@ export class Answers {
   #settle(ctx: HandlerContext, result: unknown): void {
     const stream = isAsyncIterable(result);
     if (stream !== ctx.streaming) {
-      if (stream) new OutboundStream(result, { item() {}, end() {}, failed() {} }).stop(); // its generator's finally runs
+      if (stream) returnIterator(result[Symbol.asyncIterator]()); // nobody reads it: its generator's finally runs
       const error = new PulsarError('ERR_STREAM_MISMATCH', ctx.streaming ? 'a stream call met a handler that answers once' : 'a request met a handler that streams (call it with stream())');
       this.#host.handlerFailed(aboutClient(error, this.#host.peer));
       this.#done(ctx);
@@ -206,6 +208,7 @@ export class Answers {
     const id = ctx.requestId!;
     const producer = new OutboundStream(iterable, {
       item: (value) => this.#host.write(EnvelopeKind.item, id, value),
+      drained: () => this.#host.drained(),
       end: () => {
         this.#done(ctx);
         if (!ctx.abandoned) this.#host.writeRaw(encodeEnvelope(EnvelopeKind.end, id, ''));

@@ -126,6 +126,11 @@ export function decodeEnvelope(frame: Buffer, limits: HeaderLimits = DEFAULT_HEA
   return { kind, id, headers, body: frame.subarray(offset) };
 }
 
+/** How an error names a frame that answers a call: a reply, an error reply, an item, a stream end. */
+export function kindName(kind: EnvelopeKind): string {
+  return kind === EnvelopeKind.reply ? 'a reply' : kind === EnvelopeKind.error ? 'an error reply' : kind === EnvelopeKind.item ? 'an item' : 'a stream end';
+}
+
 function malformed(reason: string): PulsarError {
   return new PulsarError('ERR_MALFORMED_MESSAGE', `malformed rpc frame: ${reason}`);
 }

@@ -1,7 +1,12 @@
 /** What an {@link OutboundStream} writes through. */
 export interface OutboundStreamHost {
-  /** Writes one item; throws when it cannot be sent (the stream then fails with that error). */
-  item(value: unknown): void;
+  /**
+   * Writes one item: `false` when the socket's buffer is full (the next item waits for {@link drained});
+   * throws when it cannot be sent (the stream then fails with that error).
+   */
+  item(value: unknown): boolean;
+  /** Resolves when the socket's buffer has drained. */
+  drained(): Promise<void>;
   /** Writes the end: the iterator is done (its `return` value is not sent). */
   end(): void;
   /** The iterator (or writing an item) failed: the stream ends with `error`. */
@@ -9,9 +14,9 @@ export interface OutboundStreamHost {
 }
 
 /**
- * The producing end of a stream: pulls its iterator only as far as the credit the reader granted, so
- * that a slow reader holds the producer (its generator waits at `yield`) instead of filling memory or
- * the socket. Stopping it (a cancel, a deadline, the connection gone) returns the iterator: a generator's
+ * The producing end of a stream: pulls its iterator only as far as the credit the reader granted, and
+ * no further while the socket's buffer is full, so that a slow reader holds the producer (its generator
+ * waits at `yield`) instead of filling memory or the socket. Stopping it (a cancel, a deadline, the connection gone) returns the iterator: a generator's
  * `finally` runs.
  */
 export class OutboundStream {
@@ -70,7 +75,9 @@ export class OutboundStream {
           return;
         }
         this.#credit--;
-        this.#host.item(result.value);
+        // Credit bounds what an honest reader holds; write()'s answer bounds what a reader that grants more
+        // than it reads can make us buffer.
+        if (!this.#host.item(result.value)) await this.#host.drained();
       }
     } catch (error) {
       this.#pulling = false;
@@ -83,13 +90,17 @@ export class OutboundStream {
     }
   }
 
-  /** Returns the iterator; what it throws on the way out is its own (nobody waits for it). */
   #close(): void {
-    try {
-      const closing = this.#iterator.return?.();
-      if (closing instanceof Promise) closing.catch(() => {});
-    } catch {
-      // a return() that throws: the stream is over either way
-    }
+    returnIterator(this.#iterator);
+  }
+}
+
+/** Returns `iterator` (a generator's `finally` runs); what it throws on the way out is its own (nobody waits for it). */
+export function returnIterator(iterator: AsyncIterator<unknown>): void {
+  try {
+    const closing = iterator.return?.();
+    if (closing instanceof Promise) closing.catch(() => {});
+  } catch {
+    // a return() that throws: the stream is over either way
   }
 }

@@ -4,10 +4,10 @@ import { checkInteger } from '../util/validate.js';
 import { Answers, isAsyncIterable } from './answers.js';
 import { HandlerContext } from './context.js';
 import { encodeMessage, remoteError, schemaFailure, undecodable } from './encoding.js';
-import { decodeCredit, decodeEnvelope, encodeCredit, encodeEnvelope, EnvelopeKind, type Envelope } from './envelope.js';
+import { decodeCredit, decodeEnvelope, encodeCredit, encodeEnvelope, EnvelopeKind, kindName, type Envelope } from './envelope.js';
 import { NO_HEADERS, type Headers } from './headers.js';
 import { InboundStream, type ItemCheck } from './inbound-stream.js';
-import { OutboundStream } from './outbound-stream.js';
+import { OutboundStream, returnIterator } from './outbound-stream.js';
 import { PendingRequests, type Settle } from './pending.js';
 import { InvalidMessageError, validate } from './schema.js';
 import type { MessageContext, MessageSettings, RequestOptions, StreamOptions } from './settings.js';
@@ -22,8 +22,13 @@ const debug = createDebug('pulsar:messages:trace');
 export interface SessionHost {
   /** Names the other side, for errors and logs. */
   readonly peer: string;
-  /** Sends one frame's payload (the session made it); `now`: at once, not with the rest of the tick's (a credit). */
-  write(payload: Uint8Array, now?: boolean): void;
+  /**
+   * Sends one frame's payload (the session made it); `now`: at once, not with the rest of the tick's (a credit).
+   * @returns `false` when the socket's buffer is full (or the frame was dropped)
+   */
+  write(payload: Uint8Array, now?: boolean): boolean;
+  /** Resolves when the socket's buffer has drained (what a stream's producer waits on after a `false`). */
+  drained(): Promise<void>;
   /** A one-way message came, decoded and validated. A returned promise is the host's to watch. */
   message(message: unknown, ctx: MessageContext): unknown;
   /** Answers a request or stream call: the reply (or an `AsyncIterable` of items), or a promise of it; a throw is an error reply. `null`: nothing answers here. */
@@ -76,6 +81,7 @@ export class MessageSession {
       closing: host.closing,
       answer: host.answer,
       write: (kind, id, value) => host.write(encodeMessage(settings, kind, id, value)),
+      drained: () => host.drained(),
       writeRaw: (payload, now) => host.write(payload, now),
       handlerFailed: (error) => host.handlerFailed(error),
       abort: (error) => host.abort(error),
@@ -237,7 +243,8 @@ export class MessageSession {
     const sent = this.#sent!;
     return new OutboundStream(upload, {
       item: (value) => this.#host.write(encodeMessage(this.#settings, EnvelopeKind.uploadItem, id, value)),
-      end: () => this.#host.write(encodeEnvelope(EnvelopeKind.uploadEnd, id, '')),
+      drained: () => this.#host.drained(),
+      end: () => void this.#host.write(encodeEnvelope(EnvelopeKind.uploadEnd, id, '')),
       failed: (error) => sent.giveUp(id, error instanceof Error ? error : new PulsarError('ERR_ABORTED', `the upload of call ${id} failed: ${String(error)}`, { cause: error })),
     });
   }
@@ -305,7 +312,7 @@ export class MessageSession {
     const result = span === undefined ? this.#host.message(value, ctx) : span.run(() => this.#host.message(value, ctx));
     span?.end();
     if (!isAsyncIterable(result)) return result;
-    new OutboundStream(result, { item() {}, end() {}, failed() {} }).stop();
+    returnIterator(result[Symbol.asyncIterator]()); // nobody reads it
     this.#host.handlerFailed(aboutClient(new PulsarError('ERR_STREAM_MISMATCH', 'a one-way message met a handler that streams (call it with stream())'), this.#host.peer));
     return undefined;
   }
@@ -390,8 +397,4 @@ export class MessageSession {
     if (kind === EnvelopeKind.reply) pending.resolve(value);
     else pending.reject(remoteError(value, id, this.#host.peer));
   }
-}
-
-function kindName(kind: EnvelopeKind): string {
-  return kind === EnvelopeKind.reply ? 'a reply' : kind === EnvelopeKind.error ? 'an error reply' : kind === EnvelopeKind.item ? 'an item' : 'a stream end';
 }
