@@ -40,10 +40,12 @@ describe('tracing with OpenTelemetry (SPEC section 18)', () => {
   });
 
   it('traces streams, marks a failed one, and makes a handler\'s call with { parent: ctx } the server span\'s child', async () => {
+    const activeInGenerator: Array<string | undefined> = [];
     const { client, conn } = await tracedPair(
       {
         handler: async function* (msg, connection, ctx: MessageContext) {
           if (msg === 'fail') throw Object.assign(new Error('no rows'), { code: 'E_ROWS' });
+          activeInGenerator.push(trace.getActiveSpan()?.spanContext().spanId); // the generator runs in its span
           yield await connection.request('inner', { parent: ctx });
         },
       },
@@ -64,6 +66,7 @@ describe('tracing with OpenTelemetry (SPEC section 18)', () => {
     const served = streams.find((s) => s.kind === SpanKind.SERVER && s.status.code !== SpanStatusCode.ERROR)!;
     const inner = spans.find((s) => s.name === 'pulsar request' && s.kind === SpanKind.CLIENT)!;
     expect(inner.parentSpanContext?.spanId).to.equal(served.spanContext().spanId);
+    expect(activeInGenerator).to.deep.equal([served.spanContext().spanId]);
     const innerAnswer = spans.find((s) => s.name === 'pulsar request' && s.kind === SpanKind.SERVER)!;
     expect(innerAnswer.parentSpanContext?.spanId).to.equal(inner.spanContext().spanId);
     expect(conn.state).to.equal('open');

@@ -121,7 +121,13 @@ export class Answers {
     const ctx = this.#inFlight.get(id);
     if (ctx === undefined || !ctx.streaming) return; // ended, or a request: credit after its answer is in flight
     if (ctx.producer === undefined) ctx.credit += count;
-    else ctx.producer.grant(count);
+    else this.#grant(ctx, ctx.producer, count);
+  }
+
+  /** Grants `producer` credit; with tracing, inside the call's span, so that its generator runs as the span's child. */
+  #grant(ctx: HandlerContext, producer: OutboundStream, count: number): void {
+    if (ctx.span === undefined) producer.grant(count);
+    else ctx.span.run(() => producer.grant(count));
   }
 
   /** The caller gave call `id` up. */
@@ -221,7 +227,7 @@ export class Answers {
       producer.stop();
       this.#done(ctx);
     } else if (ctx.credit > 0) {
-      producer.grant(ctx.credit);
+      this.#grant(ctx, producer, ctx.credit);
     }
   }
 
