@@ -1,4 +1,5 @@
 import { PulsarError } from '../errors.js';
+import { isAsyncIterable } from '../messages/answers.js';
 import type { HandlerContext } from '../messages/context.js';
 import type { ItemCheck } from '../messages/inbound-stream.js';
 import { InvalidMessageError, validate, type StandardSchemaV1 } from '../messages/schema.js';
@@ -190,7 +191,7 @@ export class ContractRoutes {
     const start = (valid: unknown): unknown => {
       const items = route(valid, ...(rest as never[]));
       if (!this.#validateOutgoing) return items;
-      const check = (iterable: unknown): unknown => (isAsyncIterableValue(iterable) ? checkedItems(iterable, entry.item, `an item of '${name}'`) : iterable);
+      const check = (iterable: unknown): unknown => (isAsyncIterable(iterable) ? checkedItems(iterable, entry.item, `an item of '${name}'`) : iterable);
       return isPromiseLike(items) ? Promise.resolve(items).then(check) : check(items);
     };
     return isPromiseLike(input) ? Promise.resolve(input).then(start) : start(input);
@@ -275,17 +276,12 @@ function refusedItem(name: string, error: unknown): InvalidMessageError {
   return new InvalidMessageError(`an item of '${name}' is refused by the contract: ${refused.message}`, refused.issues ?? []);
 }
 
-/** Whether `value` is an `AsyncIterable`. */
-function isAsyncIterableValue(value: unknown): value is AsyncIterable<unknown> {
-  return typeof (value as Partial<AsyncIterable<unknown>> | null)?.[Symbol.asyncIterator] === 'function';
-}
-
 /**
  * An upload as an `AsyncIterable` (an `Iterable` is taken too).
  * @throws {PulsarError} `ERR_INVALID_MESSAGE` for anything else
  */
 function asyncIterableOf(input: unknown, name: string): AsyncIterable<unknown> {
-  if (isAsyncIterableValue(input)) return input;
+  if (isAsyncIterable(input)) return input;
   if (typeof (input as Partial<Iterable<unknown>> | null)?.[Symbol.iterator] === 'function') {
     return (async function* () {
       yield* input as Iterable<unknown>;

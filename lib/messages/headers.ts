@@ -145,12 +145,6 @@ export function readHeaders(frame: Buffer, offset: number, limits: HeaderLimits)
   return { headers, end };
 }
 
-/** Merges `extra` over `headers` (either may be `null`): what a call sends. */
-export function withHeaders(headers: Headers | null, extra: Record<string, string> | null): Headers | null {
-  if (extra === null) return headers;
-  return headers === null ? extra : { ...headers, ...extra };
-}
-
 function malformed(reason: string): PulsarError {
   return new PulsarError('ERR_MALFORMED_MESSAGE', `malformed rpc frame: ${reason}`);
 }

@@ -83,11 +83,6 @@ export class InboundStream<T = unknown> implements AsyncIterableIterator<T> {
     else waiter.reject(error);
   }
 
-  /** Whether the stream ended or the reader left. */
-  get finished(): boolean {
-    return this.#finished !== undefined || this.#left;
-  }
-
   /** The next item, once it is here; grants more credit as half the window is taken. */
   next(): Promise<IteratorResult<T>> {
     if (this.#head < this.#queue.length) {

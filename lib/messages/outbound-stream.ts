@@ -40,11 +40,6 @@ export class OutboundStream {
     this.#host = host;
   }
 
-  /** Whether it ended, failed or was stopped. */
-  get stopped(): boolean {
-    return this.#stopped;
-  }
-
   /** The reader grants `count` more items. */
   grant(count: number): void {
     this.#credit += count;
