@@ -206,7 +206,7 @@ export class PulsarClient<M = Buffer, S = never, C extends Contract = Contract> 
       if (!this.connected) return Promise.reject(this.#notConnected());
       return session.request(payload, options) as Promise<R>;
     }
-    return this.#delivery.requestInOrder(payload, options, this.options, (bytes) => this.#write(bytes)) as Promise<R>;
+    return this.#delivery.requestInOrder(payload, options, this.options, this.#target(), (bytes) => this.#write(bytes)) as Promise<R>;
   }
 
   /**

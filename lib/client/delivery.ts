@@ -40,9 +40,9 @@ export class ClientDelivery<T> {
    * A request answered in order (without `rpc`): written through `write`, the next data frame (or message)
    * is its answer.
    * @throws {PulsarError} (rejects) `ERR_INVALID_PAYLOAD` for what cannot be sent or equals the heartbeat,
-   * `ERR_ABORTED`, `ERR_INVALID_OPTION`, or as `write` throws
+   * `ERR_ABORTED` (naming `peer`), `ERR_INVALID_OPTION`, or as `write` throws
    */
-  requestInOrder(payload: unknown, options: RequestOptions, client: Pick<ResolvedClientOptions, 'requestTimeout' | 'messages'>, write: (bytes: Uint8Array) => void): Promise<unknown> {
+  requestInOrder(payload: unknown, options: RequestOptions, client: Pick<ResolvedClientOptions, 'requestTimeout' | 'messages'>, peer: string, write: (bytes: Uint8Array) => void): Promise<unknown> {
     try {
       const { ordered, heartbeat } = this.#host;
       const timeout = options.timeout === undefined ? client.requestTimeout : checkTimerMs('PulsarClient', 'request() timeout', options.timeout);
@@ -50,7 +50,7 @@ export class ClientDelivery<T> {
       if (client.messages === null && heartbeat !== null && heartbeat.equals(bytes)) {
         throw new PulsarError('ERR_INVALID_PAYLOAD', 'a request equal to the heartbeat payload cannot be told from a heartbeat: its answer would never arrive');
       }
-      if (options.signal?.aborted) throw new PulsarError('ERR_ABORTED', 'request aborted before it was sent', { cause: options.signal.reason });
+      if (options.signal?.aborted) throw new PulsarError('ERR_ABORTED', `request to ${peer} aborted before it was sent`, { cause: options.signal.reason });
       write(bytes);
       return ordered.wait(ordered.nextId(), timeout, options.signal);
     } catch (error) {

@@ -18,6 +18,8 @@ export interface Outgoing {
  * deadline, travels as a header (the default timeout does not); the parent's signal aborts it too.
  * @param settings the session's settings
  * @param peer names the other side
+ * @param owner the method, for errors (`request()`, `stream()`)
+ * @param defaultTimeout what it waits without a `timeout` or a parent's deadline (not sent)
  * @throws {PulsarError} `ERR_INVALID_OPTION`, `ERR_ABORTED` (already aborted), `ERR_REQUEST_TIMEOUT` (the parent's deadline passed)
  */
 export function outgoing(settings: MessageSettings, peer: string, owner: string, kind: 'request' | 'stream', value: unknown, options: RequestOptions, defaultTimeout: number): Outgoing {
@@ -43,7 +45,6 @@ export function outgoing(settings: MessageSettings, peer: string, owner: string,
   return { timeout: timeout ?? defaultTimeout, signal, headers, span };
 }
 
-
 /** `settle` that also ends `span` (with tracing). */
 export function traced(settle: Settle, span: TraceSpan | undefined): Settle {
   if (span === undefined) return settle;
@@ -58,4 +59,3 @@ export function traced(settle: Settle, span: TraceSpan | undefined): Settle {
     },
   };
 }
-
